@@ -1,0 +1,39 @@
+"""orchestrator: YAML blueprints executed by pluggy plugins.
+
+Plugin authors need only the names exported here::
+
+    from orchestrator import hookimpl, NonRecoverableError, RecoverableError
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from orchestrator.errors import (
+    NonRecoverableError,
+    OperationRetry,
+    OrchestratorError,
+    RecoverableError,
+)
+
+PROJECT_NAME = "orchestrator"
+ENTRY_POINT_GROUP = "orchestrator.plugins"
+
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""Marks a plugin function as the implementation of an ``orchestrator`` hook."""
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PROJECT_NAME",
+    "NonRecoverableError",
+    "OperationRetry",
+    "OrchestratorError",
+    "RecoverableError",
+    "__version__",
+    "hookimpl",
+    "hookspec",
+]

@@ -1,0 +1,244 @@
+"""Intrinsic functions: their shapes, plan-time resolution, and the run-time walker.
+
+``get_input``, ``get_property`` and ``concat`` are resolved when the blueprint is
+planned. ``get_attribute`` needs runtime properties and ``get_secret`` must never be
+stored, so both stay in the plan as function mappings and are resolved by the engine
+through ``resolve_runtime`` each time a ``ctx`` is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from orchestrator.dsl.model import MISSING, Blueprint, NodeTemplate
+from orchestrator.dsl.problems import Mark, Problems, did_you_mean
+from orchestrator.dsl.yaml_source import YDict, YList, mark_of
+
+PLAN_TIME = ("get_input", "get_property", "concat")
+RUN_TIME = ("get_attribute", "get_secret")
+FUNCTIONS = frozenset(PLAN_TIME + RUN_TIME)
+SELF, SOURCE, TARGET = "SELF", "SOURCE", "TARGET"
+
+
+def as_function(value: Any) -> tuple[str, Any] | None:
+    """``(name, arguments)`` when ``value`` is a function call mapping, else ``None``."""
+    if type(value) in (dict, YDict) and len(value) == 1:
+        ((name, args),) = value.items()
+        if name in FUNCTIONS:
+            return name, args
+    return None
+
+
+def has_runtime_function(value: Any) -> bool:
+    if isinstance(value, dict):
+        fn = as_function(value)
+        if fn is not None and fn[0] in RUN_TIME:
+            return True
+        return any(has_runtime_function(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_runtime_function(v) for v in value)
+    return False
+
+
+def _path_args(args: Any) -> list[Any] | None:
+    """A path argument: ``name`` or ``[name, key, index, ...]``."""
+    if isinstance(args, str):
+        return [args]
+    if isinstance(args, list) and args and isinstance(args[0], str):
+        if all(isinstance(a, (str, int)) and not isinstance(a, bool) for a in args):
+            return list(args)
+    return None
+
+
+def walk_path(value: Any, path: list[Any]) -> Any:
+    """Follow keys and indices; ``MISSING`` where the path does not exist."""
+    for step in path:
+        if isinstance(value, dict) and step in value:
+            value = value[step]
+        elif isinstance(value, list) and isinstance(step, int) and -len(value) <= step < len(value):
+            value = value[step]
+        else:
+            return MISSING
+    return value
+
+
+def stringify(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+class PlanResolver:
+    """Resolves plan-time functions in one blueprint, reporting misuse as problems."""
+
+    def __init__(self, bp: Blueprint, problems: Problems) -> None:
+        self.bp = bp
+        self.problems = problems
+        self._resolved: dict[tuple[str, str], Any] = {}
+        self._stack: list[tuple[str, str]] = []
+
+    # -- entry points -------------------------------------------------------------
+
+    def template_properties(self, template: NodeTemplate, schema_props: Mapping[str, Any]) -> dict[str, Any]:
+        """The template's properties with defaults filled in and plan-time functions resolved."""
+        result = {}
+        for name in self.property_names(template, schema_props):
+            result[name] = self.property_value(template, name)
+        return result
+
+    def property_names(self, template: NodeTemplate, schema_props: Mapping[str, Any]) -> list[str]:
+        names = [n for n, p in schema_props.items() if n in template.properties or p.default is not MISSING]
+        names.extend(n for n in template.properties if n not in schema_props)
+        return names
+
+    def property_value(self, template: NodeTemplate, name: str) -> Any:
+        key = (template.name, name)
+        if key in self._resolved:
+            return self._resolved[key]
+        if key in self._stack:
+            cycle = " -> ".join(f"{t}.{p}" for t, p in [*self._stack[self._stack.index(key):], key])
+            self.problems.add(mark_of(template.properties, name), f"get_property cycle: {cycle}")
+            return None
+        if name in template.properties:
+            raw, mark = template.properties[name], mark_of(template.properties, name)
+        else:
+            prop = self.bp.node_types[template.type].properties.get(name) if template.type in self.bp.node_types else None
+            if prop is None or prop.default is MISSING:
+                return MISSING
+            raw, mark = prop.default, prop.mark
+        self._stack.append(key)
+        try:
+            value = self.resolve(raw, mark, template, f"node '{template.name}'")
+        finally:
+            self._stack.pop()
+        self._resolved[key] = value
+        return value
+
+    def resolve(self, value: Any, mark: Mark, template: NodeTemplate | None, where: str,
+                allowed_entities: tuple[str, ...] = (SELF,)) -> Any:
+        fn = as_function(value)
+        if fn is not None:
+            name, args = fn
+            args_mark = mark_of(value, name)
+            return getattr(self, f"_fn_{name}")(args, args_mark, template, where, allowed_entities)
+        if isinstance(value, dict):
+            return {k: self.resolve(v, mark_of(value, k) if isinstance(value, YDict) else mark,
+                                    template, where, allowed_entities) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v, mark_of(value, i) if isinstance(value, YList) else mark,
+                                 template, where, allowed_entities) for i, v in enumerate(value)]
+        return value
+
+    # -- the functions ------------------------------------------------------------
+
+    def _fn_get_input(self, args: Any, mark: Mark, template, where: str, _entities) -> Any:
+        path = _path_args(args)
+        if path is None:
+            self.problems.add(mark, f"{where}: get_input takes an input name or [name, key, ...]")
+            return None
+        name = path[0]
+        if name not in self.bp.inputs:
+            self.problems.add(mark, f"{where}: get_input of undeclared input '{name}'{did_you_mean(name, self.bp.inputs)}")
+            return None
+        if name not in self.bp.input_values:
+            return None  # a missing required input is reported by the input check
+        value = walk_path(self.bp.input_values[name], path[1:])
+        if value is MISSING:
+            self.problems.add(mark, f"{where}: get_input: input '{name}' has no path {path[1:]}")
+            return None
+        return value
+
+    def _fn_get_property(self, args: Any, mark: Mark, template, where: str, _entities) -> Any:
+        if not (isinstance(args, list) and len(args) >= 2 and isinstance(args[0], str)
+                and all(isinstance(a, (str, int)) and not isinstance(a, bool) for a in args[1:])):
+            self.problems.add(mark, f"{where}: get_property takes [SELF or a node name, property, key, ...]")
+            return None
+        entity, prop, rest = args[0], args[1], list(args[2:])
+        if entity == SELF:
+            if template is None:
+                self.problems.add(mark, f"{where}: get_property SELF is only valid inside a node template")
+                return None
+            target = template
+        elif entity in self.bp.templates:
+            target = self.bp.templates[entity]
+        else:
+            self.problems.add(mark, f"{where}: get_property of unknown node template '{entity}'"
+                              f"{did_you_mean(entity, self.bp.templates)}")
+            return None
+        value = self.property_value(target, str(prop))
+        if value is MISSING:
+            self.problems.add(mark, f"{where}: get_property: node '{target.name}' has no property '{prop}'")
+            return None
+        value = walk_path(value, rest)
+        if value is MISSING:
+            self.problems.add(mark, f"{where}: get_property: property '{prop}' of node '{target.name}' has no path {rest}")
+            return None
+        return value
+
+    def _fn_concat(self, args: Any, mark: Mark, template, where: str, entities) -> Any:
+        if not isinstance(args, list):
+            self.problems.add(mark, f"{where}: concat takes a list of values")
+            return None
+        parts = [self.resolve(a, mark_of(args, i) if isinstance(args, YList) else mark, template, where, entities)
+                 for i, a in enumerate(args)]
+        if any(has_runtime_function(p) for p in parts):
+            return {"concat": parts}
+        return "".join(stringify(p) for p in parts)
+
+    def _fn_get_attribute(self, args: Any, mark: Mark, template, where: str, entities) -> Any:
+        ok = (isinstance(args, list) and len(args) >= 2 and isinstance(args[0], str)
+              and all(isinstance(a, (str, int)) and not isinstance(a, bool) for a in args[1:]))
+        if not ok:
+            self.problems.add(mark, f"{where}: get_attribute takes [SELF or a node name, attribute, key, ...]")
+            return None
+        entity = args[0]
+        if entity in (SELF, SOURCE, TARGET):
+            if entity not in entities:
+                self.problems.add(mark, f"{where}: get_attribute {entity} is not valid here"
+                                  f" (use {' or '.join(entities) or 'a node name'})")
+                return None
+        elif entity not in self.bp.templates:
+            self.problems.add(mark, f"{where}: get_attribute of unknown node template '{entity}'"
+                              f"{did_you_mean(entity, self.bp.templates)}")
+            return None
+        return {"get_attribute": list(args)}
+
+    def _fn_get_secret(self, args: Any, mark: Mark, template, where: str, _entities) -> Any:
+        path = _path_args(args)
+        if path is None:
+            self.problems.add(mark, f"{where}: get_secret takes a secret name or [name, key, ...]")
+            return None
+        self.bp.secret_names.add(path[0])
+        return {"get_secret": path if len(path) > 1 else path[0]}
+
+
+class RuntimeLookup(Protocol):
+    def get_attribute(self, args: list[Any]) -> Any: ...
+    def get_secret(self, args: Any) -> Any: ...
+
+
+def resolve_runtime(value: Any, lookup: RuntimeLookup) -> Any:
+    """Resolve the run-time functions left in a planned value."""
+    if isinstance(value, dict):
+        fn = as_function(value)
+        if fn is not None:
+            name, args = fn
+            if name == "get_attribute":
+                return lookup.get_attribute(args)
+            if name == "get_secret":
+                return lookup.get_secret(args)
+            if name == "concat":
+                return "".join(stringify(resolve_runtime(a, lookup)) for a in args)
+        return {k: resolve_runtime(v, lookup) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_runtime(v, lookup) for v in value]
+    return value
+
+
+def transform(value: Any, fn: Callable[[Any], Any]) -> Any:
+    if isinstance(value, dict):
+        return {k: transform(v, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [transform(v, fn) for v in value]
+    return fn(value)

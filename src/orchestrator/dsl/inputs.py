@@ -1,0 +1,85 @@
+"""Deployment inputs from the command line: ``-i KEY=VALUE``, ``-i file.yaml``, or both.
+
+A value given as ``KEY=VALUE`` is text; it is read as YAML (so ``3`` is an integer)
+unless the input is declared as a string, in which case it is kept verbatim (``007``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from orchestrator.dsl.model import PropertyDef
+from orchestrator.dsl.problems import Mark, Problems
+from orchestrator.dsl.yaml_source import key_mark, mark_of, read_yaml_file
+
+_PAIR = re.compile(r"^[A-Za-z_][\w.-]*=")
+
+
+@attrs.define(slots=True)
+class GivenInput:
+    value: Any
+    mark: Mark
+    text: bool = False  # came as KEY=VALUE text; coerced by the declared type
+
+
+def display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def parse_input_args(args: Iterable[str], problems: Problems) -> dict[str, GivenInput]:
+    """Read every ``-i`` argument; later arguments override earlier ones."""
+    given: dict[str, GivenInput] = {}
+    for n, arg in enumerate(args, start=1):
+        if _PAIR.match(arg) and not Path(arg).is_file():
+            col = 1
+            for part in arg.split(";"):
+                if part.strip():
+                    key, sep, value = part.partition("=")
+                    mark = Mark("<-i>", n, col + len(key) + 1)
+                    if not sep or not key.strip():
+                        problems.add(Mark("<-i>", n, col), f"expected KEY=VALUE, got {part!r}")
+                    else:
+                        given[key.strip()] = GivenInput(value, mark, text=True)
+                col += len(part) + 1
+            continue
+        path = Path(arg)
+        shown = display_path(path)
+        if not path.is_file():
+            problems.add(Mark("<-i>", n, 1), f"inputs file '{arg}' does not exist (and is not KEY=VALUE)")
+            continue
+        data = read_yaml_file(path, shown, problems)
+        if data is None:
+            continue
+        if not isinstance(data, dict):
+            problems.add(mark_of(data) if hasattr(data, "mark") else Mark(shown, 1, 1),
+                         "an inputs file must be a mapping of input name to value")
+            continue
+        for key, value in data.items():
+            given[str(key)] = GivenInput(value, mark_of(data, key))
+    return given
+
+
+def coerce(given: GivenInput, decl: PropertyDef) -> Any:
+    if not given.text or decl.type == "string":
+        return given.value
+    try:
+        return yaml.safe_load(given.value) if given.value != "" else ""
+    except yaml.YAMLError:
+        return given.value
+
+
+def given_from_mapping(values: Mapping[str, Any]) -> dict[str, GivenInput]:
+    """Inputs passed as Python values (the testing API) rather than text."""
+    return {k: GivenInput(v, Mark("<inputs>", 1, 1)) for k, v in values.items()}
+
+
+__all__ = ["GivenInput", "coerce", "display_path", "given_from_mapping", "key_mark", "parse_input_args"]

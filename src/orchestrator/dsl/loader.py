@@ -1,0 +1,385 @@
+"""From a blueprint file to a validated ``Blueprint`` with plan-time functions resolved.
+
+Each stage adds problems instead of raising, so one run reports everything; stages that
+depend on a previous one (e.g. property checks need the types) skip what is already
+known to be broken rather than piling up follow-on errors.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.dsl.functions import SOURCE, TARGET, PlanResolver, has_runtime_function
+from orchestrator.dsl.inputs import GivenInput, coerce, display_path
+from orchestrator.dsl.model import (
+    DEPENDS_ON,
+    MISSING,
+    Blueprint,
+    NodeTemplate,
+    Output,
+    RelationshipTemplate,
+    TypeDef,
+)
+from orchestrator.dsl.problems import Mark, Problems, did_you_mean
+from orchestrator.dsl.schema import INPUT_KEYS, PRIMITIVE_TYPES, ValueChecker, parse_property_def
+from orchestrator.dsl.types import KINDS, TypeSource, check_property_types, parse_type_section, resolve_types
+from orchestrator.dsl.yaml_source import YDict, key_mark, mark_of, parse_yaml, read_yaml_file
+
+TOP_LEVEL_KEYS = (
+    "dsl_version", "description", "imports", "inputs", "data_types", "node_types",
+    "relationships", "node_templates", "outputs",
+)
+MERGED_SECTIONS = ("inputs", "data_types", "node_types", "relationships", "node_templates", "outputs")
+TEMPLATE_KEYS = ("type", "properties", "relationships", "instances", "description")
+RELATIONSHIP_KEYS = ("type", "target", "properties")
+OUTPUT_KEYS = ("value", "description")
+DSL_VERSIONS = ("orchestrator_1_0",)
+
+
+def load_blueprint(
+    path: str | Path,
+    inputs: Mapping[str, GivenInput] | None = None,
+    type_sources: Sequence[TypeSource] = (),
+) -> Blueprint:
+    """Parse, validate and resolve a blueprint; raise ``BlueprintError`` listing every problem."""
+    problems = Problems()
+    path = Path(path)
+    display = display_path(path)
+    sections, description = _read_documents(path, display, problems)
+    if sections is None:
+        problems.raise_if_any()
+        raise AssertionError("unreachable")
+    types = _build_types(sections, type_sources, problems)
+    bp = Blueprint(
+        path=path.resolve(), display=display, description=description,
+        inputs={}, data_types=types["data_types"], node_types=types["node_types"],
+        relationship_types=types["relationships"], templates={}, outputs={},
+    )
+    checker = ValueChecker(bp.data_types, problems)
+    _read_inputs(bp, sections["inputs"], inputs or {}, checker, problems)
+    resolver = PlanResolver(bp, problems)
+    _read_templates(bp, sections["node_templates"], resolver, problems)
+    _check_graph(bp, problems)
+    _resolve_properties(bp, resolver, checker, problems)
+    _read_outputs(bp, sections["outputs"], resolver, problems)
+    problems.raise_if_any()
+    return bp
+
+
+# ---------------------------------------------------------------- documents and imports
+
+
+def _read_documents(path: Path, display: str, problems: Problems) -> tuple[dict[str, YDict] | None, str]:
+    """Read the blueprint and its imports (each file once) into merged sections."""
+    merged = {name: YDict() for name in MERGED_SECTIONS}
+    origin: dict[tuple[str, str], Mark] = {}
+    seen: set[Path] = set()
+    queue: list[tuple[Path, str, Mark | None]] = [(path, display, None)]
+    description = ""
+    root_ok = False
+    while queue:
+        file, shown, imported_at = queue.pop(0)
+        real = file.resolve()
+        if real in seen:
+            continue
+        seen.add(real)
+        if imported_at is not None and not file.is_file():
+            problems.add(imported_at, f"imported file '{shown}' does not exist")
+            continue
+        before = len(problems)
+        data = read_yaml_file(file, shown, problems)
+        if data is None:
+            if imported_at is None and len(problems) == before:
+                problems.add(Mark(shown, 1, 1), "the blueprint is empty")
+            continue
+        if not isinstance(data, YDict):
+            problems.add(mark_of(data) if hasattr(data, "mark") else Mark(shown, 1, 1),
+                         "a blueprint must be a mapping of top-level keys")
+            continue
+        if imported_at is None:
+            root_ok = True
+            description = str(data.get("description", "") or "")
+        for key in data:
+            if key not in TOP_LEVEL_KEYS:
+                problems.add(key_mark(data, key), f"unknown top-level key '{key}'{did_you_mean(key, TOP_LEVEL_KEYS)}")
+        version = data.get("dsl_version")
+        if version is not None and version not in DSL_VERSIONS:
+            problems.add(mark_of(data, "dsl_version"),
+                         f"unsupported dsl_version {version!r} (supported: {', '.join(DSL_VERSIONS)})")
+        for name in MERGED_SECTIONS:
+            _merge_section(name, data.get(name), mark_of(data, name), merged[name], origin, problems)
+        imports = data.get("imports")
+        if imports is None:
+            continue
+        if not isinstance(imports, list):
+            problems.add(mark_of(data, "imports"), "imports must be a list of relative file paths")
+            continue
+        for i, item in enumerate(imports):
+            imark = mark_of(imports, i)
+            if not isinstance(item, str):
+                problems.add(imark, "an import must be a relative file path")
+                continue
+            target = file.parent / item
+            queue.append((target, display_path(target), imark))
+    return (merged if root_ok else None), description
+
+
+def _merge_section(name: str, raw: Any, mark: Mark, into: YDict, origin: dict, problems: Problems) -> None:
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        problems.add(mark, f"'{name}' must be a mapping")
+        return
+    if into.mark.line == 0:
+        into.mark = mark
+    for key, value in raw.items():
+        kmark = key_mark(raw, key)
+        if key in into:
+            if into[key] != value:
+                problems.add(kmark, f"{name} entry '{key}' is defined differently at {into.key_marks[key]}")
+            continue
+        into[key] = value
+        into.key_marks[key] = kmark
+        into.value_marks[key] = mark_of(raw, key)
+
+
+# ---------------------------------------------------------------- types
+
+
+def _build_types(sections: Mapping[str, YDict], sources: Sequence[TypeSource],
+                 problems: Problems) -> dict[str, dict[str, TypeDef]]:
+    defined: dict[str, dict[str, TypeDef]] = {section: {} for section in KINDS}
+    for source in sources:
+        for section in KINDS:
+            parse_type_section(source.sections.get(section), section, source.plugin, problems, defined[section])
+    for section in KINDS:
+        parse_type_section(sections[section] or None, section, None, problems, defined[section])
+    for section in KINDS:
+        resolve_types(defined[section], problems)
+    check_property_types(
+        [t for section in KINDS for t in defined[section].values()], defined["data_types"], problems
+    )
+    return defined
+
+
+def plugin_type_source(plugin: str, result: Any) -> TypeSource:
+    """Normalise one ``register_types()`` result (mapping or YAML text) into a TypeSource."""
+    problems = Problems()
+    text = result if isinstance(result, str) else yaml.safe_dump(dict(result), sort_keys=False)
+    data = parse_yaml(text, f"<plugin {plugin}>", problems)
+    problems.raise_if_any()
+    if not isinstance(data, dict):
+        data = {}
+    return TypeSource(origin=plugin, sections=data, plugin=plugin)
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def _read_inputs(bp: Blueprint, raw: YDict, given: Mapping[str, GivenInput],
+                 checker: ValueChecker, problems: Problems) -> None:
+    for name, body in raw.items():
+        prop = parse_property_def(str(name), body, key_mark(raw, name), "input", problems, allowed=INPUT_KEYS)
+        if not checker.known_type(prop.type):
+            problems.add(mark_of(body, "type"), f"input '{name}' has unknown type '{prop.type}'"
+                         f"{did_you_mean(prop.type or '', [*PRIMITIVE_TYPES, *bp.data_types])}")
+            prop.type = None
+        bp.inputs[str(name)] = prop
+    for name, item in given.items():
+        if name not in bp.inputs:
+            problems.add(item.mark, f"unknown input '{name}'{did_you_mean(name, bp.inputs)}")
+    for name, prop in bp.inputs.items():
+        if name in given:
+            value, mark = coerce(given[name], prop), given[name].mark
+        elif prop.default is not MISSING:
+            value, mark = prop.default, mark_of(prop.raw, "default")
+        else:
+            if prop.required:
+                problems.add(prop.mark, f"input '{name}' is required but was not given (use -i {name}=VALUE)")
+            continue
+        checker.check_property(prop, value, mark, f"input '{name}'")
+        bp.input_values[name] = value
+
+
+# ---------------------------------------------------------------- templates
+
+
+def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems: Problems) -> None:
+    for name, body in raw.items():
+        name = str(name)
+        tmark = key_mark(raw, name)
+        if not isinstance(body, dict):
+            problems.add(tmark, f"node template '{name}' must be a mapping with at least 'type'")
+            continue
+        for key in body:
+            if key not in TEMPLATE_KEYS:
+                problems.add(key_mark(body, key),
+                             f"unknown key '{key}' in node template '{name}'{did_you_mean(key, TEMPLATE_KEYS)}")
+        type_name = body.get("type")
+        ntype = None
+        if type_name is None:
+            problems.add(tmark, f"node template '{name}' has no 'type'")
+        elif not isinstance(type_name, str) or type_name not in bp.node_types:
+            problems.add(mark_of(body, "type"), f"node template '{name}': unknown node type '{type_name}'"
+                         f"{did_you_mean(str(type_name), bp.node_types)}")
+        else:
+            ntype = bp.node_types[type_name]
+        props = body.get("properties")
+        if props is None:
+            props = YDict()
+        elif not isinstance(props, dict):
+            problems.add(mark_of(body, "properties"), f"node template '{name}': properties must be a mapping")
+            props = YDict()
+        instances = body.get("instances", 1)
+        if isinstance(instances, dict):  # e.g. {get_input: count}
+            instances = resolver.resolve(instances, mark_of(body, "instances"), None, f"node template '{name}'", ())
+        if isinstance(instances, bool) or not isinstance(instances, int) or instances < 0:
+            problems.add(mark_of(body, "instances"),
+                         f"node template '{name}': instances must be a whole number >= 0, got {instances!r}")
+            instances = 1
+        template = NodeTemplate(name=name, type=str(type_name), properties=props, relationships=[],
+                                instances=instances, mark=tmark)
+        if ntype is not None and ntype.hierarchy:
+            template.hierarchy, template.owner = ntype.hierarchy, ntype.owner
+        template.relationships = _read_relationships(bp, template, body, raw, problems)
+        bp.templates[name] = template
+
+
+def _read_relationships(bp: Blueprint, template: NodeTemplate, body: Mapping, raw: YDict,
+                        problems: Problems) -> list[RelationshipTemplate]:
+    rels_raw = body.get("relationships")
+    if rels_raw is None:
+        return []
+    if not isinstance(rels_raw, list):
+        problems.add(mark_of(body, "relationships"),
+                     f"node template '{template.name}': relationships must be a list of {{type, target}}")
+        return []
+    result: list[RelationshipTemplate] = []
+    hosts: list[RelationshipTemplate] = []
+    for i, item in enumerate(rels_raw):
+        imark = mark_of(rels_raw, i)
+        where = f"node template '{template.name}': relationship {i + 1}"
+        if not isinstance(item, dict):
+            problems.add(imark, f"{where} must be a mapping with 'type' and 'target'")
+            continue
+        for key in item:
+            if key not in RELATIONSHIP_KEYS:
+                problems.add(key_mark(item, key), f"unknown key '{key}' in {where}{did_you_mean(key, RELATIONSHIP_KEYS)}")
+        rtype, target = item.get("type"), item.get("target")
+        bad = False
+        if rtype is None:
+            problems.add(imark, f"{where} has no 'type'")
+            bad = True
+        elif not isinstance(rtype, str) or rtype not in bp.relationship_types:
+            problems.add(mark_of(item, "type"), f"{where}: unknown relationship type '{rtype}'"
+                         f"{did_you_mean(str(rtype), bp.relationship_types)}")
+            bad = True
+        if target is None:
+            problems.add(imark, f"{where} has no 'target'")
+            bad = True
+        elif not isinstance(target, str):
+            problems.add(mark_of(item, "target"), f"{where}: target must be a node template name")
+            bad = True
+        elif target not in {str(k) for k in raw}:
+            problems.add(mark_of(item, "target"), f"{where}: target '{target}' is not a node template"
+                         f"{did_you_mean(target, [str(k) for k in raw])}")
+            bad = True
+        elif target == template.name:
+            problems.add(mark_of(item, "target"), f"{where}: a node cannot target itself")
+            bad = True
+        props = item.get("properties") or YDict()
+        if not isinstance(props, dict):
+            problems.add(mark_of(item, "properties"), f"{where}: properties must be a mapping")
+            props = YDict()
+        if bad:
+            continue
+        rt = bp.relationship_types[rtype]
+        rel = RelationshipTemplate(type=rtype, target=target, properties=props, index=len(result), mark=imark,
+                                   hierarchy=rt.hierarchy or [DEPENDS_ON, rtype], owner=rt.owner)
+        result.append(rel)
+        if rel.is_contained_in:
+            hosts.append(rel)
+    if len(hosts) > 1:
+        names = ", ".join(f"'{h.target}'" for h in hosts)
+        problems.add(hosts[1].mark, f"node template '{template.name}' is contained_in more than one host: {names}")
+    if hosts:
+        template.host = hosts[0].target
+    return result
+
+
+def _check_graph(bp: Blueprint, problems: Problems) -> None:
+    """Relationships must form a DAG; print the cycle a user has to break."""
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for t in bp.templates.values():
+        sorter.add(t.name, *(r.target for r in t.relationships if r.target in bp.templates))
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        cycle: list[str] = exc.args[1]
+        cycle = list(reversed(cycle))  # graphlib lists dependents last; show source -> target
+        first = bp.templates[cycle[0]]
+        rel = next((r for r in first.relationships if r.target == cycle[1]), None)
+        problems.add(rel.mark if rel else first.mark, f"dependency cycle: {' -> '.join(cycle)}")
+
+
+# ---------------------------------------------------------------- properties and outputs
+
+
+def _resolve_properties(bp: Blueprint, resolver: PlanResolver, checker: ValueChecker,
+                        problems: Problems) -> None:
+    for t in bp.templates.values():
+        ntype = bp.node_types.get(t.type)
+        if ntype is None or not ntype.hierarchy:
+            continue
+        schema = ntype.properties
+        for key in t.properties:
+            if key not in schema:
+                problems.add(key_mark(t.properties, key), f"node template '{t.name}': unknown property '{key}'"
+                             f" of type '{t.type}'{did_you_mean(key, schema)}")
+        for pname, prop in schema.items():
+            if pname not in t.properties and prop.required and prop.default is MISSING:
+                problems.add(t.mark, f"node template '{t.name}': missing required property '{pname}'"
+                             f" of type '{t.type}'")
+        values = resolver.template_properties(t, schema)
+        runtime = set()
+        for pname, value in values.items():
+            if has_runtime_function(value):
+                runtime.add(pname)
+                continue
+            prop = schema.get(pname)
+            if prop is not None:
+                mark = mark_of(t.properties, pname) if pname in t.properties else prop.mark
+                checker.check_property(prop, value, mark, f"node template '{t.name}': property '{pname}'")
+        t.values, t.runtime_paths = values, frozenset(runtime)
+        for rel in t.relationships:
+            rtype = bp.relationship_types[rel.type]
+            for key in rel.properties:
+                if key not in rtype.properties:
+                    problems.add(key_mark(rel.properties, key), f"node template '{t.name}': relationship to "
+                                 f"'{rel.target}': unknown property '{key}'{did_you_mean(key, rtype.properties)}")
+            rel.values = {k: resolver.resolve(v, mark_of(rel.properties, k), t, f"node template '{t.name}'",
+                                              (SOURCE, TARGET)) for k, v in rel.properties.items()}
+            for pname, prop in rtype.properties.items():
+                if pname not in rel.values and prop.default is not MISSING:
+                    rel.values[pname] = prop.default
+
+
+def _read_outputs(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems: Problems) -> None:
+    for name, body in raw.items():
+        omark = key_mark(raw, name)
+        if not isinstance(body, dict) or "value" not in body:
+            problems.add(omark, f"output '{name}' must be a mapping with a 'value'")
+            continue
+        for key in body:
+            if key not in OUTPUT_KEYS:
+                problems.add(key_mark(body, key), f"unknown key '{key}' in output '{name}'{did_you_mean(key, OUTPUT_KEYS)}")
+        value = resolver.resolve(body["value"], mark_of(body, "value"), None, f"output '{name}'", ())
+        bp.outputs[str(name)] = Output(str(name), value, str(body.get("description", "") or ""), omark)
+
+
+__all__ = ["load_blueprint", "plugin_type_source"]

@@ -1,0 +1,305 @@
+"""Property schemas (type properties, data type fields, inputs) and the checks on values.
+
+Values are checked against ``PropertyDef`` after functions are resolved; values still
+holding a run-time function (``get_attribute``, ``get_secret``) are checked at run time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from orchestrator.dsl.model import MISSING, Constraint, PropertyDef, TypeDef
+from orchestrator.dsl.problems import Mark, Problems, did_you_mean
+from orchestrator.dsl.yaml_source import YDict, YList, key_mark, mark_of
+
+PRIMITIVE_TYPES = ("string", "integer", "float", "boolean", "list", "dict")
+PROPERTY_KEYS = ("type", "default", "required", "description", "constraints", "entry_schema")
+INPUT_KEYS = (*PROPERTY_KEYS, "display_label", "hidden")
+
+
+def describe(value: Any) -> str:
+    kind = type_name_of(value)
+    text = repr(value) if not isinstance(value, (dict, list)) else ""
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{kind} {text}".strip()
+
+
+def type_name_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "dict"
+    return type(value).__name__
+
+
+# ---------------------------------------------------------------- constraints
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _length(v: Any) -> int | None:
+    return len(v) if isinstance(v, (str, list, dict)) else None
+
+
+def _check_pattern(value: Any, arg: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"{describe(value)} cannot match a pattern"
+    if re.fullmatch(arg, value) is None:
+        return f"{value!r} does not match the pattern {arg!r}"
+    return None
+
+
+def _compare(op: Callable[[Any, Any], bool], word: str) -> Callable[[Any, Any], str | None]:
+    def check(value: Any, arg: Any) -> str | None:
+        try:
+            ok = op(value, arg)
+        except TypeError:
+            return f"{describe(value)} cannot be compared with {arg!r}"
+        return None if ok else f"{value!r} is not {word} {arg!r}"
+
+    return check
+
+
+def _in_range(value: Any, arg: Any) -> str | None:
+    low, high = arg
+    try:
+        ok = low <= value <= high
+    except TypeError:
+        return f"{describe(value)} cannot be compared with {low!r}..{high!r}"
+    return None if ok else f"{value!r} is not in the range {low!r}..{high!r}"
+
+
+def _valid_values(value: Any, arg: Any) -> str | None:
+    if value in arg:
+        return None
+    return f"{value!r} is not one of the valid values: {', '.join(map(repr, arg))}"
+
+
+def _length_check(op: Callable[[int, int], bool], word: str) -> Callable[[Any, Any], str | None]:
+    def check(value: Any, arg: Any) -> str | None:
+        n = _length(value)
+        if n is None:
+            return f"{describe(value)} has no length"
+        return None if op(n, arg) else f"length {n} is not {word} {arg}"
+
+    return check
+
+
+CONSTRAINTS: dict[str, Callable[[Any, Any], str | None]] = {
+    "equal": _compare(lambda v, a: v == a, "equal to"),
+    "greater_than": _compare(lambda v, a: v > a, "greater than"),
+    "greater_or_equal": _compare(lambda v, a: v >= a, "greater than or equal to"),
+    "less_than": _compare(lambda v, a: v < a, "less than"),
+    "less_or_equal": _compare(lambda v, a: v <= a, "less than or equal to"),
+    "in_range": _in_range,
+    "valid_values": _valid_values,
+    "length": _length_check(lambda n, a: n == a, "equal to"),
+    "min_length": _length_check(lambda n, a: n >= a, "at least"),
+    "max_length": _length_check(lambda n, a: n <= a, "at most"),
+    "pattern": _check_pattern,
+}
+
+
+def _constraint_argument_problem(name: str, arg: Any) -> str | None:
+    if name == "in_range":
+        if not (isinstance(arg, list) and len(arg) == 2 and all(_number(a) for a in arg)):
+            return "in_range takes a list of two numbers [low, high]"
+    elif name == "valid_values":
+        if not isinstance(arg, list):
+            return "valid_values takes a list"
+    elif name in ("length", "min_length", "max_length"):
+        if not (isinstance(arg, int) and not isinstance(arg, bool) and arg >= 0):
+            return f"{name} takes a non-negative integer"
+    elif name == "pattern":
+        if not isinstance(arg, str):
+            return "pattern takes a regular expression string"
+        try:
+            re.compile(arg)
+        except re.error as exc:
+            return f"invalid regular expression {arg!r}: {exc}"
+    return None
+
+
+def parse_constraints(raw: Any, mark: Mark, problems: Problems) -> list[Constraint]:
+    if not isinstance(raw, list):
+        problems.add(mark, "constraints must be a list of single-key mappings")
+        return []
+    result = []
+    for i, item in enumerate(raw):
+        imark = mark_of(raw, i)
+        if not (isinstance(item, dict) and len(item) == 1):
+            problems.add(imark, "a constraint is a mapping with one key, e.g. {min_length: 1}")
+            continue
+        ((name, arg),) = item.items()
+        if name not in CONSTRAINTS:
+            problems.add(
+                key_mark(item, name),
+                f"unknown constraint '{name}'{did_you_mean(name, CONSTRAINTS)}",
+            )
+            continue
+        error = _constraint_argument_problem(name, arg)
+        if error:
+            problems.add(mark_of(item, name), error)
+            continue
+        result.append(Constraint(name, arg, key_mark(item, name)))
+    return result
+
+
+# ---------------------------------------------------------------- schema parsing
+
+
+def parse_property_def(
+    name: str, raw: Any, mark: Mark, what: str, problems: Problems, *, allowed=PROPERTY_KEYS
+) -> PropertyDef:
+    """Parse ``{type, default, required, ...}``; unknown keys are reported."""
+    prop = PropertyDef(name=name, mark=mark, raw=raw)
+    if raw is None:
+        return prop
+    if not isinstance(raw, dict):
+        problems.add(mark, f"{what} '{name}' must be a mapping (type, default, required, ...)")
+        return prop
+    for key in raw:
+        if key not in allowed:
+            problems.add(
+                key_mark(raw, key),
+                f"unknown key '{key}' in {what} '{name}'{did_you_mean(key, allowed)}",
+            )
+    if "type" in raw:
+        if isinstance(raw["type"], str):
+            prop.type = raw["type"]
+        else:
+            problems.add(mark_of(raw, "type"), f"{what} '{name}': type must be a type name")
+    if "required" in raw:
+        if isinstance(raw["required"], bool):
+            prop.required = raw["required"]
+        else:
+            problems.add(mark_of(raw, "required"), f"{what} '{name}': required must be true or false")
+    if "default" in raw:
+        prop.default = raw["default"]
+    if "description" in raw:
+        prop.description = str(raw["description"])
+    if "constraints" in raw:
+        prop.constraints = parse_constraints(raw["constraints"], mark_of(raw, "constraints"), problems)
+    if "entry_schema" in raw:
+        entry = raw["entry_schema"]
+        if isinstance(entry, dict) and isinstance(entry.get("type"), str):
+            entry = entry["type"]
+        if isinstance(entry, str):
+            prop.entry_schema = entry
+        else:
+            problems.add(
+                mark_of(raw, "entry_schema"),
+                f"{what} '{name}': entry_schema must be a type name or {{type: NAME}}",
+            )
+    return prop
+
+
+def parse_property_defs(raw: Any, mark: Mark, what: str, problems: Problems) -> dict[str, PropertyDef]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.add(mark, f"{what}s must be a mapping of name to definition")
+        return {}
+    return {
+        str(name): parse_property_def(str(name), value, key_mark(raw, name), what, problems)
+        for name, value in raw.items()
+    }
+
+
+# ---------------------------------------------------------------- value checking
+
+
+class ValueChecker:
+    """Checks values against property definitions, data types included, recursively."""
+
+    def __init__(self, data_types: Mapping[str, TypeDef], problems: Problems) -> None:
+        self.data_types = data_types
+        self.problems = problems
+
+    def known_type(self, name: str | None) -> bool:
+        return name is None or name in PRIMITIVE_TYPES or name in self.data_types
+
+    def check_property(self, prop: PropertyDef, value: Any, mark: Mark, where: str) -> None:
+        self.check_type(prop.type, prop.entry_schema, value, mark, where)
+        for c in prop.constraints:
+            error = CONSTRAINTS[c.name](value, c.argument)
+            if error:
+                self.problems.add(mark, f"{where}: {error}")
+
+    def check_type(
+        self, type_name: str | None, entry: str | None, value: Any, mark: Mark, where: str
+    ) -> None:
+        if type_name is None or value is None:
+            return
+        ok = True
+        if type_name == "string":
+            ok = isinstance(value, str)
+        elif type_name == "integer":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif type_name == "float":
+            ok = _number(value)
+        elif type_name == "boolean":
+            ok = isinstance(value, bool)
+        elif type_name == "list":
+            ok = isinstance(value, list)
+            if ok and entry:
+                for i, item in enumerate(value):
+                    self.check_type(entry, None, item, _child_mark(value, i, mark), f"{where}[{i}]")
+        elif type_name == "dict":
+            ok = isinstance(value, dict)
+            if ok and entry:
+                for k, item in value.items():
+                    self.check_type(entry, None, item, _child_mark(value, k, mark), f"{where}.{k}")
+        elif type_name in self.data_types:
+            if isinstance(value, dict):
+                self.check_fields(self.data_types[type_name], value, mark, where)
+                return
+            ok = False
+        if not ok:
+            self.problems.add(mark, f"{where}: expected {type_name}, got {describe(value)}")
+
+    def check_fields(self, dtype: TypeDef, value: dict, mark: Mark, where: str) -> None:
+        for key in value:
+            if key not in dtype.properties:
+                self.problems.add(
+                    key_mark(value, key) if isinstance(value, YDict) else mark,
+                    f"{where}: unknown field '{key}' of data type '{dtype.name}'"
+                    f"{did_you_mean(key, dtype.properties)}",
+                )
+        for name, prop in dtype.properties.items():
+            if name in value:
+                self.check_property(prop, value[name], _child_mark(value, name, mark), f"{where}.{name}")
+            elif prop.required and prop.default is MISSING:
+                self.problems.add(mark, f"{where}: missing required field '{name}' of data type '{dtype.name}'")
+
+
+def _child_mark(container: Any, key: Any, fallback: Mark) -> Mark:
+    if isinstance(container, (YDict, YList)):
+        return mark_of(container, key)
+    return fallback
+
+
+def with_defaults(dtype_props: Mapping[str, PropertyDef], value: dict, data_types: Mapping[str, TypeDef]) -> dict:
+    """Fill data-type field defaults into a value, recursively (values are copied)."""
+    result = dict(value)
+    for name, prop in dtype_props.items():
+        if name not in result and prop.default is not MISSING:
+            result[name] = prop.default
+        if prop.type in data_types and isinstance(result.get(name), dict):
+            result[name] = with_defaults(data_types[prop.type].properties, result[name], data_types)
+    return result

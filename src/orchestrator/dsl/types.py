@@ -1,0 +1,145 @@
+"""Type definitions from plugins and blueprints: inheritance, merged schemas, owners.
+
+A type's *owner* is the plugin whose hooks run for its nodes: the plugin that
+registered it, or for a type a blueprint derives, the owner of its nearest registered
+ancestor (contract §2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from orchestrator.dsl.model import PropertyDef, TypeDef
+from orchestrator.dsl.problems import Mark, Problems, did_you_mean
+from orchestrator.dsl.schema import PRIMITIVE_TYPES, parse_property_defs
+from orchestrator.dsl.yaml_source import key_mark, mark_of
+
+TYPE_KEYS = ("derived_from", "properties", "description")
+KINDS = {"node_types": "node type", "relationships": "relationship type", "data_types": "data type"}
+
+
+@attrs.define(slots=True)
+class TypeSource:
+    """Type definitions from one origin: a plugin's ``register_types`` or a blueprint file."""
+
+    origin: str  # plugin name, or None-like "" for blueprints
+    sections: Mapping[str, Any]  # {"node_types": {...}, "relationships": {...}, "data_types": {...}}
+    plugin: str | None = None
+
+
+def parse_type_section(
+    raw: Any, section: str, plugin: str | None, problems: Problems, defined: dict[str, TypeDef]
+) -> None:
+    """Add the types of one section of one source into ``defined`` (name -> TypeDef)."""
+    kind = KINDS[section]
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        problems.add(mark_of(raw), f"{section} must be a mapping of type name to definition")
+        return
+    for name, body in raw.items():
+        name = str(name)
+        mark = key_mark(raw, name)
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            problems.add(mark, f"{kind} '{name}' must be a mapping")
+            continue
+        for key in body:
+            if key not in TYPE_KEYS:
+                problems.add(
+                    key_mark(body, key),
+                    f"unknown key '{key}' in {kind} '{name}'{did_you_mean(key, TYPE_KEYS)}",
+                )
+        parent = body.get("derived_from")
+        if parent is not None and not isinstance(parent, str):
+            problems.add(mark_of(body, "derived_from"), f"{kind} '{name}': derived_from must be a type name")
+            parent = None
+        props = parse_property_defs(body.get("properties"), mark_of(body, "properties"), "property", problems)
+        new = TypeDef(kind, name, parent, props, mark, body, plugin=plugin)
+        old = defined.get(name)
+        if old is not None:
+            if old.plugin and plugin and old.plugin != plugin:
+                problems.add(mark, f"{kind} '{name}' is registered by two plugins: '{old.plugin}' and '{plugin}'")
+            elif old.plugin and not plugin:
+                problems.add(mark, f"{kind} '{name}' is already registered by plugin '{old.plugin}'")
+            elif old.raw != body:
+                problems.add(mark, f"{kind} '{name}' is defined differently at {old.mark}")
+            continue
+        defined[name] = new
+
+
+def resolve_types(defined: dict[str, TypeDef], problems: Problems) -> None:
+    """Fill hierarchy, merged properties and owner; report unknown parents and cycles."""
+    done: set[str] = set()
+
+    def resolve(t: TypeDef, chain: list[str]) -> bool:
+        if t.name in done:
+            return bool(t.hierarchy)
+        if t.name in chain:
+            cycle = " -> ".join([*chain[chain.index(t.name):], t.name])
+            problems.add(t.mark, f"{t.kind} '{t.name}' derives from itself: {cycle}")
+            done.add(t.name)
+            return False
+        if t.derived_from is None:
+            t.hierarchy = [t.name]
+            t.properties = dict(t.own_properties)
+            t.owner = t.plugin
+            done.add(t.name)
+            return True
+        parent = defined.get(t.derived_from)
+        if parent is None:
+            problems.add(
+                mark_of(t.raw, "derived_from"),
+                f"{t.kind} '{t.name}' derives from unknown {t.kind} '{t.derived_from}'"
+                f"{did_you_mean(t.derived_from, defined)}",
+            )
+            done.add(t.name)
+            return False
+        if not resolve(parent, [*chain, t.name]):
+            done.add(t.name)
+            return False
+        t.hierarchy = [*parent.hierarchy, t.name]
+        t.properties = merge_properties(parent.properties, t.own_properties)
+        t.owner = t.plugin or parent.owner
+        done.add(t.name)
+        return True
+
+    for t in list(defined.values()):
+        resolve(t, [])
+
+
+def merge_properties(parent: Mapping[str, PropertyDef], own: Mapping[str, PropertyDef]) -> dict[str, PropertyDef]:
+    """A child's property definition overrides only the keys it states (e.g. a new default)."""
+    merged = dict(parent)
+    for name, prop in own.items():
+        base = parent.get(name)
+        if base is None or not isinstance(prop.raw, dict):
+            merged[name] = prop
+            continue
+        fields = {"type": "type", "required": "required", "default": "default",
+                  "description": "description", "constraints": "constraints", "entry_schema": "entry_schema"}
+        values = {attr: getattr(prop if key in prop.raw else base, attr) for key, attr in fields.items()}
+        merged[name] = PropertyDef(name=name, mark=prop.mark, raw=prop.raw, **values)
+    return merged
+
+
+def check_property_types(types: Iterable[TypeDef], data_types: Mapping[str, TypeDef], problems: Problems) -> None:
+    """Every property's ``type`` and ``entry_schema`` names a primitive or a data type."""
+    for t in types:
+        for prop in t.own_properties.values():
+            for name in (prop.type, prop.entry_schema):
+                if name is not None and name not in PRIMITIVE_TYPES and name not in data_types:
+                    where = mark_of(prop.raw, "type") if isinstance(prop.raw, dict) else prop.mark
+                    problems.add(
+                        where,
+                        f"{t.kind} '{t.name}': property '{prop.name}' has unknown type '{name}'"
+                        f"{did_you_mean(name, [*PRIMITIVE_TYPES, *data_types])}",
+                    )
+
+
+def plugin_mark(plugin: str) -> Mark:
+    return Mark(f"<plugin {plugin}>", 1, 1)

@@ -1,0 +1,133 @@
+"""YAML loading that remembers where every key and value came from.
+
+PyYAML's C parser composes nodes (with marks) quickly; we construct plain ``dict`` and
+``list`` subclasses that carry the marks of their keys and items, so the rest of the
+code works on ordinary Python values and asks for a position only when it reports one.
+Duplicate keys, which PyYAML silently collapses, are reported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from orchestrator.dsl.problems import NOWHERE, Mark, Problems
+
+_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class YDict(dict):
+    """A mapping that knows the marks of its keys and values and its own start."""
+
+    __slots__ = ("key_marks", "mark", "value_marks")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mark: Mark = NOWHERE
+        self.key_marks: dict[Any, Mark] = {}
+        self.value_marks: dict[Any, Mark] = {}
+
+
+class YList(list):
+    """A sequence that knows the marks of its items and its own start."""
+
+    __slots__ = ("item_marks", "mark")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mark: Mark = NOWHERE
+        self.item_marks: list[Mark] = []
+
+
+def mark_of(container: Any, key: Any = None, *, value: bool = True) -> Mark:
+    """The position of ``container[key]`` (its value, or its key with ``value=False``)."""
+    if key is None:
+        return getattr(container, "mark", NOWHERE)
+    if isinstance(container, YDict):
+        marks = container.value_marks if value else container.key_marks
+        return marks.get(key, container.mark)
+    if isinstance(container, YList) and isinstance(key, int) and key < len(container.item_marks):
+        return container.item_marks[key]
+    return getattr(container, "mark", NOWHERE)
+
+
+def key_mark(container: Any, key: Any) -> Mark:
+    return mark_of(container, key, value=False)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+    def __init__(self, stream: str, filename: str, problems: Problems) -> None:
+        super().__init__(stream)
+        self.filename = filename
+        self.problems = problems
+
+    def mark(self, node: yaml.Node) -> Mark:
+        m = node.start_mark
+        return Mark(self.filename, m.line + 1, m.column + 1)
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YDict:
+    loader.flatten_mapping(node)
+    result = YDict()
+    result.mark = loader.mark(node)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        kmark = loader.mark(key_node)
+        try:
+            seen = key in result
+        except TypeError:
+            loader.problems.add(kmark, "a mapping key must be a scalar")
+            continue
+        if seen:
+            first = result.key_marks[key]
+            loader.problems.add(
+                kmark, f"duplicate key '{key}' (first defined at line {first.line})"
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_marks[key] = kmark
+        result.value_marks[key] = loader.mark(value_node)
+    return result
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> YList:
+    result = YList()
+    result.mark = loader.mark(node)
+    for child in node.value:
+        result.append(loader.construct_object(child, deep=True))
+        result.item_marks.append(loader.mark(child))
+    return result
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
+
+
+def parse_yaml(text: str, filename: str, problems: Problems) -> Any:
+    """Parse one YAML document; syntax errors become problems and the result ``None``."""
+    loader = _Loader(text, filename, problems)
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        m = exc.problem_mark or exc.context_mark
+        mark = Mark(filename, m.line + 1, m.column + 1) if m else Mark(filename, 1, 1)
+        what = exc.problem or exc.context or "invalid YAML"
+        problems.add(mark, f"YAML syntax error: {what}")
+    except yaml.YAMLError as exc:
+        problems.add(Mark(filename, 1, 1), f"YAML error: {exc}")
+    finally:
+        loader.dispose()
+    return None
+
+
+def read_yaml_file(path: Path, display: str, problems: Problems) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problems.add(Mark(display, 1, 1), f"cannot read file: {exc.strerror or exc}")
+        return None
+    except UnicodeDecodeError as exc:
+        problems.add(Mark(display, 1, 1), f"file is not UTF-8 text: {exc.reason}")
+        return None
+    return parse_yaml(text, display, problems)

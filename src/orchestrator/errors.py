@@ -1,0 +1,39 @@
+"""Exceptions a hook raises to steer the engine, plus the core's own error types.
+
+A hook's exception decides what happens next: ``NonRecoverableError`` fails the node
+instance at once, ``RecoverableError`` and ``OperationRetry`` ask for another try (after
+``retry_after`` seconds when given), and any other exception counts as recoverable.
+"""
+
+from __future__ import annotations
+
+
+class OrchestratorError(Exception):
+    """Base of every error the core raises on purpose."""
+
+
+class NonRecoverableError(OrchestratorError):
+    """The operation failed and retrying cannot help (bad parameters, refused credentials)."""
+
+
+class RecoverableError(OrchestratorError):
+    """The operation failed for a reason that may pass (throttling, a resource not ready yet).
+
+    ``retry_after`` (seconds) overrides the engine's backoff for the next attempt.
+    """
+
+    def __init__(self, message: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class OperationRetry(RecoverableError):
+    """Raised by ``ctx.operation.retry()``: the operation asks to be run again later."""
+
+
+class PluginError(OrchestratorError):
+    """A plugin could not be loaded or is inconsistent (names the plugin and distribution)."""
+
+
+class StateLockedError(OrchestratorError):
+    """Another live execution holds the deployment."""

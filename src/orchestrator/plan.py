@@ -1,0 +1,186 @@
+"""Node and relationship instances, the dependency graph between them, and install waves.
+
+Instance ids are ``<template>_<n>`` numbered in a deterministic order, so planning the
+same blueprint again maps onto the same instances (resume depends on it). A plan is
+stored as JSON with the deployment: uninstall and resume need no blueprint files.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+
+from orchestrator.dsl.model import Blueprint, NodeTemplate
+
+
+@attrs.define(slots=True)
+class PlannedNode:
+    """What every instance of one template shares: type, routing owner, properties."""
+
+    name: str
+    type: str
+    hierarchy: list[str]
+    owner: str | None
+    properties: dict[str, Any]
+    runtime_paths: list[str]
+    instances: list[str] = attrs.field(factory=list)
+
+
+@attrs.define(slots=True)
+class PlannedRelationship:
+    type: str
+    hierarchy: list[str]
+    owner: str | None
+    target_node: str
+    target_id: str
+    properties: dict[str, Any]
+
+
+@attrs.define(slots=True)
+class PlannedInstance:
+    id: str
+    node: str
+    host_id: str | None
+    relationships: list[PlannedRelationship]
+    ancestors: dict[str, str] = attrs.field(factory=dict)  # host template -> host instance id
+
+    @property
+    def targets(self) -> Iterator[str]:
+        return (r.target_id for r in self.relationships)
+
+
+@attrs.define(slots=True)
+class Plan:
+    nodes: dict[str, PlannedNode]
+    instances: dict[str, PlannedInstance]
+    outputs: dict[str, Any]
+    blueprint_path: str = ""
+
+    # -- graph --------------------------------------------------------------------
+
+    def waves(self) -> list[list[str]]:
+        """Generations of instances: every instance comes after all of its targets."""
+        level: dict[str, int] = {}
+        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+        for inst in self.instances.values():
+            sorter.add(inst.id, *inst.targets)
+        waves: list[list[str]] = []
+        for iid in sorter.static_order():
+            inst = self.instances[iid]
+            n = max((level[t] + 1 for t in inst.targets), default=0)
+            level[iid] = n
+            if n == len(waves):
+                waves.append([])
+            waves[n].append(iid)
+        return waves
+
+    def dependents(self) -> dict[str, list[str]]:
+        """Reverse edges: target id -> ids of instances with a relationship to it."""
+        result: dict[str, list[str]] = {iid: [] for iid in self.instances}
+        for inst in self.instances.values():
+            for t in dict.fromkeys(inst.targets):
+                result[t].append(inst.id)
+        return result
+
+    def structure_hash(self) -> str:
+        """Changes when instances or relationships change, not when properties do."""
+        h = hashlib.sha256()
+        for inst in self.instances.values():
+            h.update(f"{inst.id}|{inst.node}|{self.nodes[inst.node].type}|".encode())
+            for r in inst.relationships:
+                h.update(f"{r.type}>{r.target_id};".encode())
+        return h.hexdigest()
+
+    # -- persistence --------------------------------------------------------------
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "blueprint_path": self.blueprint_path,
+            "nodes": {n.name: attrs.asdict(n, recurse=False) for n in self.nodes.values()},
+            "instances": [
+                [i.id, i.node, i.host_id, [attrs.astuple(r, recurse=False) for r in i.relationships]]
+                for i in self.instances.values()
+            ],
+            "outputs": self.outputs,
+        }, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        data = json.loads(text)
+        nodes = {name: PlannedNode(**body) for name, body in data["nodes"].items()}
+        instances = {
+            iid: PlannedInstance(iid, node, host, [PlannedRelationship(*r) for r in rels])
+            for iid, node, host, rels in data["instances"]
+        }
+        return cls(nodes, instances, data["outputs"], data.get("blueprint_path", ""))
+
+
+def build_plan(bp: Blueprint) -> Plan:
+    """Expand templates into instances; ``contained_in`` children are replicated per host."""
+    nodes = {
+        t.name: PlannedNode(t.name, t.type, t.hierarchy, t.owner, t.values, sorted(t.runtime_paths))
+        for t in bp.templates.values()
+    }
+    instances: dict[str, PlannedInstance] = {}
+    for template in _hosts_first(bp):
+        node = nodes[template.name]
+        hosts: list[PlannedInstance | None] = (
+            [instances[h] for h in nodes[template.host].instances] if template.host else [None]
+        )
+        n = 0
+        for host in hosts:
+            for _ in range(template.instances):
+                iid = f"{template.name}_{n}"
+                n += 1
+                ancestors = {}
+                if host is not None:
+                    ancestors = dict(host.ancestors)
+                    ancestors[host.node] = host.id
+                instances[iid] = PlannedInstance(iid, template.name, host.id if host else None, [], ancestors)
+                node.instances.append(iid)
+    for inst in instances.values():
+        template = bp.templates[inst.node]
+        for rel in template.relationships:
+            for target_id in _targets(inst, rel.target, rel.is_contained_in, bp, nodes, instances):
+                inst.relationships.append(PlannedRelationship(
+                    rel.type, rel.hierarchy, rel.owner, rel.target, target_id, rel.values,
+                ))
+    ordered = {iid: instances[iid] for t in bp.templates for iid in nodes[t].instances}
+    return Plan(nodes, ordered, {o.name: o.value for o in bp.outputs.values()}, str(bp.path))
+
+
+def _hosts_first(bp: Blueprint) -> list[NodeTemplate]:
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for t in bp.templates.values():
+        sorter.add(t.name, *([t.host] if t.host else []))
+    return [bp.templates[name] for name in sorter.static_order()]
+
+
+def _targets(inst: PlannedInstance, target: str, contained: bool, bp: Blueprint,
+             nodes: dict[str, PlannedNode], instances: dict[str, PlannedInstance]) -> list[str]:
+    """The target instances of one relationship of one source instance.
+
+    ``contained_in`` targets the host the source was replicated under. Otherwise, when
+    source and target live on a common host template, the target instances on the
+    same host instance are chosen (an app connects to the database on its own VM);
+    else every target instance (all-to-all).
+    """
+    if contained:
+        return [inst.host_id] if inst.host_id else []
+    candidates = nodes[target].instances
+    if inst.ancestors and candidates:
+        target_ancestors = instances[candidates[0]].ancestors
+        shared = [h for h in inst.ancestors if h in target_ancestors]
+        if shared:
+            # the nearest common host template: the deepest one in the source's chain
+            host_template = shared[-1]
+            mine = inst.ancestors[host_template]
+            return [c for c in candidates if instances[c].ancestors.get(host_template) == mine]
+    if inst.ancestors.get(target) is not None:
+        return [inst.ancestors[target]]  # depends on its own (indirect) host
+    return list(candidates)
