@@ -40,13 +40,32 @@ class TestEnvError(RuntimeError):
     __test__ = False  # not a pytest test class despite the name
 
 
-def log_tail(path: Path, lines: int = 30) -> str:
-    """Last *lines* of a daemon log, for error messages."""
+LOG_MARKER = "==== "  # our line before each start, so a tail shows only the last try
+_ERROR_HINTS = ("level=error", "level=fatal", "level=panic")
+
+
+def log_tail(path: Path, lines: int = 12) -> str:
+    """The end of a daemon's log for error messages: error lines first, then the tail.
+
+    Only the part after the last start marker counts; dockerd is chatty (grpc)
+    so its error lines would otherwise scroll out of a plain tail.
+    """
     try:
         text = path.read_text(errors="replace")
     except OSError:
         return f"(no log at {path})"
-    return "\n".join(text.splitlines()[-lines:]) or f"(empty log at {path})"
+    section = (
+        text.rsplit("\n" + LOG_MARKER, 1)[-1].splitlines()[1:]
+        if LOG_MARKER in text
+        else text.splitlines()
+    )
+    errors = [
+        line
+        for line in section
+        if any(h in line for h in _ERROR_HINTS) or (line and not line.startswith("time="))
+    ][-lines:]  # logrus error lines, and plain lines (fatal messages, panics, usage)
+    tail = [line for line in section[-4:] if line not in errors]
+    return "\n".join(errors + tail) or f"(empty log at {path})"
 
 
 def free_port() -> int:
@@ -181,13 +200,13 @@ def pids_mentioning(path: str, programs: tuple[str, ...]) -> list[int]:
 
 
 def mounts_under(root: Path) -> list[str]:
-    """Mount points below *root*, deepest first (so they can be unmounted in order)."""
-    prefix = str(root.resolve()) + "/"
+    """Mount points at or below *root*, deepest first (to unmount them in order)."""
+    top = str(root.resolve())
     points = []
     with open("/proc/self/mounts") as fh:
         for line in fh:
             point = line.split()[1].replace("\\040", " ")
-            if point.startswith(prefix):
+            if point == top or point.startswith(top + "/"):
                 points.append(point)
     return sorted(points, key=len, reverse=True)
 

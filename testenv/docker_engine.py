@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import io
 import json
 import os
+import re
 import secrets
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
@@ -26,16 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import docker
-from docker.models.containers import Container
 
 from testenv._proc import (
     BUSYBOX,
+    LOG_MARKER,
     TestEnvError,
     ensure_binaries,
     free_port,
     http_status,
     mounts_under,
-    pid_alive,
     pid_matches,
     pids_mentioning,
     spawn,
@@ -62,6 +64,7 @@ class DockerEngine:
     run_dir: Path | None = None  # socket, pidfile, exec-root (kept short)
     run_dir_is_temp: bool = False  # run_dir lives in /tmp because workdir is too long
     storage_driver: str | None = None
+    from_env: bool = False  # the engine of DOCKER_HOST (+ DOCKER_TLS_VERIFY, ...)
     _client: docker.DockerClient | None = field(default=None, repr=False)
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
@@ -72,11 +75,18 @@ class DockerEngine:
     def client(self) -> docker.DockerClient:
         """A shared client for this engine (closed by ``stop()``)."""
         if self._client is None:
-            self._client = docker.DockerClient(base_url=self.base_url, timeout=120)
+            if self.from_env:
+                self._client = docker.from_env(timeout=120)
+            else:
+                self._client = docker.DockerClient(base_url=self.base_url, timeout=120)
         return self._client
 
-    def run(self, image: str, command: str | list[str] | None = None, **kwargs: Any) -> Container:
-        """``containers.run`` forced onto host networking (the daemon has no bridge)."""
+    def run(self, image: str, command: str | list[str] | None = None, **kwargs: Any) -> Any:
+        """``containers.run`` forced onto host networking (the daemon has no bridge).
+
+        Returns what docker-py returns: a ``Container`` with ``detach=True``,
+        else the container's output (bytes).
+        """
         if kwargs.setdefault("network_mode", "host") != "host":
             raise ValueError("testenv containers must use network_mode='host'")
         return self.client().containers.run(image, command, **kwargs)
@@ -97,9 +107,13 @@ class DockerEngine:
         self.started = False
 
 
-def _ping(base_url: str, timeout: float = 3.0) -> bool:
+def _ping(base_url: str | None, timeout: int = 3) -> bool:
+    """True when the engine answers; ``None`` means the one ``DOCKER_HOST`` names."""
     try:
-        client = docker.DockerClient(base_url=base_url, timeout=timeout)
+        if base_url is None:
+            client = docker.from_env(timeout=timeout)
+        else:
+            client = docker.DockerClient(base_url=base_url, timeout=timeout)
     except docker.errors.DockerException:
         return False
     try:
@@ -111,7 +125,18 @@ def _ping(base_url: str, timeout: float = 3.0) -> bool:
 
 
 def _sweep(data_root: Path, exec_root: Path) -> None:
-    """Kill helpers (containerd, shims) and unmount what a dead dockerd left behind."""
+    """Clean up after a dockerd that died (kill -9): a no-op after a clean stop.
+
+    Kills our containers' processes (found by their cgroups, named by the ids in
+    our data-root), then containerd and its shims, unmounts what is left under
+    our roots and removes the containers' empty cgroups.
+    """
+    ids = [d.name for d in (data_root / "containers").glob("*") if len(d.name) == 64]
+    cgroups = [cg for cid in ids for cg in _container_cgroups(cid)]
+    for cg in cgroups:
+        for line in (cg / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line), signal.SIGKILL)
     for root in (exec_root, data_root):
         for pid in pids_mentioning(f"{root}/", ("containerd", "dockerd", "runc")):
             with contextlib.suppress(TestEnvError):
@@ -120,6 +145,22 @@ def _sweep(data_root: Path, exec_root: Path) -> None:
         if root.exists():
             for point in mounts_under(root):
                 subprocess.run(["umount", "-l", point], capture_output=True)
+    for cg in cgroups:
+        for _ in range(50):  # rmdir fails while killed processes are still exiting
+            try:
+                cg.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+def _container_cgroups(container_id: str) -> list[Path]:
+    """cgroup dirs (v1 hierarchies and v2) of one of our containers (cgroupfs driver)."""
+    base = Path("/sys/fs/cgroup")
+    found = [*base.glob(f"*/docker/{container_id}"), *base.glob(f"docker/{container_id}")]
+    return [cg for cg in found if (cg / "cgroup.procs").exists()]
 
 
 def _run_dir(workdir: Path) -> tuple[Path, bool]:
@@ -143,9 +184,11 @@ def ensure_docker(
     already runs (e.g. from ``python -m testenv up``), else a new dockerd.
     *die_with_parent*: the daemon gets SIGTERM if this process dies (test sessions).
     """
-    for url in (os.environ.get("DOCKER_HOST"), f"unix://{DEFAULT_SOCKET}"):
-        if url and _ping(url):
-            return DockerEngine(base_url=url, started=False)
+    env_host = os.environ.get("DOCKER_HOST")
+    if env_host and _ping(None):
+        return DockerEngine(base_url=env_host, started=False, from_env=True)
+    if _ping(f"unix://{DEFAULT_SOCKET}"):
+        return DockerEngine(base_url=f"unix://{DEFAULT_SOCKET}", started=False)
 
     workdir.mkdir(parents=True, exist_ok=True)
     workdir = workdir.resolve()
@@ -176,7 +219,7 @@ def ensure_docker(
                 lambda: _ping(base_url),
                 timeout,
                 f"dockerd ({' '.join(_dockerd_argv(workdir, run_dir, driver))})",
-                alive=lambda: engine._proc is not None and engine._proc.poll() is None,
+                alive=lambda e=engine: e._proc is not None and e._proc.poll() is None,  # type: ignore[misc]
                 log=engine.log_path,
             )
             return engine
@@ -187,8 +230,15 @@ def ensure_docker(
 
 
 def _dockerd_argv(workdir: Path, run_dir: Path, driver: str | None) -> list[str]:
+    """Everything dockerd writes stays under *workdir*/*run_dir*; host config is ignored."""
+    settings: dict[str, str] = {}
+    if _dockerd_major() < 23:  # else it writes /etc/docker/key.json (gone in 23)
+        settings["deprecated-key-path"] = str(workdir / "key.json")
+    config = workdir / "daemon.json"
+    config.write_text(json.dumps(settings) + "\n")
     argv = [
         "dockerd",
+        f"--config-file={config}",  # not /etc/docker/daemon.json
         f"--data-root={workdir / 'data'}",
         f"--exec-root={run_dir / 'x'}",
         f"--host=unix://{run_dir / 'docker.sock'}",
@@ -204,15 +254,24 @@ def _dockerd_argv(workdir: Path, run_dir: Path, driver: str | None) -> list[str]
     return [*argv, f"--storage-driver={driver}"] if driver else argv
 
 
+@functools.cache
+def _dockerd_major() -> int:
+    out = subprocess.run(["dockerd", "--version"], capture_output=True, text=True).stdout
+    match = re.search(r"version (\d+)\.", out)  # "Docker version 20.10.24+dfsg1, build ..."
+    return int(match.group(1)) if match else 0
+
+
 def _start_dockerd(
     workdir: Path, run_dir: Path, is_temp: bool, driver: str | None, die_with_parent: bool
 ) -> DockerEngine:
-    env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS and not k.startswith("DOCKER_")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in _PROXY_VARS and not k.startswith("DOCKER_")
+    }
     env["PATH"] = env.get("PATH", "/usr/bin:/bin") + ":/usr/sbin:/sbin"
     argv = _dockerd_argv(workdir, run_dir, driver)
     log = workdir / "dockerd.log"
     with open(log, "a") as fh:
-        fh.write(f"\n==== {time.strftime('%F %T')} {' '.join(argv)}\n")
+        fh.write(f"\n{LOG_MARKER}{time.strftime('%F %T')} {' '.join(argv)}\n")
     proc = spawn(argv, log, env=env, die_with_parent=die_with_parent)
     return DockerEngine(
         base_url=f"unix://{run_dir / 'docker.sock'}",
@@ -274,7 +333,9 @@ class Registry:
             return False
 
     def stop(self) -> None:
-        if self.pid is not None and (self._proc is not None or pid_matches(self.pid, "docker-registry")):
+        if self.pid is not None and (
+            self._proc is not None or pid_matches(self.pid, "docker-registry")
+        ):
             terminate(self.pid, timeout=15.0, proc=self._proc)
         self.pid = None
 
@@ -303,10 +364,10 @@ def ensure_registry(
         reg = Registry(f"127.0.0.1:{port}", auth, proc.pid, workdir, proc)
         try:
             wait_until(
-                lambda: http_status(f"{reg.url}/v2/") in (200, 401),
+                lambda r=reg: http_status(f"{r.url}/v2/") in (200, 401),  # type: ignore[misc]
                 timeout,
                 f"docker-registry on {reg.address}",
-                alive=lambda: proc.poll() is None,
+                alive=lambda p=proc: p.poll() is None,  # type: ignore[misc]
                 log=log,
             )
             return reg
@@ -369,9 +430,13 @@ def build_busybox_image(
         tag=tag,
         changes=['CMD ["/bin/sh"]', "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
     )
-    _check_stream(api.push(name, tag, stream=True, decode=True, auth_config=registry.auth_config), ref)
+    _check_stream(
+        api.push(name, tag, stream=True, decode=True, auth_config=registry.auth_config), ref
+    )
     api.remove_image(ref)
-    _check_stream(api.pull(name, tag, stream=True, decode=True, auth_config=registry.auth_config), ref)
+    _check_stream(
+        api.pull(name, tag, stream=True, decode=True, auth_config=registry.auth_config), ref
+    )
     api.remove_image(ref)
     return ref
 

@@ -43,7 +43,10 @@ def _provide(what: str, start: Callable[[], T]) -> T:
 @pytest.fixture(scope="session")
 def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEngine]:
     """A Docker engine: an existing one if it answers, else our own dockerd."""
-    engine = _provide("docker engine", lambda: ensure_docker(tmp_path_factory.mktemp("docker"), die_with_parent=True))
+    engine = _provide(
+        "docker engine",
+        lambda: ensure_docker(tmp_path_factory.mktemp("docker"), die_with_parent=True),
+    )
     yield engine
     engine.stop()
 
@@ -51,7 +54,10 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerEn
 @pytest.fixture(scope="session")
 def docker_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """A registry on 127.0.0.1 without auth."""
-    reg = _provide("docker registry", lambda: ensure_registry(tmp_path_factory.mktemp("registry"), die_with_parent=True))
+    reg = _provide(
+        "docker registry",
+        lambda: ensure_registry(tmp_path_factory.mktemp("registry"), die_with_parent=True),
+    )
     yield reg
     reg.stop()
 

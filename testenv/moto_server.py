@@ -45,7 +45,9 @@ class MotoServer:
         if self._threaded is not None:
             self._threaded.stop()
             self._threaded = None
-        if self.pid is not None and (self._proc is not None or pid_matches(self.pid, "moto.server")):
+        if self.pid is not None and (
+            self._proc is not None or pid_matches(self.pid, "moto.server")
+        ):
             terminate(self.pid, timeout=15.0, proc=self._proc)
         self.pid = None
 
@@ -77,8 +79,8 @@ def start_moto(
     (unless *die_with_parent*).
     """
     try:
-        import moto.server  # noqa: F401  (needs moto[server]: flask, werkzeug)
         import flask  # noqa: F401
+        import moto.server  # noqa: F401  (needs moto[server]: flask, werkzeug)
     except ImportError as exc:
         raise TestEnvError(f"moto server needs `pip install 'moto[server]'`: {exc}") from exc
     port = port or free_port()

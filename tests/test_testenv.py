@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import urllib.error
 import urllib.request
@@ -9,7 +10,6 @@ import urllib.request
 import boto3
 import docker
 import pytest
-
 from testenv._proc import free_port, http_status
 from testenv.docker_engine import DockerEngine, Registry, build_busybox_image
 from testenv.moto_server import MotoServer
@@ -37,12 +37,20 @@ def test_docker_engine_answers(docker_engine: DockerEngine) -> None:
     assert docker_engine.client().version()["ApiVersion"]
 
 
-def test_busybox_image_is_pulled_from_registry(docker_engine: DockerEngine, busybox_image: str) -> None:
+def test_busybox_image_is_pulled_from_registry(
+    docker_engine: DockerEngine, busybox_image: str
+) -> None:
     client = docker_engine.client()
+    with contextlib.suppress(docker.errors.ImageNotFound):  # another test may have pulled it
+        client.images.remove(busybox_image)
     with pytest.raises(docker.errors.ImageNotFound):
-        client.images.get(busybox_image)  # build_busybox_image left no local copy
+        client.images.get(busybox_image)
     image = client.images.pull(busybox_image)
     assert busybox_image in image.tags
+    assert (
+        client.containers.run(busybox_image, ["echo", "ok"], network_mode="host", remove=True)
+        == b"ok\n"
+    )
 
 
 def test_busybox_httpd_over_loopback(docker_engine: DockerEngine, busybox_image: str) -> None:

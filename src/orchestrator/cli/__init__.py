@@ -1,0 +1,280 @@
+"""The ``orchestrator`` command: thin wiring over ``orchestrator.deployments``.
+
+Exit codes: 0 success, 1 a workflow failed (or the deployment is busy), 2 bad usage, a
+bad blueprint or bad input. Blueprint problems are printed as ``FILE:LINE:COL: message``
+with no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from orchestrator.cli import output
+from orchestrator.deployments import Orchestrator, UsageError
+from orchestrator.dsl.problems import BlueprintError, Problems
+from orchestrator.engine.dispatch import Dispatcher
+from orchestrator.engine.runner import Options
+from orchestrator.errors import PluginError, StateLockedError
+from orchestrator.plugins import get_plugin_manager
+from orchestrator.secrets import load_secrets
+from orchestrator.state import DEFAULT_STATE
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Known errors become a message and an exit code; tracebacks only with --debug."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BlueprintError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            n = len(exc.problems)
+            click.echo(f"{n} problem{'s' if n != 1 else ''} found", err=True)
+            sys.exit(2)
+        except (UsageError, PluginError) as exc:
+            _fail(f"error: {exc}", 2)
+        except StateLockedError as exc:
+            _fail(f"error: {exc}", 1)
+
+    return wrapper
+
+
+def state_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--state", "state", type=click.Path(dir_okay=False, path_type=Path),
+                        default=lambda: os.environ.get("ORCHESTRATOR_STATE", str(DEFAULT_STATE)),
+                        show_default=str(DEFAULT_STATE), help="SQLite state file.")(fn)
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(fn)
+
+
+def inputs_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("-i", "--inputs", "inputs", multiple=True, metavar="KEY=VALUE|FILE",
+                        help="Deployment inputs: KEY=VALUE (';'-separated pairs allowed) or a YAML file; "
+                             "repeatable.")(fn)
+
+
+def deployment_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("-d", "--deployment", default=None,
+                        help="Deployment name (install: defaults to the blueprint's file name; "
+                             "other commands: the only deployment in the state).")(fn)
+
+
+def execution_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.option("--concurrency", default=10, show_default=True, type=click.IntRange(min=1),
+                     help="Node instances worked on at once."),
+        click.option("--retries", default=5, show_default=True, type=click.IntRange(min=0),
+                     help="Retries of a failing operation before the workflow fails."),
+        click.option("--retry-interval", default=1.0, show_default=True, type=click.FloatRange(min=0),
+                     help="First backoff in seconds; doubles each retry (capped at 30s)."),
+        click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="YAML file of secrets for get_secret (environment: ORCHESTRATOR_SECRET_<NAME>)."),
+        click.option("--debug", is_flag=True, help="Show tracebacks of failed operations."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _orchestrator(state: Path | None = None) -> Orchestrator:
+    pm = get_plugin_manager()
+    for error in pm.load_errors:
+        click.echo(f"{'error' if error.fatal else 'warning'}: {error}", err=True)
+    return Orchestrator(pm=pm, state_path=state or DEFAULT_STATE)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="orchestrator")
+def cli() -> None:
+    """Install and uninstall cloud applications described by YAML blueprints."""
+
+
+@cli.command()
+@click.argument("blueprint", type=click.Path(dir_okay=False))
+@inputs_option
+@json_option
+@handle_errors
+def validate(blueprint: str, inputs: tuple[str, ...], as_json: bool) -> None:
+    """Check a blueprint and its inputs; print every problem."""
+    orch = _orchestrator()
+    bp = orch.load(blueprint, inputs)
+    count = sum(t.instances for t in bp.templates.values())
+    if as_json:
+        output.echo_json({"valid": True, "node_templates": len(bp.templates), "inputs": sorted(bp.inputs)})
+    else:
+        click.echo(f"{bp.display}: valid ({len(bp.templates)} node templates, {count} top-level instances)")
+
+
+@cli.command()
+@click.argument("blueprint", type=click.Path(dir_okay=False))
+@inputs_option
+@json_option
+@handle_errors
+def plan(blueprint: str, inputs: tuple[str, ...], as_json: bool) -> None:
+    """Show what install would do, in order: waves of operations that can run together."""
+    orch = _orchestrator()
+    the_plan = orch.plan(blueprint, inputs)
+    dispatcher = Dispatcher(orch.pm)
+    available = set(orch.pm.type_owner.values()) | {None}
+    data = output.plan_data(
+        the_plan, lambda owner, op: owner in available and dispatcher.caller(owner, op) is not None)
+    if as_json:
+        output.echo_json(data)
+    else:
+        output.print_plan(data, blueprint)
+
+
+def _run_workflow(as_json: bool, debug: bool, run: Callable[..., Any]) -> None:
+    listener = output.json_listener if as_json else output.plain_listener
+    result = run([listener])
+    if not as_json:
+        output.print_summary(result, debug)
+    if not result.ok:
+        sys.exit(1)
+
+
+def _secrets(path: str | None) -> Any:
+    problems = Problems()
+    secrets = load_secrets(path, problems)
+    problems.raise_if_any()
+    return secrets
+
+
+@cli.command()
+@click.argument("blueprint", type=click.Path(dir_okay=False))
+@inputs_option
+@deployment_option
+@execution_options
+@state_option
+@json_option
+@handle_errors
+def install(blueprint: str, inputs: tuple[str, ...], deployment: str | None, concurrency: int, retries: int,
+            retry_interval: float, secrets_file: str | None, debug: bool, state: Path, as_json: bool) -> None:
+    """Create, configure and start every node instance; rerun to resume after a failure."""
+    orch = _orchestrator(state)
+    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval, debug=debug)
+    secrets = _secrets(secrets_file)
+    _run_workflow(as_json, debug, lambda listeners: orch.install(
+        blueprint, inputs, deployment, options, listeners, secrets))
+
+
+@cli.command()
+@deployment_option
+@execution_options
+@state_option
+@json_option
+@handle_errors
+def uninstall(deployment: str | None, concurrency: int, retries: int, retry_interval: float,
+              secrets_file: str | None, debug: bool, state: Path, as_json: bool) -> None:
+    """Stop and delete every node instance, dependents before their targets."""
+    orch = _orchestrator(state)
+    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval, debug=debug)
+    secrets = _secrets(secrets_file)
+    _run_workflow(as_json, debug, lambda listeners: orch.uninstall(deployment, options, listeners, secrets))
+
+
+@cli.command()
+@deployment_option
+@state_option
+@json_option
+@handle_errors
+def status(deployment: str | None, state: Path, as_json: bool) -> None:
+    """List node instances and their states."""
+    orch = Orchestrator(pm=get_plugin_manager(entry_points=False), state_path=state)
+    row, the_plan, rows = orch.status(deployment)
+    items = [{"instance": iid, "node": inst.node, "type": the_plan.nodes[inst.node].type,
+              "state": rows[iid].state if iid in rows else "uninitialized"}
+             for iid, inst in the_plan.instances.items()]
+    if as_json:
+        output.echo_json({"deployment": row.id, "blueprint": row.blueprint, "instances": items})
+        return
+    click.echo(f"deployment '{row.id}' ({row.blueprint})")
+    width = max((len(i["instance"]) for i in items), default=8)
+    for item in items:
+        click.echo(f"  {item['instance']:<{width}}  {item['state']:<13}  {item['type']}")
+
+
+@cli.command()
+@deployment_option
+@click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False), default=None)
+@state_option
+@json_option
+@handle_errors
+def outputs(deployment: str | None, secrets_file: str | None, state: Path, as_json: bool) -> None:
+    """Show the blueprint's outputs, resolved against the deployment's runtime properties."""
+    orch = Orchestrator(pm=get_plugin_manager(entry_points=False), state_path=state)
+    values = orch.outputs(deployment, _secrets(secrets_file))
+    if as_json:
+        output.echo_json(values)
+        return
+    for name, value in values.items():
+        click.echo(f"{name}: {value}")
+
+
+@cli.command()
+@deployment_option
+@state_option
+@json_option
+@handle_errors
+def events(deployment: str | None, state: Path, as_json: bool) -> None:
+    """Show the deployment's events: operations, retries, failures and plugin logs."""
+    orch = Orchestrator(pm=get_plugin_manager(entry_points=False), state_path=state)
+    rows = orch.events(deployment)
+    if as_json:
+        for e in rows:
+            click.echo(output.json.dumps({k: getattr(e, k) for k in e.__slots__}))
+        return
+    for e in rows:
+        click.echo(output.format_event(e))
+
+
+@cli.group()
+def plugins() -> None:
+    """Inspect the plugins found through the 'orchestrator.plugins' entry points."""
+
+
+@plugins.command("list")
+@json_option
+def plugins_list(as_json: bool) -> None:
+    """Every discovered plugin: distribution, version, types, hooks, and load errors."""
+    pm = get_plugin_manager()
+    infos = pm.plugin_infos()
+    if as_json:
+        output.echo_json({
+            "plugins": [{"name": i.name, "distribution": i.distribution, "version": i.version,
+                         "module": i.module, "types": i.types, "hooks": i.hooks, "wrappers": i.wrappers}
+                        for i in infos],
+            "errors": [{"plugin": e.plugin, "distribution": e.distribution, "version": e.version,
+                        "error": e.error, "fatal": e.fatal} for e in pm.load_errors],
+        })
+        return
+    for i in infos:
+        dist = f"{i.distribution} {i.version}" if i.distribution else "(registered directly)"
+        click.echo(f"{i.name}  [{dist}]  module {i.module}")
+        if i.types:
+            click.echo(f"  types:    {', '.join(i.types)}")
+        if i.hooks:
+            click.echo(f"  hooks:    {', '.join(i.hooks)}")
+        if i.wrappers:
+            click.echo(f"  wrappers: {', '.join(i.wrappers)}")
+    for e in pm.load_errors:
+        click.echo(f"{'error' if e.fatal else 'warning'}: {e}", err=True)
+
+
+def main() -> None:
+    cli(prog_name="orchestrator")

@@ -1,0 +1,90 @@
+"""Rendering command results as text or JSON; no logic beyond presentation."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import Any
+
+import click
+
+from orchestrator.engine.events import Event
+from orchestrator.engine.runner import ExecutionResult, install_steps
+from orchestrator.plan import Plan
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def plan_data(plan: Plan, implemented: Any) -> dict[str, Any]:
+    waves = []
+    for wave in plan.waves():
+        items = []
+        for iid in wave:
+            inst = plan.instances[iid]
+            node = plan.nodes[inst.node]
+            ops = []
+            for step in install_steps(inst):
+                rel = inst.relationships[step.relationship] if step.relationship is not None else None
+                owner = rel.owner if rel else node.owner
+                if implemented(owner, step.op):
+                    ops.append(f"{step.op}({rel.target_id})" if rel else step.op)
+            items.append({"instance": iid, "node": inst.node, "type": node.type, "plugin": node.owner,
+                          "depends_on": sorted(set(inst.targets)), "operations": ops})
+        waves.append(items)
+    return {"instances": len(plan.instances),
+            "relationships": sum(len(i.relationships) for i in plan.instances.values()),
+            "waves": waves}
+
+
+def print_plan(data: dict[str, Any], display: str) -> None:
+    waves = data["waves"]
+    click.echo(f"Plan for {display}: {data['instances']} node instances, {data['relationships']} relationships, "
+               f"{len(waves)} waves")
+    for n, wave in enumerate(waves, start=1):
+        click.echo(f"\nwave {n}")
+        width = max(len(i["instance"]) for i in wave)
+        for item in wave:
+            ops = ", ".join(item["operations"]) or "(nothing to run)"
+            click.echo(f"  {item['instance']:<{width}}  {item['type']}  {ops}")
+
+
+def format_event(e: Event | Any) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(e.ts)) + f".{int(e.ts % 1 * 1000):03d}"
+    where = e.instance or ""
+    if e.operation:
+        where += f".{e.operation}"
+    where = f" {where}" if where else ""
+    plugin = f" [{e.plugin}]" if e.plugin and e.type != "log" else ""
+    level = f" {e.level.upper()}" if e.type == "log" else ""
+    return f"{stamp}{where}{plugin}{level} {e.message}"
+
+
+_print_lock = threading.Lock()
+
+
+def plain_listener(event: Event) -> None:
+    line = format_event(event)
+    with _print_lock:
+        click.echo(line)
+
+
+def json_listener(event: Event) -> None:
+    line = json.dumps(event.as_dict(), default=str) + "\n"
+    with _print_lock:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
+def print_summary(result: ExecutionResult, debug: bool) -> None:
+    verb = {"succeeded": "succeeded", "failed": "FAILED", "cancelled": "was cancelled"}[result.status]
+    err = result.status != "succeeded"
+    click.echo(f"{result.workflow} of deployment '{result.deployment}' {verb} in {result.duration:.2f}s "
+               f"({result.operations} operations)", err=err)
+    for failure in result.failures:
+        click.echo(f"  {failure}", err=True)
+        if debug and failure.traceback:
+            click.echo(failure.traceback, err=True)

@@ -1,0 +1,199 @@
+"""The operations behind the command line, usable from Python and tests alike.
+
+Data flows one way: blueprint text -> ``Blueprint`` -> ``Plan`` -> ``Runner`` -> state
+and events. The CLI only parses arguments and prints what these return.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from orchestrator.dsl.inputs import GivenInput, given_from_mapping, parse_input_args
+from orchestrator.dsl.loader import load_blueprint
+from orchestrator.dsl.model import Blueprint
+from orchestrator.dsl.problems import BlueprintError, Mark, Problem, Problems
+from orchestrator.engine.context import InstanceRecord
+from orchestrator.engine.dispatch import Dispatcher
+from orchestrator.engine.events import EventSink, Listener, Masker
+from orchestrator.engine.runner import ExecutionResult, Options, RuntimeLookup, Runner
+from orchestrator.dsl.functions import resolve_runtime
+from orchestrator.errors import OrchestratorError, PluginError
+from orchestrator.plan import Plan, build_plan
+from orchestrator.plugins import PluginManager, get_plugin_manager
+from orchestrator.secrets import Secrets, secret_names, secret_strings
+from orchestrator.state import DEFAULT_STATE, DeploymentRow, EventRow, InstanceRow, StateStore
+
+
+class UsageError(OrchestratorError):
+    """Bad usage that is not a blueprint problem (unknown deployment, changed blueprint)."""
+
+
+Inputs = Sequence[str] | Mapping[str, Any] | None
+
+
+def _given(inputs: Inputs, problems: Problems) -> dict[str, GivenInput]:
+    if inputs is None:
+        return {}
+    if isinstance(inputs, Mapping):
+        return given_from_mapping(inputs)
+    return parse_input_args(inputs, problems)
+
+
+def deployment_id_for(path: str | Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(path).stem) or "default"
+
+
+@attrs.define
+class Orchestrator:
+    """A plugin manager plus a state file: everything a command needs."""
+
+    pm: PluginManager = attrs.field(factory=get_plugin_manager)
+    state_path: Path = DEFAULT_STATE
+    _store: StateStore | None = None
+
+    @property
+    def store(self) -> StateStore:
+        if self._store is None:
+            self._store = StateStore(self.state_path)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- blueprint and plan ---------------------------------------------------------
+
+    def load(self, path: str | Path, inputs: Inputs = None) -> Blueprint:
+        problems = Problems()
+        given = _given(inputs, problems)
+        try:
+            bp = load_blueprint(path, given, self.pm.type_sources)
+        except BlueprintError as exc:
+            problems.items.extend(exc.problems)
+        problems.raise_if_any()
+        return bp
+
+    def plan(self, path: str | Path, inputs: Inputs = None) -> Plan:
+        return build_plan(self.load(path, inputs))
+
+    # -- workflows ----------------------------------------------------------------
+
+    def install(self, path: str | Path, inputs: Inputs = None, deployment: str | None = None,
+                options: Options | None = None, listeners: Iterable[Listener] = (),
+                secrets: Mapping[str, Any] | None = None) -> ExecutionResult:
+        bp = self.load(path, inputs)
+        plan = build_plan(bp)
+        deployment = deployment or deployment_id_for(path)
+        self._check_plugins(plan)
+        secrets = self._check_secrets(plan, secrets, bp.display)
+        self._save_plan(deployment, bp, plan)
+        return self._execute("install", deployment, plan, options, listeners, secrets)
+
+    def uninstall(self, deployment: str | None = None, options: Options | None = None,
+                  listeners: Iterable[Listener] = (), secrets: Mapping[str, Any] | None = None) -> ExecutionResult:
+        row = self.deployment(deployment)
+        plan = Plan.from_json(row.plan)
+        self._check_plugins(plan)
+        secrets = self._check_secrets(plan, secrets, plan.blueprint_path)
+        return self._execute("uninstall", row.id, plan, options, listeners, secrets)
+
+    def _execute(self, workflow: str, deployment: str, plan: Plan, options: Options | None,
+                 listeners: Iterable[Listener], secrets: Mapping[str, Any]) -> ExecutionResult:
+        masker = Masker(s for name in secret_names_of(plan) if name in secrets
+                        for s in secret_strings(secrets[name]))
+        execution = self.store.start_execution(deployment, workflow)
+        sink = EventSink(self.store, deployment, execution, masker)
+        sink.listeners.extend(listeners)
+        runner = Runner(plan=plan, store=self.store, deployment=deployment, dispatcher=Dispatcher(self.pm),
+                        sink=sink, options=options or Options(), secrets=secrets)
+        status, error = "failed", "interrupted"
+        try:
+            result = runner.install() if workflow == "install" else runner.uninstall()
+            status, error = result.status, "; ".join(map(str, result.failures)) or None
+            return result
+        finally:
+            self.store.end_execution(execution, status, error)
+
+    def _save_plan(self, deployment: str, bp: Blueprint, plan: Plan) -> None:
+        existing = self.store.get_deployment(deployment)
+        structure = plan.structure_hash()
+        if existing is not None and existing.structure != structure:
+            busy = [r.id for r in self.store.instances(deployment).values()
+                    if r.state not in ("uninitialized", "deleted")]
+            if busy:
+                raise UsageError(
+                    f"deployment '{deployment}' was installed from a blueprint with other node instances or "
+                    f"relationships ({len(busy)} instances exist, e.g. {busy[0]}); uninstall it first, or "
+                    f"install under another name with -d")
+        self.store.save_deployment(deployment, str(bp.path), bp.input_values, plan.to_json(), structure,
+                                   ((i.id, i.node) for i in plan.instances.values()))
+
+    def _check_plugins(self, plan: Plan) -> None:
+        owners = {n.owner for n in plan.nodes.values()}
+        owners |= {r.owner for i in plan.instances.values() for r in i.relationships}
+        missing = Dispatcher(self.pm).check_owners(owners)
+        if missing:
+            errors = {e.plugin: e for e in self.pm.load_errors}
+            details = "; ".join(str(errors[m]) if m in errors else f"plugin '{m}' is not installed" for m in missing)
+            raise PluginError(f"this deployment needs plugins that are not available: {details}")
+
+    def _check_secrets(self, plan: Plan, secrets: Mapping[str, Any] | None, where: str) -> Mapping[str, Any]:
+        secrets = Secrets() if secrets is None else secrets
+        missing = sorted(n for n in secret_names_of(plan) if n not in secrets)
+        if missing:
+            from orchestrator.engine.runner import secret_env_name
+            raise BlueprintError([Problem(Mark(where, 1, 1), f"secret '{n}' is not set (set ORCHESTRATOR_SECRET_"
+                                          f"{secret_env_name(n)} or pass --secrets FILE)") for n in missing])
+        return secrets
+
+    # -- queries --------------------------------------------------------------------
+
+    def deployment(self, deployment: str | None) -> DeploymentRow:
+        if deployment is None:
+            ids = self.store.deployment_ids()
+            if not ids:
+                raise UsageError(f"no deployments in {self.state_path}; run install first")
+            if len(ids) > 1:
+                raise UsageError(f"several deployments in {self.state_path} ({', '.join(ids)}); choose one with -d")
+            deployment = ids[0]
+        row = self.store.get_deployment(deployment)
+        if row is None:
+            known = ", ".join(self.store.deployment_ids()) or "none"
+            raise UsageError(f"no deployment '{deployment}' in {self.state_path} (known: {known})")
+        return row
+
+    def status(self, deployment: str | None = None) -> tuple[DeploymentRow, Plan, dict[str, InstanceRow]]:
+        row = self.deployment(deployment)
+        return row, Plan.from_json(row.plan), self.store.instances(row.id)
+
+    def outputs(self, deployment: str | None = None, secrets: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        row, plan, rows = self.status(deployment)
+        records = {i: InstanceRecord(i, r.node, r.state, r.ops, r.runtime) for i, r in rows.items()}
+        runner = Runner(plan=plan, store=None, deployment=row.id, dispatcher=Dispatcher(self.pm),
+                        sink=EventSink(None, row.id, None), options=Options(), secrets=secrets or Secrets(),
+                        records=records)
+        lookup = RuntimeLookup(runner, None)
+        return {name: resolve_runtime(value, lookup) for name, value in plan.outputs.items()}
+
+    def events(self, deployment: str | None = None, after: int = 0) -> list[EventRow]:
+        row = self.deployment(deployment)
+        return self.store.events(row.id, after)
+
+
+def secret_names_of(plan: Plan) -> set[str]:
+    names: set[str] = set()
+    for node in plan.nodes.values():
+        if node.runtime_paths:
+            names |= secret_names(node.properties)
+    for inst in plan.instances.values():
+        for rel in inst.relationships:
+            if rel.properties:
+                names |= secret_names(rel.properties)
+    names |= secret_names(plan.outputs)
+    return names

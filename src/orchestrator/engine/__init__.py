@@ -1,0 +1,1 @@
+"""Executing plans: routing hooks, building ``ctx``, workflows, retries, events."""

@@ -1,0 +1,312 @@
+"""The operation context ``ctx`` handed to every lifecycle and relationship hook.
+
+Shaped like Cloudify's ``ctx`` (node, instance, deployment, operation, source/target,
+logger, resources) so it is easy to learn and easy to fake in tests. Runtime property
+changes are merged key by key into the instance's stored properties, so two
+relationship operations writing different keys of one target never lose each other's
+work (Cloudify silently keeps the last writer's whole dict).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import NonRecoverableError, OperationRetry
+
+
+class ImmutableProperties(dict):
+    """Node properties: readable like a dict, never changed by a hook by accident."""
+
+    __slots__ = ()
+
+    def _readonly(self, *args: Any, **kwargs: Any) -> None:
+        raise NonRecoverableError("ctx.node.properties is read-only; store state in "
+                                  "ctx.instance.runtime_properties")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+
+    def copy(self) -> dict[str, Any]:  # type: ignore[override]
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict) -> dict[str, Any]:
+        import copy
+        return {k: copy.deepcopy(v, memo) for k, v in self.items()}
+
+    def __reduce__(self) -> Any:
+        return (dict, (dict(self),))
+
+
+class InstanceRecord:
+    """The engine's authoritative copy of one instance: state, finished ops, runtime properties."""
+
+    __slots__ = ("id", "lock", "node", "ops", "runtime", "runtime_json", "state")
+
+    def __init__(self, id: str, node: str, state: str, ops: dict[str, str], runtime: dict[str, Any]) -> None:
+        self.id = id
+        self.node = node
+        self.state = state
+        self.ops = ops
+        self.runtime = runtime
+        self.runtime_json = json.dumps(runtime, sort_keys=True)
+        self.lock = threading.Lock()
+
+
+class NodeContext:
+    __slots__ = ("id", "properties", "type", "type_hierarchy")
+
+    def __init__(self, id: str, type: str, type_hierarchy: list[str], properties: Mapping[str, Any]) -> None:
+        self.id = id
+        self.type = type
+        self.type_hierarchy = type_hierarchy
+        self.properties = properties
+
+    def __repr__(self) -> str:
+        return f"<node {self.id} ({self.type})>"
+
+
+class InstanceContext:
+    """``ctx.instance``: id and runtime properties, with ``update()`` and ``refresh()``."""
+
+    __slots__ = ("_persist", "_record", "_snapshot", "host_id", "id", "runtime_properties")
+
+    def __init__(self, record: InstanceRecord, host_id: str | None,
+                 persist: Callable[[InstanceRecord], None]) -> None:
+        self.id = record.id
+        self.host_id = host_id
+        self._record = record
+        self._persist = persist
+        with record.lock:
+            self._snapshot = record.runtime_json
+            self.runtime_properties: dict[str, Any] = json.loads(self._snapshot)
+
+    def update(self) -> None:
+        """Persist runtime property changes now (call it right after a side effect)."""
+        self._merge()
+
+    def refresh(self) -> None:
+        """Reload runtime properties from the state (after another operation changed them)."""
+        with self._record.lock:
+            self._snapshot = self._record.runtime_json
+            self.runtime_properties.clear()
+            self.runtime_properties.update(json.loads(self._snapshot))
+
+    def _merge(self, persist: bool = True) -> bool:
+        """Apply this context's changes key by key; True when something changed.
+
+        With ``persist=False`` the caller writes ``record.runtime_json`` itself, in the
+        same transaction as the operation's state change.
+        """
+        try:
+            current = json.dumps(self.runtime_properties, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise NonRecoverableError(
+                f"runtime properties of {self.id} must be JSON-serializable: {exc}") from None
+        if current == self._snapshot:
+            return False
+        before = json.loads(self._snapshot)
+        record = self._record
+        with record.lock:
+            merged = dict(record.runtime)
+            for key in before.keys() - self.runtime_properties.keys():
+                merged.pop(key, None)
+            for key, value in self.runtime_properties.items():
+                if key not in before or before[key] != value:
+                    merged[key] = value
+            record.runtime = merged
+            record.runtime_json = json.dumps(merged, sort_keys=True)
+            self._snapshot = current
+        if persist:
+            self._persist(record)
+        return True
+
+    def __repr__(self) -> str:
+        return f"<instance {self.id}>"
+
+
+class EntityContext:
+    """``ctx.source`` / ``ctx.target`` of a relationship operation."""
+
+    __slots__ = ("instance", "node")
+
+    def __init__(self, node: NodeContext, instance: InstanceContext) -> None:
+        self.node = node
+        self.instance = instance
+
+
+class DeploymentContext:
+    __slots__ = ("id",)
+
+    def __init__(self, id: str) -> None:
+        self.id = id
+
+
+class BlueprintContext:
+    __slots__ = ("directory", "id", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path) if path else None
+        self.directory = self.path.parent if self.path else None
+        self.id = self.path.stem if self.path else ""
+
+
+class OperationInfo:
+    """``ctx.operation``: the running operation and its retry budget."""
+
+    __slots__ = ("max_retries", "name", "retry_number")
+
+    def __init__(self, name: str, retry_number: int, max_retries: int) -> None:
+        self.name = name
+        self.retry_number = retry_number
+        self.max_retries = max_retries
+
+    def retry(self, message: str = "operation asked to be retried", after: float | None = None) -> None:
+        """Ask the engine to run this operation again (after ``after`` seconds)."""
+        raise OperationRetry(message, retry_after=after)
+
+
+class OperationLogger:
+    """``ctx.logger``: the ``logging.Logger`` methods; every record becomes an event."""
+
+    __slots__ = ("_emit", "level", "name")
+
+    def __init__(self, name: str, emit: Callable[[str, str], None], level: int = logging.DEBUG) -> None:
+        self.name = name
+        self._emit = emit
+        self.level = level
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging.Logger's name
+        return level >= self.level
+
+    def log(self, level: int, msg: Any, *args: Any, exc_info: Any = None, **_: Any) -> None:
+        if level < self.level:
+            return
+        text = str(msg) % args if args else str(msg)
+        if exc_info:
+            import traceback
+            info = exc_info if isinstance(exc_info, tuple) else None
+            if info is None and isinstance(exc_info, BaseException):
+                info = (type(exc_info), exc_info, exc_info.__traceback__)
+            text += "\n" + "".join(traceback.format_exception(*info)) if info else ""
+        self._emit(logging.getLevelName(level).lower(), text)
+
+    def debug(self, msg: Any, *args: Any, **kw: Any) -> None:
+        self.log(logging.DEBUG, msg, *args, **kw)
+
+    def info(self, msg: Any, *args: Any, **kw: Any) -> None:
+        self.log(logging.INFO, msg, *args, **kw)
+
+    def warning(self, msg: Any, *args: Any, **kw: Any) -> None:
+        self.log(logging.WARNING, msg, *args, **kw)
+
+    warn = warning
+
+    def error(self, msg: Any, *args: Any, **kw: Any) -> None:
+        self.log(logging.ERROR, msg, *args, **kw)
+
+    def exception(self, msg: Any, *args: Any, **kw: Any) -> None:
+        kw.setdefault("exc_info", True)
+        if kw["exc_info"] is True:
+            import sys
+            kw["exc_info"] = sys.exc_info()
+        self.log(logging.ERROR, msg, *args, **kw)
+
+    def critical(self, msg: Any, *args: Any, **kw: Any) -> None:
+        self.log(logging.CRITICAL, msg, *args, **kw)
+
+
+class OperationContext:
+    """``ctx``: everything one hook call may know and do (contract §3)."""
+
+    __slots__ = ("_node", "_instance", "blueprint", "deployment", "logger", "operation", "plugin",
+                 "source", "target", "type")
+
+    def __init__(self, *, type: str, deployment: DeploymentContext, blueprint: BlueprintContext,
+                 operation: OperationInfo, logger: OperationLogger, plugin: str | None,
+                 node: NodeContext | None = None, instance: InstanceContext | None = None,
+                 source: EntityContext | None = None, target: EntityContext | None = None) -> None:
+        self.type = type  # "node-instance" or "relationship-instance"
+        self.deployment = deployment
+        self.blueprint = blueprint
+        self.operation = operation
+        self.logger = logger
+        self.plugin = plugin
+        self._node = node
+        self._instance = instance
+        self.source = source
+        self.target = target
+
+    @property
+    def node(self) -> NodeContext:
+        if self._node is None:
+            raise AttributeError("ctx.node is not set in a relationship operation: use ctx.source.node "
+                                 "or ctx.target.node")
+        return self._node
+
+    @property
+    def instance(self) -> InstanceContext:
+        if self._instance is None:
+            raise AttributeError("ctx.instance is not set in a relationship operation: use "
+                                 "ctx.source.instance or ctx.target.instance")
+        return self._instance
+
+    def describe(self) -> str:
+        if self.source is not None and self.target is not None:
+            return f"{self.source.instance.id}->{self.target.instance.id}"
+        return self._instance.id if self._instance is not None else ""
+
+    # -- resources shipped beside the blueprint ------------------------------------
+
+    def _resource_path(self, path: str) -> Path:
+        base = self.blueprint.directory
+        if base is None:
+            raise NonRecoverableError(f"resource '{path}': this deployment has no blueprint directory")
+        full = (base / path).resolve()
+        if not full.is_relative_to(base.resolve()):
+            raise NonRecoverableError(f"resource '{path}' is outside the blueprint's directory")
+        if not full.is_file():
+            raise NonRecoverableError(f"resource '{path}' not found in {base}")
+        return full
+
+    def get_resource(self, path: str) -> bytes:
+        """The content of a file shipped beside the blueprint."""
+        return self._resource_path(path).read_bytes()
+
+    def download_resource(self, path: str, target: str | None = None) -> str:
+        """Copy a blueprint resource to ``target`` (default: a new temporary file); its path."""
+        source = self._resource_path(path)
+        if target is None:
+            fd, target = tempfile.mkstemp(suffix=source.suffix, prefix="orchestrator-")
+            import os
+            os.close(fd)
+        shutil.copyfile(source, target)
+        return str(target)
+
+    def get_resource_and_render(self, path: str, variables: Mapping[str, Any] | None = None) -> bytes:
+        """A blueprint resource rendered as a Jinja2 template with ``variables`` and ``ctx``."""
+        import jinja2
+
+        template = jinja2.Template(self.get_resource(path).decode("utf-8"), undefined=jinja2.StrictUndefined)
+        try:
+            return template.render(ctx=self, **(variables or {})).encode("utf-8")
+        except jinja2.TemplateError as exc:
+            raise NonRecoverableError(f"rendering resource '{path}': {exc}") from None
+
+    def download_resource_and_render(self, path: str, target: str | None = None,
+                                     variables: Mapping[str, Any] | None = None) -> str:
+        rendered = self.get_resource_and_render(path, variables)
+        if target is None:
+            fd, target = tempfile.mkstemp(prefix="orchestrator-")
+            import os
+            os.close(fd)
+        Path(target).write_bytes(rendered)
+        return str(target)
+
+    def __repr__(self) -> str:
+        return f"<ctx {self.operation.name} {self.describe()}>"

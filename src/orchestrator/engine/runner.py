@@ -1,0 +1,501 @@
+"""The install and uninstall workflows: scheduling, operations, retries, failures.
+
+Instances run as soon as everything they depend on is done (not in lock-step waves),
+at most ``concurrency`` at a time, each running its own operations in order. State is
+written before and after every hook, so a rerun continues where a crash stopped.
+"""
+
+from __future__ import annotations
+
+import collections
+import graphlib
+import json
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import attrs
+
+from orchestrator.dsl.functions import SELF, SOURCE, TARGET, resolve_runtime, walk_path
+from orchestrator.dsl.model import MISSING
+from orchestrator.engine.context import (
+    BlueprintContext,
+    DeploymentContext,
+    EntityContext,
+    ImmutableProperties,
+    InstanceContext,
+    InstanceRecord,
+    NodeContext,
+    OperationContext,
+    OperationInfo,
+    OperationLogger,
+)
+from orchestrator.engine.dispatch import Dispatcher
+from orchestrator.engine.events import EventSink
+from orchestrator.errors import NonRecoverableError, RecoverableError
+from orchestrator.plan import Plan, PlannedInstance, PlannedNode, PlannedRelationship
+from orchestrator.state import StateStore
+
+log = logging.getLogger(__name__)
+
+
+@attrs.define(slots=True)
+class Options:
+    concurrency: int = 10
+    retries: int = 5
+    retry_interval: float = 1.0  # first backoff; doubles each retry
+    max_backoff: float = 30.0
+    debug: bool = False
+
+
+@attrs.define(slots=True)
+class Failure:
+    instance: str
+    operation: str
+    plugin: str | None
+    message: str
+    traceback: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.instance}: {self.operation} ({self.plugin or 'no plugin'}) failed: {self.message}"
+
+
+@attrs.define(slots=True)
+class ExecutionResult:
+    workflow: str
+    deployment: str
+    execution: int | None
+    status: str  # succeeded | failed | cancelled
+    failures: list[Failure]
+    duration: float
+    operations: int  # hook calls that ran (attempts included)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+@attrs.define(slots=True, frozen=True)
+class Step:
+    op: str
+    key: str
+    relationship: int | None  # index into the instance's relationships
+    before: str | None  # instance state while the hook runs
+    after: str | None  # instance state once it succeeded
+
+
+def install_steps(inst: PlannedInstance) -> Iterator[Step]:
+    rels = range(len(inst.relationships))
+    yield Step("create", "create", None, "creating", "created")
+    for i in rels:
+        yield Step("preconfigure", f"preconfigure:{i}", i, None, None)
+    yield Step("configure", "configure", None, "configuring", "configured")
+    for i in rels:
+        yield Step("postconfigure", f"postconfigure:{i}", i, None, None)
+    yield Step("start", "start", None, "starting", "started")
+    for i in rels:
+        yield Step("establish", f"establish:{i}", i, None, None)
+
+
+def uninstall_steps(inst: PlannedInstance, ops: Mapping[str, str]) -> Iterator[Step]:
+    """Only what install attempted: stop if start ran, unlink if establish ran, delete if create ran."""
+    if "start" in ops:
+        yield Step("stop", "stop", None, "stopping", "stopped")
+    for i in reversed(range(len(inst.relationships))):
+        if f"establish:{i}" in ops:
+            yield Step("unlink", f"unlink:{i}", i, None, None)
+    if "create" in ops:
+        yield Step("delete", "delete", None, "deleting", "deleted")
+
+
+class _Aborted(Exception):
+    """Another instance failed while this one waited to retry."""
+
+
+class Runner:
+    """Runs one workflow of one deployment; build a new one per execution."""
+
+    def __init__(self, *, plan: Plan, store: StateStore | None, deployment: str, dispatcher: Dispatcher,
+                 sink: EventSink, options: Options, secrets: Mapping[str, Any] | None = None,
+                 records: dict[str, InstanceRecord] | None = None) -> None:
+        self.plan = plan
+        self.store = store
+        self.deployment = deployment
+        self.dispatcher = dispatcher
+        self.sink = sink
+        self.options = options
+        self.secrets = secrets or {}
+        self.records = records if records is not None else self._load_records()
+        self.failed = threading.Event()
+        self.failures: list[Failure] = []
+        self.operations = 0
+        self._count_lock = threading.Lock()
+        self._deployment_ctx = DeploymentContext(deployment)
+        self._blueprint_ctx = BlueprintContext(plan.blueprint_path)
+        self._properties: dict[str, ImmutableProperties] = {}
+
+    def _load_records(self) -> dict[str, InstanceRecord]:
+        rows = self.store.instances(self.deployment) if self.store else {}
+        records = {}
+        for iid, inst in self.plan.instances.items():
+            row = rows.get(iid)
+            if row is None:
+                records[iid] = InstanceRecord(iid, inst.node, "uninitialized", {}, {})
+            else:
+                records[iid] = InstanceRecord(iid, inst.node, row.state, row.ops, row.runtime)
+        return records
+
+    # -- workflows ---------------------------------------------------------------
+
+    def install(self) -> ExecutionResult:
+        for rec in self.records.values():
+            _prepare_for_install(rec)
+        graph = {iid: set(inst.targets) for iid, inst in self.plan.instances.items()}
+        return self._run("install", graph, self._install_instance)
+
+    def uninstall(self) -> ExecutionResult:
+        graph = {iid: set(ids) for iid, ids in self.plan.dependents().items()}
+        return self._run("uninstall", graph, self._uninstall_instance)
+
+    def _run(self, workflow: str, graph: dict[str, set[str]],
+             work: Callable[[PlannedInstance], bool]) -> ExecutionResult:
+        started = time.perf_counter()
+        self.sink.emit(self.sink.make("workflow_started", f"{workflow} of {len(graph)} node instances started"))
+        sorter = graphlib.TopologicalSorter(graph)
+        sorter.prepare()
+        done: queue.SimpleQueue[tuple[str, bool]] = queue.SimpleQueue()
+        ready: collections.deque[str] = collections.deque()
+        in_flight = 0
+        status = "succeeded"
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="op")
+        try:
+            while True:
+                if not self.failed.is_set():
+                    ready.extend(sorter.get_ready())
+                while ready and in_flight < self.options.concurrency and not self.failed.is_set():
+                    iid = ready.popleft()
+                    inst = self.plan.instances[iid]
+                    pool.submit(self._guarded, work, inst, done)
+                    in_flight += 1
+                if in_flight == 0:
+                    break
+                iid, ok = done.get()
+                in_flight -= 1
+                if ok:
+                    sorter.done(iid)
+        except KeyboardInterrupt:
+            self.failed.set()
+            status = "cancelled"
+            while in_flight:
+                done.get()
+                in_flight -= 1
+        finally:
+            pool.shutdown(wait=True)
+        if status != "cancelled" and (self.failures or self.failed.is_set()):
+            status = "failed"
+        elapsed = time.perf_counter() - started
+        level = "info" if status == "succeeded" else "error"
+        self.sink.emit(self.sink.make(f"workflow_{status}", f"{workflow} {status} in {elapsed:.2f}s",
+                                      level=level))
+        return ExecutionResult(workflow, self.deployment, self.sink.execution, status, self.failures,
+                               elapsed, self.operations)
+
+    def _guarded(self, work: Callable[[PlannedInstance], bool], inst: PlannedInstance,
+                 done: queue.SimpleQueue) -> None:
+        ok = False
+        try:
+            ok = work(inst)
+        except _Aborted:
+            ok = False
+        except BaseException as exc:  # an engine bug must not hang the scheduler
+            self._fail(inst.id, "engine", None, f"internal error: {type(exc).__name__}: {exc}",
+                       traceback.format_exc())
+        finally:
+            done.put((inst.id, ok))
+
+    # -- one instance -------------------------------------------------------------
+
+    def _install_instance(self, inst: PlannedInstance) -> bool:
+        rec = self.records[inst.id]
+        for step in install_steps(inst):
+            if rec.ops.get(step.key) == "succeeded":
+                continue
+            if self.failed.is_set() or not self._run_step(inst, rec, step):
+                return False
+        if rec.state != "started":
+            self._record(rec, "started", None)
+        return True
+
+    def _uninstall_instance(self, inst: PlannedInstance) -> bool:
+        rec = self.records[inst.id]
+        steps = list(uninstall_steps(inst, rec.ops))
+        for step in steps:
+            if rec.ops.get(step.key) == "succeeded":
+                continue
+            if self.failed.is_set() or not self._run_step(inst, rec, step):
+                return False
+        if rec.state not in ("uninitialized", "deleted") or rec.ops or rec.runtime:
+            with rec.lock:
+                rec.runtime, rec.runtime_json, rec.ops = {}, "{}", {}
+            self._record(rec, "deleted" if steps else "uninitialized", "{}")
+        return True
+
+    def _run_step(self, inst: PlannedInstance, rec: InstanceRecord, step: Step) -> bool:
+        node = self.plan.nodes[inst.node]
+        rel = inst.relationships[step.relationship] if step.relationship is not None else None
+        owner = rel.owner if rel is not None else node.owner
+        caller = self.dispatcher.caller(owner, step.op)
+        if caller is None:  # nothing implements it: nothing to do, nothing to record
+            rec.ops[step.key] = "succeeded"
+            if step.after:
+                rec.state = step.after
+            return True
+        attempt = 0
+        while True:
+            ctx = self._context(inst, node, rel, rec, step, attempt, owner)
+            if step.before:
+                rec.state = step.before
+            rec.ops[step.key] = "started"
+            self._record(rec, rec.state, None, ("operation_started", f"{step.op} started", "info"),
+                         step, owner)
+            with self._count_lock:
+                self.operations += 1
+            try:
+                caller(ctx=ctx)
+            except NonRecoverableError as exc:
+                self._save_runtime(ctx, rec, step, owner)
+                return self._give_up(inst, rec, step, owner, _message(exc), exc)
+            except Exception as exc:
+                self._save_runtime(ctx, rec, step, owner)
+                if attempt >= self.options.retries:
+                    return self._give_up(inst, rec, step, owner,
+                                         f"{_message(exc)} (gave up after {attempt} retries)", exc)
+                delay = self._backoff(exc, attempt)
+                self._emit("operation_retrying", f"{step.op} will be retried in {delay:.1f}s "
+                           f"(retry {attempt + 1} of {self.options.retries}): {_message(exc)}",
+                           rec.id, step, owner, "warning")
+                if self.failed.wait(delay):
+                    raise _Aborted() from None
+                attempt += 1
+                continue
+            try:
+                changed = self._merge_runtime(ctx, step, owner)
+            except NonRecoverableError as exc:
+                return self._give_up(inst, rec, step, owner, _message(exc), exc)
+            rec.ops[step.key] = "succeeded"
+            if step.after:
+                rec.state = step.after
+            self._record(rec, rec.state, rec.runtime_json if changed else None,
+                         ("operation_succeeded", f"{step.op} succeeded", "info"), step, owner)
+            return True
+
+    def _backoff(self, exc: Exception, attempt: int) -> float:
+        after = getattr(exc, "retry_after", None) if isinstance(exc, RecoverableError) else None
+        if after is not None:
+            return max(0.0, float(after))
+        return min(self.options.retry_interval * (2 ** attempt), self.options.max_backoff)
+
+    def _give_up(self, inst: PlannedInstance, rec: InstanceRecord, step: Step, owner: str | None,
+                 message: str, exc: BaseException) -> bool:
+        rec.ops[step.key] = "failed"
+        tb = "".join(traceback.format_exception(exc))
+        self._record(rec, rec.state, None, ("operation_failed", f"{step.op} failed: {message}", "error"),
+                     step, owner)
+        self._fail(inst.id, step.op, owner, message, tb)
+        return False
+
+    def _fail(self, instance: str, operation: str, plugin: str | None, message: str, tb: str) -> None:
+        with self._count_lock:
+            self.failures.append(Failure(instance, operation, plugin, self.sink.masker(message),
+                                         self.sink.masker(tb)))
+        self.failed.set()
+
+    # -- state and events ---------------------------------------------------------
+
+    def _record(self, rec: InstanceRecord, state: str, runtime_json: str | None,
+                event: tuple[str, str, str] | None = None, step: Step | None = None,
+                plugin: str | None = None) -> None:
+        rec.state = state
+        ev = None
+        if event is not None:
+            ev = self.sink.make(event[0], event[1], rec.id, step.op if step else None, plugin, event[2])
+        if self.store is not None:
+            self.store.record(self.deployment, rec.id, state, json.dumps(rec.ops), runtime_json,
+                              self.sink.row(ev) if ev is not None else None)
+        if ev is not None:
+            self.sink.publish(ev)
+
+    def _emit(self, type: str, message: str, instance: str, step: Step, plugin: str | None,
+              level: str = "info") -> None:
+        self.sink.emit(self.sink.make(type, message, instance, step.op, plugin, level))
+
+    def _merge_runtime(self, ctx: OperationContext, step: Step, owner: str | None) -> bool:
+        """Merge the runtime properties the hook changed; True if the acting instance changed."""
+        if ctx.source is not None and ctx.target is not None:
+            changed = ctx.source.instance._merge(persist=False)
+            ctx.target.instance._merge(persist=True)
+            return changed
+        return ctx.instance._merge(persist=False)
+
+    def _save_runtime(self, ctx: OperationContext, rec: InstanceRecord, step: Step, owner: str | None) -> None:
+        """After a failed attempt: keep what the hook saved, so a retry or resume sees it."""
+        try:
+            if ctx.source is not None and ctx.target is not None:
+                ctx.source.instance._merge()
+                ctx.target.instance._merge()
+            else:
+                ctx.instance._merge()
+        except NonRecoverableError:
+            pass
+
+    def _persist(self, rec: InstanceRecord) -> None:
+        if self.store is not None:
+            with rec.lock:
+                text = rec.runtime_json
+            self.store.save_runtime(self.deployment, rec.id, text)
+
+    # -- contexts -----------------------------------------------------------------
+
+    def _context(self, inst: PlannedInstance, node: PlannedNode, rel: PlannedRelationship | None,
+                 rec: InstanceRecord, step: Step, attempt: int, owner: str | None) -> OperationContext:
+        operation = OperationInfo(step.op, attempt, self.options.retries)
+        sink, instance_id, op = self.sink, inst.id, step.op
+
+        def emit(level: str, text: str) -> None:
+            sink.emit(sink.make("log", text, instance_id, op, owner, level))
+
+        logger = OperationLogger(f"{inst.id}.{step.op}", emit)
+        if rel is None:
+            return OperationContext(
+                type="node-instance", deployment=self._deployment_ctx, blueprint=self._blueprint_ctx,
+                operation=operation, logger=logger, plugin=owner,
+                node=self._node_context(node, inst, None),
+                instance=InstanceContext(rec, inst.host_id, self._persist))
+        target_inst = self.plan.instances[rel.target_id]
+        target_node = self.plan.nodes[target_inst.node]
+        pair = (inst, target_inst)
+        source = EntityContext(self._node_context(node, inst, pair),
+                               InstanceContext(rec, inst.host_id, self._persist))
+        target = EntityContext(self._node_context(target_node, target_inst, pair),
+                               InstanceContext(self.records[target_inst.id], target_inst.host_id, self._persist))
+        return OperationContext(
+            type="relationship-instance", deployment=self._deployment_ctx, blueprint=self._blueprint_ctx,
+            operation=operation, logger=logger, plugin=owner, source=source, target=target)
+
+    def _node_context(self, node: PlannedNode, inst: PlannedInstance,
+                      pair: tuple[PlannedInstance, PlannedInstance] | None) -> NodeContext:
+        if not node.runtime_paths:
+            props = self._properties.get(node.name)
+            if props is None:
+                props = self._properties[node.name] = ImmutableProperties(node.properties)
+        else:
+            lookup = RuntimeLookup(self, inst, pair)
+            values = dict(node.properties)
+            for name in node.runtime_paths:
+                values[name] = resolve_runtime(values[name], lookup)
+            props = ImmutableProperties(values)
+        return NodeContext(node.name, node.type, node.hierarchy, props)
+
+
+class RuntimeLookup:
+    """Resolves ``get_attribute`` and ``get_secret`` against live instances and secrets."""
+
+    def __init__(self, runner: Runner, current: PlannedInstance | None,
+                 pair: tuple[PlannedInstance, PlannedInstance] | None = None) -> None:
+        self.runner = runner
+        self.current = current
+        self.pair = pair
+
+    def get_attribute(self, args: list[Any]) -> Any:
+        entity, attr, rest = args[0], args[1], list(args[2:])
+        plan = self.runner.plan
+        if entity == SELF:
+            inst = self.current
+        elif entity == SOURCE and self.pair:
+            inst = self.pair[0]
+        elif entity == TARGET and self.pair:
+            inst = self.pair[1]
+        else:
+            inst = self._related(entity)
+            if isinstance(inst, list):
+                return [self._value(i, attr, rest) for i in inst]
+        if inst is None:
+            return None
+        return self._value(inst, attr, rest)
+
+    def _related(self, node_name: str) -> PlannedInstance | list[PlannedInstance] | None:
+        plan = self.runner.plan
+        ids = plan.nodes[node_name].instances if node_name in plan.nodes else []
+        if len(ids) == 1:
+            return plan.instances[ids[0]]
+        if not ids:
+            return None
+        cur = self.current
+        if cur is not None:
+            related = [t for t in cur.targets if t in ids]
+            if len(related) == 1:
+                return plan.instances[related[0]]
+            chain = set(_host_chain(plan, cur))
+            same_host = [i for i in ids if chain & set(_host_chain(plan, plan.instances[i]))]
+            if len(same_host) == 1:
+                return plan.instances[same_host[0]]
+            if cur.id in ids:
+                return cur
+        return [plan.instances[i] for i in ids]
+
+    def _value(self, inst: PlannedInstance, attr: str, rest: list[Any]) -> Any:
+        rec = self.runner.records[inst.id]
+        with rec.lock:
+            runtime = rec.runtime
+        value = runtime.get(attr, MISSING)
+        if value is MISSING:
+            node = self.runner.plan.nodes[inst.node]
+            value = node.properties.get(attr)
+            if attr in node.runtime_paths:
+                value = resolve_runtime(value, RuntimeLookup(self.runner, inst))
+        value = walk_path(value, rest) if rest else value
+        return None if value is MISSING else value
+
+    def get_secret(self, args: Any) -> Any:
+        path = [args] if isinstance(args, str) else list(args)
+        name = path[0]
+        if name not in self.runner.secrets:
+            raise NonRecoverableError(f"secret '{name}' is not set (set ORCHESTRATOR_SECRET_"
+                                      f"{secret_env_name(name)} or pass --secrets FILE)")
+        value = walk_path(self.runner.secrets[name], path[1:])
+        return None if value is MISSING else value
+
+
+def _host_chain(plan: Plan, inst: PlannedInstance) -> list[str]:
+    chain = []
+    while inst.host_id is not None:
+        chain.append(inst.host_id)
+        inst = plan.instances[inst.host_id]
+    return chain
+
+
+def secret_env_name(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).upper()
+
+
+def _prepare_for_install(rec: InstanceRecord) -> None:
+    """An instance left half-uninstalled is brought back: what uninstall undid runs again."""
+    if "delete" in rec.ops or rec.state == "deleted":
+        rec.ops.clear()
+        rec.state = "uninitialized"
+    elif "stop" in rec.ops or any(k.startswith("unlink:") for k in rec.ops):
+        for key in [k for k in rec.ops if k in ("start", "stop") or k.startswith(("establish:", "unlink:"))]:
+            del rec.ops[key]
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    name = type(exc).__name__
+    if isinstance(exc, (NonRecoverableError, RecoverableError)):
+        return text or name
+    return f"{name}: {text}" if text else name

@@ -1,0 +1,117 @@
+"""Every hook a plugin can implement: the plugin author's reference.
+
+Implement a hook with a function of the same name decorated with
+``@orchestrator.hookimpl``; take only the arguments you need. Lifecycle and relationship
+hooks are *routed*: for a node of type T, only the plugin that registered T (or T's
+nearest registered ancestor) has its implementations called. Hook wrappers
+(``@hookimpl(wrapper=True)``) of plugins that register no types see every call, which
+is how a plugin adds tracing, tagging, dry-run or policy to types it does not own.
+
+Return values of lifecycle and relationship hooks are ignored: state goes into
+``ctx.instance.runtime_properties`` (persisted after the operation and at
+``ctx.instance.update()``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from orchestrator import hookspec
+
+if TYPE_CHECKING:
+    from orchestrator.engine.context import OperationContext
+
+# ---------------------------------------------------------------- registration
+
+
+@hookspec
+def register_types() -> Mapping[str, Any] | str:
+    """Declare the node, relationship and data types this plugin owns.
+
+    Called once for each plugin when the plugin manager is built. Return a mapping (or
+    YAML text) in blueprint form: ``{"node_types": {...}, "relationships": {...},
+    "data_types": {...}}``. Types may derive from the core's base types
+    (``orchestrator.nodes.Root``, ``orchestrator.nodes.Compute``,
+    ``orchestrator.relationships.depends_on|connected_to|contained_in``) or from
+    another plugin's types. Registering a type name another plugin registered is an
+    error naming both plugins. A plugin that registers no types owns no nodes; its
+    hook wrappers see every call.
+    """
+
+
+# ---------------------------------------------------------------- node lifecycle
+# install runs create -> configure -> start per node instance (relationship hooks
+# interleaved, see below); uninstall runs stop -> delete. Each must be idempotent: an
+# operation interrupted by a crash runs again with the runtime properties it saved.
+
+
+@hookspec
+def create(ctx: OperationContext) -> None:
+    """Create the resource of one node instance (a VM, a key pair, a container).
+
+    Called once per instance during ``install``, after every relationship target of
+    the instance is started. Save identifiers in ``ctx.instance.runtime_properties``
+    (and call ``ctx.instance.update()`` right after the side effect, before waiting
+    for anything) so that a retried or resumed create finds the resource instead of
+    making a second one.
+    """
+
+
+@hookspec
+def configure(ctx: OperationContext) -> None:
+    """Configure the created resource; called after every ``preconfigure``."""
+
+
+@hookspec
+def start(ctx: OperationContext) -> None:
+    """Start the resource and wait until it is ready (running, healthy).
+
+    Targets of this instance's relationships are started before it; ``establish``
+    runs after this hook.
+    """
+
+
+@hookspec
+def stop(ctx: OperationContext) -> None:
+    """Stop the resource during ``uninstall``; called only if ``start`` was attempted."""
+
+
+@hookspec
+def delete(ctx: OperationContext) -> None:
+    """Delete the resource during ``uninstall``; called if ``create`` was attempted.
+
+    Must succeed when the resource is already gone (deleted behind our back, or by a
+    previous interrupted uninstall).
+    """
+
+
+# ---------------------------------------------------------------- relationship lifecycle
+# One call per relationship instance (source -> target); ``ctx.source`` and
+# ``ctx.target`` each have ``.node`` and ``.instance``. The hook is routed to the
+# plugin that owns the *relationship* type.
+
+
+@hookspec
+def preconfigure(ctx: OperationContext) -> None:
+    """Prepare the source for its target before the source's ``configure``."""
+
+
+@hookspec
+def postconfigure(ctx: OperationContext) -> None:
+    """Act on source and target after the source's ``configure``."""
+
+
+@hookspec
+def establish(ctx: OperationContext) -> None:
+    """Connect source and target once both are started (e.g. associate an IP)."""
+
+
+@hookspec
+def unlink(ctx: OperationContext) -> None:
+    """Undo ``establish`` during ``uninstall``, after the source is stopped."""
+
+
+NODE_OPERATIONS = ("create", "configure", "start", "stop", "delete")
+RELATIONSHIP_OPERATIONS = ("preconfigure", "postconfigure", "establish", "unlink")
+LIFECYCLE_HOOKS = NODE_OPERATIONS + RELATIONSHIP_OPERATIONS

@@ -1,0 +1,92 @@
+"""Secrets for ``get_secret``: environment variables and a secrets file, never stored.
+
+``get_secret: db_password`` reads ``ORCHESTRATOR_SECRET_DB_PASSWORD`` or the key
+``db_password`` of the YAML file given with ``--secrets``. Values are looked up when a
+``ctx`` is built and registered with the event masker, so they never reach the state
+file, events, logs or ``--json`` output.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from orchestrator.dsl.functions import as_function
+from orchestrator.dsl.problems import Problems
+from orchestrator.dsl.yaml_source import read_yaml_file
+from orchestrator.engine.runner import secret_env_name
+
+ENV_PREFIX = "ORCHESTRATOR_SECRET_"
+
+
+class Secrets(Mapping[str, Any]):
+    """Environment first, then the secrets file."""
+
+    def __init__(self, file_values: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> None:
+        self._file = dict(file_values or {})
+        self._env = os.environ if env is None else env
+
+    def __getitem__(self, name: str) -> Any:
+        key = ENV_PREFIX + secret_env_name(name)
+        if key in self._env:
+            return self._env[key]
+        return self._file[name]
+
+    def __iter__(self) -> Iterator[str]:
+        names = set(self._file)
+        names.update(k[len(ENV_PREFIX):].lower() for k in self._env if k.startswith(ENV_PREFIX))
+        return iter(sorted(names))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (ENV_PREFIX + secret_env_name(name) in self._env or name in self._file)
+
+
+def load_secrets(path: str | Path | None, problems: Problems) -> Secrets:
+    values: Mapping[str, Any] = {}
+    if path is not None:
+        data = read_yaml_file(Path(path), str(path), problems)
+        if data is not None and not isinstance(data, dict):
+            problems.add(getattr(data, "mark", None) or problems_mark(str(path)),
+                         "a secrets file must be a mapping of secret name to value")
+        elif data is not None:
+            values = {str(k): v for k, v in data.items()}
+    return Secrets(values)
+
+
+def problems_mark(path: str):  # noqa: ANN201 - tiny helper
+    from orchestrator.dsl.problems import Mark
+    return Mark(path, 1, 1)
+
+
+def secret_names(value: Any) -> set[str]:
+    """Every secret name a planned value refers to."""
+    names: set[str] = set()
+
+    def walk(v: Any) -> None:
+        fn = as_function(v) if isinstance(v, dict) else None
+        if fn is not None and fn[0] == "get_secret":
+            args = fn[1]
+            names.add(args if isinstance(args, str) else args[0])
+        elif isinstance(v, dict):
+            for item in v.values():
+                walk(item)
+        elif isinstance(v, list):
+            for item in v:
+                walk(item)
+
+    walk(value)
+    return names
+
+
+def secret_strings(value: Any) -> list[str]:
+    """The string leaves of a secret value, for masking."""
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in secret_strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in secret_strings(v)]
+    return [str(value)] if value is not None and not isinstance(value, bool) else []
