@@ -38,6 +38,7 @@ from testenv._proc import (
     free_port,
     http_status,
     mounts_under,
+    pid_alive,
     pid_matches,
     pids_mentioning,
     spawn,
@@ -93,6 +94,8 @@ class DockerEngine:
 
     def stop(self) -> None:
         """Stop the daemon if we started it, then sweep its helpers and mounts."""
+        if self.started and self.pid is not None and pid_alive(self.pid):
+            self._kill_containers()
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -104,7 +107,15 @@ class DockerEngine:
             _sweep(self.workdir / "data", self.run_dir / "x")
             if self.run_dir_is_temp:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
+                (self.workdir / "run-dir").unlink(missing_ok=True)
         self.started = False
+
+
+    def _kill_containers(self) -> None:
+        """SIGKILL our daemon's running containers: dockerd would wait 10s for each."""
+        with contextlib.suppress(Exception):  # best effort: dockerd's shutdown stops them too
+            for container in self.client().containers.list():
+                container.kill()
 
 
 def _ping(base_url: str | None, timeout: int = 3) -> bool:
@@ -213,12 +224,13 @@ def ensure_docker(
     drivers: list[str | None] = [forced] if forced else [None, "vfs"]
     errors = []
     for driver in drivers:
-        engine = _start_dockerd(workdir, run_dir, is_temp, driver, die_with_parent)
+        argv = _dockerd_argv(workdir, run_dir, driver)
+        engine = _start_dockerd(argv, workdir, run_dir, is_temp, driver, die_with_parent)
         try:
             wait_until(
                 lambda: _ping(base_url),
                 timeout,
-                f"dockerd ({' '.join(_dockerd_argv(workdir, run_dir, driver))})",
+                f"dockerd ({' '.join(argv)})",
                 alive=lambda e=engine: e._proc is not None and e._proc.poll() is None,  # type: ignore[misc]
                 log=engine.log_path,
             )
@@ -226,6 +238,8 @@ def ensure_docker(
         except TestEnvError as exc:
             errors.append(str(exc))
             engine.stop()
+            if "graphdriver" not in str(exc):  # only a storage driver failure is worth a retry
+                break
     raise TestEnvError("could not start dockerd:\n" + "\n\n".join(errors))
 
 
@@ -249,7 +263,7 @@ def _dockerd_argv(workdir: Path, run_dir: Path, driver: str | None) -> list[str]
         "--ip-forward=false",
         "--ip-masq=false",
         "--userland-proxy=false",
-        "--exec-opt=native.cgroupdriver=cgroupfs",
+        "--exec-opt=native.cgroupdriver=cgroupfs",  # no systemd here
     ]
     return [*argv, f"--storage-driver={driver}"] if driver else argv
 
@@ -262,13 +276,17 @@ def _dockerd_major() -> int:
 
 
 def _start_dockerd(
-    workdir: Path, run_dir: Path, is_temp: bool, driver: str | None, die_with_parent: bool
+    argv: list[str],
+    workdir: Path,
+    run_dir: Path,
+    is_temp: bool,
+    driver: str | None,
+    die_with_parent: bool,
 ) -> DockerEngine:
     env = {
         k: v for k, v in os.environ.items() if k not in _PROXY_VARS and not k.startswith("DOCKER_")
     }
     env["PATH"] = env.get("PATH", "/usr/bin:/bin") + ":/usr/sbin:/sbin"
-    argv = _dockerd_argv(workdir, run_dir, driver)
     log = workdir / "dockerd.log"
     with open(log, "a") as fh:
         fh.write(f"\n{LOG_MARKER}{time.strftime('%F %T')} {' '.join(argv)}\n")

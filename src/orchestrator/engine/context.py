@@ -74,17 +74,30 @@ class NodeContext:
 class InstanceContext:
     """``ctx.instance``: id and runtime properties, with ``update()`` and ``refresh()``."""
 
-    __slots__ = ("_persist", "_record", "_snapshot", "host_id", "id", "runtime_properties")
+    __slots__ = ("_persist", "_record", "_relationships", "_snapshot", "host_id", "id", "runtime_properties")
 
     def __init__(self, record: InstanceRecord, host_id: str | None,
-                 persist: Callable[[InstanceRecord], None]) -> None:
+                 persist: Callable[[InstanceRecord], None],
+                 relationships: Callable[[], list[RelationshipContext]] | None = None) -> None:
         self.id = record.id
         self.host_id = host_id
         self._record = record
         self._persist = persist
+        self._relationships = relationships
         with record.lock:
             self._snapshot = record.runtime_json
             self.runtime_properties: dict[str, Any] = json.loads(self._snapshot)
+
+    @property
+    def relationships(self) -> list[RelationshipContext]:
+        """This instance's outgoing relationships, each with ``.type`` and ``.target``.
+
+        Read targets' runtime properties here (e.g. a key pair's name, a host's
+        address); change them only from relationship hooks.
+        """
+        if callable(self._relationships):
+            self._relationships = self._relationships()
+        return self._relationships or []
 
     def update(self) -> None:
         """Persist runtime property changes now (call it right after a side effect)."""
@@ -138,6 +151,22 @@ class EntityContext:
     def __init__(self, node: NodeContext, instance: InstanceContext) -> None:
         self.node = node
         self.instance = instance
+
+
+class RelationshipContext:
+    """One entry of ``ctx.instance.relationships``."""
+
+    __slots__ = ("properties", "target", "type", "type_hierarchy")
+
+    def __init__(self, type: str, type_hierarchy: list[str], properties: Mapping[str, Any],
+                 target: EntityContext) -> None:
+        self.type = type
+        self.type_hierarchy = type_hierarchy
+        self.properties = properties
+        self.target = target
+
+    def __repr__(self) -> str:
+        return f"<relationship {self.type} -> {self.target.instance.id}>"
 
 
 class DeploymentContext:

@@ -34,6 +34,7 @@ from orchestrator.engine.context import (
     OperationContext,
     OperationInfo,
     OperationLogger,
+    RelationshipContext,
 )
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import EventSink
@@ -375,7 +376,7 @@ class Runner:
                 type="node-instance", deployment=self._deployment_ctx, blueprint=self._blueprint_ctx,
                 operation=operation, logger=logger, plugin=owner,
                 node=self._node_context(node, inst, None),
-                instance=InstanceContext(rec, inst.host_id, self._persist))
+                instance=InstanceContext(rec, inst.host_id, self._persist, lambda: self._relationships(inst)))
         target_inst = self.plan.instances[rel.target_id]
         target_node = self.plan.nodes[target_inst.node]
         pair = (inst, target_inst)
@@ -386,6 +387,17 @@ class Runner:
         return OperationContext(
             type="relationship-instance", deployment=self._deployment_ctx, blueprint=self._blueprint_ctx,
             operation=operation, logger=logger, plugin=owner, source=source, target=target)
+
+    def _relationships(self, inst: PlannedInstance) -> list[RelationshipContext]:
+        result = []
+        for rel in inst.relationships:
+            target_inst = self.plan.instances[rel.target_id]
+            target = EntityContext(
+                self._node_context(self.plan.nodes[target_inst.node], target_inst, None),
+                InstanceContext(self.records[target_inst.id], target_inst.host_id, self._persist,
+                                lambda t=target_inst: self._relationships(t)))
+            result.append(RelationshipContext(rel.type, rel.hierarchy, ImmutableProperties(rel.properties), target))
+        return result
 
     def _node_context(self, node: PlannedNode, inst: PlannedInstance,
                       pair: tuple[PlannedInstance, PlannedInstance] | None) -> NodeContext:
