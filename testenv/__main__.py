@@ -25,6 +25,7 @@ from testenv.docker_engine import (
     build_busybox_image,
     ensure_docker,
     ensure_registry,
+    ping_docker,
 )
 from testenv.moto_server import MotoServer, start_moto
 
@@ -62,6 +63,11 @@ def _docker_from(state: State) -> DockerEngine | None:
 
 
 def _up_docker(root: Path, state: State) -> DockerEngine:
+    # Checked before ensure_docker(): with DOCKER_HOST exported by `env`, it would
+    # find our own dockerd through DOCKER_HOST and take it for a foreign one.
+    prev = _docker_from(state)
+    if prev and prev.started and _ours_and_answering(prev):
+        return prev
     engine = ensure_docker(root / "docker")
     owned = engine.started or engine.run_dir is not None  # ours, now or from an earlier `up`
     state["docker_host"] = engine.base_url
@@ -75,6 +81,14 @@ def _up_docker(root: Path, state: State) -> DockerEngine:
     }
     state["pids"]["dockerd"] = engine.pid if owned else None
     return engine
+
+
+def _ours_and_answering(engine: DockerEngine) -> bool:
+    return (
+        engine.pid is not None
+        and pid_matches(engine.pid, "dockerd")
+        and ping_docker(engine.base_url)
+    )
 
 
 def _up_registry(root: Path, state: State) -> Registry:

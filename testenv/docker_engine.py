@@ -1,42 +1,33 @@
-"""A real Docker engine, a real registry and an offline busybox image.
+"""A real Docker engine, plus (re-exported) a real registry and an offline image.
 
 The sandbox this runs in has no Docker daemon and no internet, so we start
 Debian's ``dockerd`` on a private socket (no bridge, no iptables: containers use
-host networking only), Debian's ``docker-registry`` on 127.0.0.1 and build an
-image from the static busybox binary. Registries on 127.0.0.0/8 are treated as
-insecure (plain http) by dockerd by default, so no daemon config is needed.
+host networking only). The registry lives in :mod:`testenv.registry`, the
+busybox image in :mod:`testenv.image`; both are re-exported here.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
-import io
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
+import socket
 import subprocess
-import tarfile
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import docker
-
 from testenv._proc import (
-    BUSYBOX,
     LOG_MARKER,
     TestEnvError,
     ensure_binaries,
-    free_port,
-    http_status,
     mounts_under,
     pid_alive,
     pid_matches,
@@ -45,13 +36,21 @@ from testenv._proc import (
     terminate,
     wait_until,
 )
+from testenv.image import build_busybox_image
+from testenv.registry import Registry, ensure_registry
+
+__all__ = [
+    "DockerEngine",
+    "Registry",
+    "build_busybox_image",
+    "ensure_docker",
+    "ensure_registry",
+    "ping_docker",
+]
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 _MAX_SOCKET_DIR = 60  # exec-root/containerd/containerd-debug.sock must fit in 108 bytes
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-
-
-# --------------------------------------------------------------------------- engine
 
 
 @dataclass
@@ -110,7 +109,6 @@ class DockerEngine:
                 (self.workdir / "run-dir").unlink(missing_ok=True)
         self.started = False
 
-
     def _kill_containers(self) -> None:
         """SIGKILL our daemon's running containers: dockerd would wait 10s for each."""
         with contextlib.suppress(Exception):  # best effort: dockerd's shutdown stops them too
@@ -118,13 +116,21 @@ class DockerEngine:
                 container.kill()
 
 
-def _ping(base_url: str | None, timeout: int = 3) -> bool:
-    """True when the engine answers; ``None`` means the one ``DOCKER_HOST`` names."""
+def ping_docker(base_url: str | None, timeout: int = 3) -> bool:
+    """True when the engine answers; ``None`` means the one ``DOCKER_HOST`` names.
+
+    Unix sockets are pinged by hand: docker-py leaks the socket of a refused
+    connection (a ResourceWarning for every poll while dockerd starts).
+    """
+    url = os.environ.get("DOCKER_HOST", "") if base_url is None else base_url
+    if url.startswith("unix://"):
+        return _ping_unix(url[len("unix://") :], timeout)
     try:
-        if base_url is None:
-            client = docker.from_env(timeout=timeout)
-        else:
-            client = docker.DockerClient(base_url=base_url, timeout=timeout)
+        client = (
+            docker.from_env(timeout=timeout)
+            if base_url is None
+            else docker.DockerClient(base_url=base_url, timeout=timeout)
+        )
     except docker.errors.DockerException:
         return False
     try:
@@ -133,6 +139,18 @@ def _ping(base_url: str | None, timeout: int = 3) -> bool:
         return False
     finally:
         client.close()
+
+
+def _ping_unix(path: str, timeout: float) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            head = sock.recv(64)
+        except OSError:
+            return False
+    return head.split(b" ", 2)[1:2] == [b"200"]
 
 
 def _sweep(data_root: Path, exec_root: Path) -> None:
@@ -152,6 +170,9 @@ def _sweep(data_root: Path, exec_root: Path) -> None:
         for pid in pids_mentioning(f"{root}/", ("containerd", "dockerd", "runc")):
             with contextlib.suppress(TestEnvError):
                 terminate(pid, timeout=10.0)
+    # dockerd reuses "containerd is still running" by pid, and a killed containerd
+    # may linger as an unreaped zombie: a new dockerd would wait for it forever.
+    (exec_root / "containerd" / "containerd.pid").unlink(missing_ok=True)
     for root in (exec_root, data_root):
         if root.exists():
             for point in mounts_under(root):
@@ -196,9 +217,9 @@ def ensure_docker(
     *die_with_parent*: the daemon gets SIGTERM if this process dies (test sessions).
     """
     env_host = os.environ.get("DOCKER_HOST")
-    if env_host and _ping(None):
+    if env_host and ping_docker(None):
         return DockerEngine(base_url=env_host, started=False, from_env=True)
-    if _ping(f"unix://{DEFAULT_SOCKET}"):
+    if ping_docker(f"unix://{DEFAULT_SOCKET}"):
         return DockerEngine(base_url=f"unix://{DEFAULT_SOCKET}", started=False)
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -207,7 +228,7 @@ def ensure_docker(
     run_dir.mkdir(parents=True, exist_ok=True)
     sock, pidfile, exec_root = run_dir / "docker.sock", run_dir / "dockerd.pid", run_dir / "x"
     base_url = f"unix://{sock}"
-    if _ping(base_url):
+    if ping_docker(base_url):
         old = _read_pid(pidfile)
         return DockerEngine(base_url, False, old, workdir, run_dir, is_temp)
 
@@ -228,7 +249,7 @@ def ensure_docker(
         engine = _start_dockerd(argv, workdir, run_dir, is_temp, driver, die_with_parent)
         try:
             wait_until(
-                lambda: _ping(base_url),
+                lambda: ping_docker(base_url),
                 timeout,
                 f"dockerd ({' '.join(argv)})",
                 alive=lambda e=engine: e._proc is not None and e._proc.poll() is None,  # type: ignore[misc]
@@ -308,186 +329,3 @@ def _read_pid(path: Path) -> int | None:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-# ------------------------------------------------------------------------- registry
-
-
-@dataclass
-class Registry:
-    """A ``docker-registry`` (distribution v2) serving plain http on 127.0.0.1."""
-
-    address: str
-    auth: tuple[str, str] | None = None
-    pid: int | None = None
-    workdir: Path | None = None
-    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}"
-
-    @property
-    def auth_config(self) -> dict[str, str] | None:
-        """Credentials in the shape docker-py's push/pull expect."""
-        if self.auth is None:
-            return None
-        return {"username": self.auth[0], "password": self.auth[1]}
-
-    def has_manifest(self, repository: str, tag: str) -> bool:
-        req = urllib.request.Request(
-            f"{self.url}/v2/{repository}/manifests/{tag}",
-            method="HEAD",
-            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
-        )
-        if self.auth:
-            token = base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
-            req.add_header("Authorization", f"Basic {token}")
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        try:
-            with opener.open(req, timeout=5) as resp:
-                return int(resp.status) == 200
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.pid is not None and (
-            self._proc is not None or pid_matches(self.pid, "docker-registry")
-        ):
-            terminate(self.pid, timeout=15.0, proc=self._proc)
-        self.pid = None
-
-
-def ensure_registry(
-    workdir: Path,
-    auth: tuple[str, str] | None = None,
-    timeout: float = 30.0,
-    die_with_parent: bool = False,
-) -> Registry:
-    """Start a registry on a free 127.0.0.1 port with storage in *workdir*.
-
-    With *auth*, an htpasswd file (bcrypt, via ``htpasswd -B``) is configured.
-    Ready when ``/v2/`` answers 200 (or 401 with auth).
-    """
-    ensure_binaries(["docker-registry", *(["htpasswd"] if auth else [])])
-    workdir.mkdir(parents=True, exist_ok=True)
-    workdir = workdir.resolve()
-    log = workdir / "registry.log"
-    errors = []
-    for _ in range(3):  # free_port() is racy: retry on a lost port
-        port = free_port()
-        config = _registry_config(workdir, port, auth)
-        argv = ["docker-registry", "serve", str(config)]
-        proc = spawn(argv, log, env=_registry_env(), die_with_parent=die_with_parent)
-        reg = Registry(f"127.0.0.1:{port}", auth, proc.pid, workdir, proc)
-        try:
-            wait_until(
-                lambda r=reg: http_status(f"{r.url}/v2/") in (200, 401),  # type: ignore[misc]
-                timeout,
-                f"docker-registry on {reg.address}",
-                alive=lambda p=proc: p.poll() is None,  # type: ignore[misc]
-                log=log,
-            )
-            return reg
-        except TestEnvError as exc:
-            errors.append(str(exc))
-            reg.stop()
-    raise TestEnvError("\n\n".join(errors))
-
-
-def _registry_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
-
-
-def _registry_config(workdir: Path, port: int, auth: tuple[str, str] | None) -> Path:
-    config: dict[str, Any] = {
-        "version": 0.1,
-        "log": {"level": "info", "accesslog": {"disabled": True}},
-        "storage": {
-            "filesystem": {"rootdirectory": str(workdir / "storage")},
-            "delete": {"enabled": True},
-        },
-        "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
-    }
-    if auth:
-        htpasswd = workdir / "htpasswd"
-        line = subprocess.run(
-            ["htpasswd", "-nbB", auth[0], auth[1]], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        htpasswd.write_text(line + "\n")
-        config["auth"] = {"htpasswd": {"realm": "testenv", "path": str(htpasswd)}}
-    path = workdir / "config.yml"
-    path.write_text(json.dumps(config, indent=2))  # JSON is valid YAML
-    return path
-
-
-# ---------------------------------------------------------------------------- image
-
-
-def build_busybox_image(
-    engine: DockerEngine,
-    registry: Registry,
-    repository: str = "testenv/busybox",
-    tag: str = "latest",
-) -> str:
-    """Import a busybox image offline, push it to *registry*, drop the local copy.
-
-    Returns ``ADDRESS/repository:tag``. Skips the build when the registry already
-    holds that tag, so repeated calls are cheap. The local copy is removed so a
-    later pull is a real pull from the registry (checked once here).
-    """
-    ensure_binaries(["busybox"])
-    name = f"{registry.address}/{repository}"
-    ref = f"{name}:{tag}"
-    if registry.has_manifest(repository, tag):
-        return ref
-    api = engine.client().api
-    api.import_image_from_data(
-        _busybox_rootfs_tar(),
-        repository=name,
-        tag=tag,
-        changes=['CMD ["/bin/sh"]', "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin"],
-    )
-    _check_stream(
-        api.push(name, tag, stream=True, decode=True, auth_config=registry.auth_config), ref
-    )
-    api.remove_image(ref)
-    _check_stream(
-        api.pull(name, tag, stream=True, decode=True, auth_config=registry.auth_config), ref
-    )
-    api.remove_image(ref)
-    return ref
-
-
-def _check_stream(chunks: Any, ref: str) -> None:
-    for chunk in chunks:
-        if "error" in chunk:
-            raise TestEnvError(f"{ref}: {chunk.get('error')}")
-
-
-def _busybox_rootfs_tar() -> bytes:
-    """A minimal root filesystem: static busybox plus one symlink per applet."""
-    applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for d, mode in [("bin", 0o755), ("etc", 0o755), ("usr", 0o755), ("root", 0o700),
-                        ("tmp", 0o1777), ("proc", 0o555), ("sys", 0o555), ("dev", 0o755),
-                        ("var", 0o755), ("var/www", 0o755)]:  # fmt: skip
-            _add(tar, d, tarfile.DIRTYPE, mode)
-        for link, target in [("sbin", "bin"), ("usr/bin", "../bin"), ("usr/sbin", "../bin")]:
-            _add(tar, link, tarfile.SYMTYPE, 0o777, linkname=target)
-        _add(tar, "bin/busybox", tarfile.REGTYPE, 0o755, data=BUSYBOX.read_bytes())
-        for applet in sorted(set(applets.stdout.split()) - {"busybox"}):
-            _add(tar, f"bin/{applet}", tarfile.SYMTYPE, 0o777, linkname="busybox")
-        _add(tar, "etc/passwd", tarfile.REGTYPE, 0o644, data=b"root:x:0:0:root:/root:/bin/sh\n")
-        _add(tar, "etc/group", tarfile.REGTYPE, 0o644, data=b"root:x:0:\n")
-    return buf.getvalue()
-
-
-def _add(
-    tar: tarfile.TarFile, name: str, kind: bytes, mode: int, data: bytes = b"", linkname: str = ""
-) -> None:
-    info = tarfile.TarInfo(name)
-    info.type, info.mode, info.linkname, info.mtime = kind, mode, linkname, 0
-    info.size = len(data) if kind == tarfile.REGTYPE else 0
-    tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)

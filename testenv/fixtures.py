@@ -8,10 +8,12 @@ broken CI machine never turns integration tests into silent skips.
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pytest
+from docker.errors import DockerException
 
 from testenv._proc import TestEnvError
 from testenv.docker_engine import (
@@ -33,7 +35,7 @@ def _provide(what: str, start: Callable[[], T]) -> T:
     """Run *start*; on failure skip (locally) or fail (CI) with the reason."""
     try:
         return start()
-    except TestEnvError as exc:
+    except (TestEnvError, DockerException, OSError, subprocess.CalledProcessError) as exc:
         message = f"{what} unavailable: {exc}"
         if os.environ.get("CI"):
             pytest.fail(message, pytrace=False)

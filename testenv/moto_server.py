@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,6 @@ class MotoServer:
 
     def reset(self) -> None:
         """Forget all mocked AWS state (moto's ``/moto-api/reset``)."""
-        import urllib.request
-
         req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
         urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=10).close()
 

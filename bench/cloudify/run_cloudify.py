@@ -2,17 +2,16 @@
 
 Run with the venv made by setup.sh, one configuration per process:
 
-    bench/.venv-cloudify/bin/python bench/cloudify/run_cloudify.py \
-        --shape flat --nodes 100 --mode install --concurrency 8 --json
+    bench/.venv-cloudify/bin/python bench/cloudify/run_cloudify.py --shape flat --nodes 100 --json
 
 Modes:
   plan     only parse + validate + plan the blueprint (local.init_env)
   install  plan, then the install and uninstall workflows with no-op operations
   sleep    like install, but every lifecycle operation sleeps --sleep-ms
 
-Every lifecycle operation appends one line to a counter file; the run fails
-unless the number of lines equals the number of operations expected
-(3 per node for install: create/configure/start; 2 for uninstall: stop/delete).
+Every lifecycle operation appends "<node> <operation>" to a log file; the run
+fails unless each node ran each operation exactly once (install: create,
+configure, start; uninstall: stop, delete) and, for a chain, in dependency order.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ import json
 import os
 import platform
 import resource
+import signal
 import sys
 import tempfile
 import time
@@ -36,7 +36,7 @@ UNINSTALL_OPS = ("stop", "delete")
 
 # The plugin task. The local executor runs it in a thread of the workflow's
 # task pool, in this process; it reads its settings from the environment.
-PLUGIN_SOURCE = '''\
+PLUGIN_SOURCE = """\
 import os
 import time
 
@@ -53,7 +53,7 @@ def op(ctx, **kwargs):
         os.write(fd, ("%s %s\\n" % (ctx.node.id, ctx.operation.name.rsplit('.', 1)[-1])).encode())
     finally:
         os.close(fd)
-'''
+"""
 
 # Minimal stand-in for Cloudify's types.yaml (not downloadable here): the root
 # node type with the lifecycle interface and the three base relationships.
@@ -127,14 +127,18 @@ def blueprint_yaml(shape: str, nodes: int) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--shape", choices=("flat", "chain"), default="flat")
     p.add_argument("--nodes", type=int, default=100)
     p.add_argument("--mode", choices=("plan", "install", "sleep"), default="install")
     p.add_argument("--concurrency", type=int, default=8, help="task_thread_pool_size")
     p.add_argument("--sleep-ms", type=float, default=50.0, help="operation sleep in sleep mode")
     p.add_argument("--json", action="store_true", help="print only the JSON result")
-    p.add_argument("--show-events", action="store_true", help="let Cloudify print its events to stderr")
+    p.add_argument(
+        "--show-events", action="store_true", help="let Cloudify print its events to stderr"
+    )
     return p.parse_args(argv)
 
 
@@ -142,14 +146,19 @@ def read_ops(path: Path) -> list[tuple[str, str]]:
     """(node, operation) pairs in the order the operations finished."""
     if not path.exists():
         return []
-    return [tuple(line.split()) for line in path.read_text().splitlines()]  # type: ignore[misc]
+    pairs = (line.split(" ", 1) for line in path.read_text().splitlines())
+    return [(node, op) for node, op in pairs]
 
 
-def verify_ops(ops: list[tuple[str, str]], ops_names: tuple[str, ...], shape: str, nodes: int) -> None:
+def verify_ops(
+    ops: list[tuple[str, str]], ops_names: tuple[str, ...], shape: str, nodes: int
+) -> None:
     """Each node ran each operation exactly once, and a chain ran in dependency order."""
     expected = {(f"n{i}", op) for i in range(nodes) for op in ops_names}
     if len(ops) != len(expected) or set(ops) != expected:
-        raise RuntimeError(f"ran {len(ops)} operations ({len(set(ops))} distinct), expected {len(expected)}")
+        raise RuntimeError(
+            f"ran {len(ops)} operations ({len(set(ops))} distinct), expected {len(expected)}"
+        )
     if shape != "chain":
         return
     pos = {key: i for i, key in enumerate(ops)}
@@ -172,10 +181,15 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
     from cloudify.workflows import local  # imported late: counted in neither timing
 
-    # Cloudify writes one line per task event to sys.stdout; keep stdout for the JSON.
-    events = sys.stderr if args.show_events else open(os.devnull, "w")
     result: dict[str, Any] = {"plan_s": None, "install_s": None, "uninstall_s": None, "ops": 0}
-    with contextlib.redirect_stdout(events):
+    with contextlib.ExitStack() as stack:
+        # Cloudify writes one line per task event to sys.stdout: send it to
+        # /dev/null (still formatted and written, as `cfy local` would) and keep
+        # stdout for the result.
+        events = sys.stderr if args.show_events else stack.enter_context(open(os.devnull, "w"))
+        stack.enter_context(contextlib.redirect_stdout(events))
+
+        cpu0 = time.process_time()  # CPU of all threads of this process
         t0 = time.perf_counter()
         # Default storage is InMemoryStorage: nothing shared between runs.
         env = local.init_env(str(blueprint), name=f"bench-{os.getpid()}", ignored_modules=[])
@@ -190,6 +204,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             env.execute("install", **kw)
             result["install_s"] = time.perf_counter() - t0
             verify_ops(read_ops(counter), INSTALL_OPS, args.shape, args.nodes)
+
             t0 = time.perf_counter()
             env.execute("uninstall", **kw)
             result["uninstall_s"] = time.perf_counter() - t0
@@ -199,13 +214,14 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             states = {i.state for i in env.storage.get_node_instances()}
             if states != {"deleted"}:
                 raise RuntimeError(f"node instance states after uninstall: {states}")
-    if events is not sys.stderr:
-        events.close()
+        result["cpu_s"] = time.process_time() - cpu0
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Under `timeout`, exit through the with-block so the temp dir is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
     with tempfile.TemporaryDirectory(prefix="cfy-bench-") as tmp:
         result = run(args, Path(tmp))
 

@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from orchestrator.dsl.inputs import GivenInput, given_from_mapping, parse_input_args
-from orchestrator.dsl.loader import load_blueprint
+from orchestrator.dsl.loader import gc_paused, load_blueprint
 from orchestrator.dsl.model import Blueprint
 from orchestrator.dsl.problems import BlueprintError, Mark, Problem, Problems
 from orchestrator.engine.context import InstanceRecord
@@ -80,7 +80,9 @@ class Orchestrator:
         return bp
 
     def plan(self, path: str | Path, inputs: Inputs = None) -> Plan:
-        return build_plan(self.load(path, inputs))
+        bp = self.load(path, inputs)
+        with gc_paused():
+            return build_plan(bp)
 
     # -- workflows ----------------------------------------------------------------
 

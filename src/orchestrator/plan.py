@@ -10,7 +10,6 @@ from __future__ import annotations
 import graphlib
 import hashlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -50,8 +49,8 @@ class PlannedInstance:
     ancestors: dict[str, str] = attrs.field(factory=dict)  # host template -> host instance id
 
     @property
-    def targets(self) -> Iterator[str]:
-        return (r.target_id for r in self.relationships)
+    def targets(self) -> list[str]:
+        return [r.target_id for r in self.relationships]
 
 
 @attrs.define(slots=True)

@@ -110,8 +110,9 @@ class RunResult:
 class NodeUnderTest:
     """One node instance of one type, for calling single hooks in isolation."""
 
-    def __init__(self, harness: Harness, plan: Plan, instance: str) -> None:
+    def __init__(self, harness: Harness, plan: Plan, instance: str, deployment: str = "test") -> None:
         self._harness = harness
+        self.deployment = deployment
         self.plan = plan
         self.instance = plan.instances[instance]
         self.node = plan.nodes[self.instance.node]
@@ -213,7 +214,7 @@ class Harness:
 
     def node(self, node_type: str, properties: Mapping[str, Any] | None = None,
              runtime_properties: Mapping[str, Any] | None = None, *, id: str | None = None,
-             relationships: Iterable[tuple[str, NodeUnderTest]] = ()) -> NodeUnderTest:
+             relationships: Iterable[tuple[str, NodeUnderTest]] = (), deployment: str = "test") -> NodeUnderTest:
         """A node instance of ``node_type`` with validated properties (defaults filled in).
 
         ``relationships`` are ``(relationship type, target node)`` pairs, seen by hooks as
@@ -223,7 +224,7 @@ class Harness:
         name = id or f"node{self._counter}"
         bp = self._load_text(_one_node_blueprint(name, node_type, properties or {}))
         plan = build_plan(bp)
-        node = NodeUnderTest(self, plan, f"{name}_0")
+        node = NodeUnderTest(self, plan, f"{name}_0", deployment)
         for rel_type, target in relationships:
             link = RelationshipUnderTest(self, rel_type, node, target, None)
             node.links.append((link.relationship, target))
@@ -256,9 +257,9 @@ class Harness:
             inst = PlannedInstance(node.id, node.node.name, node.instance.host_id, [rel.relationship])
             instances[node.id] = inst
         plan = Plan(nodes, instances, {}, str(self.tmp_path / "blueprint.yaml"))
-        sink = EventSink(None, "test", None)
+        sink = EventSink(None, node.deployment, None)
         sink.listeners.append(node.events.append)
-        runner = Runner(plan=plan, store=None, deployment="test", dispatcher=Dispatcher(self.pm), sink=sink,
+        runner = Runner(plan=plan, store=None, deployment=node.deployment, dispatcher=Dispatcher(self.pm), sink=sink,
                         options=Options(retries=max_retries), secrets=Secrets(), records=records)
         step = Step(hook, hook, 0 if rel is not None else None, None, None)
         owner = rel.relationship.owner if rel is not None else node.node.owner

@@ -7,8 +7,10 @@ known to be broken rather than piling up follow-on errors.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import graphlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,8 @@ from orchestrator.dsl.model import (
     RelationshipTemplate,
     TypeDef,
 )
-from orchestrator.dsl.problems import Mark, Problems, did_you_mean
-from orchestrator.dsl.schema import INPUT_KEYS, PRIMITIVE_TYPES, ValueChecker, parse_property_def
+from orchestrator.dsl.problems import BlueprintError, Mark, Problems, did_you_mean
+from orchestrator.dsl.schema import INPUT_KEYS, PRIMITIVE_TYPES, ValueChecker, fill_defaults, parse_property_def
 from orchestrator.dsl.types import KINDS, TypeSource, check_property_types, parse_type_section, resolve_types
 from orchestrator.dsl.yaml_source import YDict, key_mark, mark_of, parse_yaml, read_yaml_file
 
@@ -46,11 +48,35 @@ def load_blueprint(
     inputs: Mapping[str, GivenInput] | None = None,
     type_sources: Sequence[TypeSource] = (),
 ) -> Blueprint:
-    """Parse, validate and resolve a blueprint; raise ``BlueprintError`` listing every problem."""
+    """Parse, validate and resolve a blueprint; raise ``BlueprintError`` listing every problem.
+
+    The first pass reads files without positions (fast); only when it finds a problem
+    are they read again with positions, so errors are reported as ``FILE:LINE:COL``.
+    """
+    with gc_paused():
+        try:
+            return _load(Path(path), inputs, type_sources, fast=True)
+        except BlueprintError:
+            return _load(Path(path), inputs, type_sources, fast=False)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Loading allocates many long-lived containers and no cycles; collecting mid-way is waste."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load(path: Path, inputs: Mapping[str, GivenInput] | None, type_sources: Sequence[TypeSource],
+          fast: bool) -> Blueprint:
     problems = Problems()
-    path = Path(path)
     display = display_path(path)
-    sections, description = _read_documents(path, display, problems)
+    sections, description = _read_documents(path, display, problems, fast)
     if sections is None:
         problems.raise_if_any()
         raise AssertionError("unreachable")
@@ -74,7 +100,8 @@ def load_blueprint(
 # ---------------------------------------------------------------- documents and imports
 
 
-def _read_documents(path: Path, display: str, problems: Problems) -> tuple[dict[str, YDict] | None, str]:
+def _read_documents(path: Path, display: str, problems: Problems,
+                    fast: bool) -> tuple[dict[str, YDict] | None, str]:
     """Read the blueprint and its imports (each file once) into merged sections."""
     merged = {name: YDict() for name in MERGED_SECTIONS}
     origin: dict[tuple[str, str], Mark] = {}
@@ -92,12 +119,12 @@ def _read_documents(path: Path, display: str, problems: Problems) -> tuple[dict[
             problems.add(imported_at, f"imported file '{shown}' does not exist")
             continue
         before = len(problems)
-        data = read_yaml_file(file, shown, problems)
+        data = read_yaml_file(file, shown, problems, fast=fast)
         if data is None:
             if imported_at is None and len(problems) == before:
                 problems.add(Mark(shown, 1, 1), "the blueprint is empty")
             continue
-        if not isinstance(data, YDict):
+        if not isinstance(data, dict):
             problems.add(mark_of(data) if hasattr(data, "mark") else Mark(shown, 1, 1),
                          "a blueprint must be a mapping of top-level keys")
             continue
@@ -285,7 +312,7 @@ def _read_relationships(bp: Blueprint, template: NodeTemplate, body: Mapping, ra
         elif not isinstance(target, str):
             problems.add(mark_of(item, "target"), f"{where}: target must be a node template name")
             bad = True
-        elif target not in {str(k) for k in raw}:
+        elif target not in raw:
             problems.add(mark_of(item, "target"), f"{where}: target '{target}' is not a node template"
                          f"{did_you_mean(target, [str(k) for k in raw])}")
             bad = True
@@ -355,6 +382,10 @@ def _resolve_properties(bp: Blueprint, resolver: PlanResolver, checker: ValueChe
             if prop is not None:
                 mark = mark_of(t.properties, pname) if pname in t.properties else prop.mark
                 checker.check_property(prop, value, mark, f"node template '{t.name}': property '{pname}'")
+        for pname, value in values.items():
+            prop = schema.get(pname)
+            if prop is not None and pname not in runtime:
+                values[pname] = fill_defaults(prop, value, bp.data_types)
         t.values, t.runtime_paths = values, frozenset(runtime)
         for rel in t.relationships:
             rtype = bp.relationship_types[rel.type]

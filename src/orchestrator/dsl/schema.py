@@ -294,12 +294,29 @@ def _child_mark(container: Any, key: Any, fallback: Mark) -> Mark:
     return fallback
 
 
-def with_defaults(dtype_props: Mapping[str, PropertyDef], value: dict, data_types: Mapping[str, TypeDef]) -> dict:
-    """Fill data-type field defaults into a value, recursively (values are copied)."""
+def fill_defaults(prop: PropertyDef, value: Any, data_types: Mapping[str, TypeDef]) -> Any:
+    """A property value with data-type field defaults filled in, recursively (copied, never mutated).
+
+    Covers a data-typed value, and lists or dicts whose ``entry_schema`` is a data type.
+    """
+    if not data_types:
+        return value
+    if prop.type in data_types and isinstance(value, dict):
+        return _fill_fields(data_types[prop.type], value, data_types)
+    entry = data_types.get(prop.entry_schema) if prop.entry_schema else None
+    if entry is not None and isinstance(value, list):
+        return [_fill_fields(entry, v, data_types) if isinstance(v, dict) else v for v in value]
+    if entry is not None and isinstance(value, dict):
+        return {k: _fill_fields(entry, v, data_types) if isinstance(v, dict) else v for k, v in value.items()}
+    return value
+
+
+def _fill_fields(dtype: TypeDef, value: dict, data_types: Mapping[str, TypeDef]) -> dict:
     result = dict(value)
-    for name, prop in dtype_props.items():
-        if name not in result and prop.default is not MISSING:
-            result[name] = prop.default
-        if prop.type in data_types and isinstance(result.get(name), dict):
-            result[name] = with_defaults(data_types[prop.type].properties, result[name], data_types)
+    for name, field in dtype.properties.items():
+        if name not in result:
+            if field.default is MISSING:
+                continue
+            result[name] = field.default
+        result[name] = fill_defaults(field, result[name], data_types)
     return result

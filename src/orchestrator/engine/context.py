@@ -253,13 +253,14 @@ class OperationLogger:
 class OperationContext:
     """``ctx``: everything one hook call may know and do (contract §3)."""
 
-    __slots__ = ("_node", "_instance", "blueprint", "deployment", "logger", "operation", "plugin",
-                 "source", "target", "type")
+    __slots__ = ("_instance", "_node", "blueprint", "deployment", "logger", "operation", "plugin",
+                 "relationship", "source", "target", "type")
 
     def __init__(self, *, type: str, deployment: DeploymentContext, blueprint: BlueprintContext,
                  operation: OperationInfo, logger: OperationLogger, plugin: str | None,
                  node: NodeContext | None = None, instance: InstanceContext | None = None,
-                 source: EntityContext | None = None, target: EntityContext | None = None) -> None:
+                 source: EntityContext | None = None, target: EntityContext | None = None,
+                 relationship: RelationshipContext | None = None) -> None:
         self.type = type  # "node-instance" or "relationship-instance"
         self.deployment = deployment
         self.blueprint = blueprint
@@ -270,6 +271,7 @@ class OperationContext:
         self._instance = instance
         self.source = source
         self.target = target
+        self.relationship = relationship  # in relationship hooks: .type, .type_hierarchy, .properties
 
     @property
     def node(self) -> NodeContext:

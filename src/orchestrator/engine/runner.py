@@ -251,10 +251,8 @@ class Runner:
         rel = inst.relationships[step.relationship] if step.relationship is not None else None
         owner = rel.owner if rel is not None else node.owner
         caller = self.dispatcher.caller(owner, step.op)
-        if caller is None:  # nothing implements it: nothing to do, nothing to record
+        if caller is None:  # nothing implements it: nothing to do; the final state is recorded once
             rec.ops[step.key] = "succeeded"
-            if step.after:
-                rec.state = step.after
             return True
         attempt = 0
         while True:
@@ -386,7 +384,8 @@ class Runner:
                                InstanceContext(self.records[target_inst.id], target_inst.host_id, self._persist))
         return OperationContext(
             type="relationship-instance", deployment=self._deployment_ctx, blueprint=self._blueprint_ctx,
-            operation=operation, logger=logger, plugin=owner, source=source, target=target)
+            operation=operation, logger=logger, plugin=owner, source=source, target=target,
+            relationship=RelationshipContext(rel.type, rel.hierarchy, ImmutableProperties(rel.properties), target))
 
     def _relationships(self, inst: PlannedInstance) -> list[RelationshipContext]:
         result = []

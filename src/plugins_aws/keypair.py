@@ -1,0 +1,163 @@
+"""The ``aws_keypair`` plugin: ``aws.ec2.KeyPair``.
+
+AWS hands out a generated private key exactly once, so it goes straight to
+``private_key_path`` (mode 0600, created exclusively) and is never logged nor put in
+runtime properties. A key pair found by tag whose private key file was never written
+(a crash in between) is useless, so it is replaced rather than adopted.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from orchestrator import NonRecoverableError, hookimpl
+from plugins_aws.errors import call, error_code
+from plugins_aws.resource import Resource
+from plugins_aws.schema import resource_properties
+
+TYPE = "aws.ec2.KeyPair"
+NOT_FOUND = ("InvalidKeyPair.NotFound",)
+
+TYPES: dict[str, Any] = {
+    "node_types": {
+        TYPE: {
+            "derived_from": "orchestrator.nodes.Root",
+            "description": "An EC2 key pair: generated (private key saved to a file) or imported.",
+            "properties": resource_properties({
+                "key_name": {"type": "string", "required": False,
+                             "description": "Defaults to '<deployment>-<instance id>'."},
+                "key_type": {"type": "string", "default": "rsa",
+                             "constraints": [{"valid_values": ["rsa", "ed25519"]}]},
+                "public_key_material": {"type": "string", "required": False,
+                                        "description": "An OpenSSH public key to import instead "
+                                                       "of generating a key pair."},
+                "private_key_path": {"type": "string", "required": False,
+                                     "description": "Where to write a generated private key "
+                                                    "(mode 0600; removed by uninstall)."},
+            }),
+        },
+    },
+}
+
+
+def write_private_key(path: Path, material: str, *, replace: bool) -> None:
+    """Write a private key readable by its owner only, never following an existing file."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if replace:
+        path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(material)
+    os.chmod(path, 0o600)  # whatever the umask was
+
+
+class KeyPair(Resource):
+    kind = "key pair"
+    tag_resource_types = ("key-pair",)
+
+    @property
+    def key_name(self) -> str:
+        return self.properties.get("key_name") or self.default_name()
+
+    @property
+    def private_key_path(self) -> Path | None:
+        path = self.properties.get("private_key_path")
+        return Path(path).expanduser() if path else None
+
+    def describe(self, resource_id: str) -> dict[str, Any] | None:
+        by = {"KeyPairIds": [resource_id]} if resource_id.startswith("key-") else {"KeyNames": [resource_id]}
+        found = call(self.client.describe_key_pairs, ignore=NOT_FOUND, **by)
+        pairs = (found or {}).get("KeyPairs") or []
+        return pairs[0] if pairs else None
+
+    def find(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return call(self.client.describe_key_pairs, Filters=filters)["KeyPairs"]
+
+    def id_of(self, resource: dict[str, Any]) -> str:
+        return resource["KeyName"]
+
+    def runtime_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        return {"key_name": resource["KeyName"], "key_pair_id": resource.get("KeyPairId"),
+                "key_fingerprint": resource.get("KeyFingerprint")}
+
+    def adopt(self, resource: dict[str, Any]) -> dict[str, Any] | None:
+        path = self.private_key_path
+        if self.properties.get("public_key_material") or path is None or path.exists():
+            return resource
+        return None  # generated, but its private key was lost with the crashed attempt
+
+    def create_new(self) -> dict[str, Any]:
+        public_key = self.properties.get("public_key_material")
+        if public_key:
+            try:
+                return call(self.client.import_key_pair, KeyName=self.key_name,
+                            PublicKeyMaterial=public_key.encode("ascii"),
+                            TagSpecifications=self.tag_specifications())
+            except NonRecoverableError as exc:
+                existing = self._own_duplicate(exc)
+                if existing is None:
+                    raise
+                return existing
+        path = self.private_key_path
+        ours = path is not None and self.runtime.get("private_key_path") == str(path)
+        if path is not None:
+            if path.exists() and not ours:
+                raise NonRecoverableError(f"private_key_path {path} already exists; refusing to "
+                                          f"overwrite it (remove it or choose another path)")
+            self.runtime["private_key_path"] = str(path)  # ours from here on: uninstall removes it
+            self.ctx.instance.update()
+        else:
+            self.ctx.logger.warning("no private_key_path: the private key of %s is discarded",
+                                    self.key_name)
+        created = self._create_key_pair()
+        material = created.pop("KeyMaterial")
+        if path is not None:
+            write_private_key(path, material, replace=ours)
+            self.ctx.logger.info("wrote the private key of %s to %s (mode 0600)", self.key_name, path)
+        return created
+
+    def _create_key_pair(self) -> dict[str, Any]:
+        params = {"KeyName": self.key_name, "KeyType": self.properties.get("key_type", "rsa"),
+                  "TagSpecifications": self.tag_specifications()}
+        try:
+            return call(self.client.create_key_pair, **params)
+        except NonRecoverableError as exc:
+            if self._own_duplicate(exc) is None:
+                raise
+        # ours, from an attempt whose tags were not yet searchable; its private key is lost
+        self.ctx.logger.warning("replacing key pair %s left by an interrupted create", self.key_name)
+        self.delete_existing(self.key_name)
+        return call(self.client.create_key_pair, **params)
+
+    def _own_duplicate(self, exc: NonRecoverableError) -> dict[str, Any] | None:
+        """The key pair behind a Duplicate error, if this node instance created it."""
+        if error_code(exc.__cause__) != "InvalidKeyPair.Duplicate":
+            return None
+        existing = self.describe(self.key_name)
+        return existing if existing is not None and self.owned(existing) else None
+
+    def delete_existing(self, resource_id: str) -> None:
+        call(self.client.delete_key_pair, KeyName=resource_id, ignore=NOT_FOUND)
+
+    def delete(self) -> None:
+        super().delete()
+        written = self.runtime.pop("private_key_path", None)
+        if written and not self.external:
+            Path(written).unlink(missing_ok=True)
+
+
+@hookimpl
+def register_types() -> dict[str, Any]:
+    return TYPES
+
+
+@hookimpl
+def create(ctx: Any) -> None:
+    KeyPair(ctx).create()
+
+
+@hookimpl
+def delete(ctx: Any) -> None:
+    KeyPair(ctx).delete()

@@ -1,0 +1,166 @@
+"""The ``aws_network`` plugin: ``aws.ec2.VPC`` and ``aws.ec2.Subnet``.
+
+Enough for a blueprint to build its own network; a subnet (or a security group) finds
+its VPC through any relationship to an ``aws.ec2.VPC`` node, or ``vpc_id``. Deletes
+wait while AWS answers ``DependencyViolation`` (instances still terminating).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator import NonRecoverableError, hookimpl
+from plugins_aws.errors import call
+from plugins_aws.related import one_target_id
+from plugins_aws.resource import Resource
+from plugins_aws.schema import resource_properties
+
+VPC_TYPE = "aws.ec2.VPC"
+SUBNET_TYPE = "aws.ec2.Subnet"
+CONTAINED_IN_VPC = "aws.relationships.contained_in_vpc"
+
+TYPES: dict[str, Any] = {
+    "node_types": {
+        VPC_TYPE: {
+            "derived_from": "orchestrator.nodes.Root",
+            "description": "A VPC.",
+            "properties": resource_properties({
+                "cidr_block": {"type": "string", "required": False,
+                               "description": "e.g. 10.0.0.0/16 (required unless external)."},
+                "instance_tenancy": {"type": "string", "default": "default",
+                                     "constraints": [{"valid_values": ["default", "dedicated"]}]},
+                "enable_dns_support": {"type": "boolean", "required": False},
+                "enable_dns_hostnames": {"type": "boolean", "required": False},
+            }),
+        },
+        SUBNET_TYPE: {
+            "derived_from": "orchestrator.nodes.Root",
+            "description": "A subnet of a VPC (vpc_id, or contained in an aws.ec2.VPC node).",
+            "properties": resource_properties({
+                "cidr_block": {"type": "string", "required": False,
+                               "description": "e.g. 10.0.1.0/24 (required unless external)."},
+                "vpc_id": {"type": "string", "required": False},
+                "availability_zone": {"type": "string", "required": False},
+                "map_public_ip_on_launch": {"type": "boolean", "default": False},
+            }),
+        },
+    },
+    "relationships": {
+        CONTAINED_IN_VPC: {"derived_from": "orchestrator.relationships.contained_in",
+                           "description": "A subnet or security group lives in the target VPC."},
+    },
+}
+
+
+def _require(properties: Any, name: str, kind: str) -> Any:
+    value = properties.get(name)
+    if not value:
+        raise NonRecoverableError(f"{kind}: {name} is required (unless use_external_resource is true)")
+    return value
+
+
+class VPC(Resource):
+    kind = "VPC"
+    tag_resource_types = ("vpc",)
+
+    def describe(self, resource_id: str) -> dict[str, Any] | None:
+        found = call(self.client.describe_vpcs, ignore=("InvalidVpcID.NotFound",), VpcIds=[resource_id])
+        vpcs = (found or {}).get("Vpcs") or []
+        return vpcs[0] if vpcs else None
+
+    def find(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return call(self.client.describe_vpcs, Filters=filters)["Vpcs"]
+
+    def id_of(self, resource: dict[str, Any]) -> str:
+        return resource["VpcId"]
+
+    def runtime_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        return {"vpc_id": resource["VpcId"], "cidr_block": resource.get("CidrBlock")}
+
+    def create_new(self) -> dict[str, Any]:
+        return call(self.client.create_vpc, CidrBlock=_require(self.properties, "cidr_block", "VPC"),
+                    InstanceTenancy=self.properties.get("instance_tenancy", "default"),
+                    TagSpecifications=self.tag_specifications())["Vpc"]
+
+    def delete_existing(self, resource_id: str) -> None:
+        self.delete_when_free(self.client.delete_vpc, f"VPC {resource_id}", ("InvalidVpcID.NotFound",),
+                              VpcId=resource_id)
+
+    def configure(self) -> None:
+        rid = self.resource_id
+        self.waits.until(lambda: (self.describe(rid) or {}).get("State") == "available",
+                         f"VPC {rid} to be available")
+        if self.external:
+            return
+        for prop, attribute in (("enable_dns_support", "EnableDnsSupport"),
+                                ("enable_dns_hostnames", "EnableDnsHostnames")):
+            if self.properties.get(prop) is not None:
+                call(self.client.modify_vpc_attribute, VpcId=rid,
+                     **{attribute: {"Value": bool(self.properties[prop])}})
+
+
+class Subnet(Resource):
+    kind = "subnet"
+    tag_resource_types = ("subnet",)
+
+    def describe(self, resource_id: str) -> dict[str, Any] | None:
+        found = call(self.client.describe_subnets, ignore=("InvalidSubnetID.NotFound",),
+                     SubnetIds=[resource_id])
+        subnets = (found or {}).get("Subnets") or []
+        return subnets[0] if subnets else None
+
+    def find(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return call(self.client.describe_subnets, Filters=filters)["Subnets"]
+
+    def id_of(self, resource: dict[str, Any]) -> str:
+        return resource["SubnetId"]
+
+    def runtime_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        return {"subnet_id": resource["SubnetId"], "vpc_id": resource.get("VpcId"),
+                "cidr_block": resource.get("CidrBlock"),
+                "availability_zone": resource.get("AvailabilityZone")}
+
+    def create_new(self) -> dict[str, Any]:
+        vpc_id = self.properties.get("vpc_id") or one_target_id(self.ctx, VPC_TYPE, "VPC")
+        if not vpc_id:
+            raise NonRecoverableError(f"subnet: set vpc_id or contain it in an {VPC_TYPE} ({CONTAINED_IN_VPC})")
+        zone = self.properties.get("availability_zone")
+        return call(self.client.create_subnet, VpcId=vpc_id,
+                    CidrBlock=_require(self.properties, "cidr_block", "subnet"),
+                    TagSpecifications=self.tag_specifications(),
+                    **({"AvailabilityZone": zone} if zone else {}))["Subnet"]
+
+    def delete_existing(self, resource_id: str) -> None:
+        self.delete_when_free(self.client.delete_subnet, f"subnet {resource_id}",
+                              ("InvalidSubnetID.NotFound",), SubnetId=resource_id)
+
+    def configure(self) -> None:
+        rid = self.resource_id
+        self.waits.until(lambda: (self.describe(rid) or {}).get("State") == "available",
+                         f"subnet {rid} to be available")
+        if self.properties.get("map_public_ip_on_launch") and not self.external:
+            call(self.client.modify_subnet_attribute, SubnetId=rid, MapPublicIpOnLaunch={"Value": True})
+
+
+def _resource(ctx: Any) -> VPC | Subnet:
+    return Subnet(ctx) if SUBNET_TYPE in ctx.node.type_hierarchy else VPC(ctx)
+
+
+@hookimpl
+def register_types() -> dict[str, Any]:
+    return TYPES
+
+
+@hookimpl
+def create(ctx: Any) -> None:
+    _resource(ctx).create()
+
+
+@hookimpl
+def configure(ctx: Any) -> None:
+    _resource(ctx).configure()
+
+
+@hookimpl
+def delete(ctx: Any) -> None:
+    _resource(ctx).delete()

@@ -1,0 +1,99 @@
+"""Security group rules: the blueprint's rule fields as EC2 ``IpPermissions``.
+
+Authorizing is idempotent (a duplicate rule is the goal already reached) and so is
+revoking (a missing rule or group is the goal already reached), so retries and resumes
+never fail on their own earlier progress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from orchestrator import NonRecoverableError
+from plugins_aws.errors import call
+
+RULE_DATA_TYPE = "aws.datatypes.SecurityGroupRule"
+
+RULE_FIELDS: dict[str, Any] = {
+    "ip_protocol": {"type": "string", "default": "tcp",
+                    "description": "tcp, udp, icmp, icmpv6, a protocol number, or -1 (all)."},
+    "port": {"type": "integer", "required": False, "description": "One port (from_port = to_port)."},
+    "from_port": {"type": "integer", "required": False},
+    "to_port": {"type": "integer", "required": False, "description": "Defaults to from_port."},
+    "cidr_ip": {"type": "string", "required": False, "description": "An IPv4 range, e.g. 0.0.0.0/0."},
+    "cidr_ipv6": {"type": "string", "required": False},
+    "source_group_id": {"type": "string", "required": False,
+                        "description": "Another security group (for egress: the destination)."},
+    "prefix_list_id": {"type": "string", "required": False},
+    "description": {"type": "string", "required": False},
+}
+
+DATA_TYPES: dict[str, Any] = {
+    RULE_DATA_TYPE: {
+        "description": "One ingress or egress rule: protocol, port range and one peer.",
+        "properties": RULE_FIELDS,
+    },
+}
+
+_PORTED = {"tcp", "udp", "6", "17"}
+_ICMP = {"icmp", "icmpv6", "1", "58"}
+_PEERS = {
+    "cidr_ip": ("IpRanges", "CidrIp"),
+    "cidr_ipv6": ("Ipv6Ranges", "CidrIpv6"),
+    "source_group_id": ("UserIdGroupPairs", "GroupId"),
+    "prefix_list_id": ("PrefixListIds", "PrefixListId"),
+}
+
+
+def ip_permission(rule: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The ``IpPermissions`` entry for one rule; a clear error for an incomplete one."""
+    proto = str(rule.get("ip_protocol") or "tcp").lower()
+    proto = "-1" if proto == "all" else proto
+    low, high, port = rule.get("from_port"), rule.get("to_port"), rule.get("port")
+    if port is not None:
+        if low is not None or high is not None:
+            raise NonRecoverableError(f"{where}: give either port or from_port/to_port, not both")
+        low = high = port
+    permission: dict[str, Any] = {"IpProtocol": proto}
+    if low is not None:
+        permission["FromPort"], permission["ToPort"] = low, high if high is not None else low
+    elif proto in _PORTED:
+        raise NonRecoverableError(f"{where}: a {proto} rule needs port or from_port")
+    elif proto in _ICMP:
+        permission["FromPort"] = permission["ToPort"] = -1
+    peers = [name for name in _PEERS if rule.get(name)]
+    if len(peers) != 1:
+        raise NonRecoverableError(f"{where}: give exactly one of {', '.join(_PEERS)} "
+                                  f"(got {', '.join(peers) or 'none'})")
+    (peer,) = peers
+    key, field = _PEERS[peer]
+    entry = {field: rule[peer]}
+    if rule.get("description"):
+        entry["Description"] = rule["description"]
+    permission[key] = [entry]
+    return permission
+
+
+def _method(client: Any, verb: str, direction: str) -> Any:
+    if direction not in ("ingress", "egress"):
+        raise NonRecoverableError(f"rule direction must be ingress or egress, not {direction!r}")
+    return getattr(client, f"{verb}_security_group_{direction}")
+
+
+def authorize(client: Any, group_id: str, direction: str, permission: dict[str, Any], *,
+              tag_specifications: list[dict[str, Any]] | None = None,
+              retry_codes: Collection[str] = ()) -> list[str]:
+    """Add one rule; the new rule ids (empty if it already existed)."""
+    extra = {"TagSpecifications": tag_specifications} if tag_specifications else {}
+    answer = call(_method(client, "authorize", direction), ignore=("InvalidPermission.Duplicate",),
+                  retry_codes=retry_codes, GroupId=group_id, IpPermissions=[permission], **extra)
+    return [r["SecurityGroupRuleId"] for r in (answer or {}).get("SecurityGroupRules") or []
+            if r.get("SecurityGroupRuleId")]
+
+
+def revoke(client: Any, group_id: str, direction: str, permission: dict[str, Any]) -> None:
+    """Remove one rule; nothing to do if it (or its group) is already gone."""
+    call(_method(client, "revoke", direction),
+         ignore=("InvalidPermission.NotFound", "InvalidGroup.NotFound"),
+         GroupId=group_id, IpPermissions=[permission])

@@ -1,0 +1,56 @@
+"""Property schemas every AWS node type shares, in blueprint form.
+
+Kept as plain dicts so each plugin module composes its own type from them; the data
+types themselves are registered once, by the ``aws`` plugin (``plugins_aws.base``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CLIENT_CONFIG = "aws.datatypes.ClientConfig"
+
+DATA_TYPES: dict[str, Any] = {
+    CLIENT_CONFIG: {
+        "description": "How to reach AWS. Anything omitted comes from boto3's usual chain "
+                       "(environment, ~/.aws, instance role); AWS_ENDPOINT_URL is honoured.",
+        "properties": {
+            "region_name": {"type": "string", "required": False},
+            "aws_access_key_id": {"type": "string", "required": False,
+                                  "description": "Use get_secret; never put keys in a blueprint."},
+            "aws_secret_access_key": {"type": "string", "required": False},
+            "aws_session_token": {"type": "string", "required": False},
+            "profile_name": {"type": "string", "required": False},
+            "endpoint_url": {"type": "string", "required": False,
+                             "description": "An EC2-compatible endpoint, e.g. a local emulator."},
+        },
+    },
+}
+
+CLIENT_PROPERTIES: dict[str, Any] = {
+    "client_config": {"type": CLIENT_CONFIG, "default": {},
+                      "description": "Region, credentials and endpoint for this node's calls."},
+    "poll_interval": {"type": "float", "default": 5.0, "constraints": [{"greater_or_equal": 0}],
+                      "description": "Seconds between polls while waiting for AWS."},
+    "wait_timeout": {"type": "float", "default": 60.0, "constraints": [{"greater_or_equal": 0}],
+                     "description": "Seconds one operation waits in-process before it asks the "
+                                    "engine to retry it (bounds every wait, so nothing hangs)."},
+}
+
+EXTERNAL_PROPERTIES: dict[str, Any] = {
+    "use_external_resource": {"type": "boolean", "default": False,
+                              "description": "Adopt the existing resource named by resource_id: "
+                                             "verified on create, never deleted by uninstall."},
+    "resource_id": {"type": "string", "required": False,
+                    "description": "The id (or name) of the resource to adopt."},
+}
+
+TAG_PROPERTIES: dict[str, Any] = {
+    "tags": {"type": "dict", "entry_schema": "string", "default": {},
+             "description": "Extra tags; the orchestrator:* ownership tags are always added."},
+}
+
+
+def resource_properties(own: dict[str, Any]) -> dict[str, Any]:
+    """The common properties of an AWS resource type followed by its own."""
+    return {**CLIENT_PROPERTIES, **EXTERNAL_PROPERTIES, **TAG_PROPERTIES, **own}

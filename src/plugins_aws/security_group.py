@@ -1,0 +1,220 @@
+"""The ``aws_security_group`` plugin: ``aws.ec2.SecurityGroup`` and ``aws.ec2.SecurityGroupRule``.
+
+A group's ``rules``/``egress_rules`` are authorized in ``configure`` (after the group
+exists, so a rule may name another group by ``get_attribute``); a rule can also be its
+own node, related to its group, with its own lifecycle. Deleting a group waits while AWS
+answers ``DependencyViolation`` (instances still terminating).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator import NonRecoverableError, hookimpl
+from plugins_aws import rules
+from plugins_aws.client import ec2_client
+from plugins_aws.errors import call, error_code
+from plugins_aws.related import one_target_id
+from plugins_aws.resource import Resource
+from plugins_aws.schema import CLIENT_PROPERTIES, TAG_PROPERTIES, resource_properties
+from plugins_aws.tags import ownership_tags, tag_specifications
+
+GROUP_TYPE = "aws.ec2.SecurityGroup"
+RULE_TYPE = "aws.ec2.SecurityGroupRule"
+RULE_IN_GROUP = "aws.relationships.rule_contained_in_security_group"
+VPC_TYPE = "aws.ec2.VPC"
+NOT_FOUND = ("InvalidGroup.NotFound",)
+ALLOW_ALL_EGRESS = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+
+TYPES: dict[str, Any] = {
+    "data_types": rules.DATA_TYPES,
+    "node_types": {
+        GROUP_TYPE: {
+            "derived_from": "orchestrator.nodes.Root",
+            "description": "A security group with its ingress and egress rules.",
+            "properties": resource_properties({
+                "group_name": {"type": "string", "required": False,
+                               "description": "Defaults to '<deployment>-<instance id>'."},
+                "description": {"type": "string", "default": "managed by orchestrator"},
+                "vpc_id": {"type": "string", "required": False,
+                           "description": "Else the related aws.ec2.VPC, else the default VPC."},
+                "rules": {"type": "list", "entry_schema": rules.RULE_DATA_TYPE, "default": [],
+                          "description": "Ingress rules."},
+                "egress_rules": {"type": "list", "entry_schema": rules.RULE_DATA_TYPE, "default": []},
+                "revoke_default_egress": {"type": "boolean", "default": False,
+                                          "description": "Remove the allow-all egress rule AWS "
+                                                         "adds to a new VPC group."},
+            }),
+        },
+        RULE_TYPE: {
+            "derived_from": "orchestrator.nodes.Root",
+            "description": "One rule of a security group (group_id, or related to the group).",
+            "properties": {
+                **CLIENT_PROPERTIES, **TAG_PROPERTIES, **rules.RULE_FIELDS,
+                "direction": {"type": "string", "default": "ingress",
+                              "constraints": [{"valid_values": ["ingress", "egress"]}]},
+                "group_id": {"type": "string", "required": False,
+                             "description": "Else the related aws.ec2.SecurityGroup."},
+            },
+        },
+    },
+    "relationships": {
+        RULE_IN_GROUP: {"derived_from": "orchestrator.relationships.contained_in",
+                        "description": "A SecurityGroupRule belongs to a SecurityGroup."},
+    },
+}
+
+
+def declared_rules(properties: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(direction, IpPermission) for each rule in ``rules`` and ``egress_rules``."""
+    result = []
+    for direction, key in (("ingress", "rules"), ("egress", "egress_rules")):
+        for i, rule in enumerate(properties.get(key) or []):
+            result.append((direction, rules.ip_permission(rule, f"{key}[{i}]")))
+    return result
+
+
+class SecurityGroup(Resource):
+    kind = "security group"
+    tag_resource_types = ("security-group",)
+
+    def describe(self, resource_id: str) -> dict[str, Any] | None:
+        if resource_id.startswith("sg-"):
+            found = call(self.client.describe_security_groups, ignore=NOT_FOUND, GroupIds=[resource_id])
+        else:  # a group name
+            filters = [{"Name": "group-name", "Values": [resource_id]}]
+            if self.vpc_id():
+                filters.append({"Name": "vpc-id", "Values": [self.vpc_id()]})
+            found = call(self.client.describe_security_groups, Filters=filters)
+        groups = (found or {}).get("SecurityGroups") or []
+        return groups[0] if groups else None
+
+    def find(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return call(self.client.describe_security_groups, Filters=filters)["SecurityGroups"]
+
+    def id_of(self, resource: dict[str, Any]) -> str:
+        return resource["GroupId"]
+
+    def runtime_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        return {"group_id": resource["GroupId"], "group_name": resource.get("GroupName"),
+                "vpc_id": resource.get("VpcId")}
+
+    def vpc_id(self) -> str | None:
+        return self.properties.get("vpc_id") or one_target_id(self.ctx, VPC_TYPE, "VPC")
+
+    def create(self) -> dict[str, Any]:
+        declared_rules(self.properties)  # a bad rule fails before anything is created
+        return super().create()
+
+    def create_new(self) -> dict[str, Any]:
+        name = self.properties.get("group_name") or self.default_name()
+        vpc_id = self.vpc_id()
+        params = {"VpcId": vpc_id} if vpc_id else {}
+        try:
+            created = call(self.client.create_security_group, GroupName=name,
+                           Description=self.properties.get("description") or name,
+                           TagSpecifications=self.tag_specifications(), **params)
+        except NonRecoverableError as exc:
+            # ours, created by an attempt whose tags were not yet searchable
+            existing = self.describe(name) if error_code(exc.__cause__) == "InvalidGroup.Duplicate" else None
+            if existing is not None and self.owned(existing):
+                return existing
+            raise
+        return {"GroupId": created["GroupId"], "GroupName": name, "VpcId": vpc_id}
+
+    def delete_existing(self, resource_id: str) -> None:
+        self.delete_when_free(self.client.delete_security_group, f"security group {resource_id}",
+                              NOT_FOUND, GroupId=resource_id)
+
+    def apply_rules(self) -> None:
+        group_id = self.resource_id
+        if self.properties.get("revoke_default_egress") and not self.external:
+            rules.revoke(self.client, group_id, "egress", ALLOW_ALL_EGRESS)
+        declared = declared_rules(self.properties)
+        for direction, permission in declared:
+            # a group created a moment ago may not be visible everywhere yet
+            rules.authorize(self.client, group_id, direction, permission,
+                            retry_codes=("InvalidGroup.NotFound",))
+        self.ctx.logger.info("security group %s: %d rule(s) authorized", group_id, len(declared))
+
+    def delete(self) -> None:
+        if self.external and self.resource_id:  # leave an adopted group as it was found
+            try:
+                declared = declared_rules(self.properties)
+            except NonRecoverableError:  # invalid rules were never authorized
+                declared = []
+            for direction, permission in declared:
+                rules.revoke(self.client, self.resource_id, direction, permission)
+        super().delete()
+
+
+class SecurityGroupRule:
+    """A rule node: authorized on create, revoked on delete."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.properties = ctx.node.properties
+        self.runtime = ctx.instance.runtime_properties
+        self.client = ec2_client(self.properties.get("client_config"))
+        self.direction = self.properties.get("direction", "ingress")
+
+    def permission(self) -> dict[str, Any]:
+        return rules.ip_permission(self.properties, self.ctx.node.id)
+
+    def group_id(self) -> str:
+        group_id = self.properties.get("group_id") or one_target_id(self.ctx, GROUP_TYPE, "security group")
+        if not group_id:
+            raise NonRecoverableError(f"{self.ctx.node.id}: set group_id or relate the rule to an "
+                                      f"{GROUP_TYPE} ({RULE_IN_GROUP})")
+        return group_id
+
+    def create(self) -> None:
+        permission, group_id = self.permission(), self.group_id()
+        self.runtime.update({"group_id": group_id, "direction": self.direction})
+        self.ctx.instance.update()  # from here on, delete revokes it
+        tags = {**{str(k): str(v) for k, v in (self.properties.get("tags") or {}).items()},
+                **ownership_tags(self.ctx.deployment.id, self.ctx.instance.id)}
+        rule_ids = rules.authorize(self.client, group_id, self.direction, permission,
+                                   tag_specifications=tag_specifications(["security-group-rule"], tags))
+        self.runtime.update({"aws_resource_id": rule_ids[0] if rule_ids else None,
+                             "security_group_rule_ids": rule_ids})
+        self.ctx.logger.info("authorized %s rule on %s", self.direction, group_id)
+
+    def delete(self) -> None:
+        group_id = self.runtime.get("group_id")
+        if not group_id:  # create never got as far as authorizing
+            return
+        rules.revoke(self.client, group_id, self.runtime.get("direction", self.direction),
+                     self.permission())
+        self.ctx.logger.info("revoked %s rule on %s", self.direction, group_id)
+
+
+def _is_rule(ctx: Any) -> bool:
+    return RULE_TYPE in ctx.node.type_hierarchy
+
+
+@hookimpl
+def register_types() -> dict[str, Any]:
+    return TYPES
+
+
+@hookimpl
+def create(ctx: Any) -> None:
+    if _is_rule(ctx):
+        SecurityGroupRule(ctx).create()
+    else:
+        SecurityGroup(ctx).create()
+
+
+@hookimpl
+def configure(ctx: Any) -> None:
+    if not _is_rule(ctx):
+        SecurityGroup(ctx).apply_rules()
+
+
+@hookimpl
+def delete(ctx: Any) -> None:
+    if _is_rule(ctx):
+        SecurityGroupRule(ctx).delete()
+    else:
+        SecurityGroup(ctx).delete()

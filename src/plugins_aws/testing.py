@@ -1,0 +1,51 @@
+"""Helpers for tests and conformance checks: what exists in AWS for a deployment.
+
+``list_resources`` finds resources by the ``orchestrator:deployment`` tag every created
+resource carries, so "nothing leaked" is one assertion::
+
+    assert not any(list_resources("my-deployment").values())
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from plugins_aws import base, elastic_ip, instance, keypair, network, security_group
+from plugins_aws.client import ec2_client
+from plugins_aws.errors import paginate
+from plugins_aws.tags import DEPLOYMENT_TAG
+
+PLUGINS: tuple[object, ...] = (base, keypair, security_group, instance, elastic_ip, network)
+"""Every plugin module of the distribution, for ``orch.use(*PLUGINS)`` in tests."""
+
+LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
+
+
+def list_resources(deployment_id: str, client_config: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+    """Ids of everything tagged with ``deployment_id``, by kind (terminated instances excluded).
+
+    Keys: instances, key_pairs, security_groups, security_group_rules, addresses, vpcs,
+    subnets. Uses the same client configuration rules as the plugin (boto3's chain,
+    ``AWS_ENDPOINT_URL``, or ``client_config``).
+    """
+    client = ec2_client(client_config)
+    tagged = [{"Name": f"tag:{DEPLOYMENT_TAG}", "Values": [deployment_id]}]
+    reservations = paginate(client, "describe_instances", "Reservations",
+                            Filters=[*tagged, {"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}])
+    return {
+        "instances": [i["InstanceId"] for r in reservations for i in r["Instances"]],
+        "key_pairs": [k["KeyName"] for k in client.describe_key_pairs(Filters=tagged)["KeyPairs"]],
+        "security_groups": [g["GroupId"] for g in paginate(client, "describe_security_groups",
+                                                             "SecurityGroups", Filters=tagged)],
+        "security_group_rules": [r["SecurityGroupRuleId"] for r in paginate(
+            client, "describe_security_group_rules", "SecurityGroupRules", Filters=tagged)],
+        "addresses": [a["AllocationId"] for a in client.describe_addresses(Filters=tagged)["Addresses"]],
+        "vpcs": [v["VpcId"] for v in paginate(client, "describe_vpcs", "Vpcs", Filters=tagged)],
+        "subnets": [s["SubnetId"] for s in paginate(client, "describe_subnets", "Subnets", Filters=tagged)],
+    }
+
+
+def leaked(deployment_id: str, client_config: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
+    """``list_resources`` without the empty kinds: ``{}`` when nothing is left."""
+    return {kind: ids for kind, ids in list_resources(deployment_id, client_config).items() if ids}

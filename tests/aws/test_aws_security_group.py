@@ -1,0 +1,203 @@
+"""aws.ec2.SecurityGroup and aws.ec2.SecurityGroupRule hooks in isolation."""
+
+from __future__ import annotations
+
+import pytest
+from aws_helpers import aws_answers, group_exists, ingress
+
+from orchestrator import NonRecoverableError, RecoverableError
+from plugins_aws.tags import INSTANCE_TAG
+
+pytestmark = pytest.mark.integration
+
+GROUP = "aws.ec2.SecurityGroup"
+RULE = "aws.ec2.SecurityGroupRule"
+IN_GROUP = "aws.relationships.rule_contained_in_security_group"
+
+SSH = {"port": 22, "cidr_ip": "10.0.0.0/8", "description": "ssh"}
+WEB = {"from_port": 8000, "to_port": 8080, "cidr_ip": "0.0.0.0/0"}
+
+
+def test_create_authorize_delete(node, ec2):
+    sg = node(GROUP, "sg", rules=[SSH, WEB], egress_rules=[{"ip_protocol": "-1", "cidr_ip": "10.1.0.0/16"}],
+              revoke_default_egress=True)
+    sg.call("create")
+    gid = sg.runtime_properties["aws_resource_id"]
+    (group,) = ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"]
+    assert group["GroupName"] == f"test-{sg.id}"
+    assert {t["Key"]: t["Value"] for t in group["Tags"]}[INSTANCE_TAG] == sg.id
+    sg.call("configure")
+    sg.call("configure")  # authorizing again is a no-op, not an error
+    rules = {(p["IpProtocol"], p.get("FromPort"), p.get("ToPort"), p["IpRanges"][0]["CidrIp"])
+             for p in ingress(ec2, gid)}
+    assert rules == {("tcp", 22, 22, "10.0.0.0/8"), ("tcp", 8000, 8080, "0.0.0.0/0")}
+    (group,) = ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"]
+    egress = [r["CidrIp"] for p in group["IpPermissionsEgress"] for r in p["IpRanges"]]
+    assert egress == ["10.1.0.0/16"]  # the default allow-all is gone
+    sg.call("delete")
+    assert not group_exists(ec2, gid)
+    sg.call("delete")  # already gone
+
+
+@pytest.mark.parametrize(("rule", "message"), [
+    ({"cidr_ip": "0.0.0.0/0"}, "rules\\[0\\]: a tcp rule needs port or from_port"),
+    ({"port": 22}, "give exactly one of cidr_ip"),
+    ({"port": 22, "cidr_ip": "0.0.0.0/0", "source_group_id": "sg-1"}, "got cidr_ip, source_group_id"),
+    ({"port": 22, "from_port": 22, "cidr_ip": "0.0.0.0/0"}, "port or from_port/to_port, not both"),
+])
+def test_bad_rule_fails_before_anything_is_created(node, ec2, rule, message):
+    sg = node(GROUP, "sg", rules=[rule])
+    with pytest.raises(NonRecoverableError, match=message):
+        sg.call("create")
+    assert "aws_resource_id" not in sg.runtime_properties
+    tagged = ec2.describe_security_groups(Filters=[{"Name": f"tag:{INSTANCE_TAG}", "Values": [sg.id]}])
+    assert tagged["SecurityGroups"] == []
+
+
+def test_aws_rejects_a_rule(node, ec2):
+    sg = node(GROUP, "sg", rules=[{"port": 22, "cidr_ip": "not-a-cidr"}])
+    sg.call("create")
+    with pytest.raises(NonRecoverableError, match=r"AWS InvalidParameterValue in AuthorizeSecurityGroupIngress"):
+        sg.call("configure")
+    sg.call("delete")
+
+
+def test_rule_referencing_another_group(node, ec2):
+    lb = node(GROUP, "lb")
+    lb.call("create")
+    lb_id = lb.runtime_properties["aws_resource_id"]
+    app = node(GROUP, "app", rules=[{"port": 80, "source_group_id": lb_id}])
+    app.call("create")
+    app.call("configure")
+    (perm,) = ingress(ec2, app.runtime_properties["aws_resource_id"])
+    assert perm["UserIdGroupPairs"][0]["GroupId"] == lb_id
+    app.call("delete")
+    lb.call("delete")
+
+
+def test_delete_retries_while_aws_answers_dependency_violation(node, ec2, monkeypatch):
+    sg = node(GROUP, "sg", wait_timeout=0)
+    sg.call("create")
+    gid = sg.runtime_properties["aws_resource_id"]
+    with aws_answers(monkeypatch, "DeleteSecurityGroup", "DependencyViolation", times=1):
+        with pytest.raises(RecoverableError, match="DependencyViolation") as info:
+            sg.call("delete")
+        assert info.value.retry_after == pytest.approx(0.01)
+        assert group_exists(ec2, gid)
+        sg.call("delete", retry_number=1)  # the engine's retry
+    assert not group_exists(ec2, gid)
+
+
+def test_delete_waits_in_process_within_wait_timeout(node, ec2, monkeypatch):
+    sg = node(GROUP, "sg", wait_timeout=1.0)
+    sg.call("create")
+    gid = sg.runtime_properties["aws_resource_id"]
+    with aws_answers(monkeypatch, "DeleteSecurityGroup", "DependencyViolation", times=3) as seen:
+        sg.call("delete")
+    assert seen[0] == 3
+    assert not group_exists(ec2, gid)
+    assert any("still in use" in m for m in sg.logs)
+
+
+def test_throttling_is_recoverable(node, monkeypatch):
+    sg = node(GROUP, "sg")
+    with aws_answers(monkeypatch, "CreateSecurityGroup", "RequestLimitExceeded", times=1):
+        with pytest.raises(RecoverableError, match="RequestLimitExceeded"):
+            sg.call("create")
+        sg.call("create")
+    sg.call("delete")
+
+
+def test_rule_node_authorize_and_revoke(node, ec2):
+    sg = node(GROUP, "sg")
+    sg.call("create")
+    gid = sg.runtime_properties["aws_resource_id"]
+    rule = node(RULE, "rule", relationships=[(IN_GROUP, sg)], port=443, cidr_ip="0.0.0.0/0")
+    rule.call("create")
+    assert rule.runtime_properties["group_id"] == gid
+    (perm,) = ingress(ec2, gid)
+    assert (perm["FromPort"], perm["IpRanges"][0]["CidrIp"]) == (443, "0.0.0.0/0")
+    rule.call("create")  # idempotent
+    rule.call("delete")
+    assert ingress(ec2, gid) == []
+    rule.call("delete")  # already revoked
+    sg.call("delete")
+
+
+def test_egress_rule_node_by_group_id(node, ec2):
+    sg = node(GROUP, "sg")
+    sg.call("create")
+    gid = sg.runtime_properties["aws_resource_id"]
+    rule = node(RULE, "rule", direction="egress", group_id=gid, ip_protocol="udp", port=53,
+                cidr_ip="10.0.0.2/32")
+    rule.call("create")
+    (group,) = ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"]
+    assert any(p.get("FromPort") == 53 for p in group["IpPermissionsEgress"])
+    rule.call("delete")
+    (group,) = ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"]
+    assert not any(p.get("FromPort") == 53 for p in group["IpPermissionsEgress"])
+    sg.call("delete")
+
+
+def test_rule_without_a_group(node):
+    rule = node(RULE, "rule", port=22, cidr_ip="0.0.0.0/0")
+    with pytest.raises(NonRecoverableError, match="set group_id or relate the rule"):
+        rule.call("create")
+    rule.call("delete")  # nothing was authorized: nothing to revoke
+
+
+def test_use_external_resource_keeps_the_group_and_removes_only_our_rules(node, ec2):
+    gid = ec2.create_security_group(GroupName="external-sg-x1", Description="theirs")["GroupId"]
+    sg = node(GROUP, "sg", use_external_resource=True, resource_id=gid, rules=[SSH])
+    sg.call("create")
+    assert sg.runtime_properties["external_resource"] is True
+    sg.call("configure")
+    assert len(ingress(ec2, gid)) == 1
+    sg.call("delete")
+    assert group_exists(ec2, gid)
+    assert ingress(ec2, gid) == []
+    ec2.delete_security_group(GroupId=gid)
+
+
+def test_use_external_resource_by_name_and_missing(node, ec2):
+    gid = ec2.create_security_group(GroupName="external-sg-x2", Description="theirs")["GroupId"]
+    sg = node(GROUP, "sg", use_external_resource=True, resource_id="external-sg-x2")
+    sg.call("create")
+    assert sg.runtime_properties["aws_resource_id"] == gid
+    ec2.delete_security_group(GroupId=gid)
+    missing = node(GROUP, "sg", use_external_resource=True, resource_id="sg-0123456789abcdef0")
+    with pytest.raises(NonRecoverableError, match="does not exist"):
+        missing.call("create")
+
+
+def test_resume_finds_the_group_by_tag(node, ec2):
+    sg = node(GROUP, "sg")
+    sg.call("create")
+    gid = sg.runtime_properties["aws_resource_id"]
+    sg.runtime_properties = {}  # the id was never saved
+    sg.call("create")
+    assert sg.runtime_properties["aws_resource_id"] == gid
+    sg.call("delete")
+
+
+def test_resume_when_tags_are_not_searchable_yet(node, monkeypatch):
+    """CreateSecurityGroup answering Duplicate for a group this instance created is a resume."""
+    from plugins_aws.security_group import SecurityGroup
+
+    sg = node(GROUP, "sg")
+    sg.call("create")
+    gid = sg.runtime_properties["aws_resource_id"]
+    sg.runtime_properties = {}
+    monkeypatch.setattr(SecurityGroup, "find", lambda self, filters: [])
+    sg.call("create")
+    assert sg.runtime_properties["aws_resource_id"] == gid
+
+
+def test_duplicate_name_of_someone_elses_group(node, ec2):
+    gid = ec2.create_security_group(GroupName="taken-sg-x1", Description="theirs")["GroupId"]
+    sg = node(GROUP, "sg", group_name="taken-sg-x1")
+    with pytest.raises(NonRecoverableError, match=r"InvalidGroup\.Duplicate"):
+        sg.call("create")
+    sg.call("delete")
+    assert group_exists(ec2, gid)
+    ec2.delete_security_group(GroupId=gid)
