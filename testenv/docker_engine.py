@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+
 from testenv._proc import (
     LOG_MARKER,
     TestEnvError,

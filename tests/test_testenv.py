@@ -8,12 +8,11 @@ import urllib.error
 import urllib.request
 
 import boto3
+import docker
 import pytest
 from testenv import free_port, http_status
 from testenv.docker_engine import DockerEngine, Registry, build_busybox_image
 from testenv.moto_server import MotoServer
-
-import docker
 
 pytestmark = pytest.mark.integration
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from orchestrator.dsl.functions import resolve_runtime
 from orchestrator.dsl.inputs import GivenInput, given_from_mapping, parse_input_args
 from orchestrator.dsl.loader import gc_paused, load_blueprint
 from orchestrator.dsl.model import Blueprint
@@ -20,8 +21,7 @@ from orchestrator.dsl.problems import BlueprintError, Mark, Problem, Problems
 from orchestrator.engine.context import InstanceRecord
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import EventSink, Listener, Masker
-from orchestrator.engine.runner import ExecutionResult, Options, RuntimeLookup, Runner
-from orchestrator.dsl.functions import resolve_runtime
+from orchestrator.engine.runner import ExecutionResult, Options, Runner, RuntimeLookup
 from orchestrator.errors import OrchestratorError, PluginError
 from orchestrator.plan import Plan, build_plan
 from orchestrator.plugins import PluginManager, get_plugin_manager

@@ -82,7 +82,7 @@ class PluginManager(pluggy.PluginManager):
             for hook_name, fn in unknown:
                 where = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', hook_name)}"
                 self._fail(name, f"hookimpl '{hook_name}' ({where}) matches no hook"
-                           f"{did_you_mean(hook_name, hookspecs.LIFECYCLE_HOOKS + ('register_types',))}")
+                           f"{did_you_mean(hook_name, (*hookspecs.LIFECYCLE_HOOKS, 'register_types'))}")
             return False
         return self._collect_types(plugin, name)
 
@@ -105,8 +105,11 @@ class PluginManager(pluggy.PluginManager):
             self._fail(name, f"register_types failed: {type(exc).__name__}: {exc}")
             return False
         for section in ("node_types", "relationships", "data_types"):
-            for type_name in (source.sections.get(section) or {}):
+            definitions = source.sections.get(section) or {}
+            for type_name in definitions:
                 other = self.type_owner.get(type_name)
+                if other is not None and section == "data_types" and self._same_data_type(type_name, definitions):
+                    continue
                 if other is not None and other != name:
                     self._fail(name, f"type '{type_name}' is registered by two plugins: '{other}' and '{name}'")
                 else:
@@ -114,6 +117,13 @@ class PluginManager(pluggy.PluginManager):
         self.type_sources.append(source)
         self._warn_unreachable(plugin, name, owns_types=bool(self.types_of(name)))
         return True
+
+    def _same_data_type(self, type_name: str, definitions: Mapping[str, Any]) -> bool:
+        for source in self.type_sources:
+            earlier = (source.sections.get("data_types") or {}).get(type_name)
+            if earlier is not None:
+                return bool(earlier == definitions[type_name])
+        return False
 
     def _warn_unreachable(self, plugin: object, name: str, owns_types: bool) -> None:
         if owns_types:

@@ -58,7 +58,7 @@ def load_secrets(path: str | Path | None, problems: Problems) -> Secrets:
     return Secrets(values)
 
 
-def problems_mark(path: str):  # noqa: ANN201 - tiny helper
+def problems_mark(path: str):
     from orchestrator.dsl.problems import Mark
     return Mark(path, 1, 1)
 

@@ -54,9 +54,7 @@ def _path_args(args: Any) -> list[Any] | None:
 def walk_path(value: Any, path: list[Any]) -> Any:
     """Follow keys and indices; ``MISSING`` where the path does not exist."""
     for step in path:
-        if isinstance(value, dict) and step in value:
-            value = value[step]
-        elif isinstance(value, list) and isinstance(step, int) and -len(value) <= step < len(value):
+        if (isinstance(value, dict) and step in value) or (isinstance(value, list) and isinstance(step, int) and -len(value) <= step < len(value)):
             value = value[step]
         else:
             return MISSING

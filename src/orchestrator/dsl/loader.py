@@ -28,8 +28,20 @@ from orchestrator.dsl.model import (
     TypeDef,
 )
 from orchestrator.dsl.problems import BlueprintError, Mark, Problems, did_you_mean
-from orchestrator.dsl.schema import INPUT_KEYS, PRIMITIVE_TYPES, ValueChecker, fill_defaults, parse_property_def
-from orchestrator.dsl.types import KINDS, TypeSource, check_property_types, parse_type_section, resolve_types
+from orchestrator.dsl.schema import (
+    INPUT_KEYS,
+    PRIMITIVE_TYPES,
+    ValueChecker,
+    fill_defaults,
+    parse_property_def,
+)
+from orchestrator.dsl.types import (
+    KINDS,
+    TypeSource,
+    check_property_types,
+    parse_type_section,
+    resolve_types,
+)
 from orchestrator.dsl.yaml_source import YDict, key_mark, mark_of, parse_yaml, read_yaml_file
 
 TOP_LEVEL_KEYS = (

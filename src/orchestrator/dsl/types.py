@@ -62,6 +62,8 @@ def parse_type_section(
         new = TypeDef(kind, name, parent, props, mark, body, plugin=plugin)
         old = defined.get(name)
         if old is not None:
+            if section == "data_types" and old.plugin and plugin and old.raw == body:
+                continue  # plugins of one distribution may share a data type, if identical
             if old.plugin and plugin and old.plugin != plugin:
                 problems.add(mark, f"{kind} '{name}' is registered by two plugins: '{old.plugin}' and '{plugin}'")
             elif old.plugin and not plugin:

@@ -210,7 +210,7 @@ class OperationLogger:
         self._emit = emit
         self.level = level
 
-    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging.Logger's name
+    def isEnabledFor(self, level: int) -> bool:
         return level >= self.level
 
     def log(self, level: int, msg: Any, *args: Any, exc_info: Any = None, **_: Any) -> None:

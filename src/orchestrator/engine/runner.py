@@ -424,7 +424,6 @@ class RuntimeLookup:
 
     def get_attribute(self, args: list[Any]) -> Any:
         entity, attr, rest = args[0], args[1], list(args[2:])
-        plan = self.runner.plan
         if entity == SELF:
             inst = self.current
         elif entity == SOURCE and self.pair:

@@ -1,0 +1,136 @@
+"""Type declarations (blueprint form) of the Docker plugins.
+
+The image plugin owns the shared data types (``DockerHost``, ``RegistryAuth``) because a
+type name may be registered by one plugin only; the container plugin refers to them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+IMAGE_TYPE = "docker.Image"
+CONTAINER_TYPE = "docker.Container"
+USES_IMAGE = "docker.relationships.container_uses_image"
+DOCKER_HOST_TYPE = "docker.datatypes.DockerHost"
+REGISTRY_AUTH_TYPE = "docker.datatypes.RegistryAuth"
+HEALTHCHECK_TYPE = "docker.datatypes.Healthcheck"
+
+
+def _optional(type_: str | None, description: str) -> dict[str, Any]:
+    prop: dict[str, Any] = {"required": False, "description": description}
+    if type_:
+        prop["type"] = type_
+    return prop
+
+
+def _default(type_: str, default: Any, description: str, **extra: Any) -> dict[str, Any]:
+    return {"type": type_, "default": default, "description": description, **extra}
+
+
+DOCKER_HOST_PROPERTY = _optional(
+    DOCKER_HOST_TYPE, "The engine to use. Unset: the contained_in host's docker_host, "
+    "then DOCKER_HOST, then the local default.")
+
+SHARED_DATA_TYPES: dict[str, Any] = {
+    DOCKER_HOST_TYPE: {
+        "description": "How to reach a Docker engine.",
+        "properties": {
+            "url": {"type": "string", "description": "unix:///var/run/docker.sock, tcp://HOST:2376, ..."},
+            "tls_verify": _default("boolean", False, "Verify the engine's certificate against ca_cert."),
+            "ca_cert": _optional("string", "CA certificate: a file path or PEM text."),
+            "client_cert": _optional("string", "Client certificate: a file path or PEM text."),
+            "client_key": _optional("string", "Client key: a file path or PEM text."),
+            "timeout": _default("integer", 60, "Seconds to wait for one API call.",
+                                constraints=[{"greater_than": 0}]),
+        },
+    },
+    REGISTRY_AUTH_TYPE: {
+        "description": "Registry credentials (pass the password with get_secret).",
+        "properties": {
+            "username": {"type": "string"},
+            "password": {"type": "string"},
+            "registry": _optional("string", "The registry address (docker's serveraddress); "
+                                  "default: the image repository's registry."),
+        },
+    },
+}
+
+IMAGE_TYPES: dict[str, Any] = {
+    "data_types": SHARED_DATA_TYPES,
+    "node_types": {
+        IMAGE_TYPE: {
+            "derived_from": "orchestrator.nodes.Root",
+            "description": "An image pulled on create; removed on delete if this deployment pulled it.",
+            "properties": {
+                "repository": {"type": "string", "description": "e.g. registry:5000/team/app"},
+                "tag": _default("string", "latest", "Ignored when digest is set."),
+                "digest": _optional("string", "sha256:... ; pins the image instead of tag."),
+                "registry_auth": _optional(REGISTRY_AUTH_TYPE, "Credentials for a private registry."),
+                "pull_policy": _default(
+                    "string", "always", "always: pull on create; if_not_present: pull only when "
+                    "missing; never: the image must already be there.",
+                    constraints=[{"valid_values": ["always", "if_not_present", "never"]}]),
+                "keep_on_delete": _default("boolean", False, "Never remove the image on delete."),
+                "docker_host": DOCKER_HOST_PROPERTY,
+            },
+        },
+    },
+}
+
+CONTAINER_TYPES: dict[str, Any] = {
+    "data_types": {
+        HEALTHCHECK_TYPE: {
+            "description": "A container healthcheck; start waits until it reports healthy.",
+            "properties": {
+                "test": {"description": "A shell command (string, run with CMD-SHELL) or an "
+                         "exec list like [CMD, wget, -q, URL]."},
+                "interval": _default("float", 1.0, "Seconds between checks."),
+                "timeout": _default("float", 5.0, "Seconds one check may take."),
+                "retries": _default("integer", 3, "Failures in a row before unhealthy."),
+                "start_period": _default("float", 0.0, "Seconds of grace after start."),
+            },
+        },
+    },
+    "relationships": {
+        USES_IMAGE: {
+            "derived_from": "orchestrator.relationships.depends_on",
+            "description": "The container runs the target docker.Image (pulled on its engine).",
+        },
+    },
+    "node_types": {
+        CONTAINER_TYPE: {
+            "derived_from": "orchestrator.nodes.Root",
+            "description": "A container: created on create, started (and awaited) on start.",
+            "properties": {
+                "image": _optional("string", "Image reference; or a relationship to a docker.Image."),
+                "name": _optional("string", "Container name; default <deployment>-<instance> "
+                                  "(set it only with instances: 1)."),
+                "command": _optional(None, "A string (split like a shell) or a list."),
+                "entrypoint": _optional(None, "A string or a list; overrides the image's."),
+                "environment": _default("dict", {}, "Environment variables."),
+                "ports": _default("dict", {}, "Published ports, {'80/tcp': 8080 | '127.0.0.1:8080' "
+                                  "| null}; ignored by the engine with network_mode host."),
+                "volumes": _default("list", [], "Binds like /host/dir:/ctr/dir[:ro] or volume:/dir.",
+                                    entry_schema="string"),
+                "restart_policy": _default(
+                    "string", "no", "no | always | unless-stopped | on-failure[:MAX_RETRIES]",
+                    constraints=[{"pattern": r"no|always|unless-stopped|on-failure(:\d+)?"}]),
+                "network_mode": _default("string", "host", "host, none, bridge, container:NAME, ..."),
+                "labels": _default("dict", {}, "Extra labels (orchestrator.* are set automatically)."),
+                "healthcheck": _optional(HEALTHCHECK_TYPE, "Start waits until the container is healthy."),
+                "user": _optional("string", "User (and group) to run as."),
+                "working_dir": _optional("string", "Working directory inside the container."),
+                "stop_timeout": _default("integer", 10, "Seconds between SIGTERM and SIGKILL on stop.",
+                                         constraints=[{"greater_or_equal": 0}]),
+                "start_timeout": _default("float", 60.0, "Seconds start waits for running/healthy "
+                                          "before it retries.", constraints=[{"greater_than": 0}]),
+                "startup_grace": _default("float", 1.0, "Seconds the container must stay up before "
+                                          "start succeeds (catches a container that exits at once).",
+                                          constraints=[{"greater_or_equal": 0}]),
+                "log_tail": _default("integer", 20, "Log lines quoted when the container fails.",
+                                     constraints=[{"greater_or_equal": 0}]),
+                "docker_host": DOCKER_HOST_PROPERTY,
+            },
+        },
+    },
+}
