@@ -1,0 +1,135 @@
+"""Routing (contract §2): a node's hooks run only the owning plugin's implementations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator import hookimpl
+from orchestrator.engine.dispatch import Dispatcher
+from orchestrator.plugins import get_plugin_manager
+
+
+class Owner:
+    """A type-owning plugin that records which instances it saw."""
+
+    def __init__(self, name: str, prefix: str) -> None:
+        self.__name__ = name
+        self.prefix = prefix
+        self.seen: list[tuple[str, str]] = []
+
+    @hookimpl
+    def register_types(self) -> dict[str, Any]:
+        return {"node_types": {f"{self.prefix}.Thing": {"derived_from": "orchestrator.nodes.Root"}},
+                "relationships": {f"{self.prefix}.link": {"derived_from": "orchestrator.relationships.connected_to"}}}
+
+    @hookimpl
+    def create(self, ctx: Any) -> None:
+        self.seen.append(("create", ctx.instance.id))
+
+    @hookimpl
+    def establish(self, ctx: Any) -> None:
+        self.seen.append(("establish", f"{ctx.source.instance.id}->{ctx.target.instance.id}:{ctx.relationship.type}"))
+
+    @hookimpl(wrapper=True)
+    def start(self, ctx: Any) -> Any:
+        self.seen.append(("own-wrapper-start", ctx.instance.id))
+        return (yield)
+
+
+class Tracer:
+    """A type-less plugin: its wrappers see every call, for every owner."""
+
+    __name__ = "tracer"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    @hookimpl(wrapper=True)
+    def create(self, ctx: Any) -> Any:
+        self.seen.append(("create", ctx.instance.id))
+        return (yield)
+
+    @hookimpl(wrapper=True)
+    def establish(self, ctx: Any) -> Any:
+        self.seen.append(("establish", ctx.describe()))
+        return (yield)
+
+
+BLUEPRINT = """
+node_types:
+  my.Derived: {derived_from: a.Thing}
+node_templates:
+  x: {type: a.Thing}
+  y: {type: b.Thing}
+  z: {type: my.Derived}
+  core: {type: orchestrator.nodes.Root}
+  w:
+    type: b.Thing
+    relationships:
+      - {type: a.link, target: x}
+      - {type: b.link, target: y}
+"""
+
+
+def test_each_node_runs_only_its_owners_hooks(orch):
+    a, b, tracer = Owner("plugin_a", "a"), Owner("plugin_b", "b"), Tracer()
+    orch.use(a, b, tracer)
+    run = orch.install(BLUEPRINT)
+    assert run.ok, run.failures
+    assert sorted(i for op, i in a.seen if op == "create") == ["x_0", "z_0"]  # z derives from a.Thing
+    assert sorted(i for op, i in b.seen if op == "create") == ["w_0", "y_0"]
+    # relationship hooks go to the owner of the relationship type, not of the node
+    assert [i for op, i in a.seen if op == "establish"] == ["w_0->x_0:a.link"]
+    assert [i for op, i in b.seen if op == "establish"] == ["w_0->y_0:b.link"]
+    # a type-owning plugin's own wrapper sees only its own types
+    assert sorted(i for op, i in a.seen if op == "own-wrapper-start") == ["x_0", "z_0"]
+    # a type-less plugin's wrappers see every call, core types included
+    assert sorted(i for op, i in tracer.seen if op == "create") == ["core_0", "w_0", "x_0", "y_0", "z_0"]
+    assert sorted(i for op, i in tracer.seen if op == "establish") == ["w_0->x_0", "w_0->y_0"]
+
+
+def test_dispatcher_caches_one_caller_per_owner_and_operation():
+    a, b = Owner("plugin_a", "a"), Owner("plugin_b", "b")
+    pm = get_plugin_manager([a, b], entry_points=False, env={})
+    d = Dispatcher(pm)
+    assert d.caller("plugin_a", "create") is d.caller("plugin_a", "create")
+    impls = d.caller("plugin_a", "create").get_hookimpls()
+    assert {pm.get_name(i.plugin) for i in impls} == {"plugin_a"}
+    assert d.caller("plugin_a", "delete") is None  # nothing implements it: nothing runs
+
+
+def test_non_wrapper_hook_of_typeless_plugin_is_reported():
+    class Confused:
+        __name__ = "confused"
+
+        @hookimpl
+        def create(self, ctx: Any) -> None: ...
+
+    pm = get_plugin_manager([Confused()], entry_points=False, env={})
+    warnings = [e for e in pm.load_errors if not e.fatal]
+    assert len(warnings) == 1 and "never called" in warnings[0].error and "wrapper=True" in warnings[0].error
+
+
+def test_two_plugins_registering_one_type_is_an_error_naming_both():
+    a1, a2 = Owner("first", "a"), Owner("second", "a")
+    pm = get_plugin_manager([a1, a2], entry_points=False, env={})
+    errors = [str(e) for e in pm.load_errors if e.fatal]
+    assert any("'first'" in e and "'second'" in e and "a.Thing" in e for e in errors), errors
+
+
+def test_misspelled_hookimpl_names_plugin_and_function():
+    class Typo:
+        __name__ = "typo"
+
+        @hookimpl
+        def register_types(self) -> dict[str, Any]:
+            return {"node_types": {"t.T": {}}}
+
+        @hookimpl
+        def creat(self, ctx: Any) -> None: ...
+
+    pm = get_plugin_manager([Typo()], entry_points=False, env={})
+    (error,) = [e for e in pm.load_errors if e.fatal]
+    assert error.plugin == "typo"
+    assert "'creat'" in error.error and "did you mean 'create'" in error.error
+    assert not pm.has_plugin("typo")  # skipped, the host keeps working
