@@ -15,7 +15,7 @@ inputs:
   size: {type: string, default: small}
 node_types:
   bench.Node:
-    derived_from: orchestrator.nodes.Root
+    derived_from: {base}
     properties:
       size: {type: string, constraints: [{valid_values: [small, large]}]}
       label: {type: string, required: false}
@@ -24,8 +24,10 @@ node_templates:
 """
 
 
-def generate(shape: str, n: int, node_type: str = "bench.Node") -> str:
-    lines = [TYPES]
+def generate(shape: str, n: int, base: str = "orchestrator.nodes.Root") -> str:
+    """A blueprint of ``n`` nodes of type ``bench.Node`` (derived from ``base``)."""
+    node_type = "bench.Node"
+    lines = [TYPES.replace("{base}", base)]
     for i in range(n):
         lines.append(f"  n{i}:\n    type: {node_type}\n    properties:\n"
                      f"      size: {{get_input: size}}\n      label: {{concat: [node-, '{i}']}}\n")

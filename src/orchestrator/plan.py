@@ -116,6 +116,15 @@ class Plan:
             iid: PlannedInstance(iid, node, host, [PlannedRelationship(*r) for r in rels])
             for iid, node, host, rels in data["instances"]
         }
+
+        def ancestors(inst: PlannedInstance) -> dict[str, str]:  # rebuilt from the host chain
+            if inst.host_id is not None and not inst.ancestors:
+                host = instances[inst.host_id]
+                inst.ancestors = {**ancestors(host), host.node: host.id}
+            return inst.ancestors
+
+        for inst in instances.values():
+            ancestors(inst)
         return cls(nodes, instances, data["outputs"], data.get("blueprint_path", ""))
 
 
@@ -164,13 +173,16 @@ def _targets(inst: PlannedInstance, target: str, contained: bool, bp: Blueprint,
              nodes: dict[str, PlannedNode], instances: dict[str, PlannedInstance]) -> list[str]:
     """The target instances of one relationship of one source instance.
 
-    ``contained_in`` targets the host the source was replicated under. Otherwise, when
-    source and target live on a common host template, the target instances on the
-    same host instance are chosen (an app connects to the database on its own VM);
-    else every target instance (all-to-all).
+    ``contained_in`` targets the host the source was replicated under, and a relationship
+    to any template the source is (indirectly) contained in targets that very host
+    instance. Otherwise, when source and target live on a common host template, the
+    target instances on the same host instance are chosen (an app connects to the
+    database on its own VM); else every target instance (all-to-all).
     """
     if contained:
         return [inst.host_id] if inst.host_id else []
+    if inst.ancestors.get(target) is not None:
+        return [inst.ancestors[target]]  # depends on its own (indirect) host
     candidates = nodes[target].instances
     if inst.ancestors and candidates:
         target_ancestors = instances[candidates[0]].ancestors
@@ -180,6 +192,4 @@ def _targets(inst: PlannedInstance, target: str, contained: bool, bp: Blueprint,
             host_template = shared[-1]
             mine = inst.ancestors[host_template]
             return [c for c in candidates if instances[c].ancestors.get(host_template) == mine]
-    if inst.ancestors.get(target) is not None:
-        return [inst.ancestors[target]]  # depends on its own (indirect) host
     return list(candidates)

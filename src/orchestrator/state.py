@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from orchestrator.errors import StateLockedError
+from orchestrator.errors import OrchestratorError, StateLockedError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -81,6 +81,7 @@ CREATE TABLE IF NOT EXISTS locks (
 """
 
 DEFAULT_STATE = Path(".orchestrator") / "state.db"
+SCHEMA_VERSION = 1
 
 
 @attrs.define(slots=True)
@@ -149,7 +150,13 @@ class StateStore:
         sync = os.environ.get("ORCHESTRATOR_SYNC", "NORMAL").upper()
         self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'FULL' else 'NORMAL'}")
         self._db.execute("PRAGMA foreign_keys=OFF")
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        has_tables = self._db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'instances'").fetchone()[0]
+        if has_tables and version != SCHEMA_VERSION:
+            raise OrchestratorError(f"{self.path} was written by an incompatible orchestrator "
+                                    f"(schema {version}, this one reads {SCHEMA_VERSION})")
         self._db.executescript(SCHEMA)
+        self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -223,19 +230,25 @@ class StateStore:
         return row[0] if row else None
 
     def record(self, deployment: str, instance: str, state: str, ops_json: str, runtime_json: str | None,
-               event: tuple | None) -> None:
-        """One atomic step: the instance's state and ops, optionally runtime properties and an event."""
-        now = time.time()
-        with self.transaction() as db:
-            if runtime_json is None:
-                db.execute("UPDATE instances SET state = ?, ops = ?, updated_at = ? WHERE deployment = ? AND id = ?",
-                           (state, ops_json, now, deployment, instance))
-            else:
-                db.execute("UPDATE instances SET state = ?, ops = ?, runtime = ?, updated_at = ? "
+               events: list[tuple]) -> None:
+        """One atomic write: state and finished operations, runtime properties if changed, events.
+
+        ``events`` are rows as ``EventSink.row`` makes them. This is the engine's hot path
+        (about one call per operation): no context manager, one ``executemany``.
+        """
+        db = self._db
+        with self._lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("UPDATE instances SET state = ?, ops = ?, runtime = coalesce(?, runtime), updated_at = ? "
                            "WHERE deployment = ? AND id = ?",
-                           (state, ops_json, runtime_json, now, deployment, instance))
-            if event is not None:
-                db.execute(_INSERT_EVENT, (now, *event))
+                           (state, ops_json, runtime_json, time.time(), deployment, instance))
+                if events:
+                    db.executemany(_INSERT_EVENT, events)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def save_runtime(self, deployment: str, instance: str, runtime_json: str) -> None:
         with self.transaction() as db:
@@ -245,9 +258,9 @@ class StateStore:
     # -- events --------------------------------------------------------------------
 
     def add_event(self, event: tuple) -> None:
-        """``event`` is (deployment, execution, instance, operation, plugin, type, level, message)."""
-        with self.transaction() as db:
-            db.execute(_INSERT_EVENT, (time.time(), *event))
+        """``event`` is (ts, deployment, execution, instance, operation, plugin, type, level, message)."""
+        with self._lock:
+            self._db.execute(_INSERT_EVENT, event)
 
     def events(self, deployment: str, after: int = 0, execution: int | None = None) -> list[EventRow]:
         sql = ("SELECT id, ts, deployment, execution, instance, operation, plugin, type, level, message "

@@ -271,7 +271,7 @@ class Harness:
         try:
             caller(ctx=ctx)
         finally:
-            runner._save_runtime(ctx, node.record, step, owner)
+            runner._save_runtime(ctx)
 
     # -- whole blueprints ------------------------------------------------------------
 

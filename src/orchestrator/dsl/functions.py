@@ -107,7 +107,7 @@ class PlanResolver:
             raw, mark = prop.default, prop.mark
         self._stack.append(key)
         try:
-            value = self.resolve(raw, mark, template, f"node '{template.name}'")
+            value = self.resolve(raw, mark, template, f"node template '{template.name}': property '{name}'")
         finally:
             self._stack.pop()
         self._resolved[key] = value
@@ -120,12 +120,22 @@ class PlanResolver:
             name, args = fn
             args_mark = mark_of(value, name)
             return getattr(self, f"_fn_{name}")(args, args_mark, template, where, allowed_entities)
+        if isinstance(value, YDict):  # keep the marks: nested problems point at nested values
+            result = YDict()
+            result.mark, result.key_marks, result.value_marks = value.mark, value.key_marks, value.value_marks
+            for k, v in value.items():
+                result[k] = self.resolve(v, mark_of(value, k), template, where, allowed_entities)
+            return result
+        if isinstance(value, YList):
+            items = YList()
+            items.mark, items.item_marks = value.mark, value.item_marks
+            items.extend(self.resolve(v, mark_of(value, i), template, where, allowed_entities)
+                         for i, v in enumerate(value))
+            return items
         if isinstance(value, dict):
-            return {k: self.resolve(v, mark_of(value, k) if isinstance(value, YDict) else mark,
-                                    template, where, allowed_entities) for k, v in value.items()}
+            return {k: self.resolve(v, mark, template, where, allowed_entities) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.resolve(v, mark_of(value, i) if isinstance(value, YList) else mark,
-                                 template, where, allowed_entities) for i, v in enumerate(value)]
+            return [self.resolve(v, mark, template, where, allowed_entities) for v in value]
         return value
 
     # -- the functions ------------------------------------------------------------
@@ -166,11 +176,15 @@ class PlanResolver:
             return None
         value = self.property_value(target, str(prop))
         if value is MISSING:
-            self.problems.add(mark, f"{where}: get_property: node '{target.name}' has no property '{prop}'")
+            ntype = self.bp.node_types.get(target.type)
+            known = [*(ntype.properties if ntype else ()), *target.properties]
+            self.problems.add(mark, f"{where}: get_property: node template '{target.name}' has no property "
+                              f"'{prop}'{did_you_mean(str(prop), known)}")
             return None
         value = walk_path(value, rest)
         if value is MISSING:
-            self.problems.add(mark, f"{where}: get_property: property '{prop}' of node '{target.name}' has no path {rest}")
+            self.problems.add(mark, f"{where}: get_property: property '{prop}' of node template '{target.name}'"
+                              f" has no path {rest}")
             return None
         return value
 

@@ -1,7 +1,8 @@
 """Deployment inputs from the command line: ``-i KEY=VALUE``, ``-i file.yaml``, or both.
 
-A value given as ``KEY=VALUE`` is text; it is read as YAML (so ``3`` is an integer)
-unless the input is declared as a string, in which case it is kept verbatim (``007``).
+A value given as ``KEY=VALUE`` is text; it is read as YAML 1.2, exactly as a value in the
+blueprint would be (so ``3`` is an integer and ``yes`` a string), unless the input is
+declared as a string, in which case it is kept verbatim (``007``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import yaml
 
 from orchestrator.dsl.model import PropertyDef
 from orchestrator.dsl.problems import Mark, Problems
-from orchestrator.dsl.yaml_source import key_mark, mark_of, read_yaml_file
+from orchestrator.dsl.yaml_source import key_mark, mark_of, parse_yaml_fast, read_yaml_file
 
 _PAIR = re.compile(r"^[A-Za-z_][\w.-]*=")
 
@@ -24,8 +24,9 @@ _PAIR = re.compile(r"^[A-Za-z_][\w.-]*=")
 @attrs.define(slots=True)
 class GivenInput:
     value: Any
-    mark: Mark
+    mark: Mark  # where the value is
     text: bool = False  # came as KEY=VALUE text; coerced by the declared type
+    name_mark: Mark | None = None  # where the name is (an unknown input is reported there)
 
 
 def display_path(path: Path) -> str:
@@ -48,7 +49,8 @@ def parse_input_args(args: Iterable[str], problems: Problems) -> dict[str, Given
                     if not sep or not key.strip():
                         problems.add(Mark("<-i>", n, col), f"expected KEY=VALUE, got {part!r}")
                     else:
-                        given[key.strip()] = GivenInput(value, mark, text=True)
+                        name_mark = Mark("<-i>", n, col + len(key) - len(key.lstrip()))
+                        given[key.strip()] = GivenInput(value, mark, text=True, name_mark=name_mark)
                 col += len(part) + 1
             continue
         path = Path(arg)
@@ -64,17 +66,16 @@ def parse_input_args(args: Iterable[str], problems: Problems) -> dict[str, Given
                          "an inputs file must be a mapping of input name to value")
             continue
         for key, value in data.items():
-            given[str(key)] = GivenInput(value, mark_of(data, key))
+            given[str(key)] = GivenInput(value, mark_of(data, key), name_mark=key_mark(data, key))
     return given
 
 
 def coerce(given: GivenInput, decl: PropertyDef) -> Any:
-    if not given.text or decl.type == "string":
+    """The value of a ``KEY=VALUE`` text, read as YAML 1.2 like the blueprint (``yes`` stays text)."""
+    if not given.text or decl.type == "string" or given.value == "":
         return given.value
-    try:
-        return yaml.safe_load(given.value) if given.value != "" else ""
-    except yaml.YAMLError:
-        return given.value
+    ok, value = parse_yaml_fast(given.value)
+    return value if ok else given.value
 
 
 def given_from_mapping(values: Mapping[str, Any]) -> dict[str, GivenInput]:

@@ -32,6 +32,7 @@ from orchestrator.dsl.schema import (
     INPUT_KEYS,
     PRIMITIVE_TYPES,
     ValueChecker,
+    describe,
     fill_defaults,
     parse_property_def,
 )
@@ -99,6 +100,7 @@ def _load(path: Path, inputs: Mapping[str, GivenInput] | None, type_sources: Seq
         relationship_types=types["relationships"], templates={}, outputs={},
     )
     checker = ValueChecker(bp.data_types, problems)
+    _check_type_defaults(bp, checker)
     _read_inputs(bp, sections["inputs"], inputs or {}, checker, problems)
     resolver = PlanResolver(bp, problems)
     _read_templates(bp, sections["node_templates"], resolver, problems)
@@ -128,7 +130,8 @@ def _read_documents(path: Path, display: str, problems: Problems,
             continue
         seen.add(real)
         if imported_at is not None and not file.is_file():
-            problems.add(imported_at, f"imported file '{shown}' does not exist")
+            what = "is not a file" if file.exists() else "does not exist"
+            problems.add(imported_at, f"imported file '{shown}' {what}")
             continue
         before = len(problems)
         data = read_yaml_file(file, shown, problems, fast=fast)
@@ -222,17 +225,23 @@ def plugin_type_source(plugin: str, result: Any) -> TypeSource:
 
 def _read_inputs(bp: Blueprint, raw: YDict, given: Mapping[str, GivenInput],
                  checker: ValueChecker, problems: Problems) -> None:
+    broken: set[str] = set()  # inputs whose definition has a problem: no follow-on complaints
     for name, body in raw.items():
+        before = len(problems)
         prop = parse_property_def(str(name), body, key_mark(raw, name), "input", problems, allowed=INPUT_KEYS)
         if not checker.known_type(prop.type):
             problems.add(mark_of(body, "type"), f"input '{name}' has unknown type '{prop.type}'"
                          f"{did_you_mean(prop.type or '', [*PRIMITIVE_TYPES, *bp.data_types])}")
             prop.type = None
+        if len(problems) > before:
+            broken.add(str(name))
         bp.inputs[str(name)] = prop
     for name, item in given.items():
         if name not in bp.inputs:
-            problems.add(item.mark, f"unknown input '{name}'{did_you_mean(name, bp.inputs)}")
+            problems.add(item.name_mark or item.mark, f"unknown input '{name}'{did_you_mean(name, bp.inputs)}")
     for name, prop in bp.inputs.items():
+        if name in broken:
+            continue
         if name in given:
             value, mark = coerce(given[name], prop), given[name].mark
         elif prop.default is not MISSING:
@@ -241,7 +250,8 @@ def _read_inputs(bp: Blueprint, raw: YDict, given: Mapping[str, GivenInput],
             if prop.required:
                 problems.add(prop.mark, f"input '{name}' is required but was not given (use -i {name}=VALUE)")
             continue
-        checker.check_property(prop, value, mark, f"input '{name}'")
+        where = f"input '{name}'" if name in given else f"default of input '{name}'"
+        checker.check_property(prop, value, mark, where)
         bp.input_values[name] = value
 
 
@@ -275,11 +285,19 @@ def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems:
             problems.add(mark_of(body, "properties"), f"node template '{name}': properties must be a mapping")
             props = YDict()
         instances = body.get("instances", 1)
+        imark = mark_of(body, "instances")
+        before = len(problems)
         if isinstance(instances, dict):  # e.g. {get_input: count}
-            instances = resolver.resolve(instances, mark_of(body, "instances"), None, f"node template '{name}'", ())
-        if isinstance(instances, bool) or not isinstance(instances, int) or instances < 0:
-            problems.add(mark_of(body, "instances"),
-                         f"node template '{name}': instances must be a whole number >= 0, got {instances!r}")
+            instances = resolver.resolve(instances, imark, None, f"node template '{name}': instances", ())
+        if len(problems) > before:
+            instances = 1  # the function's own problem says what is wrong
+        elif has_runtime_function(instances):
+            problems.add(imark, f"node template '{name}': instances must be known when planning;"
+                         " get_attribute and get_secret are only resolved at run time")
+            instances = 1
+        elif isinstance(instances, bool) or not isinstance(instances, int) or instances < 0:
+            problems.add(imark, f"node template '{name}': instances must be a whole number >= 0,"
+                         f" got {describe(instances)}")
             instances = 1
         template = NodeTemplate(name=name, type=str(type_name), properties=props, relationships=[],
                                 instances=instances, mark=tmark)
@@ -388,28 +406,73 @@ def _resolve_properties(bp: Blueprint, resolver: PlanResolver, checker: ValueChe
         runtime = set()
         for pname, value in values.items():
             if has_runtime_function(value):
-                runtime.add(pname)
+                runtime.add(pname)  # checked as far as it is known; the rest at run time
+            prop = schema.get(pname)
+            if prop is None:
                 continue
-            prop = schema.get(pname)
-            if prop is not None:
-                mark = mark_of(t.properties, pname) if pname in t.properties else prop.mark
-                checker.check_property(prop, value, mark, f"node template '{t.name}': property '{pname}'")
-        for pname, value in values.items():
-            prop = schema.get(pname)
-            if prop is not None and pname not in runtime:
-                values[pname] = fill_defaults(prop, value, bp.data_types)
+            if pname in t.properties:
+                checker.check_property(prop, value, mark_of(t.properties, pname),
+                                       f"node template '{t.name}': property '{pname}'")
+            else:  # a type's default: reported once, where the default is written
+                where, mark = _default_source(ntype, pname, bp.node_types)
+                checker.check_property(prop, value, mark, where)
+            values[pname] = fill_defaults(prop, value, bp.data_types)
         t.values, t.runtime_paths = values, frozenset(runtime)
         for rel in t.relationships:
-            rtype = bp.relationship_types[rel.type]
-            for key in rel.properties:
-                if key not in rtype.properties:
-                    problems.add(key_mark(rel.properties, key), f"node template '{t.name}': relationship to "
-                                 f"'{rel.target}': unknown property '{key}'{did_you_mean(key, rtype.properties)}")
-            rel.values = {k: resolver.resolve(v, mark_of(rel.properties, k), t, f"node template '{t.name}'",
-                                              (SOURCE, TARGET)) for k, v in rel.properties.items()}
-            for pname, prop in rtype.properties.items():
-                if pname not in rel.values and prop.default is not MISSING:
-                    rel.values[pname] = prop.default
+            _resolve_relationship(bp, t, rel, resolver, checker, problems)
+
+
+def _resolve_relationship(bp: Blueprint, t: NodeTemplate, rel: RelationshipTemplate, resolver: PlanResolver,
+                          checker: ValueChecker, problems: Problems) -> None:
+    rtype = bp.relationship_types[rel.type]
+    where = f"node template '{t.name}': relationship to '{rel.target}'"
+    for key in rel.properties:
+        if key not in rtype.properties:
+            problems.add(key_mark(rel.properties, key), f"{where}: unknown property '{key}'"
+                         f"{did_you_mean(key, rtype.properties)}")
+    rel.values = {k: resolver.resolve(v, mark_of(rel.properties, k), t, f"{where}: property '{k}'",
+                                      (SOURCE, TARGET)) for k, v in rel.properties.items()}
+    for pname, prop in rtype.properties.items():
+        if pname in rel.values:
+            checker.check_property(prop, rel.values[pname], mark_of(rel.properties, pname),
+                                   f"{where}: property '{pname}'")
+        elif prop.default is not MISSING:
+            rel.values[pname] = prop.default
+            default_where, default_mark = _default_source(rtype, pname, bp.relationship_types)
+            checker.check_property(prop, prop.default, default_mark, default_where)
+        elif prop.required:
+            problems.add(rel.mark, f"{where}: missing required property '{pname}' of relationship type '{rel.type}'")
+            continue
+        if pname in rel.values:
+            rel.values[pname] = fill_defaults(prop, rel.values[pname], bp.data_types)
+
+
+def _default_source(t: TypeDef, pname: str, types: Mapping[str, TypeDef]) -> tuple[str, Mark]:
+    """Where the default of ``pname`` is written: ``("node type 'x': default of property 'p'", mark)``.
+
+    That is the nearest type of ``t``'s hierarchy whose own definition states a default.
+    """
+    for name in reversed(t.hierarchy):
+        own = types[name].own_properties.get(pname) if name in types else None
+        if own is not None and isinstance(own.raw, dict) and "default" in own.raw:
+            return f"{types[name].kind} '{name}': default of property '{pname}'", mark_of(own.raw, "default")
+    return f"{t.kind} '{t.name}': default of property '{pname}'", t.mark
+
+
+def _check_type_defaults(bp: Blueprint, checker: ValueChecker) -> None:
+    """The defaults a blueprint's own types state fit their property, used or not.
+
+    Defaults holding functions are checked where they are resolved (per template), as
+    are the defaults of plugin types (only when a template uses them).
+    """
+    for types in (bp.data_types, bp.node_types, bp.relationship_types):
+        for t in types.values():
+            if t.plugin is not None or not t.hierarchy:
+                continue
+            for pname, own in t.own_properties.items():
+                if isinstance(own.raw, dict) and "default" in own.raw:
+                    checker.check_property(t.properties.get(pname, own), own.default, mark_of(own.raw, "default"),
+                                           f"{t.kind} '{t.name}': default of property '{pname}'")
 
 
 def _read_outputs(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems: Problems) -> None:

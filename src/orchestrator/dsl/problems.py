@@ -60,6 +60,14 @@ class Problems:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """A ' (did you mean 'x'?)' suffix, or '' when nothing is close."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    """A ' (did you mean 'x'?)' suffix, or '' when nothing is close.
+
+    A short name also matches a dotted name ending with it (``contained_in`` suggests
+    ``orchestrator.relationships.contained_in``).
+    """
+    word = str(word)
+    names = [str(c) for c in choices]
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    if not close and word and "." not in word:
+        close = [n for n in names if n.rsplit(".", 1)[-1].lower() == word.lower()][:1]
     return f" (did you mean '{close[0]}'?)" if close else ""

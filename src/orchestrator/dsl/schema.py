@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from orchestrator.dsl.functions import as_function
 from orchestrator.dsl.model import MISSING, Constraint, PropertyDef, TypeDef
 from orchestrator.dsl.problems import Mark, Problems, did_you_mean
 from orchestrator.dsl.yaml_source import YDict, YList, key_mark, mark_of
@@ -20,7 +21,10 @@ INPUT_KEYS = (*PROPERTY_KEYS, "display_label", "hidden")
 
 
 def describe(value: Any) -> str:
+    """``"string 'x'"``, ``"integer 3"``, ``"boolean true"``, ``"list"``: a value as a YAML user reads it."""
     kind = type_name_of(value)
+    if isinstance(value, bool) or value is None:
+        return f"{kind} {'null' if value is None else str(value).lower()}"
     text = repr(value) if not isinstance(value, (dict, list)) else ""
     if len(text) > 40:
         text = text[:37] + "..."
@@ -135,26 +139,28 @@ def _constraint_argument_problem(name: str, arg: Any) -> str | None:
     return None
 
 
-def parse_constraints(raw: Any, mark: Mark, problems: Problems) -> list[Constraint]:
+def parse_constraints(raw: Any, mark: Mark, problems: Problems, label: str = "") -> list[Constraint]:
+    """Parse a ``constraints`` list; ``label`` (e.g. "input 'port'") prefixes each problem."""
+    prefix = f"{label}: " if label else ""
     if not isinstance(raw, list):
-        problems.add(mark, "constraints must be a list of single-key mappings")
+        problems.add(mark, f"{prefix}constraints must be a list of single-key mappings")
         return []
     result = []
     for i, item in enumerate(raw):
         imark = mark_of(raw, i)
         if not (isinstance(item, dict) and len(item) == 1):
-            problems.add(imark, "a constraint is a mapping with one key, e.g. {min_length: 1}")
+            problems.add(imark, f"{prefix}a constraint is a mapping with one key, e.g. {{min_length: 1}}")
             continue
         ((name, arg),) = item.items()
         if name not in CONSTRAINTS:
             problems.add(
                 key_mark(item, name),
-                f"unknown constraint '{name}'{did_you_mean(name, CONSTRAINTS)}",
+                f"{prefix}unknown constraint '{name}'{did_you_mean(name, CONSTRAINTS)}",
             )
             continue
         error = _constraint_argument_problem(name, arg)
         if error:
-            problems.add(mark_of(item, name), error)
+            problems.add(mark_of(item, name), f"{prefix}{error}")
             continue
         result.append(Constraint(name, arg, key_mark(item, name)))
     return result
@@ -164,37 +170,43 @@ def parse_constraints(raw: Any, mark: Mark, problems: Problems) -> list[Constrai
 
 
 def parse_property_def(
-    name: str, raw: Any, mark: Mark, what: str, problems: Problems, *, allowed=PROPERTY_KEYS
+    name: str, raw: Any, mark: Mark, what: str, problems: Problems, *, allowed=PROPERTY_KEYS,
+    owner: str = "",
 ) -> PropertyDef:
-    """Parse ``{type, default, required, ...}``; unknown keys are reported."""
+    """Parse ``{type, default, required, ...}``; unknown keys are reported.
+
+    Problems name the property as ``{what} '{name}'`` plus ``of {owner}`` when given
+    (e.g. "property 'port' of node type 'my.Server'").
+    """
+    label = f"{what} '{name}'" + (f" of {owner}" if owner else "")
     prop = PropertyDef(name=name, mark=mark, raw=raw)
     if raw is None:
         return prop
     if not isinstance(raw, dict):
-        problems.add(mark, f"{what} '{name}' must be a mapping (type, default, required, ...)")
+        problems.add(mark, f"{label} must be a mapping (type, default, required, ...)")
         return prop
     for key in raw:
         if key not in allowed:
             problems.add(
                 key_mark(raw, key),
-                f"unknown key '{key}' in {what} '{name}'{did_you_mean(key, allowed)}",
+                f"unknown key '{key}' in {label}{did_you_mean(key, allowed)}",
             )
     if "type" in raw:
         if isinstance(raw["type"], str):
             prop.type = raw["type"]
         else:
-            problems.add(mark_of(raw, "type"), f"{what} '{name}': type must be a type name")
+            problems.add(mark_of(raw, "type"), f"{label}: type must be a type name")
     if "required" in raw:
         if isinstance(raw["required"], bool):
             prop.required = raw["required"]
         else:
-            problems.add(mark_of(raw, "required"), f"{what} '{name}': required must be true or false")
+            problems.add(mark_of(raw, "required"), f"{label}: required must be true or false")
     if "default" in raw:
         prop.default = raw["default"]
     if "description" in raw:
         prop.description = str(raw["description"])
     if "constraints" in raw:
-        prop.constraints = parse_constraints(raw["constraints"], mark_of(raw, "constraints"), problems)
+        prop.constraints = parse_constraints(raw["constraints"], mark_of(raw, "constraints"), problems, label)
     if "entry_schema" in raw:
         entry = raw["entry_schema"]
         if isinstance(entry, dict) and isinstance(entry.get("type"), str):
@@ -204,19 +216,21 @@ def parse_property_def(
         else:
             problems.add(
                 mark_of(raw, "entry_schema"),
-                f"{what} '{name}': entry_schema must be a type name or {{type: NAME}}",
+                f"{label}: entry_schema must be a type name or {{type: NAME}}",
             )
     return prop
 
 
-def parse_property_defs(raw: Any, mark: Mark, what: str, problems: Problems) -> dict[str, PropertyDef]:
+def parse_property_defs(raw: Any, mark: Mark, what: str, problems: Problems,
+                        owner: str = "") -> dict[str, PropertyDef]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        problems.add(mark, f"{what}s must be a mapping of name to definition")
+        where = f" of {owner}" if owner else ""
+        problems.add(mark, f"the {what} definitions{where} must be a mapping of name to definition")
         return {}
     return {
-        str(name): parse_property_def(str(name), value, key_mark(raw, name), what, problems)
+        str(name): parse_property_def(str(name), value, key_mark(raw, name), what, problems, owner=owner)
         for name, value in raw.items()
     }
 
@@ -235,7 +249,14 @@ class ValueChecker:
         return name is None or name in PRIMITIVE_TYPES or name in self.data_types
 
     def check_property(self, prop: PropertyDef, value: Any, mark: Mark, where: str) -> None:
-        self.check_type(prop.type, prop.entry_schema, value, mark, where)
+        """Check type, then constraints (only when the type fits: no follow-on complaints).
+
+        A value still holding a run-time function is checked when it is resolved.
+        """
+        if as_function(value) is not None:
+            return
+        if not self.check_type(prop.type, prop.entry_schema, value, mark, where):
+            return
         for c in prop.constraints:
             error = CONSTRAINTS[c.name](value, c.argument)
             if error:
@@ -243,9 +264,10 @@ class ValueChecker:
 
     def check_type(
         self, type_name: str | None, entry: str | None, value: Any, mark: Mark, where: str
-    ) -> None:
-        if type_name is None or value is None:
-            return
+    ) -> bool:
+        """Report a value that does not fit ``type_name``; False when its own type is wrong."""
+        if type_name is None or value is None or as_function(value) is not None:
+            return True
         ok = True
         if type_name == "string":
             ok = isinstance(value, str)
@@ -259,19 +281,20 @@ class ValueChecker:
             ok = isinstance(value, list)
             if ok and entry:
                 for i, item in enumerate(value):
-                    self.check_type(entry, None, item, _child_mark(value, i, mark), f"{where}[{i}]")
+                    self.check_type(entry, None, item, _child_mark(value, i, mark), nested(where, f"[{i}]"))
         elif type_name == "dict":
             ok = isinstance(value, dict)
             if ok and entry:
                 for k, item in value.items():
-                    self.check_type(entry, None, item, _child_mark(value, k, mark), f"{where}.{k}")
+                    self.check_type(entry, None, item, _child_mark(value, k, mark), nested(where, f".{k}"))
         elif type_name in self.data_types:
             if isinstance(value, dict):
                 self.check_fields(self.data_types[type_name], value, mark, where)
-                return
+                return True
             ok = False
         if not ok:
             self.problems.add(mark, f"{where}: expected {type_name}, got {describe(value)}")
+        return ok
 
     def check_fields(self, dtype: TypeDef, value: dict, mark: Mark, where: str) -> None:
         for key in value:
@@ -283,9 +306,14 @@ class ValueChecker:
                 )
         for name, prop in dtype.properties.items():
             if name in value:
-                self.check_property(prop, value[name], _child_mark(value, name, mark), f"{where}.{name}")
+                self.check_property(prop, value[name], _child_mark(value, name, mark), nested(where, f".{name}"))
             elif prop.required and prop.default is MISSING:
                 self.problems.add(mark, f"{where}: missing required field '{name}' of data type '{dtype.name}'")
+
+
+def nested(where: str, step: str) -> str:
+    """``"property 'a'"`` + ``".b"`` -> ``"property 'a.b'"`` (the path stays in one quote)."""
+    return f"{where[:-1]}{step}'" if where.endswith("'") else f"{where}{step}"
 
 
 def _child_mark(container: Any, key: Any, fallback: Mark) -> Mark:
@@ -301,14 +329,20 @@ def fill_defaults(prop: PropertyDef, value: Any, data_types: Mapping[str, TypeDe
     """
     if not data_types:
         return value
+    if as_function(value) is not None:
+        return value  # resolved at run time; a function mapping is not a data-type value
     if prop.type in data_types and isinstance(value, dict):
         return _fill_fields(data_types[prop.type], value, data_types)
     entry = data_types.get(prop.entry_schema) if prop.entry_schema else None
     if entry is not None and isinstance(value, list):
-        return [_fill_fields(entry, v, data_types) if isinstance(v, dict) else v for v in value]
+        return [_fill_fields(entry, v, data_types) if _is_data(v) else v for v in value]
     if entry is not None and isinstance(value, dict):
-        return {k: _fill_fields(entry, v, data_types) if isinstance(v, dict) else v for k, v in value.items()}
+        return {k: _fill_fields(entry, v, data_types) if _is_data(v) else v for k, v in value.items()}
     return value
+
+
+def _is_data(value: Any) -> bool:
+    return isinstance(value, dict) and as_function(value) is None
 
 
 def _fill_fields(dtype: TypeDef, value: dict, data_types: Mapping[str, TypeDef]) -> dict:

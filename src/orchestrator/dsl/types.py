@@ -58,7 +58,8 @@ def parse_type_section(
         if parent is not None and not isinstance(parent, str):
             problems.add(mark_of(body, "derived_from"), f"{kind} '{name}': derived_from must be a type name")
             parent = None
-        props = parse_property_defs(body.get("properties"), mark_of(body, "properties"), "property", problems)
+        props = parse_property_defs(body.get("properties"), mark_of(body, "properties"), "property", problems,
+                                    owner=f"{kind} '{name}'")
         new = TypeDef(kind, name, parent, props, mark, body, plugin=plugin)
         old = defined.get(name)
         if old is not None:
@@ -133,9 +134,11 @@ def check_property_types(types: Iterable[TypeDef], data_types: Mapping[str, Type
     """Every property's ``type`` and ``entry_schema`` names a primitive or a data type."""
     for t in types:
         for prop in t.own_properties.values():
-            for name in (prop.type, prop.entry_schema):
+            for key, name in (("type", prop.type), ("entry_schema", prop.entry_schema)):
                 if name is not None and name not in PRIMITIVE_TYPES and name not in data_types:
-                    where = mark_of(prop.raw, "type") if isinstance(prop.raw, dict) else prop.mark
+                    where = mark_of(prop.raw, key) if isinstance(prop.raw, dict) else prop.mark
+                    if key == "entry_schema" and isinstance(prop.raw, dict) and isinstance(prop.raw[key], dict):
+                        where = mark_of(prop.raw[key], "type")  # the {type: NAME} form
                     problems.add(
                         where,
                         f"{t.kind} '{t.name}': property '{prop.name}' has unknown type '{name}'"

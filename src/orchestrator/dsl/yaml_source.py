@@ -134,13 +134,30 @@ def parse_yaml(text: str, filename: str, problems: Problems) -> Any:
     except yaml.MarkedYAMLError as exc:
         m = exc.problem_mark or exc.context_mark
         mark = Mark(filename, m.line + 1, m.column + 1) if m else Mark(filename, 1, 1)
-        what = exc.problem or exc.context or "invalid YAML"
-        problems.add(mark, f"YAML syntax error: {what}")
+        problems.add(mark, f"YAML syntax error: {_syntax_message(exc, text)}")
     except yaml.YAMLError as exc:
         problems.add(Mark(filename, 1, 1), f"YAML error: {exc}")
     finally:
         loader.dispose()
     return None
+
+
+def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> str:
+    """PyYAML's problem plus where the construct it was reading started."""
+    problem, context = exc.problem or "", exc.context or ""
+    pm, cm = exc.problem_mark, exc.context_mark
+    if pm is not None and text[pm.index:pm.index + 1] == "\t":
+        return "a tab character cannot be used here (YAML indents with spaces)"
+    if not problem:
+        return context or "invalid YAML"
+    if problem.startswith("but ") and context:  # "expected a single document ..., but found ..."
+        return f"{context}, {problem}"
+    if context.startswith(("while parsing ", "while scanning ")) and cm is not None and (
+        pm is None or (cm.line, cm.column) != (pm.line, pm.column)
+    ):
+        noun = context.split(" ", 2)[2]
+        return f"{problem} (in {noun} starting at line {cm.line + 1}, column {cm.column + 1})"
+    return problem
 
 
 def parse_yaml_fast(text: str) -> tuple[bool, Any]:

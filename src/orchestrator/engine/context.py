@@ -74,7 +74,8 @@ class NodeContext:
 class InstanceContext:
     """``ctx.instance``: id and runtime properties, with ``update()`` and ``refresh()``."""
 
-    __slots__ = ("_persist", "_record", "_relationships", "_snapshot", "host_id", "id", "runtime_properties")
+    __slots__ = ("_before", "_persist", "_record", "_relationships", "_snapshot", "host_id", "id",
+                 "runtime_properties")
 
     def __init__(self, record: InstanceRecord, host_id: str | None,
                  persist: Callable[[InstanceRecord], None],
@@ -86,7 +87,8 @@ class InstanceContext:
         self._relationships = relationships
         with record.lock:
             self._snapshot = record.runtime_json
-            self.runtime_properties: dict[str, Any] = json.loads(self._snapshot)
+        self.runtime_properties: dict[str, Any] = json.loads(self._snapshot)
+        self._before: dict[str, Any] = json.loads(self._snapshot)  # pristine copy: change detection
 
     @property
     def relationships(self) -> list[RelationshipContext]:
@@ -107,8 +109,9 @@ class InstanceContext:
         """Reload runtime properties from the state (after another operation changed them)."""
         with self._record.lock:
             self._snapshot = self._record.runtime_json
-            self.runtime_properties.clear()
-            self.runtime_properties.update(json.loads(self._snapshot))
+        self.runtime_properties.clear()
+        self.runtime_properties.update(json.loads(self._snapshot))
+        self._before = json.loads(self._snapshot)
 
     def _merge(self, persist: bool = True) -> bool:
         """Apply this context's changes key by key; True when something changed.
@@ -116,14 +119,14 @@ class InstanceContext:
         With ``persist=False`` the caller writes ``record.runtime_json`` itself, in the
         same transaction as the operation's state change.
         """
+        if self.runtime_properties == self._before:
+            return False
         try:
             current = json.dumps(self.runtime_properties, sort_keys=True)
         except (TypeError, ValueError) as exc:
             raise NonRecoverableError(
                 f"runtime properties of {self.id} must be JSON-serializable: {exc}") from None
-        if current == self._snapshot:
-            return False
-        before = json.loads(self._snapshot)
+        before = self._before
         record = self._record
         with record.lock:
             merged = dict(record.runtime)
@@ -135,6 +138,7 @@ class InstanceContext:
             record.runtime = merged
             record.runtime_json = json.dumps(merged, sort_keys=True)
             self._snapshot = current
+            self._before = json.loads(current)
         if persist:
             self._persist(record)
         return True

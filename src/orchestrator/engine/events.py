@@ -72,8 +72,9 @@ class EventSink:
         return Event(time.time(), self.deployment, self.execution, instance, operation, plugin, type, level,
                      self.masker(message) if self.masker else message)
 
-    def row(self, event: Event) -> tuple:
-        return (event.deployment, event.execution, event.instance, event.operation, event.plugin,
+    @staticmethod
+    def row(event: Event) -> tuple:
+        return (event.ts, event.deployment, event.execution, event.instance, event.operation, event.plugin,
                 event.type, event.level, event.message)
 
     def emit(self, event: Event, *, store: bool = True) -> None:

@@ -11,12 +11,10 @@ import collections
 import graphlib
 import json
 import logging
-import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -37,7 +35,7 @@ from orchestrator.engine.context import (
     RelationshipContext,
 )
 from orchestrator.engine.dispatch import Dispatcher
-from orchestrator.engine.events import EventSink
+from orchestrator.engine.events import Event, EventSink
 from orchestrator.errors import NonRecoverableError, RecoverableError
 from orchestrator.plan import Plan, PlannedInstance, PlannedNode, PlannedRelationship
 from orchestrator.state import StateStore
@@ -114,6 +112,67 @@ def uninstall_steps(inst: PlannedInstance, ops: Mapping[str, str]) -> Iterator[S
         yield Step("delete", "delete", None, "deleting", "deleted")
 
 
+class _Scheduler:
+    """Hands ready instances to worker threads; a finished instance releases its dependents.
+
+    Workers take the next instance themselves under one lock, so a fast operation costs
+    no thread switch (a central dispatcher thread would cost two per instance).
+    """
+
+    def __init__(self, graph: dict[str, set[str]], failed: threading.Event) -> None:
+        self._sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(graph)
+        self._sorter.prepare()
+        self._ready: collections.deque[str] = collections.deque(self._sorter.get_ready())
+        self._running = 0
+        self._failed = failed
+        self._cond = threading.Condition()
+
+    def take(self) -> str | None:
+        with self._cond:
+            return self._next()
+
+    def finish_and_take(self, iid: str, ok: bool) -> str | None:
+        with self._cond:
+            self._running -= 1
+            if ok:
+                self._sorter.done(iid)
+                released = self._sorter.get_ready()
+                if released:
+                    self._ready.extend(released)
+                    self._cond.notify(len(released))
+            if not self._running and (not self._ready or self._failed.is_set()):
+                self._cond.notify_all()  # nothing more will become ready: let idle workers exit
+            return self._next()
+
+    def wake_all(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _next(self) -> str | None:
+        while True:
+            if self._failed.is_set():
+                return None
+            if self._ready:
+                self._running += 1
+                return self._ready.popleft()
+            if not self._running:
+                return None
+            self._cond.wait()
+
+
+class _Pending:
+    """A success not yet written: its events, and whether runtime properties changed."""
+
+    __slots__ = ("events", "runtime")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.runtime = False
+
+    def __bool__(self) -> bool:
+        return bool(self.events) or self.runtime
+
+
 class _Aborted(Exception):
     """Another instance failed while this one waited to retry."""
 
@@ -167,36 +226,22 @@ class Runner:
              work: Callable[[PlannedInstance], bool]) -> ExecutionResult:
         started = time.perf_counter()
         self.sink.emit(self.sink.make("workflow_started", f"{workflow} of {len(graph)} node instances started"))
-        sorter = graphlib.TopologicalSorter(graph)
-        sorter.prepare()
-        done: queue.SimpleQueue[tuple[str, bool]] = queue.SimpleQueue()
-        ready: collections.deque[str] = collections.deque()
-        in_flight = 0
+        scheduler = _Scheduler(graph, self.failed)
+        workers = [threading.Thread(target=self._worker, args=(scheduler, work), name=f"op-{n}", daemon=True)
+                   for n in range(max(1, min(self.options.concurrency, len(graph))))]
         status = "succeeded"
-        pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="op")
+        for worker in workers:
+            worker.start()
         try:
-            while True:
-                if not self.failed.is_set():
-                    ready.extend(sorter.get_ready())
-                while ready and in_flight < self.options.concurrency and not self.failed.is_set():
-                    iid = ready.popleft()
-                    inst = self.plan.instances[iid]
-                    pool.submit(self._guarded, work, inst, done)
-                    in_flight += 1
-                if in_flight == 0:
-                    break
-                iid, ok = done.get()
-                in_flight -= 1
-                if ok:
-                    sorter.done(iid)
+            for worker in workers:
+                while worker.is_alive():
+                    worker.join(0.25)  # a timed join keeps Ctrl-C deliverable
         except KeyboardInterrupt:
             self.failed.set()
+            scheduler.wake_all()
             status = "cancelled"
-            while in_flight:
-                done.get()
-                in_flight -= 1
-        finally:
-            pool.shutdown(wait=True)
+            for worker in workers:
+                worker.join()
         if status != "cancelled" and (self.failures or self.failed.is_set()):
             status = "failed"
         elapsed = time.perf_counter() - started
@@ -206,91 +251,106 @@ class Runner:
         return ExecutionResult(workflow, self.deployment, self.sink.execution, status, self.failures,
                                elapsed, self.operations)
 
-    def _guarded(self, work: Callable[[PlannedInstance], bool], inst: PlannedInstance,
-                 done: queue.SimpleQueue) -> None:
-        ok = False
+    def _worker(self, scheduler: _Scheduler, work: Callable[[PlannedInstance], bool]) -> None:
+        """Take ready instances until none is left (or a failure stops new work)."""
+        iid = scheduler.take()
+        while iid is not None:
+            ok = self._guarded(work, self.plan.instances[iid])
+            iid = scheduler.finish_and_take(iid, ok)
+
+    def _guarded(self, work: Callable[[PlannedInstance], bool], inst: PlannedInstance) -> bool:
         try:
-            ok = work(inst)
+            return work(inst)
         except _Aborted:
-            ok = False
+            return False
         except BaseException as exc:  # an engine bug must not hang the scheduler
             self._fail(inst.id, "engine", None, f"internal error: {type(exc).__name__}: {exc}",
                        traceback.format_exc())
-        finally:
-            done.put((inst.id, ok))
+            return False
 
     # -- one instance -------------------------------------------------------------
 
     def _install_instance(self, inst: PlannedInstance) -> bool:
-        rec = self.records[inst.id]
-        for step in install_steps(inst):
-            if rec.ops.get(step.key) == "succeeded":
-                continue
-            if self.failed.is_set() or not self._run_step(inst, rec, step):
-                return False
-        if rec.state != "started":
-            self._record(rec, "started", None)
-        return True
+        return self._run_steps(inst, install_steps(inst), "started")
 
     def _uninstall_instance(self, inst: PlannedInstance) -> bool:
         rec = self.records[inst.id]
         steps = list(uninstall_steps(inst, rec.ops))
+        if not self._run_steps(inst, steps, None):
+            return False
+        if steps or rec.state not in ("uninitialized", "deleted") or rec.runtime:
+            with rec.lock:
+                rec.runtime, rec.runtime_json, rec.ops = {}, "{}", {}
+            self._write(rec, "deleted" if steps else "uninitialized", "{}", [])
+        return True
+
+    def _run_steps(self, inst: PlannedInstance, steps: Iterable[Step], final: str | None) -> bool:
+        """Run the steps not yet done, in order; state writes are merged where nothing happens between.
+
+        A success is not written on its own: it rides with the next operation's
+        "started" write (or the final one), which halves the writes per operation.
+        Between the two only bookkeeping runs, so a crash there just means the
+        (idempotent) operation runs again on resume.
+        """
+        rec = self.records[inst.id]
+        node = self.plan.nodes[inst.node]
+        pending = _Pending()
         for step in steps:
             if rec.ops.get(step.key) == "succeeded":
                 continue
-            if self.failed.is_set() or not self._run_step(inst, rec, step):
+            if self.failed.is_set():
+                self._flush(rec, pending)
                 return False
-        if rec.state not in ("uninitialized", "deleted") or rec.ops or rec.runtime:
-            with rec.lock:
-                rec.runtime, rec.runtime_json, rec.ops = {}, "{}", {}
-            self._record(rec, "deleted" if steps else "uninitialized", "{}")
+            rel = inst.relationships[step.relationship] if step.relationship is not None else None
+            owner = rel.owner if rel is not None else node.owner
+            caller = self.dispatcher.caller(owner, step.op)
+            if caller is None:  # nothing implements it: nothing to do
+                rec.ops[step.key] = "succeeded"
+                continue
+            if not self._run_step(inst, node, rel, rec, step, owner, caller, pending):
+                return False
+        if pending or (final is not None and rec.state != final):
+            self._flush(rec, pending, final)
         return True
 
-    def _run_step(self, inst: PlannedInstance, rec: InstanceRecord, step: Step) -> bool:
-        node = self.plan.nodes[inst.node]
-        rel = inst.relationships[step.relationship] if step.relationship is not None else None
-        owner = rel.owner if rel is not None else node.owner
-        caller = self.dispatcher.caller(owner, step.op)
-        if caller is None:  # nothing implements it: nothing to do; the final state is recorded once
-            rec.ops[step.key] = "succeeded"
-            return True
+    def _run_step(self, inst: PlannedInstance, node: PlannedNode, rel: PlannedRelationship | None,
+                  rec: InstanceRecord, step: Step, owner: str | None, caller: Any, pending: _Pending) -> bool:
         attempt = 0
         while True:
             ctx = self._context(inst, node, rel, rec, step, attempt, owner)
             if step.before:
                 rec.state = step.before
             rec.ops[step.key] = "started"
-            self._record(rec, rec.state, None, ("operation_started", f"{step.op} started", "info"),
-                         step, owner)
-            with self._count_lock:
-                self.operations += 1
+            pending.events.append(self.sink.make("operation_started", f"{step.op} started", rec.id, step.op, owner))
+            self._flush(rec, pending)
+            self.operations += 1  # the GIL makes this exact; it is only a count
             try:
                 caller(ctx=ctx)
             except NonRecoverableError as exc:
-                self._save_runtime(ctx, rec, step, owner)
+                self._save_runtime(ctx)
                 return self._give_up(inst, rec, step, owner, _message(exc), exc)
             except Exception as exc:
-                self._save_runtime(ctx, rec, step, owner)
+                self._save_runtime(ctx)
                 if attempt >= self.options.retries:
                     return self._give_up(inst, rec, step, owner,
                                          f"{_message(exc)} (gave up after {attempt} retries)", exc)
                 delay = self._backoff(exc, attempt)
-                self._emit("operation_retrying", f"{step.op} will be retried in {delay:.1f}s "
-                           f"(retry {attempt + 1} of {self.options.retries}): {_message(exc)}",
-                           rec.id, step, owner, "warning")
+                self.sink.emit(self.sink.make(
+                    "operation_retrying", f"{step.op} will be retried in {delay:.1f}s (retry {attempt + 1} of "
+                    f"{self.options.retries}): {_message(exc)}", rec.id, step.op, owner, "warning"))
                 if self.failed.wait(delay):
                     raise _Aborted() from None
                 attempt += 1
                 continue
             try:
-                changed = self._merge_runtime(ctx, step, owner)
+                pending.runtime |= self._merge_runtime(ctx)
             except NonRecoverableError as exc:
                 return self._give_up(inst, rec, step, owner, _message(exc), exc)
             rec.ops[step.key] = "succeeded"
             if step.after:
                 rec.state = step.after
-            self._record(rec, rec.state, rec.runtime_json if changed else None,
-                         ("operation_succeeded", f"{step.op} succeeded", "info"), step, owner)
+            pending.events.append(self.sink.make("operation_succeeded", f"{step.op} succeeded", rec.id, step.op,
+                                                 owner))
             return True
 
     def _backoff(self, exc: Exception, attempt: int) -> float:
@@ -303,8 +363,8 @@ class Runner:
                  message: str, exc: BaseException) -> bool:
         rec.ops[step.key] = "failed"
         tb = "".join(traceback.format_exception(exc))
-        self._record(rec, rec.state, None, ("operation_failed", f"{step.op} failed: {message}", "error"),
-                     step, owner)
+        failed = self.sink.make("operation_failed", f"{step.op} failed: {message}", rec.id, step.op, owner, "error")
+        self._write(rec, rec.state, None, [failed])
         self._fail(inst.id, step.op, owner, message, tb)
         return False
 
@@ -316,24 +376,21 @@ class Runner:
 
     # -- state and events ---------------------------------------------------------
 
-    def _record(self, rec: InstanceRecord, state: str, runtime_json: str | None,
-                event: tuple[str, str, str] | None = None, step: Step | None = None,
-                plugin: str | None = None) -> None:
+    def _flush(self, rec: InstanceRecord, pending: _Pending, state: str | None = None) -> None:
+        """Write the instance's state with whatever success is pending, then forget it."""
+        runtime = rec.runtime_json if pending.runtime else None
+        events, pending.events, pending.runtime = pending.events, [], False
+        self._write(rec, state or rec.state, runtime, events)
+
+    def _write(self, rec: InstanceRecord, state: str, runtime_json: str | None, events: list[Event]) -> None:
         rec.state = state
-        ev = None
-        if event is not None:
-            ev = self.sink.make(event[0], event[1], rec.id, step.op if step else None, plugin, event[2])
         if self.store is not None:
             self.store.record(self.deployment, rec.id, state, json.dumps(rec.ops), runtime_json,
-                              self.sink.row(ev) if ev is not None else None)
-        if ev is not None:
-            self.sink.publish(ev)
+                              [EventSink.row(e) for e in events])
+        for event in events:
+            self.sink.publish(event)
 
-    def _emit(self, type: str, message: str, instance: str, step: Step, plugin: str | None,
-              level: str = "info") -> None:
-        self.sink.emit(self.sink.make(type, message, instance, step.op, plugin, level))
-
-    def _merge_runtime(self, ctx: OperationContext, step: Step, owner: str | None) -> bool:
+    def _merge_runtime(self, ctx: OperationContext) -> bool:
         """Merge the runtime properties the hook changed; True if the acting instance changed."""
         if ctx.source is not None and ctx.target is not None:
             changed = ctx.source.instance._merge(persist=False)
@@ -341,7 +398,7 @@ class Runner:
             return changed
         return ctx.instance._merge(persist=False)
 
-    def _save_runtime(self, ctx: OperationContext, rec: InstanceRecord, step: Step, owner: str | None) -> None:
+    def _save_runtime(self, ctx: OperationContext) -> None:
         """After a failed attempt: keep what the hook saved, so a retry or resume sees it."""
         try:
             if ctx.source is not None and ctx.target is not None:
