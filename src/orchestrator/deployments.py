@@ -89,21 +89,31 @@ class Orchestrator:
     def install(self, path: str | Path, inputs: Inputs = None, deployment: str | None = None,
                 options: Options | None = None, listeners: Iterable[Listener] = (),
                 secrets: Mapping[str, Any] | None = None) -> ExecutionResult:
+        return self.prepare_install(path, inputs, deployment, secrets).run(options, listeners)
+
+    def uninstall(self, deployment: str | None = None, options: Options | None = None,
+                  listeners: Iterable[Listener] = (), secrets: Mapping[str, Any] | None = None) -> ExecutionResult:
+        return self.prepare_uninstall(deployment, secrets).run(options, listeners)
+
+    def prepare_install(self, path: str | Path, inputs: Inputs = None, deployment: str | None = None,
+                        secrets: Mapping[str, Any] | None = None) -> Prepared:
+        """Load, validate, plan and save the deployment; nothing runs until ``run()``."""
         bp = self.load(path, inputs)
-        plan = build_plan(bp)
+        with gc_paused():
+            plan = build_plan(bp)
         deployment = deployment or deployment_id_for(path)
         self._check_plugins(plan)
         secrets = self._check_secrets(plan, secrets, bp.display)
         self._save_plan(deployment, bp, plan)
-        return self._execute("install", deployment, plan, options, listeners, secrets)
+        return Prepared(self, "install", deployment, plan, secrets)
 
-    def uninstall(self, deployment: str | None = None, options: Options | None = None,
-                  listeners: Iterable[Listener] = (), secrets: Mapping[str, Any] | None = None) -> ExecutionResult:
+    def prepare_uninstall(self, deployment: str | None = None,
+                          secrets: Mapping[str, Any] | None = None) -> Prepared:
         row = self.deployment(deployment)
         plan = Plan.from_json(row.plan)
         self._check_plugins(plan)
         secrets = self._check_secrets(plan, secrets, plan.blueprint_path)
-        return self._execute("uninstall", row.id, plan, options, listeners, secrets)
+        return Prepared(self, "uninstall", row.id, plan, secrets)
 
     def _execute(self, workflow: str, deployment: str, plan: Plan, options: Options | None,
                  listeners: Iterable[Listener], secrets: Mapping[str, Any]) -> ExecutionResult:
@@ -186,6 +196,21 @@ class Orchestrator:
     def events(self, deployment: str | None = None, after: int = 0) -> list[EventRow]:
         row = self.deployment(deployment)
         return self.store.events(row.id, after)
+
+
+@attrs.define
+class Prepared:
+    """A workflow ready to run: the plan is known (for progress displays) and saved."""
+
+    orchestrator: Orchestrator
+    workflow: str
+    deployment: str
+    plan: Plan
+    secrets: Mapping[str, Any]
+
+    def run(self, options: Options | None = None, listeners: Iterable[Listener] = ()) -> ExecutionResult:
+        return self.orchestrator._execute(self.workflow, self.deployment, self.plan, options, listeners,
+                                          self.secrets)
 
 
 def secret_names_of(plan: Plan) -> set[str]:

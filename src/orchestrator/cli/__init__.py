@@ -17,7 +17,8 @@ from typing import Any
 import click
 
 from orchestrator.cli import output
-from orchestrator.deployments import Orchestrator, UsageError
+from orchestrator.cli.progress import LiveProgress
+from orchestrator.deployments import Orchestrator, Prepared, UsageError
 from orchestrator.dsl.problems import BlueprintError, Problems
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.runner import Options
@@ -139,9 +140,15 @@ def plan(blueprint: str, inputs: tuple[str, ...], as_json: bool) -> None:
         output.print_plan(data, blueprint)
 
 
-def _run_workflow(as_json: bool, debug: bool, run: Callable[..., Any]) -> None:
-    listener = output.json_listener if as_json else output.plain_listener
-    result = run([listener])
+def _run_workflow(prepared: Prepared, options: Options, as_json: bool, debug: bool) -> None:
+    """JSON lines with --json; a live view on a terminal; otherwise one plain line per event."""
+    if as_json:
+        result = prepared.run(options, [output.json_listener])
+    elif sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
+        with LiveProgress(prepared.plan, prepared.workflow) as progress:
+            result = prepared.run(options, [progress])
+    else:
+        result = prepared.run(options, [output.plain_listener])
     if not as_json:
         output.print_summary(result, debug)
     if not result.ok:
@@ -168,9 +175,8 @@ def install(blueprint: str, inputs: tuple[str, ...], deployment: str | None, con
     """Create, configure and start every node instance; rerun to resume after a failure."""
     orch = _orchestrator(state)
     options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval, debug=debug)
-    secrets = _secrets(secrets_file)
-    _run_workflow(as_json, debug, lambda listeners: orch.install(
-        blueprint, inputs, deployment, options, listeners, secrets))
+    prepared = orch.prepare_install(blueprint, inputs, deployment, _secrets(secrets_file))
+    _run_workflow(prepared, options, as_json, debug)
 
 
 @cli.command()
@@ -184,8 +190,8 @@ def uninstall(deployment: str | None, concurrency: int, retries: int, retry_inte
     """Stop and delete every node instance, dependents before their targets."""
     orch = _orchestrator(state)
     options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval, debug=debug)
-    secrets = _secrets(secrets_file)
-    _run_workflow(as_json, debug, lambda listeners: orch.uninstall(deployment, options, listeners, secrets))
+    prepared = orch.prepare_uninstall(deployment, _secrets(secrets_file))
+    _run_workflow(prepared, options, as_json, debug)
 
 
 @cli.command()
@@ -241,6 +247,19 @@ def events(deployment: str | None, state: Path, as_json: bool) -> None:
         return
     for e in rows:
         click.echo(output.format_event(e))
+
+
+@cli.command()
+@click.argument("blueprint", type=click.Path(dir_okay=False))
+@inputs_option
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@handle_errors
+def graph(blueprint: str, inputs: tuple[str, ...], fmt: str) -> None:
+    """Draw the blueprint's node templates and relationships (Mermaid or Graphviz DOT)."""
+    from orchestrator.graph import to_dot, to_mermaid
+
+    bp = _orchestrator().load(blueprint, inputs)
+    click.echo(to_mermaid(bp) if fmt == "mermaid" else to_dot(bp), nl=False)
 
 
 @cli.group()

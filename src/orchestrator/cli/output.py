@@ -83,7 +83,7 @@ def print_summary(result: ExecutionResult, debug: bool) -> None:
     verb = {"succeeded": "succeeded", "failed": "FAILED", "cancelled": "was cancelled"}[result.status]
     err = result.status != "succeeded"
     click.echo(f"{result.workflow} of deployment '{result.deployment}' {verb} in {result.duration:.2f}s "
-               f"({result.operations} operations)", err=err)
+               f"({result.operations} operations, {len(result.failures)} failed)", err=err)
     for failure in result.failures:
         click.echo(f"  {failure}", err=True)
         if debug and failure.traceback:

@@ -251,9 +251,10 @@ class ValueChecker:
     def check_property(self, prop: PropertyDef, value: Any, mark: Mark, where: str) -> None:
         """Check type, then constraints (only when the type fits: no follow-on complaints).
 
-        A value still holding a run-time function is checked when it is resolved.
+        A value still holding a run-time function is checked when it is resolved. ``None``
+        (null, or a function that failed and was reported) passes, as in ``check_type``.
         """
-        if as_function(value) is not None:
+        if value is None or as_function(value) is not None:
             return
         if not self.check_type(prop.type, prop.entry_schema, value, mark, where):
             return

@@ -273,6 +273,9 @@ class Runner:
     def _install_instance(self, inst: PlannedInstance) -> bool:
         return self._run_steps(inst, install_steps(inst), "started")
 
+    def _finished(self, rec: InstanceRecord, what: str) -> Event:
+        return self.sink.make("instance_finished", f"{rec.id} {what}", rec.id)
+
     def _uninstall_instance(self, inst: PlannedInstance) -> bool:
         rec = self.records[inst.id]
         steps = list(uninstall_steps(inst, rec.ops))
@@ -281,7 +284,8 @@ class Runner:
         if steps or rec.state not in ("uninitialized", "deleted") or rec.runtime:
             with rec.lock:
                 rec.runtime, rec.runtime_json, rec.ops = {}, "{}", {}
-            self._write(rec, "deleted" if steps else "uninitialized", "{}", [])
+            final = "deleted" if steps else "uninitialized"
+            self._write(rec, final, "{}", [self._finished(rec, final)])
         return True
 
     def _run_steps(self, inst: PlannedInstance, steps: Iterable[Step], final: str | None) -> bool:
@@ -310,6 +314,8 @@ class Runner:
             if not self._run_step(inst, node, rel, rec, step, owner, caller, pending):
                 return False
         if pending or (final is not None and rec.state != final):
+            if final is not None:
+                pending.events.append(self._finished(rec, final))
             self._flush(rec, pending, final)
         return True
 

@@ -1,0 +1,121 @@
+"""The live view of a running workflow on a terminal (rich), fed by engine events.
+
+Instances are shown by wave: pending, running (operation and elapsed time), retrying,
+failed or done. Large deployments show one line per wave plus the instances that are
+active or failed, so the view fits the screen at any size.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from orchestrator.engine.events import Event
+from orchestrator.plan import Plan
+
+STYLES = {"pending": "dim", "running": "cyan", "retrying": "yellow", "failed": "bold red", "done": "green"}
+ICONS = {"pending": "·", "running": "▶", "retrying": "↻", "failed": "✗", "done": "✓"}
+FULL_LISTING = 40  # instances; above this only active and failed ones are listed
+
+
+class _Row:
+    __slots__ = ("detail", "op", "since", "status")
+
+    def __init__(self) -> None:
+        self.status = "pending"
+        self.op = ""
+        self.since = 0.0
+        self.detail = ""
+
+
+class LiveProgress:
+    """A listener that keeps per-instance status and renders it with ``rich.live``."""
+
+    def __init__(self, plan: Plan, workflow: str, console: Console | None = None) -> None:
+        self.plan = plan
+        self.workflow = workflow
+        self.console = console or Console(stderr=False)
+        waves = plan.waves()
+        self.waves = list(reversed(waves)) if workflow == "uninstall" else waves
+        self.rows = {iid: _Row() for iid in plan.instances}
+        self.logs: list[str] = []
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
+        self._live: Live | None = None
+
+    def __enter__(self) -> LiveProgress:
+        self._live = Live(self, console=self.console, refresh_per_second=8, transient=False)
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+
+    def __call__(self, event: Event) -> None:
+        if event.instance is None or event.instance not in self.rows:
+            return
+        with self._lock:
+            row = self.rows[event.instance]
+            if event.type == "operation_started":
+                row.status, row.op, row.since, row.detail = "running", event.operation or "", time.monotonic(), ""
+            elif event.type == "operation_retrying":
+                row.status, row.detail = "retrying", event.message
+            elif event.type == "operation_failed":
+                row.status, row.detail = "failed", event.message
+            elif event.type == "instance_finished":
+                row.status, row.op, row.detail = "done", "", ""
+            elif event.type == "log":
+                self.logs = [*self.logs[-4:], f"{event.instance}: {event.message.splitlines()[0][:100]}"]
+
+    def __rich__(self) -> Group:
+        with self._lock:
+            return Group(self._header(), self._table(), *self._log_lines())
+
+    def _counts(self, ids: list[str]) -> dict[str, int]:
+        counts = dict.fromkeys(STYLES, 0)
+        for iid in ids:
+            counts[self.rows[iid].status] += 1
+        return counts
+
+    def _header(self) -> Text:
+        counts = self._counts(list(self.rows))
+        text = Text(f"{self.workflow} · {time.monotonic() - self.started:5.1f}s · ", style="bold")
+        for status in ("done", "running", "retrying", "failed", "pending"):
+            if counts[status]:
+                text.append(f"{counts[status]} {status}  ", style=STYLES[status])
+        return text
+
+    def _table(self) -> Table:
+        table = Table(box=None, show_header=False, pad_edge=False)
+        table.add_column(width=2)
+        table.add_column(no_wrap=True)
+        table.add_column(no_wrap=True, style="dim")
+        table.add_column(no_wrap=True)
+        now = time.monotonic()
+        full = len(self.rows) <= FULL_LISTING
+        for n, wave in enumerate(self.waves, start=1):
+            counts = self._counts(wave)
+            table.add_row("", Text(f"wave {n}", style="bold"), f"{counts['done']}/{len(wave)} done", "")
+            for iid in wave:
+                row = self.rows[iid]
+                if not full and row.status in ("pending", "done"):
+                    continue
+                detail = row.detail
+                if row.status == "running":
+                    detail = f"{row.op} {now - row.since:4.1f}s"
+                elif row.status == "retrying":
+                    detail = f"{row.op}: {row.detail}"
+                node = self.plan.nodes[self.plan.instances[iid].node]
+                table.add_row(Text(ICONS[row.status], style=STYLES[row.status]), iid, node.type,
+                              Text(detail[:90], style=STYLES[row.status]))
+        return table
+
+    def _log_lines(self) -> list[Text]:
+        return [Text(f"  {line}", style="dim") for line in self.logs]
