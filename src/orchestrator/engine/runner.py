@@ -274,7 +274,7 @@ class Runner:
         return self._run_steps(inst, install_steps(inst), "started")
 
     def _finished(self, rec: InstanceRecord, what: str) -> Event:
-        return self.sink.make("instance_finished", f"{rec.id} {what}", rec.id)
+        return self.sink.make("instance_finished", what, rec.id)
 
     def _uninstall_instance(self, inst: PlannedInstance) -> bool:
         rec = self.records[inst.id]
