@@ -112,8 +112,9 @@ class Orchestrator:
         row = self.deployment(deployment)
         plan = Plan.from_json(row.plan)
         self._check_plugins(plan)
-        secrets = self._check_secrets(plan, secrets, plan.blueprint_path)
-        return Prepared(self, "uninstall", row.id, plan, secrets)
+        # Uninstall does not insist on secrets: often only create needed them. A hook that
+        # reads a property whose secret is missing fails with a message naming it.
+        return Prepared(self, "uninstall", row.id, plan, Secrets() if secrets is None else secrets)
 
     def _execute(self, workflow: str, deployment: str, plan: Plan, options: Options | None,
                  listeners: Iterable[Listener], secrets: Mapping[str, Any]) -> ExecutionResult:

@@ -321,3 +321,46 @@ def test_update_persists_runtime_properties_during_the_operation(orch, tmp_path)
     orch.use(Saver())
     assert orch.install("node_templates: {v: {type: v.Thing}}").ok
     assert observed["row"] == ("creating", '{"resource_id": "r-123"}')
+
+
+def test_uninstall_needs_only_the_secrets_its_hooks_read(orch):
+    from typing import Any
+
+    from orchestrator import hookimpl
+
+    read = []
+
+    class Registry:
+        __name__ = "registry"
+
+        @hookimpl
+        def register_types(self) -> dict[str, Any]:
+            return {"node_types": {"r.Image": {"properties": {"password": {"type": "string"},
+                                                              "name": {"type": "string"}}},
+                                   "r.Strict": {"properties": {"password": {"type": "string"}}}}}
+
+        @hookimpl
+        def create(self, ctx: Any) -> None:
+            read.append(ctx.node.properties["password"])
+
+        @hookimpl
+        def delete(self, ctx: Any) -> None:
+            if ctx.node.type == "r.Strict":
+                read.append(ctx.node.properties["password"])  # this one needs it
+            else:
+                read.append(ctx.node.properties["name"])
+
+    orch.use(Registry())
+    bp = """
+        node_templates:
+          image: {type: r.Image, properties: {name: busybox, password: {get_secret: pw}},
+                  relationships: [{type: orchestrator.relationships.depends_on, target: strict}]}
+          strict: {type: r.Strict, properties: {password: {get_secret: pw}}}
+    """
+    assert orch.install(bp, secrets={"pw": "s3cret-value"}).ok
+    run = orch.uninstall(secrets={})
+    assert not run.ok
+    (failure,) = run.failures
+    assert failure.instance == "strict_0" and failure.operation == "delete"
+    assert "property 'password': secret 'pw' is not set" in failure.message
+    assert run.states["image_0"] == "deleted" and "busybox" in read  # uninstalled first: a dependent

@@ -45,9 +45,9 @@ def _path_args(args: Any) -> list[Any] | None:
     """A path argument: ``name`` or ``[name, key, index, ...]``."""
     if isinstance(args, str):
         return [args]
-    if isinstance(args, list) and args and isinstance(args[0], str):
-        if all(isinstance(a, (str, int)) and not isinstance(a, bool) for a in args):
-            return list(args)
+    if (isinstance(args, list) and args and isinstance(args[0], str)
+            and all(isinstance(a, (str, int)) and not isinstance(a, bool) for a in args)):
+        return list(args)
     return None
 
 

@@ -16,7 +16,13 @@ from typing import Any
 
 import yaml
 
-from orchestrator.dsl.functions import SOURCE, TARGET, PlanResolver, has_runtime_function
+from orchestrator.dsl.functions import (
+    SOURCE,
+    TARGET,
+    PlanResolver,
+    as_function,
+    has_runtime_function,
+)
 from orchestrator.dsl.inputs import GivenInput, coerce, display_path
 from orchestrator.dsl.model import (
     DEPENDS_ON,
@@ -101,9 +107,9 @@ def _load(path: Path, inputs: Mapping[str, GivenInput] | None, type_sources: Seq
     )
     checker = ValueChecker(bp.data_types, problems)
     _check_type_defaults(bp, checker)
-    _read_inputs(bp, sections["inputs"], inputs or {}, checker, problems)
+    reported_inputs = _read_inputs(bp, sections["inputs"], inputs or {}, checker, problems)
     resolver = PlanResolver(bp, problems)
-    _read_templates(bp, sections["node_templates"], resolver, problems)
+    _read_templates(bp, sections["node_templates"], resolver, problems, reported_inputs)
     _check_graph(bp, problems)
     _resolve_properties(bp, resolver, checker, problems)
     _read_outputs(bp, sections["outputs"], resolver, problems)
@@ -224,8 +230,12 @@ def plugin_type_source(plugin: str, result: Any) -> TypeSource:
 
 
 def _read_inputs(bp: Blueprint, raw: YDict, given: Mapping[str, GivenInput],
-                 checker: ValueChecker, problems: Problems) -> None:
-    broken: set[str] = set()  # inputs whose definition has a problem: no follow-on complaints
+                 checker: ValueChecker, problems: Problems) -> set[str]:
+    """Declare inputs and check their values; return the names already reported as bad.
+
+    A reported input gets no value, so ``get_input`` of it adds no follow-on problems.
+    """
+    broken: set[str] = set()  # inputs whose definition or value has a problem
     for name, body in raw.items():
         before = len(problems)
         prop = parse_property_def(str(name), body, key_mark(raw, name), "input", problems, allowed=INPUT_KEYS)
@@ -249,16 +259,23 @@ def _read_inputs(bp: Blueprint, raw: YDict, given: Mapping[str, GivenInput],
         else:
             if prop.required:
                 problems.add(prop.mark, f"input '{name}' is required but was not given (use -i {name}=VALUE)")
+                broken.add(name)
             continue
         where = f"input '{name}'" if name in given else f"default of input '{name}'"
+        before = len(problems)
         checker.check_property(prop, value, mark, where)
+        if len(problems) > before:
+            broken.add(name)
+            continue
         bp.input_values[name] = value
+    return broken
 
 
 # ---------------------------------------------------------------- templates
 
 
-def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems: Problems) -> None:
+def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems: Problems,
+                    reported_inputs: set[str]) -> None:
     for name, body in raw.items():
         name = str(name)
         tmark = key_mark(raw, name)
@@ -287,7 +304,10 @@ def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems:
         instances = body.get("instances", 1)
         imark = mark_of(body, "instances")
         before = len(problems)
-        if isinstance(instances, dict):  # e.g. {get_input: count}
+        fn = as_function(instances)
+        if fn is not None and fn[0] == "get_input" and _input_name(fn[1]) in reported_inputs:
+            instances = 1  # the input's own problem says what is wrong
+        elif isinstance(instances, dict):  # e.g. {get_input: count}
             instances = resolver.resolve(instances, imark, None, f"node template '{name}': instances", ())
         if len(problems) > before:
             instances = 1  # the function's own problem says what is wrong
@@ -305,6 +325,13 @@ def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems:
             template.hierarchy, template.owner = ntype.hierarchy, ntype.owner
         template.relationships = _read_relationships(bp, template, body, raw, problems)
         bp.templates[name] = template
+
+
+def _input_name(args: Any) -> str | None:
+    """The input a ``get_input`` argument names (``name`` or ``[name, key, ...]``)."""
+    if isinstance(args, list) and args:
+        args = args[0]
+    return args if isinstance(args, str) else None
 
 
 def _read_relationships(bp: Blueprint, template: NodeTemplate, body: Mapping, raw: YDict,

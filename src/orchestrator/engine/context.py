@@ -21,10 +21,31 @@ from typing import Any
 from orchestrator.errors import NonRecoverableError, OperationRetry
 
 
+class Unresolved:
+    """A property that could not be resolved (a secret not set): reading it fails clearly."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"<unresolved: {self.message}>"
+
+
 class ImmutableProperties(dict):
     """Node properties: readable like a dict, never changed by a hook by accident."""
 
     __slots__ = ()
+
+    def __getitem__(self, key: str) -> Any:
+        value = dict.__getitem__(self, key)
+        if type(value) is Unresolved:
+            raise NonRecoverableError(f"property '{key}': {value.message}")
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
 
     def _readonly(self, *args: Any, **kwargs: Any) -> None:
         raise NonRecoverableError("ctx.node.properties is read-only; store state in "

@@ -33,6 +33,7 @@ from orchestrator.engine.context import (
     OperationInfo,
     OperationLogger,
     RelationshipContext,
+    Unresolved,
 )
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import Event, EventSink
@@ -471,7 +472,10 @@ class Runner:
             lookup = RuntimeLookup(self, inst, pair)
             values = dict(node.properties)
             for name in node.runtime_paths:
-                values[name] = resolve_runtime(values[name], lookup)
+                try:
+                    values[name] = resolve_runtime(values[name], lookup)
+                except MissingSecret as exc:  # only a hook that reads this property fails
+                    values[name] = Unresolved(str(exc))
             props = ImmutableProperties(values)
         return NodeContext(node.name, node.type, node.hierarchy, props)
 
@@ -538,10 +542,14 @@ class RuntimeLookup:
         path = [args] if isinstance(args, str) else list(args)
         name = path[0]
         if name not in self.runner.secrets:
-            raise NonRecoverableError(f"secret '{name}' is not set (set ORCHESTRATOR_SECRET_"
-                                      f"{secret_env_name(name)} or pass --secrets FILE)")
+            raise MissingSecret(f"secret '{name}' is not set (set ORCHESTRATOR_SECRET_"
+                                f"{secret_env_name(name)} or pass --secrets FILE)")
         value = walk_path(self.runner.secrets[name], path[1:])
         return None if value is MISSING else value
+
+
+class MissingSecret(NonRecoverableError):
+    """A ``get_secret`` whose value is not available to this execution."""
 
 
 def _host_chain(plan: Plan, inst: PlannedInstance) -> list[str]:
