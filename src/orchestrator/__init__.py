@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pluggy
 
+from orchestrator.dsl.problems import BlueprintError
 from orchestrator.errors import (
     NonRecoverableError,
     OperationRetry,
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "BlueprintError",
     "PROJECT_NAME",
     "NonRecoverableError",
     "OperationRetry",

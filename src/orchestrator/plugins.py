@@ -104,16 +104,21 @@ class PluginManager(pluggy.PluginManager):
             self.unregister(plugin)
             self._fail(name, f"register_types failed: {type(exc).__name__}: {exc}")
             return False
+        owned, taken = [], []
         for section in ("node_types", "relationships", "data_types"):
             definitions = source.sections.get(section) or {}
             for type_name in definitions:
                 other = self.type_owner.get(type_name)
                 if other is not None and section == "data_types" and self._same_data_type(type_name, definitions):
                     continue
-                if other is not None and other != name:
-                    self._fail(name, f"type '{type_name}' is registered by two plugins: '{other}' and '{name}'")
-                else:
-                    self.type_owner[type_name] = name
+                (taken if other is not None and other != name else owned).append((type_name, other))
+        if taken:  # the first plugin keeps its types; the second is skipped as a whole
+            self.unregister(plugin)
+            for type_name, other in taken:
+                self._fail(name, f"type '{type_name}' is registered by two plugins: '{other}' and '{name}'")
+            return False
+        for type_name, _ in owned:
+            self.type_owner[type_name] = name
         self.type_sources.append(source)
         self._warn_unreachable(plugin, name, owns_types=bool(self.types_of(name)))
         return True
@@ -198,10 +203,16 @@ def get_plugin_manager(
 
 def load_entry_points(pm: PluginManager, env: Mapping[str, str]) -> None:
     for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if not _selected(ep.name, env) or pm.has_plugin(ep.name):
+        if not _selected(ep.name, env):
             continue
         dist = ep.dist.name if ep.dist else None
         version = ep.dist.version if ep.dist else None
+        if pm.has_plugin(ep.name) or ep.name in pm._dists:
+            first = pm._dists.get(ep.name, (None, None))[0]
+            if first != dist or dist is None:
+                pm.load_errors.append(LoadError(ep.name, dist, version, f"entry point name '{ep.name}' is "
+                                                f"already used by {first or 'another plugin'}; skipped", fatal=False))
+            continue
         try:
             plugin = ep.load()
         except (Exception, SystemExit) as exc:  # a broken plugin must not take the host down

@@ -22,6 +22,7 @@ plugins unregistered after each test, even when it fails.
 
 from __future__ import annotations
 
+import copy
 import textwrap
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -32,6 +33,7 @@ import pytest
 
 from orchestrator import hookimpl
 from orchestrator.deployments import Orchestrator
+from orchestrator.dsl.model import MISSING
 from orchestrator.engine.context import InstanceRecord, OperationContext
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import Event, EventSink
@@ -156,8 +158,12 @@ class RelationshipUnderTest:
         self.source = source
         self.target = target
         rtype = harness.relationship_type(rel_type)
+        values = dict(properties or {})
+        for name, prop in rtype.properties.items():
+            if name not in values and prop.default is not MISSING:
+                values[name] = copy.deepcopy(prop.default)
         self.relationship = PlannedRelationship(rel_type, rtype.hierarchy, rtype.owner, target.node.name,
-                                                target.id, dict(properties or {}))
+                                                target.id, values)
 
     @property
     def events(self) -> list[Event]:

@@ -6,6 +6,8 @@ import difflib
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from orchestrator.errors import OrchestratorError
+
 
 class Mark(NamedTuple):
     """A 1-based position in a source file, printed as ``FILE:LINE:COL``."""
@@ -29,7 +31,7 @@ class Problem(NamedTuple):
         return f"{self.mark}: {self.message}"
 
 
-class BlueprintError(Exception):
+class BlueprintError(OrchestratorError):
     """Every problem found in a blueprint or its inputs, in file order."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:

@@ -348,7 +348,8 @@ class OperationContext:
         """A blueprint resource rendered as a Jinja2 template with ``variables`` and ``ctx``."""
         import jinja2
 
-        template = jinja2.Template(self.get_resource(path).decode("utf-8"), undefined=jinja2.StrictUndefined)
+        template = jinja2.Template(self.get_resource(path).decode("utf-8"), undefined=jinja2.StrictUndefined,
+                                   keep_trailing_newline=True)
         try:
             return template.render(ctx=self, **(variables or {})).encode("utf-8")
         except jinja2.TemplateError as exc:

@@ -392,8 +392,10 @@ class Runner:
     def _write(self, rec: InstanceRecord, state: str, runtime_json: str | None, events: list[Event]) -> None:
         rec.state = state
         if self.store is not None:
-            self.store.record(self.deployment, rec.id, state, json.dumps(rec.ops), runtime_json,
-                              [EventSink.row(e) for e in events])
+            rows = [EventSink.row(e) for e in events]
+            with rec.lock:  # same order as _persist: record lock, then the store's
+                runtime = rec.runtime_json if runtime_json is not None else None
+                self.store.record(self.deployment, rec.id, state, json.dumps(rec.ops), runtime, rows)
         for event in events:
             self.sink.publish(event)
 
@@ -417,10 +419,10 @@ class Runner:
             pass
 
     def _persist(self, rec: InstanceRecord) -> None:
+        """Write runtime properties; under the record's lock, so a stale copy never lands last."""
         if self.store is not None:
             with rec.lock:
-                text = rec.runtime_json
-            self.store.save_runtime(self.deployment, rec.id, text)
+                self.store.save_runtime(self.deployment, rec.id, rec.runtime_json)
 
     # -- contexts -----------------------------------------------------------------
 
