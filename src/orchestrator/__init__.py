@@ -29,8 +29,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ENTRY_POINT_GROUP",
-    "BlueprintError",
     "PROJECT_NAME",
+    "BlueprintError",
     "NonRecoverableError",
     "OperationRetry",
     "OrchestratorError",

@@ -15,7 +15,7 @@ def _node_id(name: str) -> str:
 
 def _label(bp: Blueprint, name: str) -> tuple[str, str]:
     t = bp.templates[name]
-    count = f" ×{t.instances}" if t.instances != 1 else ""
+    count = f" \u00d7{t.instances}" if t.instances != 1 else ""  # "x2", with a real multiplication sign
     return f"{name}{count}", t.type
 
 

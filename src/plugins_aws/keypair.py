@@ -53,6 +53,16 @@ def write_private_key(path: Path, material: str, *, replace: bool) -> None:
     os.chmod(path, 0o600)  # whatever the umask was
 
 
+def check_writable(path: Path) -> None:
+    """Fail before anything is created when the private key's file cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise NonRecoverableError(f"private_key_path {path}: cannot create its directory: {exc}") from None
+    if not path.parent.is_dir() or not os.access(path.parent, os.W_OK | os.X_OK):
+        raise NonRecoverableError(f"private_key_path {path}: its directory is not writable")
+
+
 class KeyPair(Resource):
     kind = "key pair"
     tag_resource_types = ("key-pair",)
@@ -106,6 +116,7 @@ class KeyPair(Resource):
             if path.exists() and not ours:
                 raise NonRecoverableError(f"private_key_path {path} already exists; refusing to "
                                           f"overwrite it (remove it or choose another path)")
+            check_writable(path)  # before AWS makes a key whose private half could not be kept
             self.runtime["private_key_path"] = str(path)  # ours from here on: uninstall removes it
             self.ctx.instance.update()
         else:
@@ -114,7 +125,11 @@ class KeyPair(Resource):
         created = self._create_key_pair()
         material = created.pop("KeyMaterial")
         if path is not None:
-            write_private_key(path, material, replace=ours)
+            try:
+                write_private_key(path, material, replace=ours)
+            except OSError as exc:  # the key pair exists (tagged): uninstall deletes it
+                raise NonRecoverableError(f"cannot write the private key of {self.key_name} to "
+                                          f"private_key_path {path}: {exc}") from exc
             self.ctx.logger.info("wrote the private key of %s to %s (mode 0600)", self.key_name, path)
         return created
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
 import journal_plugin
+import pytest
 from testenv.dists import write_distribution
 
 HERE = Path(__file__).resolve().parent

@@ -8,7 +8,6 @@ left by a dead process (taken over).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import time
@@ -87,7 +86,7 @@ def test_second_install_on_a_busy_deployment_is_refused(cli, tmp_path):
         assert f"deployment 'bp' is busy: execution 1 (install) of pid {first.pid}" in second.stderr
         assert "Traceback" not in second.stderr
     finally:
-        out, err = first.communicate(timeout=60)
+        _, err = first.communicate(timeout=60)
     assert first.returncode == 0, err
 
 

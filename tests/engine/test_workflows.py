@@ -251,7 +251,7 @@ def test_missing_secret_is_reported_before_anything_runs(orch, jplugin):
     from orchestrator.dsl.problems import BlueprintError
 
     orch.use(jplugin)
-    with pytest.raises(BlueprintError, match="secret 'token' is not set .*ORCHESTRATOR_SECRET_TOKEN"):
+    with pytest.raises(BlueprintError, match=r"secret 'token' is not set .*ORCHESTRATOR_SECRET_TOKEN"):
         orch.install("node_templates: {a: {type: journal.Node, properties: {value: {get_secret: token}}}}",
                      secrets={})
 
@@ -274,7 +274,8 @@ def test_resources_beside_the_blueprint(orch, tmp_path):
         def create(self, ctx: Any) -> None:
             got["raw"] = ctx.get_resource("files/hello.txt")
             got["rendered"] = ctx.get_resource_and_render("files/hello.j2", {"greeting": "hi"})
-            got["copy"] = open(ctx.download_resource("files/hello.txt")).read()
+            with open(ctx.download_resource("files/hello.txt")) as f:
+                got["copy"] = f.read()
             try:
                 ctx.get_resource("../outside.txt")
             except NonRecoverableError as exc:

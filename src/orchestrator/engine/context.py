@@ -45,7 +45,7 @@ class ImmutableProperties(dict):
         return value
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self[key] if key in self else default
+        return self[key] if key in self else default  # noqa: SIM401 - self[key] checks Unresolved
 
     def _readonly(self, *args: Any, **kwargs: Any) -> None:
         raise NonRecoverableError("ctx.node.properties is read-only; store state in "

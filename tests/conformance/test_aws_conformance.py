@@ -1,0 +1,203 @@
+"""Conformance of every AWS node type (moto server over HTTP, the plugin's real hooks).
+
+Each subject counts its own resources by the ``orchestrator:deployment`` tag every
+created resource carries (``plugins_aws.testing.list_resources``); after uninstall
+nothing of the deployment may be left (``leaked``). Adoption factories create the
+resource out of band, tagged for the deployment so the lister sees it; ``sweep`` removes
+whatever a check leaves (the adopted resource, or a leak).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import pytest
+
+from orchestrator.conformance import Env, Subject, conformance_tests
+from plugins_aws.tags import DEPLOYMENT_TAG
+from plugins_aws.testing import PLUGINS, leaked, list_resources
+
+pytestmark = pytest.mark.integration
+
+AMI = "ami-12c6146b"  # in moto's catalogue
+FAST = {"poll_interval": 0.01, "wait_timeout": 2.0}
+RULE = {"port": 443, "cidr_ip": "10.1.0.0/16"}
+
+
+def ec2() -> Any:
+    return boto3.client("ec2")  # configured by the aws_env fixture
+
+
+def tagged(env: Env, resource_type: str) -> list[dict[str, Any]]:
+    """TagSpecifications marking an out-of-band resource as the deployment's (so it is listed)."""
+    return [{"ResourceType": resource_type, "Tags": [{"Key": DEPLOYMENT_TAG, "Value": env.deployment}]}]
+
+
+def kind(name: str) -> Callable[[Env], list[str]]:
+    """The lister of one kind of resource (key_pairs, instances, ...)."""
+    return lambda env: list_resources(env.deployment)[name]
+
+
+def everything(env: Env) -> dict[str, list[str]]:
+    return leaked(env.deployment)
+
+
+def sweep(env: Env) -> None:
+    """Delete whatever is tagged for the deployment, dependents first."""
+    client, left = ec2(), leaked(env.deployment)
+    ignore = (botocore.exceptions.ClientError,)
+    if left.get("instances"):
+        client.terminate_instances(InstanceIds=left["instances"])
+    for allocation in left.get("addresses", []):
+        with contextlib.suppress(*ignore):
+            client.release_address(AllocationId=allocation)
+    for rule in left.get("security_group_rules", []):
+        with contextlib.suppress(*ignore):
+            revoke_rule(env, rule)
+    for group in left.get("security_groups", []):
+        with contextlib.suppress(*ignore):
+            client.delete_security_group(GroupId=group)
+    for subnet in left.get("subnets", []):
+        with contextlib.suppress(*ignore):
+            client.delete_subnet(SubnetId=subnet)
+    for vpc in left.get("vpcs", []):
+        with contextlib.suppress(*ignore):
+            client.delete_vpc(VpcId=vpc)
+    for key in left.get("key_pairs", []):
+        client.delete_key_pair(KeyName=key)
+
+
+def revoke_rule(env: Env, rule_id: str) -> None:
+    client = ec2()
+    (rule,) = client.describe_security_group_rules(SecurityGroupRuleIds=[rule_id])["SecurityGroupRules"]
+    method = client.revoke_security_group_egress if rule["IsEgress"] else client.revoke_security_group_ingress
+    method(GroupId=rule["GroupId"], SecurityGroupRuleIds=[rule_id])
+
+
+# ---------------------------------------------------------------- adoption factories
+
+
+def adopt_key_pair(env: Env) -> str:
+    name = f"{env.deployment}-external"
+    ec2().create_key_pair(KeyName=name, TagSpecifications=tagged(env, "key-pair"))
+    return name
+
+
+def adopt_security_group(env: Env) -> str:
+    return ec2().create_security_group(GroupName=f"{env.deployment}-external", Description="out of band",
+                                       TagSpecifications=tagged(env, "security-group"))["GroupId"]
+
+
+def adopt_instance(env: Env) -> str:
+    answer = ec2().run_instances(ImageId=AMI, InstanceType="t3.nano", MinCount=1, MaxCount=1,
+                                 TagSpecifications=tagged(env, "instance"))
+    return answer["Instances"][0]["InstanceId"]
+
+
+def adopt_address(env: Env) -> str:
+    return ec2().allocate_address(Domain="vpc", TagSpecifications=tagged(env, "elastic-ip"))["AllocationId"]
+
+
+def adopt_vpc(env: Env) -> str:
+    return ec2().create_vpc(CidrBlock="10.20.0.0/16", TagSpecifications=tagged(env, "vpc"))["Vpc"]["VpcId"]
+
+
+def adopt_subnet(env: Env) -> str:
+    vpc = adopt_vpc(env)
+    return ec2().create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24",
+                               TagSpecifications=tagged(env, "subnet"))["Subnet"]["SubnetId"]
+
+
+# ---------------------------------------------------------------- out-of-band deleters
+
+
+def delete_key_pair(env: Env, name: str) -> None:
+    ec2().delete_key_pair(KeyName=name)
+
+
+def delete_security_group(env: Env, group_id: str) -> None:
+    ec2().delete_security_group(GroupId=group_id)
+
+
+def delete_instance(env: Env, instance_id: str) -> None:
+    ec2().terminate_instances(InstanceIds=[instance_id])
+
+
+def delete_address(env: Env, allocation_id: str) -> None:
+    ec2().release_address(AllocationId=allocation_id)
+
+
+def delete_vpc(env: Env, vpc_id: str) -> None:
+    ec2().delete_vpc(VpcId=vpc_id)
+
+
+def delete_subnet(env: Env, subnet_id: str) -> None:
+    ec2().delete_subnet(SubnetId=subnet_id)
+
+
+# ---------------------------------------------------------------- the subjects
+
+VPC_NODE = {"node_templates": {"vpc": {"type": "aws.ec2.VPC",
+                                       "properties": {**FAST, "cidr_block": "10.30.0.0/16"}}}}
+GROUP_NODE = {"node_templates": {"group": {"type": "aws.ec2.SecurityGroup", "properties": FAST}}}
+
+
+def aws_subject(type_name: str, lister: str, **fields: Any) -> Subject:
+    fields.setdefault("properties", FAST)
+    return Subject(type_name, kind(lister), list_leftovers=everything, cleanup=sweep, **fields)
+
+
+SUBJECTS = [
+    aws_subject(
+        "aws.ec2.KeyPair", "key_pairs",
+        properties=lambda env: {**FAST, "private_key_path": str(env.tmp_path / f"{env.deployment}.pem")},
+        invalid_properties={**FAST, "private_key_path": "/dev/null/key.pem"},  # cannot be written
+        adopt=adopt_key_pair, delete=delete_key_pair),
+    aws_subject(
+        "aws.ec2.SecurityGroup", "security_groups",
+        properties={**FAST, "rules": [RULE]},
+        invalid_properties={**FAST, "rules": [{"port": 22}]},  # no peer
+        adopt=adopt_security_group, delete=delete_security_group),
+    aws_subject(
+        "aws.ec2.SecurityGroupRule", "security_group_rules",
+        properties={**FAST, **RULE},
+        invalid_properties={**FAST, "port": 443},  # no peer
+        blueprint=GROUP_NODE,
+        relationships=[{"type": "aws.relationships.rule_contained_in_security_group", "target": "group"}],
+        delete=revoke_rule),
+    aws_subject(
+        "aws.ec2.Instance", "instances",
+        properties={**FAST, "image_id": AMI, "instance_type": "t3.nano"},
+        invalid_properties={**FAST, "image_id": "ami-00000000"},
+        adopt=adopt_instance, delete=delete_instance),
+    aws_subject(
+        "aws.ec2.ElasticIP", "addresses",
+        invalid_properties={**FAST, "use_external_resource": True, "resource_id": "eipalloc-00000000"},
+        adopt=adopt_address, delete=delete_address),
+    aws_subject(
+        "aws.ec2.VPC", "vpcs",
+        properties={**FAST, "cidr_block": "10.10.0.0/16"},
+        invalid_properties={**FAST, "cidr_block": "10.0.0.0/8"},  # larger than AWS allows
+        adopt=adopt_vpc, delete=delete_vpc),
+    aws_subject(
+        "aws.ec2.Subnet", "subnets",
+        properties={**FAST, "cidr_block": "10.30.1.0/24"},
+        invalid_properties={**FAST, "cidr_block": "192.168.1.0/24"},  # outside the VPC
+        blueprint=VPC_NODE,
+        relationships=[{"type": "aws.relationships.contained_in_vpc", "target": "vpc"}],
+        adopt=adopt_subnet, delete=delete_subnet),
+]
+
+TestAwsConformance = conformance_tests(*SUBJECTS, plugins=PLUGINS, fixtures=["aws_env"])
+
+
+def test_every_aws_node_type_has_a_subject(aws_env: Any) -> None:
+    from orchestrator.plugins import get_plugin_manager
+
+    pm = get_plugin_manager(PLUGINS, entry_points=False, env={})
+    node_types = {t for source in pm.type_sources for t in (source.sections.get("node_types") or {})}
+    assert {t for t in node_types if t.startswith("aws.")} == {s.type for s in SUBJECTS}
