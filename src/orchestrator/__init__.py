@@ -15,6 +15,7 @@ from orchestrator.errors import (
     OperationRetry,
     OrchestratorError,
     RecoverableError,
+    SkipOperation,
 )
 
 PROJECT_NAME = "orchestrator"
@@ -35,6 +36,7 @@ __all__ = [
     "OperationRetry",
     "OrchestratorError",
     "RecoverableError",
+    "SkipOperation",
     "__version__",
     "hookimpl",
     "hookspec",

@@ -31,6 +31,15 @@ class OperationRetry(RecoverableError):
     """Raised by ``ctx.operation.retry()``: the operation asks to be run again later."""
 
 
+class SkipOperation(OrchestratorError):  # noqa: N818 - it is a signal, not an error
+    """Raised by a hook wrapper *before* it yields: the operation is skipped, not failed.
+
+    This is how a type-less plugin implements dry-run or a policy that bypasses an
+    operation: the owning plugin's hook is not called, the operation counts as done,
+    and an ``operation_skipped`` event records the reason.
+    """
+
+
 class PluginError(OrchestratorError):
     """A plugin could not be loaded or is inconsistent (names the plugin and distribution)."""
 

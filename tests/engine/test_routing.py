@@ -133,3 +133,24 @@ def test_misspelled_hookimpl_names_plugin_and_function():
     assert error.plugin == "typo"
     assert "'creat'" in error.error and "did you mean 'create'" in error.error
     assert not pm.has_plugin("typo")  # skipped, the host keeps working
+
+
+def test_a_typeless_wrapper_can_skip_operations_for_dry_run(orch):
+    from orchestrator import SkipOperation
+
+    class DryRun:
+        __name__ = "dry_run"
+
+        @hookimpl(wrapper=True)
+        def create(self, ctx: Any) -> Any:
+            if ctx.node.type == "a.Thing":
+                raise SkipOperation("dry run")
+            return (yield)
+
+    owner = Owner("plugin_a", "a")
+    orch.use(owner, DryRun())
+    run = orch.install("node_templates: {x: {type: a.Thing}}")
+    assert run.ok, run.failures
+    assert not [i for op, i in owner.seen if op == "create"]  # the owner's create never ran
+    assert run.states == {"x_0": "started"}
+    assert [e.message for e in run.events if e.type == "operation_skipped"] == ["create skipped: dry run"]

@@ -37,7 +37,7 @@ from orchestrator.engine.context import (
 )
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import Event, EventSink
-from orchestrator.errors import NonRecoverableError, RecoverableError
+from orchestrator.errors import NonRecoverableError, RecoverableError, SkipOperation
 from orchestrator.plan import Plan, PlannedInstance, PlannedNode, PlannedRelationship
 from orchestrator.state import StateStore
 
@@ -333,6 +333,13 @@ class Runner:
             self.operations += 1  # the GIL makes this exact; it is only a count
             try:
                 caller(ctx=ctx)
+            except SkipOperation as exc:
+                rec.ops[step.key] = "succeeded"
+                if step.after:
+                    rec.state = step.after
+                pending.events.append(self.sink.make("operation_skipped", f"{step.op} skipped: {exc}",
+                                                     rec.id, step.op, owner))
+                return True
             except NonRecoverableError as exc:
                 self._save_runtime(ctx)
                 return self._give_up(inst, rec, step, owner, _message(exc), exc)
