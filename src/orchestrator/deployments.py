@@ -26,7 +26,7 @@ from orchestrator.errors import OrchestratorError, PluginError
 from orchestrator.plan import Plan, build_plan
 from orchestrator.plugins import PluginManager, get_plugin_manager
 from orchestrator.secrets import Secrets, secret_names, secret_strings
-from orchestrator.state import DEFAULT_STATE, DeploymentRow, EventRow, InstanceRow, StateStore
+from orchestrator.state import DEFAULT_STATE, DeploymentRow, Event, InstanceRow, StateStore
 
 
 class UsageError(OrchestratorError):
@@ -194,7 +194,7 @@ class Orchestrator:
         lookup = RuntimeLookup(runner, None)
         return {name: resolve_runtime(value, lookup) for name, value in plan.outputs.items()}
 
-    def events(self, deployment: str | None = None, after: int = 0) -> list[EventRow]:
+    def events(self, deployment: str | None = None, after: int = 0) -> list[Event]:
         row = self.deployment(deployment)
         return self.store.events(row.id, after)
 

@@ -31,7 +31,7 @@ class OperationRetry(RecoverableError):
     """Raised by ``ctx.operation.retry()``: the operation asks to be run again later."""
 
 
-class SkipOperation(OrchestratorError):  # noqa: N818 - it is a signal, not an error
+class SkipOperation(OrchestratorError):
     """Raised by a hook wrapper *before* it yields: the operation is skipped, not failed.
 
     This is how a type-less plugin implements dry-run or a policy that bypasses an

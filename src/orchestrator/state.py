@@ -106,17 +106,22 @@ class DeploymentRow:
 
 
 @attrs.define(slots=True)
-class EventRow:
-    id: int
+class Event:
+    """One deployment event: an operation's progress, a retry, a failure, or a plugin log record."""
+
     ts: float
     deployment: str
     execution: int | None
     instance: str | None
     operation: str | None
     plugin: str | None
-    type: str
+    type: str  # workflow_started, operation_started, operation_succeeded, ..., log
     level: str
     message: str
+    id: int | None = None  # set once stored
+
+    def as_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
 
 
 def _proc_start(pid: int) -> str:
@@ -262,15 +267,15 @@ class StateStore:
         with self._lock:
             self._db.execute(_INSERT_EVENT, event)
 
-    def events(self, deployment: str, after: int = 0, execution: int | None = None) -> list[EventRow]:
-        sql = ("SELECT id, ts, deployment, execution, instance, operation, plugin, type, level, message "
+    def events(self, deployment: str, after: int = 0, execution: int | None = None) -> list[Event]:
+        sql = ("SELECT ts, deployment, execution, instance, operation, plugin, type, level, message, id "
                "FROM events WHERE deployment = ? AND id > ?")
         args: list[Any] = [deployment, after]
         if execution is not None:
             sql += " AND execution = ?"
             args.append(execution)
         with self._lock:
-            return [EventRow(*r) for r in self._db.execute(sql + " ORDER BY id", args)]
+            return [Event(*r) for r in self._db.execute(sql + " ORDER BY id", args)]
 
     # -- executions and locks ------------------------------------------------------
 

@@ -8,26 +8,13 @@ test's resources, and nothing needs a (slow) moto reset.
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from aws_helpers import FAST
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if not config.pluginmanager.has_plugin("testenv.fixtures"):
-        if str(ROOT) not in sys.path:
-            sys.path.insert(0, str(ROOT))
-        config.pluginmanager.import_plugin("testenv.fixtures")
-
-
 
 
 @pytest.fixture

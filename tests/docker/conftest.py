@@ -9,10 +9,8 @@ Hook-level tests run under the harness's fixed deployment id ``test``, so
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -20,15 +18,6 @@ import pytest
 from docker_helpers import HARNESS_DEPLOYMENT, remove_deployment
 
 from plugins_docker.testing import PLUGINS
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if not config.pluginmanager.has_plugin("testenv.fixtures"):
-        if str(ROOT) not in sys.path:
-            sys.path.insert(0, str(ROOT))
-        config.pluginmanager.import_plugin("testenv.fixtures")
 
 
 @pytest.fixture

@@ -243,7 +243,7 @@ def events(deployment: str | None, state: Path, as_json: bool) -> None:
     rows = orch.events(deployment)
     if as_json:
         for e in rows:
-            click.echo(output.json.dumps({k: getattr(e, k) for k in e.__slots__}))
+            click.echo(output.json.dumps(e.as_dict(), default=str))
         return
     for e in rows:
         click.echo(output.format_event(e))

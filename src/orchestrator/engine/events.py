@@ -5,29 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
 
-import attrs
-
-from orchestrator.state import StateStore
+from orchestrator.state import Event, StateStore
 
 MASK = "******"
-
-
-@attrs.define(slots=True)
-class Event:
-    ts: float
-    deployment: str
-    execution: int | None
-    instance: str | None
-    operation: str | None
-    plugin: str | None
-    type: str  # workflow_started, operation_started, operation_succeeded, ..., log
-    level: str
-    message: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
 
 
 class Masker:
