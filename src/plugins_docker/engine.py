@@ -116,13 +116,42 @@ def connect(spec: EngineSpec) -> Iterator[docker.DockerClient]:
     """A client for one operation (closed afterwards); engine errors become hook errors."""
     with engine_errors(f"connecting to the Docker engine {spec}"):
         if spec.url is None:
-            client = docker.from_env(timeout=spec.timeout)
+            client = _DockerClient.from_env(timeout=spec.timeout)
         else:
-            client = docker.DockerClient(base_url=spec.url, tls=_tls(spec), timeout=spec.timeout)
+            client = _DockerClient(base_url=spec.url, tls=_tls(spec), timeout=spec.timeout)
     try:
         yield client
     finally:
         client.close()
+
+
+class _APIClient(docker.APIClient):
+    """docker-py's API client, verifying a TLS engine against its own CA whatever the environment says.
+
+    requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace a session's ``verify`` on
+    every request that passes none (psf/requests#3829), and docker-py passes none: an
+    engine whose certificate a private CA signed (``ca_cert``, ``DOCKER_CERT_PATH``) would
+    be checked against the system bundle instead, and refused; ``tls_verify: false`` would
+    verify all the same. The session's own setting wins; proxy variables still apply.
+    """
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
+                                   cert: Any) -> dict[str, Any]:
+        settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None and self.verify is not True:  # the engine's CA file, or False
+            settings["verify"] = self.verify
+        return settings
+
+
+class _DockerClient(docker.DockerClient):
+    """``docker.DockerClient`` (and its ``from_env``) on :class:`_APIClient`.
+
+    The API client asks the engine for its version while it is constructed, so the fix
+    must be in place before that: a subclass, not a patch applied afterwards.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.api = _APIClient(*args, **kwargs)
 
 
 def _tls(spec: EngineSpec) -> TLSConfig | bool:

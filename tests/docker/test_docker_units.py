@@ -292,3 +292,23 @@ def test_tls_from_pem_text_and_paths(tmp_path: Path) -> None:
     assert engine._tls(EngineSpec(url="tcp://h:2375", source="test")) is False
     with pytest.raises(NonRecoverableError, match="go together"):
         engine._tls(EngineSpec(url="tcp://h:2376", source="test", client_cert=pem))
+
+
+def test_engine_ca_wins_over_ca_bundle_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE must not replace the engine's own CA (requests#3829)."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+
+    def verify_used(**tls: Any) -> Any:  # version given: nothing is asked of an engine
+        client = engine._DockerClient(base_url="tcp://h:2376", version="1.41",
+                                      tls=docker.tls.TLSConfig(**tls) if tls else False)
+        try:
+            return client.api.merge_environment_settings("https://h:2376/version", {}, None, None, None)["verify"]
+        finally:
+            client.close()
+
+    assert verify_used(ca_cert=str(ca), verify=True) == str(ca)
+    assert verify_used(ca_cert=str(ca), verify=False) is False
+    assert verify_used() == "/etc/ssl/certs/ca-certificates.crt"  # no TLS settings: requests' rules
