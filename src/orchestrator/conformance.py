@@ -15,6 +15,8 @@ crash in create      the process "dies" inside create (at each ``ctx.instance.up
                      before it is written, and after create returned but before the
                      engine recorded success); a fresh orchestrator resumes ``install``:
                      exactly one resource, install completes
+crash, uninstall     the same crashes, then the user uninstalls instead: delete finds
+                     what create made with only what create saved; nothing is left
 retry before create  a transient error before the hook ran: retried, one resource
 retry after create   a transient error after the hook's side effect: one resource
 adopt external       ``use_external_resource``: install adopts, uninstall leaves it
@@ -124,6 +126,7 @@ class Env:
     tmp_path: Path  # a private directory of the check (the blueprint is written here)
     node: str  # the subject's node template name
     fixtures: Fixtures
+    clean: bool = False  # verified empty after an uninstall (then ``cleanup`` is not needed)
 
     @property
     def instance(self) -> str:
@@ -191,8 +194,8 @@ class Subject:
     """Runs before each deployment of a check (e.g. make sure an image is absent)."""
 
     cleanup: Callable[[Env], None] | None = None
-    """Runs after each deployment of a check, pass or fail (sweep what a failure leaked,
-    or the adopted resource)."""
+    """Runs after each deployment of a check that was not verified empty after uninstall:
+    sweep what a failure leaked, or the adopted resource."""
 
     expected: int = 1
     """How many resources one node instance makes (as ``list_resources`` counts them)."""
@@ -267,8 +270,8 @@ class _SaveTrap:
     """Stands in for ``ctx.instance`` during create: counts (and may crash at) each save."""
 
     def __init__(self, inner: Any, faults: _Faults) -> None:
-        self._inner = inner
-        self._faults = faults
+        object.__setattr__(self, "_inner", inner)
+        object.__setattr__(self, "_faults", faults)
 
     def update(self) -> None:
         faults = self._faults
@@ -281,24 +284,38 @@ class _SaveTrap:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
+    def __setattr__(self, name: str, value: Any) -> None:  # e.g. runtime_properties = {...}
+        setattr(self._inner, name, value)
+
 
 class _Faults:
-    """A type-less plugin: its create wrapper sees the subject's creates and injects faults."""
+    """A type-less plugin: its create wrapper sees the subject's creates and injects faults.
 
-    def __init__(self, node: str) -> None:
+    Disarmed it passes every call through untouched; ``arm`` makes it watch one node.
+    """
+
+    def __init__(self) -> None:
         self.__name__ = "orchestrator.conformance.faults"
-        self.node = node
-        self.crash_at_save: int | None = None  # crash when create calls update() the n-th time
-        self.crash_after = False  # crash once create returned (before success is recorded)
-        self.retry_before = False  # RecoverableError before the real create runs
-        self.retry_after = False  # RecoverableError after the real create returned
+        self.arm(None)
+
+    def arm(self, node: str | None, *, crash_at_save: int | None = None, crash_after: bool = False,
+            retry_before: bool = False, retry_after: bool = False) -> _Faults:
+        self.node = node  # the subject's node template (None: disarmed)
+        self.crash_at_save = crash_at_save  # crash when create calls update() the n-th time
+        self.crash_after = crash_after  # crash once create returned (before success is recorded)
+        self.retry_before = retry_before  # RecoverableError before the real create runs
+        self.retry_after = retry_after  # RecoverableError after the real create returned
         self.fired: str | None = None  # which fault happened
         self.saves = 0  # update() calls of the current create
         self.attempts: list[BaseException | None] = []  # outcome of each subject create
+        return self
+
+    def disarm(self) -> None:
+        self.node = None
 
     @hookimpl(wrapper=True)
     def create(self, ctx: Any) -> Iterator[None]:
-        if ctx.type != "node-instance" or ctx.node.id != self.node:
+        if self.node is None or ctx.type != "node-instance" or ctx.node.id != self.node:
             return (yield)
         if self.retry_before and self.fired is None:
             self.fired = "before create"
@@ -324,6 +341,23 @@ class _Faults:
         return result
 
 
+_MANAGERS: dict[tuple[Any, ...], tuple[PluginManager, _Faults, list[object]]] = {}
+
+
+def _manager(plugins: Sequence[object], entry_points: bool) -> tuple[PluginManager, _Faults]:
+    """The plugins plus a fault injector, built once per plugin set (types load in ~0.1s)."""
+    key = (tuple(id(p) for p in plugins), entry_points)
+    hit = _MANAGERS.get(key)
+    if hit is None:
+        faults = _Faults()
+        pm = get_plugin_manager([*plugins, faults], entry_points=entry_points, env={})
+        errors = [e for e in pm.load_errors if e.fatal]
+        if errors:
+            raise Failed("set-up: plugins failed to load: " + "; ".join(map(str, errors)))
+        hit = _MANAGERS[key] = (pm, faults, list(plugins))  # the list keeps the ids valid
+    return hit[0], hit[1]
+
+
 # ---------------------------------------------------------------- one check's machinery
 
 
@@ -347,8 +381,9 @@ class _Run:
         self.fixtures = fixtures
         self.options = options
         self.token = uuid.uuid4().hex[:6]
-        self._managers: list[PluginManager] = []
         self._envs: list[Env] = []
+        self.pm, self.faults = _manager(self.plugins, entry_points)
+        self.faults.disarm()
 
     # -- deployments -----------------------------------------------------------------
 
@@ -364,15 +399,12 @@ class _Run:
     def close(self) -> None:
         errors = []
         for env in self._envs:
-            if self.subject.cleanup is not None:
+            if self.subject.cleanup is not None and not env.clean:
                 try:
                     self.subject.cleanup(env)
                 except Exception as exc:
                     errors.append(f"cleanup of {env.deployment}: {type(exc).__name__}: {exc}")
-        for pm in self._managers:
-            for name, plugin in list(pm.list_name_plugin()):
-                pm.unregister(plugin, name=name)
-        self._managers.clear()
+        self.faults.disarm()
         if errors:
             raise Failed("; ".join(errors))
 
@@ -398,33 +430,33 @@ class _Run:
         path.write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")  # JSON is YAML
         return path
 
-    def orchestrator(self, faults: _Faults | None = None) -> Orchestrator:
-        """A fresh orchestrator on the check's state file, as a new process would build it."""
-        plugins = [*self.plugins, *([faults] if faults is not None else [])]
-        pm = get_plugin_manager(plugins, entry_points=self.entry_points, env={})
-        self._managers.append(pm)
-        errors = [e for e in pm.load_errors if e.fatal]
-        if errors:
-            raise Failed("set-up: plugins failed to load: " + "; ".join(map(str, errors)))
-        return Orchestrator(pm=pm, state_path=self.tmp_path / "state.db")
+    def orchestrator(self) -> Orchestrator:
+        """A fresh orchestrator on the check's state file, as a restarted process builds it."""
+        return Orchestrator(pm=self.pm, state_path=self.tmp_path / "state.db")
 
     @contextmanager
-    def session(self, faults: _Faults | None = None) -> Iterator[Orchestrator]:
-        orch = self.orchestrator(faults)
+    def session(self) -> Iterator[Orchestrator]:
+        orch = self.orchestrator()
         try:
             yield orch
         finally:
             orch.close()
 
-    def install(self, env: Env, properties: Mapping[str, Any] | None = None,
-                faults: _Faults | None = None) -> ExecutionResult:
+    def install(self, env: Env, properties: Mapping[str, Any] | None = None, **faults: Any) -> ExecutionResult:
+        """Install with the fault injector armed with ``faults`` (watching only), then disarmed.
+
+        ``run.faults`` tells afterwards what fired and how each create attempt ended.
+        """
         props = _value(self.subject.properties, env) if properties is None else properties
         path = self.blueprint(env, props or {})
-        with self.session(faults) as orch:
-            try:
+        self.faults.arm(env.node, **faults)
+        try:
+            with self.session() as orch:
                 return orch.install(path, None, env.deployment, self.options)
-            except (OrchestratorError, BlueprintError) as exc:
-                raise Failed(f"install could not start: {exc}") from None
+        except (OrchestratorError, BlueprintError) as exc:
+            raise Failed(f"install could not start: {exc}") from None
+        finally:
+            self.faults.node = None  # stop watching; keep what was seen
 
     def uninstall(self, env: Env) -> ExecutionResult:
         with self.session() as orch:
@@ -442,9 +474,13 @@ class _Run:
         result = self.uninstall(env)
         if not result.ok:
             raise Failed(f"{what} failed: {_summary(result)}")
+        self.verify_clean(env, what)
+
+    def verify_clean(self, env: Env, what: str, note: str = "") -> None:
         left = self.leftovers(env)
         if left:
-            raise Failed(f"{what} left {_phrase(left)}")
+            raise Failed(f"{what} left {_phrase(left)}{note}")
+        env.clean = True
 
     def row(self, env: Env) -> Any:
         with self.session() as orch:
@@ -529,43 +565,61 @@ def check_create_twice(run: _Run) -> str:
     return _phrase(again).split(":")[0]
 
 
-def check_crash_in_create(run: _Run) -> str:
-    points = []
+def _crashes(run: _Run) -> Iterator[tuple[Env, str, str, list[str]]]:
+    """Crash inside create at each point in turn, one deployment per point.
+
+    Points: before each ``ctx.instance.update()`` create makes is written, then after
+    create returned. Yields (env, point, label, resources after the crash).
+    """
     for at in range(1, MAX_SAVE_POINTS + 2):
         env = run.env(str(at))
-        faults = _Faults(env.node)
-        faults.crash_at_save = at if at <= MAX_SAVE_POINTS else None
-        faults.crash_after = True
-        result = run.install(env, faults=faults)
-        where = faults.fired
+        result = run.install(env, crash_at_save=at if at <= MAX_SAVE_POINTS else None, crash_after=True)
+        where = run.faults.fired
         if where is None:
             raise Failed(f"create was never called (install {result.status}: {_summary(result)})")
-        label = f"crash {'before ' + where if where.startswith('save') else where}"
+        label = f"crash before create's {where}" if where.startswith("save") else "crash after create returned"
         row = run.row(env)
         if result.ok or row.ops.get("create") != "started":
             raise Failed(f"set-up: the {label} was not recorded as a crash (install {result.status}, "
                          f"create {row.ops.get('create')!r})")
-        crashed = run.resources(env)
+        yield env, where, label, run.resources(env)
+        if where == "after create":
+            return
+
+
+def _points(points: Sequence[str]) -> str:
+    return f"{len(points)} crash point{'s' if len(points) > 1 else ''} ({', '.join(points)})"
+
+
+def check_crash_in_create(run: _Run) -> str:
+    points = []
+    for env, where, label, crashed in _crashes(run):
         resumed = run.install(env)  # a fresh orchestrator, as after a restart
         if not resumed.ok:
-            raise Failed(f"{label}: resumed install failed: {_summary(resumed)}")
+            raise Failed(f"{label}: the resumed install failed: {_summary(resumed)}")
         ids = run.resources(env)
         if len(ids) != run.subject.expected:
-            saved = f"; create had saved {faults.saves - 1} time(s) before" if where.startswith("save") else ""
-            raise Failed(f"{label}{saved}: the resumed create left {_phrase(ids)} "
-                         f"(after the crash: {_phrase(crashed)})")
+            raise Failed(f"{label}: the resumed create left {_phrase(ids)} (after the crash: {_phrase(crashed)})")
         run.uninstalled(env, f"{label}: uninstall")
         points.append(where)
-        if where == "after create":
-            break
-    return f"1 resource after each of {len(points)} crash points ({', '.join(points)})"
+    return f"1 resource after each of {_points(points)}"
+
+
+def check_crash_then_uninstall(run: _Run) -> str:
+    points = []
+    for env, where, label, crashed in _crashes(run):
+        result = run.uninstall(env)  # the user gives up on the install
+        if not result.ok:
+            raise Failed(f"{label}, then uninstall: it failed: {_summary(result)}")
+        run.verify_clean(env, f"{label}, then uninstall: it", f" (after the crash: {_phrase(crashed)})")
+        points.append(where)
+    return f"nothing left after each of {_points(points)}"
 
 
 def _retry(run: _Run, before: bool) -> str:
     env = run.env()
-    faults = _Faults(env.node)
-    faults.retry_before, faults.retry_after = before, not before
-    result = run.install(env, faults=faults)
+    result = run.install(env, retry_before=before, retry_after=not before)
+    faults = run.faults
     if faults.fired is None:
         raise Failed(f"create was never called (install {result.status}: {_summary(result)})")
     if not result.ok:
@@ -640,15 +694,14 @@ def check_bad_properties(run: _Run) -> str:
     invalid = _value(subject.invalid_properties, env)
     if invalid is None:
         raise Skipped("no invalid_properties given")
-    faults = _Faults(env.node)
     try:
-        result = run.install(env, properties=invalid, faults=faults)
+        result = run.install(env, properties=invalid)
     except Failed as exc:
         raise Failed(f"set-up: invalid_properties were rejected before create ran ({exc}); choose "
                      f"values that pass the type's schema but make create fail") from None
     if result.ok:
         raise Failed("install with invalid_properties succeeded")
-    errors = [e for e in faults.attempts if e is not None]
+    errors = [e for e in run.faults.attempts if e is not None]
     if not errors:
         raise Failed(f"install failed, but not in the subject's create: {_summary(result)}")
     error = errors[-1]
@@ -673,6 +726,7 @@ def check_bad_properties(run: _Run) -> str:
 CHECKS: tuple[Check, ...] = (
     Check("create_twice", "create twice", check_create_twice),
     Check("crash_in_create", "crash in create", check_crash_in_create),
+    Check("crash_then_uninstall", "crash, uninstall", check_crash_then_uninstall),
     Check("retry_before_create", "retry before create", check_retry_before_create),
     Check("retry_after_create", "retry after create", check_retry_after_create),
     Check("adopt_external", "adopt external", check_adopt_external),
@@ -681,9 +735,11 @@ CHECKS: tuple[Check, ...] = (
     Check("bad_properties", "bad properties", check_bad_properties),
 )
 CHECK_IDS = tuple(c.id for c in CHECKS)
-_SHORT = {"create_twice": "twice", "crash_in_create": "crash", "retry_before_create": "rtb",
-          "retry_after_create": "rta", "adopt_external": "adopt", "full_cycle": "cycle",
-          "deleted_behind_back": "gone", "bad_properties": "bad"}
+_SHORT = {  # deployment ids read cf-<check>-<token>, e.g. cf-crash2-3f9a1c
+    "create_twice": "twice", "crash_in_create": "crash", "crash_then_uninstall": "cun",
+    "retry_before_create": "rtb", "retry_after_create": "rta", "adopt_external": "adopt",
+    "full_cycle": "cycle", "deleted_behind_back": "gone", "bad_properties": "bad",
+}
 
 
 def _select(checks: Iterable[str] | None) -> list[Check]:
@@ -708,11 +764,12 @@ def run_check(check: str | Check, subject: Subject, *, plugins: Sequence[object]
         fixtures = Fixtures(fixtures)
     started = time.perf_counter()
     tmp_path.mkdir(parents=True, exist_ok=True)
-    run = _Run(check, subject, plugins, entry_points, tmp_path, fixtures, options or FAST)
+    run: _Run | None = None
     status, detail = PASS, ""
     try:
         if check.id in subject.skip:
             raise Skipped(subject.skip[check.id])
+        run = _Run(check, subject, plugins, entry_points, tmp_path, fixtures, options or FAST)
         detail = check.run(run)
     except Skipped as exc:
         status, detail = SKIP, str(exc)
@@ -722,7 +779,8 @@ def run_check(check: str | Check, subject: Subject, *, plugins: Sequence[object]
         status, detail = FAIL, f"{type(exc).__name__}: {exc}"
     finally:
         try:
-            run.close()
+            if run is not None:
+                run.close()
         except Failed as exc:
             if status != FAIL:
                 status, detail = FAIL, str(exc)
@@ -763,8 +821,10 @@ class _Report:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.results:
+            subjects = list(dict.fromkeys(r.subject for r in self.results))
+            ordered = sorted(self.results, key=lambda r: (subjects.index(r.subject), CHECK_IDS.index(r.check)))
             terminalreporter.section("plugin conformance")
-            terminalreporter.write_line(format_report(self.results))
+            terminalreporter.write_line(format_report(ordered))
 
 
 def _reporter(config: Any) -> _Report:

@@ -32,6 +32,7 @@ import attrs
 import pytest
 
 from orchestrator import hookimpl
+from orchestrator.conformance import Subject, conformance_tests, run_checks  # noqa: F401 (re-exported)
 from orchestrator.deployments import Orchestrator
 from orchestrator.dsl.model import MISSING
 from orchestrator.engine.context import InstanceRecord, OperationContext

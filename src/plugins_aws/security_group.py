@@ -17,7 +17,7 @@ from plugins_aws.errors import call, error_code
 from plugins_aws.related import one_target_id
 from plugins_aws.resource import Resource
 from plugins_aws.schema import CLIENT_PROPERTIES, TAG_PROPERTIES, resource_properties
-from plugins_aws.tags import ownership_tags, tag_specifications
+from plugins_aws.tags import ownership_tags, tag_filters, tag_specifications
 
 GROUP_TYPE = "aws.ec2.SecurityGroup"
 RULE_TYPE = "aws.ec2.SecurityGroupRule"
@@ -176,13 +176,36 @@ class SecurityGroupRule:
                 **ownership_tags(self.ctx.deployment.id, self.ctx.instance.id)}
         rule_ids = rules.authorize(self.client, group_id, self.direction, permission,
                                    tag_specifications=tag_specifications(["security-group-rule"], tags))
+        if rule_ids:
+            self.runtime.pop("preexisting", None)
+            self.ctx.logger.info("authorized %s rule on %s", self.direction, group_id)
+        else:  # it exists: ours from an earlier attempt (found by tag), or someone else's
+            rule_ids = self.own_rule_ids(group_id)
+            if rule_ids:
+                self.runtime.pop("preexisting", None)
+                self.ctx.logger.info("%s rule on %s exists already (%s)", self.direction, group_id,
+                                     ", ".join(rule_ids))
+            else:
+                self.runtime["preexisting"] = True
+                self.ctx.logger.warning("an identical %s rule existed on %s before this deployment; "
+                                        "uninstall leaves it", self.direction, group_id)
         self.runtime.update({"aws_resource_id": rule_ids[0] if rule_ids else None,
                              "security_group_rule_ids": rule_ids})
-        self.ctx.logger.info("authorized %s rule on %s", self.direction, group_id)
+
+    def own_rule_ids(self, group_id: str) -> list[str]:
+        """Rules of ``group_id`` carrying this node instance's ownership tags."""
+        ownership = ownership_tags(self.ctx.deployment.id, self.ctx.instance.id)
+        found = call(self.client.describe_security_group_rules, Filters=tag_filters(ownership))
+        return [r["SecurityGroupRuleId"] for r in (found or {}).get("SecurityGroupRules") or []
+                if r.get("GroupId") == group_id and bool(r.get("IsEgress")) == (self.direction == "egress")]
 
     def delete(self) -> None:
         group_id = self.runtime.get("group_id")
         if not group_id:  # create never got as far as authorizing
+            return
+        if self.runtime.get("preexisting"):
+            self.ctx.logger.info("leaving the %s rule on %s: it existed before this deployment",
+                                 self.direction, group_id)
             return
         rules.revoke(self.client, group_id, self.runtime.get("direction", self.direction),
                      self.permission())

@@ -76,12 +76,14 @@ def delete(ctx: Any) -> None:
     if not ref:
         return  # create never reached the engine
     spec = engine_for(ctx)
+    # A create that crashed after the pull saved neither "pulled" nor "marker": the marker's
+    # name is fixed, and it exists only if this instance pulled the image.
+    marker = runtime.get("marker") or labels.pulled_marker(ctx.deployment.id, ctx.instance.id)
     with connect(spec) as client:
-        marker = runtime.get("marker")
-        if marker:
-            _remove(client, marker, spec)  # our bookkeeping tag goes in every case
-        if not runtime.get("pulled") or props.get("keep_on_delete"):
-            ctx.logger.info("keeping image %s (%s)", ref, "keep_on_delete" if runtime.get("pulled")
+        pulled = bool(runtime.get("pulled")) or _local_image(client, marker, spec) is not None
+        _remove(client, marker, spec)  # our bookkeeping tag goes in every case
+        if not pulled or props.get("keep_on_delete"):
+            ctx.logger.info("keeping image %s (%s)", ref, "keep_on_delete" if pulled
                             else "it was on the engine before this deployment")
             return
         if not _remove(client, ref, spec, in_use_ok=True):

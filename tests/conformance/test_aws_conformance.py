@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import boto3
 import botocore.exceptions
 import pytest
 
-from orchestrator.conformance import Env, Subject, conformance_tests
+from orchestrator.conformance import Env, Fixtures, Subject, conformance_tests
+from plugins_aws.client import ec2_client
 from plugins_aws.tags import DEPLOYMENT_TAG
-from plugins_aws.testing import PLUGINS, leaked, list_resources
+from plugins_aws.testing import LIVE_INSTANCE_STATES, PLUGINS, leaked, list_resources
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ RULE = {"port": 443, "cidr_ip": "10.1.0.0/16"}
 
 
 def ec2() -> Any:
-    return boto3.client("ec2")  # configured by the aws_env fixture
+    return ec2_client()  # the plugin's cached client, configured by the aws_env fixture
 
 
 def tagged(env: Env, resource_type: str) -> list[dict[str, Any]]:
@@ -37,9 +38,31 @@ def tagged(env: Env, resource_type: str) -> list[dict[str, Any]]:
     return [{"ResourceType": resource_type, "Tags": [{"Key": DEPLOYMENT_TAG, "Value": env.deployment}]}]
 
 
+# kind -> (describe operation, result key, id key, extra filters), as in list_resources
+KINDS: dict[str, tuple[str, str, str, list[dict[str, Any]]]] = {
+    "key_pairs": ("describe_key_pairs", "KeyPairs", "KeyName", []),
+    "security_groups": ("describe_security_groups", "SecurityGroups", "GroupId", []),
+    "security_group_rules": ("describe_security_group_rules", "SecurityGroupRules", "SecurityGroupRuleId", []),
+    "instances": ("describe_instances", "Reservations", "InstanceId",
+                  [{"Name": "instance-state-name", "Values": LIVE_INSTANCE_STATES}]),
+    "addresses": ("describe_addresses", "Addresses", "AllocationId", []),
+    "vpcs": ("describe_vpcs", "Vpcs", "VpcId", []),
+    "subnets": ("describe_subnets", "Subnets", "SubnetId", []),
+}
+
+
 def kind(name: str) -> Callable[[Env], list[str]]:
-    """The lister of one kind of resource (key_pairs, instances, ...)."""
-    return lambda env: list_resources(env.deployment)[name]
+    """The lister of one kind (``list_resources(deployment)[name]`` in one call, not seven)."""
+    operation, key, id_key, extra = KINDS[name]
+
+    def lister(env: Env) -> list[str]:
+        filters = [{"Name": f"tag:{DEPLOYMENT_TAG}", "Values": [env.deployment]}, *extra]
+        items = getattr(ec2(), operation)(Filters=filters)[key]
+        if name == "instances":
+            items = [i for reservation in items for i in reservation["Instances"]]
+        return [item[id_key] for item in items]
+
+    return lister
 
 
 def everything(env: Env) -> dict[str, list[str]]:
@@ -157,6 +180,10 @@ SUBJECTS = [
         properties=lambda env: {**FAST, "private_key_path": str(env.tmp_path / f"{env.deployment}.pem")},
         invalid_properties={**FAST, "private_key_path": "/dev/null/key.pem"},  # cannot be written
         adopt=adopt_key_pair, delete=delete_key_pair),
+    aws_subject(  # without a key file, a key pair found by tag after a crash is replaced, not adopted
+        "aws.ec2.KeyPair", "key_pairs", name="aws.ec2.KeyPair (no key file)",
+        invalid_properties={**FAST, "use_external_resource": True, "resource_id": "cf-no-such-key"},
+        adopt=adopt_key_pair, delete=delete_key_pair),
     aws_subject(
         "aws.ec2.SecurityGroup", "security_groups",
         properties={**FAST, "rules": [RULE]},
@@ -174,6 +201,14 @@ SUBJECTS = [
         properties={**FAST, "image_id": AMI, "instance_type": "t3.nano"},
         invalid_properties={**FAST, "image_id": "ami-00000000"},
         adopt=adopt_instance, delete=delete_instance),
+    aws_subject(
+        "aws.ec2.Instance", "instances", name="aws.ec2.Instance (key pair, security group)",
+        properties={**FAST, "image_id": AMI, "instance_type": "t3.nano"},
+        blueprint={"node_templates": {"key": {"type": "aws.ec2.KeyPair", "properties": FAST},
+                                      "group": {"type": "aws.ec2.SecurityGroup", "properties": FAST}}},
+        relationships=[{"type": "aws.relationships.instance_uses_keypair", "target": "key"},
+                       {"type": "aws.relationships.instance_in_security_group", "target": "group"}],
+        delete=delete_instance),
     aws_subject(
         "aws.ec2.ElasticIP", "addresses",
         invalid_properties={**FAST, "use_external_resource": True, "resource_id": "eipalloc-00000000"},
@@ -195,9 +230,38 @@ SUBJECTS = [
 TestAwsConformance = conformance_tests(*SUBJECTS, plugins=PLUGINS, fixtures=["aws_env"])
 
 
-def test_every_aws_node_type_has_a_subject(aws_env: Any) -> None:
+def test_every_aws_node_type_has_a_subject() -> None:
     from orchestrator.plugins import get_plugin_manager
 
     pm = get_plugin_manager(PLUGINS, entry_points=False, env={})
     node_types = {t for source in pm.type_sources for t in (source.sections.get("node_types") or {})}
     assert {t for t in node_types if t.startswith("aws.")} == {s.type for s in SUBJECTS}
+
+
+def test_a_rule_that_existed_before_is_left_alone(aws_env: Any, orch: Any) -> None:
+    """Found with the rule's create-twice fix: a Duplicate answer is not always our own rule."""
+    import uuid
+
+    orch.use(*PLUGINS)
+    client = ec2()
+    group_id = client.create_security_group(GroupName=f"pre-{uuid.uuid4().hex[:8]}", Description="x")["GroupId"]
+    permission = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": RULE["cidr_ip"]}]}
+    client.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[permission])
+    rule = orch.node("aws.ec2.SecurityGroupRule", {**FAST, **RULE, "group_id": group_id},
+                     id=f"r{uuid.uuid4().hex[:8]}")
+    rule.call("create")
+    assert rule.runtime_properties["preexisting"] is True
+    rule.call("delete")
+    (group,) = client.describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+    assert [p["FromPort"] for p in group["IpPermissions"]] == [443]
+    client.delete_security_group(GroupId=group_id)
+
+
+def test_the_one_kind_listers_agree_with_list_resources(aws_env: Any) -> None:
+    env = Env("test", "cf-listers", Path("."), "subject", Fixtures())
+    adopt_key_pair(env), adopt_instance(env), adopt_subnet(env)
+    try:
+        assert {name: kind(name)(env) for name in KINDS} == list_resources(env.deployment)
+    finally:
+        sweep(env)
+    assert not leaked(env.deployment)

@@ -186,7 +186,7 @@ def test_good_sample_passes_everything_without_pytest(tmp_path: Path) -> None:
     assert all(r.status == PASS for r in results), format_report(results)
     report = format_report(results)
     assert "PASS sample.Good  create twice         1 resource" in report
-    assert report.splitlines()[-1].startswith("8 passed, 0 failed, 0 skipped in ")
+    assert report.splitlines()[-1].startswith(f"{len(CHECK_IDS)} passed, 0 failed, 0 skipped in ")
 
 
 def test_good_sample_also_passes_with_deleter_left_to_the_plugin(tmp_path: Path) -> None:
@@ -206,13 +206,18 @@ def leaky_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {r.check: r for r in results}
 
 
+LEAK = r"cf-{0}-\w{{6}}-\w{{8}}"  # a leaky file of deployment cf-<check>-<token>
+
+
 @pytest.mark.parametrize("check, message", [
-    ("create_twice", r"create ran twice and left 2 resources: cf-twice-\w+-\w{8}, cf-twice-\w+-\w{8}$"),
-    ("crash_in_create", r"^crash before save #1; create had saved 0 time\(s\) before: the resumed create left "
-                        r"2 resources: cf-crash1-\w+-\w{8}, cf-crash1-\w+-\w{8} \(after the crash: 1 resource: "
-                        r"cf-crash1-\w+-\w{8}\)$"),
-    ("retry_after_create", r"create retried after a transient error after create and left 2 resources: "
-                           r"cf-rta-\w+-\w{8}, cf-rta-\w+-\w{8}$"),
+    ("create_twice", rf"^create ran twice and left 2 resources: {LEAK.format('twice')}, {LEAK.format('twice')}$"),
+    ("crash_in_create", rf"^crash before create's save #1: the resumed create left 2 resources: "
+                        rf"{LEAK.format('crash1')}, {LEAK.format('crash1')} \(after the crash: 1 resource: "
+                        rf"{LEAK.format('crash1')}\)$"),
+    ("crash_then_uninstall", rf"^crash before create's save #1, then uninstall: it left 1 resource: "
+                             rf"{LEAK.format('cun1')} \(after the crash: 1 resource: {LEAK.format('cun1')}\)$"),
+    ("retry_after_create", rf"^create retried after a transient error after create and left 2 resources: "
+                           rf"{LEAK.format('rta')}, {LEAK.format('rta')}$"),
 ])
 def test_leaky_sample_is_caught_with_what_leaked(leaky_results: dict[str, Any], check: str, message: str) -> None:
     result = leaky_results[check]
@@ -221,17 +226,23 @@ def test_leaky_sample_is_caught_with_what_leaked(leaky_results: dict[str, Any], 
     assert re.search(message, result.detail), result.detail
 
 
-def test_leaky_sample_that_never_saves_is_caught_by_the_crash_after_create(tmp_path: Path) -> None:
+@pytest.mark.parametrize("check, message", [
+    ("crash_in_create", rf"^crash after create returned: the resumed create left 2 resources: "
+                        rf"{LEAK.format('crash1')}, {LEAK.format('crash1')} \(after the crash: 1 resource"),
+    ("crash_then_uninstall", rf"^crash after create returned, then uninstall: it left 1 resource: "
+                             rf"{LEAK.format('cun1')} "),
+])
+def test_leaky_sample_that_never_saves_is_caught_after_create(tmp_path: Path, check: str, message: str) -> None:
     """Without ``ctx.instance.update()`` there is no save point: the crash comes after create."""
     quiet = subject("sample.Leaky", properties=lambda env: {**valid(env), "save": False})
-    (result,) = run_checks(quiet, plugins=[LEAKY], tmp_path=tmp_path, checks=["crash_in_create"])
+    (result,) = run_checks(quiet, plugins=[LEAKY], tmp_path=tmp_path, checks=[check])
     assert result.status == FAIL
-    assert re.match(r"crash after create: the resumed create left 2 resources: cf-crash1-\w+-\w{8}, "
-                    r"cf-crash1-\w+-\w{8} \(after the crash: 1 resource", result.detail), result.detail
+    assert re.search(message, result.detail), result.detail
 
 
 def test_leaky_sample_is_only_caught_where_it_is_wrong(leaky_results: dict[str, Any]) -> None:
     # One create per install, and a clean delete: these checks have nothing to catch.
+    # (A transient error *before* create means the hook runs once: nothing to duplicate.)
     for check in ("retry_before_create", "full_cycle", "deleted_behind_back", "bad_properties"):
         assert leaky_results[check].status == PASS, leaky_results[check].line()
     # It ignores use_external_resource too, and makes a file of its own instead.
@@ -280,3 +291,35 @@ def test_misconfigured_subjects_are_reported_as_set_up_errors(tmp_path: Path) ->
 
     with pytest.raises(ValueError, match="unknown conformance checks: nope"):
         run_checks(nothing, plugins=[GOOD], tmp_path=tmp_path / "d", checks=["nope"])
+
+
+def test_in_pytest_each_check_is_an_item_and_failures_say_what_leaked(tmp_path: Path) -> None:
+    """What a plugin author sees: one item per check and subject, the leak named, a report."""
+    import subprocess
+    import sys
+
+    module = tmp_path / "test_samples_conformance.py"
+    module.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_suite_catches import GOOD, LEAKY, subject\n"
+        "from orchestrator.conformance import conformance_tests\n"
+        "TestGood = conformance_tests(subject('sample.Good'), plugins=[GOOD])\n"
+        "TestLeaky = conformance_tests(subject('sample.Leaky'), plugins=[LEAKY],\n"
+        "                              checks=['create_twice', 'full_cycle'])\n")
+    proc = subprocess.run([sys.executable, "-m", "pytest", str(module), "-v", "-p", "no:cacheprovider",
+                           "--rootdir", str(tmp_path)],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr
+    for check in CHECK_IDS:
+        assert f"test_samples_conformance.py::TestGood::test_{check}[sample.Good] PASSED" in out, out
+    assert "TestLeaky::test_full_cycle[sample.Leaky] PASSED" in out
+    assert "FAILED test_samples_conformance.py::TestLeaky::test_create_twice[sample.Leaky]" in out
+    assert re.search(r"_ TestLeaky.test_create_twice\[sample.Leaky\] _+\nsample.Leaky create twice: "
+                     r"create ran twice and left 2 resources: cf-twice-\w+-\w{8}, cf-twice-\w+-\w{8}\n", out), out
+    assert "= plugin conformance =" in out
+    report = out.split("plugin conformance", 1)[1]
+    assert re.search(r"PASS sample.Good   create twice         1 resource  \[\d+\.\d\ds\]", report), report
+    assert re.search(r"FAIL sample.Leaky  create twice         create ran twice and left 2 resources", report)
+    assert re.search(r"10 passed, 1 failed, 0 skipped in \d", report), report

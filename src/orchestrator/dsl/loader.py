@@ -14,8 +14,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from orchestrator.dsl.functions import (
     SOURCE,
     TARGET,
@@ -216,11 +214,18 @@ def _build_types(sections: Mapping[str, YDict], sources: Sequence[TypeSource],
 
 
 def plugin_type_source(plugin: str, result: Any) -> TypeSource:
-    """Normalise one ``register_types()`` result (mapping or YAML text) into a TypeSource."""
-    problems = Problems()
-    text = result if isinstance(result, str) else yaml.safe_dump(dict(result), sort_keys=False)
-    data = parse_yaml(text, f"<plugin {plugin}>", problems)
-    problems.raise_if_any()
+    """Normalise one ``register_types()`` result (mapping or YAML text) into a TypeSource.
+
+    YAML text is parsed with positions (``<plugin NAME>:LINE:COL``); a mapping is used as
+    it is (problems in it are reported at ``<plugin NAME>``), which keeps building a
+    plugin manager cheap: every command builds one.
+    """
+    if isinstance(result, str):
+        problems = Problems()
+        data = parse_yaml(result, f"<plugin {plugin}>", problems)
+        problems.raise_if_any()
+    else:
+        data = dict(result)
     if not isinstance(data, dict):
         data = {}
     return TypeSource(origin=plugin, sections=data, plugin=plugin)

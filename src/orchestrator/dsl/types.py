@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from orchestrator.dsl.model import PropertyDef, TypeDef
-from orchestrator.dsl.problems import Mark, Problems, did_you_mean
+from orchestrator.dsl.problems import NOWHERE, Mark, Problems, did_you_mean
 from orchestrator.dsl.schema import PRIMITIVE_TYPES, parse_property_defs
 from orchestrator.dsl.yaml_source import key_mark, mark_of
 
@@ -43,6 +43,8 @@ def parse_type_section(
     for name, body in raw.items():
         name = str(name)
         mark = key_mark(raw, name)
+        if mark is NOWHERE and plugin:
+            mark = plugin_mark(plugin)
         if body is None:
             body = {}
         if not isinstance(body, dict):
