@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.dsl.functions import as_function
-from orchestrator.dsl.problems import Problems
+from orchestrator.dsl.problems import Mark, Problems
 from orchestrator.dsl.yaml_source import read_yaml_file
 from orchestrator.engine.runner import secret_env_name
 
@@ -51,7 +51,7 @@ def load_secrets(path: str | Path | None, problems: Problems) -> Secrets:
     if path is not None:
         data = read_yaml_file(Path(path), str(path), problems)
         if data is not None and not isinstance(data, dict):
-            problems.add(getattr(data, "mark", None) or problems_mark(str(path)),
+            problems.add(getattr(data, "mark", None) or Mark(str(path), 1, 1),
                          "a secrets file must be a mapping of secret name to value")
         elif data is not None:
             values = {str(k): v for k, v in data.items()}
