@@ -16,7 +16,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -82,17 +82,6 @@ CREATE TABLE IF NOT EXISTS locks (
 
 DEFAULT_STATE = Path(".orchestrator") / "state.db"
 SCHEMA_VERSION = 1
-
-
-class _Ticket:
-    """One queued write of the group commit."""
-
-    __slots__ = ("done", "error", "write")
-
-    def __init__(self, write: Callable[[sqlite3.Connection], None]) -> None:
-        self.write = write
-        self.done = False
-        self.error: BaseException | None = None
 
 
 @attrs.define(slots=True)
@@ -161,9 +150,6 @@ class StateStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._cv = threading.Condition(threading.Lock())
-        self._queue: list[_Ticket] = []
-        self._leader = False
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         sync = os.environ.get("ORCHESTRATOR_SYNC", "NORMAL").upper()
@@ -176,53 +162,6 @@ class StateStore:
                                     f"(schema {version}, this one reads {SCHEMA_VERSION})")
         self._db.executescript(SCHEMA)
         self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    # -- group commit -----------------------------------------------------------------
-
-    def _commit_write(self, write: Callable[[sqlite3.Connection], None]) -> None:
-        """Run ``write`` in a transaction, batched with writes other threads queued meanwhile.
-
-        The first caller to arrive becomes the leader and commits every queued write in
-        one transaction; the others wait until theirs is committed. Alone, a caller just
-        commits its own write. Under many threads this turns N transactions (and the GIL
-        handoffs each ``sqlite3`` call causes) into one. Every caller returns only once its
-        write is durable, so the state is always ahead of the side effects it guards.
-        """
-        ticket = _Ticket(write)
-        cv = self._cv
-        with cv:
-            self._queue.append(ticket)
-            while not ticket.done:
-                if self._leader:
-                    cv.wait()
-                    continue
-                self._leader = True
-                batch, self._queue = self._queue, []
-                cv.release()
-                try:
-                    self._commit_batch(batch)
-                finally:
-                    cv.acquire()
-                    self._leader = False
-                    cv.notify_all()
-        if ticket.error is not None:
-            raise ticket.error
-
-    def _commit_batch(self, batch: list[_Ticket]) -> None:
-        db = self._db
-        with self._lock:
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                for ticket in batch:
-                    ticket.write(db)
-                db.execute("COMMIT")
-            except BaseException as exc:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                for ticket in batch:
-                    ticket.error = exc
-        for ticket in batch:
-            ticket.done = True
 
     def close(self) -> None:
         with self._lock:
@@ -302,26 +241,31 @@ class StateStore:
         ``events`` are rows as ``EventSink.row`` makes them. This is the engine's hot path
         (about one call per operation): no context manager, one ``executemany``.
         """
-        now = time.time()
-
-        def write(db: sqlite3.Connection) -> None:
-            db.execute("UPDATE instances SET state = ?, ops = ?, runtime = coalesce(?, runtime), updated_at = ? "
-                       "WHERE deployment = ? AND id = ?", (state, ops_json, runtime_json, now, deployment, instance))
-            if events:
-                db.executemany(_INSERT_EVENT, events)
-
-        self._commit_write(write)
+        db = self._db
+        with self._lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("UPDATE instances SET state = ?, ops = ?, runtime = coalesce(?, runtime), updated_at = ? "
+                           "WHERE deployment = ? AND id = ?",
+                           (state, ops_json, runtime_json, time.time(), deployment, instance))
+                if events:
+                    db.executemany(_INSERT_EVENT, events)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def save_runtime(self, deployment: str, instance: str, runtime_json: str) -> None:
-        args = (runtime_json, time.time(), deployment, instance)
-        self._commit_write(lambda db: db.execute(
-            "UPDATE instances SET runtime = ?, updated_at = ? WHERE deployment = ? AND id = ?", args))
+        with self._lock:
+            self._db.execute("UPDATE instances SET runtime = ?, updated_at = ? WHERE deployment = ? AND id = ?",
+                             (runtime_json, time.time(), deployment, instance))
 
     # -- events --------------------------------------------------------------------
 
     def add_event(self, event: tuple) -> None:
         """``event`` is (ts, deployment, execution, instance, operation, plugin, type, level, message)."""
-        self._commit_write(lambda db: db.execute(_INSERT_EVENT, event))
+        with self._lock:
+            self._db.execute(_INSERT_EVENT, event)
 
     def events(self, deployment: str, after: int = 0, execution: int | None = None) -> list[Event]:
         sql = ("SELECT ts, deployment, execution, instance, operation, plugin, type, level, message, id "

@@ -193,6 +193,10 @@ class Runner:
         self.secrets = secrets or {}
         self.records = records if records is not None else self._load_records()
         self.failed = threading.Event()
+        # Engine bookkeeping runs under one lock; a worker lets go of it only while a
+        # plugin's hook runs or a retry waits. Hooks still run in parallel, but the
+        # bookkeeping no longer ping-pongs the GIL between threads at every sqlite3 call.
+        self._engine_lock = threading.Lock()
         self.failures: list[Failure] = []
         self.operations = 0
         self._count_lock = threading.Lock()
@@ -256,7 +260,8 @@ class Runner:
         """Take ready instances until none is left (or a failure stops new work)."""
         iid = scheduler.take()
         while iid is not None:
-            ok = self._guarded(work, self.plan.instances[iid])
+            with self._engine_lock:
+                ok = self._guarded(work, self.plan.instances[iid])
             iid = scheduler.finish_and_take(iid, ok)
 
     def _guarded(self, work: Callable[[PlannedInstance], bool], inst: PlannedInstance) -> bool:
@@ -332,7 +337,7 @@ class Runner:
             self._flush(rec, pending)
             self.operations += 1  # the GIL makes this exact; it is only a count
             try:
-                caller(ctx=ctx)
+                self._unlocked(caller, ctx=ctx)
             except SkipOperation as exc:
                 rec.ops[step.key] = "succeeded"
                 if step.after:
@@ -352,7 +357,7 @@ class Runner:
                 self.sink.emit(self.sink.make(
                     "operation_retrying", f"{step.op} will be retried in {delay:.1f}s (retry {attempt + 1} of "
                     f"{self.options.retries}): {_message(exc)}", rec.id, step.op, owner, "warning"))
-                if self.failed.wait(delay):
+                if self._unlocked(self.failed.wait, delay):
                     raise _Aborted() from None
                 attempt += 1
                 continue
@@ -366,6 +371,14 @@ class Runner:
             pending.events.append(self.sink.make("operation_succeeded", f"{step.op} succeeded", rec.id, step.op,
                                                  owner))
             return True
+
+    def _unlocked(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` (a plugin's hook, a retry wait) without the engine lock."""
+        self._engine_lock.release()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self._engine_lock.acquire()
 
     def _backoff(self, exc: Exception, attempt: int) -> float:
         after = getattr(exc, "retry_after", None) if isinstance(exc, RecoverableError) else None
