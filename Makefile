@@ -30,6 +30,7 @@ demo: $(STAMP)
 
 ## make bench: our benchmarks beside Cloudify's local mode (results in bench/results/)
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) bench/run.py
 
 bench-quick: $(STAMP)

@@ -7,7 +7,6 @@ from typing import Any
 
 from orchestrator import hookimpl
 
-
 SLEEP = 0.0
 
 

@@ -21,14 +21,18 @@ import contextlib
 import json
 import os
 import platform
-import resource
 import signal
 import sys
 import tempfile
-import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+
+# bench/generate.py and bench/measure.py are standard library only: the node templates
+# are the very ones our benchmarks use, and the measurements are taken the same way.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from generate import node_templates
+from measure import Clock, peak_rss_mb
 
 PLUGIN_MODULE = "cfy_bench_ops"
 INSTALL_OPS = ("create", "configure", "start")
@@ -60,6 +64,15 @@ def op(ctx, **kwargs):
 TYPES_YAML = f"""\
 tosca_definitions_version: cloudify_dsl_1_3
 
+# The same input and properties as our generated blueprint (bench/generate.py). DSL 1.3
+# has constraints on inputs but not on node-type properties, so valid_values sits here.
+inputs:
+  size:
+    type: string
+    default: small
+    constraints:
+      - valid_values: [small, large]
+
 plugins:
   default_workflows:
     executor: central_deployment_agent
@@ -84,6 +97,10 @@ node_types:
 
   bench.nodes.Noop:
     derived_from: cloudify.nodes.Root
+    properties:
+      size: {{type: string}}
+      label: {{type: string, required: false}}
+      port: {{type: integer, default: 80}}
     interfaces:
       cloudify.interfaces.lifecycle:
 {chr(10).join(f"        {name}: bench.{PLUGIN_MODULE}.op" for name in INSTALL_OPS + UNINSTALL_OPS)}
@@ -113,17 +130,9 @@ relationships:
 
 
 def blueprint_yaml(shape: str, nodes: int) -> str:
-    """The types above plus `nodes` node templates, flat or as a chain."""
-    lines = [TYPES_YAML, "node_templates:"]
-    for i in range(nodes):
-        lines += [f"  n{i}:", "    type: bench.nodes.Noop"]
-        if shape == "chain" and i > 0:
-            lines += [
-                "    relationships:",
-                "      - type: cloudify.relationships.depends_on",
-                f"        target: n{i - 1}",
-            ]
-    return "\n".join(lines) + "\n"
+    """The types above plus the shared generated node templates (flat or chain)."""
+    return TYPES_YAML + "\nnode_templates:\n" + node_templates(
+        shape, nodes, "bench.nodes.Noop", dialect="cloudify")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -181,7 +190,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
     from cloudify.workflows import local  # imported late: counted in neither timing
 
-    result: dict[str, Any] = {"plan_s": None, "install_s": None, "uninstall_s": None, "ops": 0}
+    result: dict[str, Any] = {"plan_s": None, "install_s": None, "uninstall_s": None, "ops": 0,
+                              "cpu_plan_s": None, "cpu_install_s": None, "cpu_uninstall_s": None,
+                              "rss_after_import_mb": peak_rss_mb()}
     with contextlib.ExitStack() as stack:
         # Cloudify writes one line per task event to sys.stdout: send it to
         # /dev/null (still formatted and written, as `cfy local` would) and keep
@@ -189,32 +200,34 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         events = sys.stderr if args.show_events else stack.enter_context(open(os.devnull, "w"))
         stack.enter_context(contextlib.redirect_stdout(events))
 
-        cpu0 = time.process_time()  # CPU of all threads of this process
-        t0 = time.perf_counter()
-        # Default storage is InMemoryStorage: nothing shared between runs.
-        env = local.init_env(str(blueprint), name=f"bench-{os.getpid()}", ignored_modules=[])
-        result["plan_s"] = time.perf_counter() - t0
+        # Clock: wall time and CPU time of all threads of this process.
+        with Clock() as plan:
+            # Default storage is InMemoryStorage: nothing shared between runs.
+            env = local.init_env(str(blueprint), name=f"bench-{os.getpid()}", ignored_modules=[])
+        result["plan_s"], result["cpu_plan_s"] = plan.wall, plan.cpu
         planned = len(env.storage.get_node_instances())
         if planned != args.nodes:
             raise RuntimeError(f"planned {planned} node instances, expected {args.nodes}")
+        cpu_total = plan.cpu
 
         if args.mode != "plan":
             kw = {"task_retries": 0, "task_thread_pool_size": args.concurrency}
-            t0 = time.perf_counter()
-            env.execute("install", **kw)
-            result["install_s"] = time.perf_counter() - t0
+            with Clock() as install:
+                env.execute("install", **kw)
+            result["install_s"], result["cpu_install_s"] = install.wall, install.cpu
             verify_ops(read_ops(counter), INSTALL_OPS, args.shape, args.nodes)
 
-            t0 = time.perf_counter()
-            env.execute("uninstall", **kw)
-            result["uninstall_s"] = time.perf_counter() - t0
+            with Clock() as uninstall:
+                env.execute("uninstall", **kw)
+            result["uninstall_s"], result["cpu_uninstall_s"] = uninstall.wall, uninstall.cpu
             ops = read_ops(counter)
             verify_ops(ops, INSTALL_OPS + UNINSTALL_OPS, args.shape, args.nodes)
             result["ops"] = len(ops)
             states = {i.state for i in env.storage.get_node_instances()}
             if states != {"deleted"}:
                 raise RuntimeError(f"node instance states after uninstall: {states}")
-        result["cpu_s"] = time.process_time() - cpu0
+            cpu_total += install.cpu + uninstall.cpu
+        result["cpu_s"] = cpu_total  # plan + install + uninstall (the checks excluded)
     return result
 
 
@@ -236,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         "sleep_ms": args.sleep_ms if args.mode == "sleep" else 0,
         **result,
         "per_op_us": busy_s / ops * 1e6 if ops else None,
-        # ru_maxrss is in KiB on Linux.
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cpu_per_op_us": (result["cpu_install_s"] + result["cpu_uninstall_s"]) / ops * 1e6 if ops else None,
+        "peak_rss_mb": peak_rss_mb(),
         "python": platform.python_version(),
         "cloudify_version": version("cloudify-common"),
     }
