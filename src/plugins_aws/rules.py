@@ -2,7 +2,9 @@
 
 Authorizing is idempotent (a duplicate rule is the goal already reached) and so is
 revoking (a missing rule or group is the goal already reached), so retries and resumes
-never fail on their own earlier progress.
+never fail on their own earlier progress. A duplicate may also be someone else's rule,
+though: ``matches`` compares a rule AWS describes with an ``IpPermission``, so callers can
+tell their own (tagged) rules from rules that existed before them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from orchestrator import NonRecoverableError
-from plugins_aws.errors import call
+from plugins_aws.errors import call, paginate
 
 RULE_DATA_TYPE = "aws.datatypes.SecurityGroupRule"
 
@@ -97,3 +99,45 @@ def revoke(client: Any, group_id: str, direction: str, permission: dict[str, Any
     call(_method(client, "revoke", direction),
          ignore=("InvalidPermission.NotFound", "InvalidGroup.NotFound"),
          GroupId=group_id, IpPermissions=[permission])
+
+
+_PROTOCOL_NAMES = {"6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6", "all": "-1"}
+_RULE_PEERS = {"IpRanges": "CidrIpv4", "Ipv6Ranges": "CidrIpv6", "PrefixListIds": "PrefixListId"}
+_PEER_FIELDS = dict(_PEERS.values())  # IpPermission key -> field of its entries
+RULE_GONE = ("InvalidPermission.NotFound", "InvalidGroup.NotFound", "InvalidSecurityGroupRuleId.NotFound")
+
+
+def _protocol(value: Any) -> str:
+    proto = str(value).lower()
+    return _PROTOCOL_NAMES.get(proto, proto)
+
+
+def matches(rule: Mapping[str, Any], direction: str, permission: Mapping[str, Any]) -> bool:
+    """True if ``rule`` (one of DescribeSecurityGroupRules' answer) is ``permission``."""
+    if bool(rule.get("IsEgress")) != (direction == "egress"):
+        return False
+    proto = _protocol(permission.get("IpProtocol", "-1"))
+    if _protocol(rule.get("IpProtocol", "-1")) != proto:
+        return False
+    if proto in ("tcp", "udp", "icmp", "icmpv6"):  # other protocols have no ports
+        wanted = (permission.get("FromPort", -1), permission.get("ToPort", -1))
+        if (rule.get("FromPort", -1), rule.get("ToPort", -1)) != wanted:
+            return False
+    for key, entries in permission.items():
+        if key == "UserIdGroupPairs":
+            return (rule.get("ReferencedGroupInfo") or {}).get("GroupId") == entries[0]["GroupId"]
+        if key in _RULE_PEERS:
+            return rule.get(_RULE_PEERS[key]) == entries[0][_PEER_FIELDS[key]]
+    return False
+
+
+def group_rules(client: Any, group_id: str) -> list[dict[str, Any]]:
+    """Every rule of ``group_id`` as DescribeSecurityGroupRules describes it (with its Tags)."""
+    return paginate(client, "describe_security_group_rules", "SecurityGroupRules",
+                    Filters=[{"Name": "group-id", "Values": [group_id]}])
+
+
+def revoke_by_id(client: Any, group_id: str, is_egress: bool, rule_id: str) -> None:
+    """Remove one rule by its security-group-rule id; nothing to do if it is already gone."""
+    call(_method(client, "revoke", "egress" if is_egress else "ingress"), ignore=RULE_GONE,
+         GroupId=group_id, SecurityGroupRuleIds=[rule_id])

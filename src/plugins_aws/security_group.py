@@ -2,7 +2,9 @@
 
 A group's ``rules``/``egress_rules`` are authorized in ``configure`` (after the group
 exists, so a rule may name another group by ``get_attribute``); a rule can also be its
-own node, related to its group, with its own lifecycle. Deleting a group waits while AWS
+own node, related to its group, with its own lifecycle. On an adopted group the rules
+are tagged with the ownership tags and uninstall revokes only those: a declared rule
+that existed before the deployment stays. Deleting a group waits while AWS
 answers ``DependencyViolation`` (instances still terminating).
 """
 
@@ -25,6 +27,8 @@ RULE_IN_GROUP = "aws.relationships.rule_contained_in_security_group"
 VPC_TYPE = "aws.ec2.VPC"
 NOT_FOUND = ("InvalidGroup.NotFound",)
 ALLOW_ALL_EGRESS = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+OWNED_RULE_IDS = "owned_rule_ids"  # adopted group: ids of the rules this instance authorized
+PREEXISTING_RULES = "preexisting_rules"  # adopted group: declared rules that were there already
 
 TYPES: dict[str, Any] = {
     "data_types": rules.DATA_TYPES,
@@ -72,6 +76,11 @@ def declared_rules(properties: Any) -> list[tuple[str, dict[str, Any]]]:
         for i, rule in enumerate(properties.get(key) or []):
             result.append((direction, rules.ip_permission(rule, f"{key}[{i}]")))
     return result
+
+
+def rule_names(properties: Any) -> list[str]:
+    """``rules[0]``, ..., ``egress_rules[0]``, ...: names of ``declared_rules``' entries."""
+    return [f"{key}[{i}]" for key in ("rules", "egress_rules") for i in range(len(properties.get(key) or []))]
 
 
 class SecurityGroup(Resource):
@@ -131,20 +140,60 @@ class SecurityGroup(Resource):
         if self.properties.get("revoke_default_egress") and not self.external:
             rules.revoke(self.client, group_id, "egress", ALLOW_ALL_EGRESS)
         declared = declared_rules(self.properties)
+        if self.external:
+            self.apply_rules_to_adopted(group_id, declared)
+            return
         for direction, permission in declared:
             # a group created a moment ago may not be visible everywhere yet
             rules.authorize(self.client, group_id, direction, permission,
                             retry_codes=("InvalidGroup.NotFound",))
         self.ctx.logger.info("security group %s: %d rule(s) authorized", group_id, len(declared))
 
+    def apply_rules_to_adopted(self, group_id: str, declared: list[tuple[str, dict[str, Any]]]) -> None:
+        """Authorize the declared rules on an adopted group, tagged, recording which are ours.
+
+        A rule AWS answers as a duplicate is ours if it carries this instance's ownership
+        tags (an earlier attempt of this configure); otherwise it existed before this
+        deployment and uninstall leaves it. Only ``owned_rule_ids`` (and rules tagged as
+        ours) are revoked on uninstall.
+        """
+        owned: list[str] = list(self.runtime.get(OWNED_RULE_IDS) or [])
+        preexisting: list[str] = []
+        existing: list[dict[str, Any]] | None = None  # the group's rules, read on the first duplicate
+        specs = tag_specifications(["security-group-rule"], self.tags())
+        for where, (direction, permission) in zip(rule_names(self.properties), declared, strict=True):
+            new_ids = rules.authorize(self.client, group_id, direction, permission, tag_specifications=specs)
+            if not new_ids:
+                if existing is None:
+                    existing = rules.group_rules(self.client, group_id)
+                same = [r for r in existing if rules.matches(r, direction, permission)]
+                new_ids = [r["SecurityGroupRuleId"] for r in same if self.owned(r)]
+                if not new_ids:
+                    preexisting.append(where)
+                    self.ctx.logger.warning("security group %s: an identical %s rule (%s) existed before "
+                                            "this deployment; uninstall leaves it", group_id, direction,
+                                            ", ".join(r["SecurityGroupRuleId"] for r in same) or "?")
+            owned.extend(i for i in new_ids if i not in owned)
+        # saved once: a crash before this loses nothing, each rule we add carries our tags
+        self.runtime.update({OWNED_RULE_IDS: owned, PREEXISTING_RULES: preexisting})
+        self.ctx.instance.update()
+        self.ctx.logger.info("security group %s: %d rule(s) authorized, %d existed already", group_id,
+                             len(declared) - len(preexisting), len(preexisting))
+
+    def revoke_own_rules(self, group_id: str) -> None:
+        """Revoke the rules this instance added to an adopted group (recorded, or tagged as ours)."""
+        recorded = set(self.runtime.get(OWNED_RULE_IDS) or [])
+        for rule in rules.group_rules(self.client, group_id):
+            rule_id = rule["SecurityGroupRuleId"]
+            if rule_id in recorded or self.owned(rule):
+                rules.revoke_by_id(self.client, group_id, bool(rule.get("IsEgress")), rule_id)
+                self.ctx.logger.info("security group %s: revoked rule %s", group_id, rule_id)
+        self.runtime.pop(OWNED_RULE_IDS, None)
+        self.runtime.pop(PREEXISTING_RULES, None)
+
     def delete(self) -> None:
         if self.external and self.resource_id:  # leave an adopted group as it was found
-            try:
-                declared = declared_rules(self.properties)
-            except NonRecoverableError:  # invalid rules were never authorized
-                declared = []
-            for direction, permission in declared:
-                rules.revoke(self.client, self.resource_id, direction, permission)
+            self.revoke_own_rules(self.resource_id)
         super().delete()
 
 

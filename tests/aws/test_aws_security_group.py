@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from aws_helpers import aws_answers, group_exists, ingress
 
 from orchestrator import NonRecoverableError, RecoverableError
+from plugins_aws import rules
 from plugins_aws.tags import INSTANCE_TAG
+from plugins_aws.testing import leaked
 
 pytestmark = pytest.mark.integration
 
@@ -201,3 +205,146 @@ def test_duplicate_name_of_someone_elses_group(node, ec2):
     sg.call("delete")
     assert group_exists(ec2, gid)
     ec2.delete_security_group(GroupId=gid)
+
+
+# -- an adopted group: uninstall revokes only the rules this deployment added -------------
+
+OFFICE_SSH = {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}
+
+
+def _external_group(ec2, name):
+    """A group made out of band, with one ingress rule (and AWS's default allow-all egress)."""
+    gid = ec2.create_security_group(GroupName=name, Description="theirs")["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[OFFICE_SSH])
+    return gid
+
+
+def _rules(ec2, gid):
+    """{(direction, protocol, from port, to port, cidr)} of the group."""
+    found = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [gid]}])
+    return {("egress" if r["IsEgress"] else "ingress", r["IpProtocol"], r.get("FromPort"), r.get("ToPort"),
+             r.get("CidrIpv4")) for r in found["SecurityGroupRules"]}
+
+
+THEIRS = {("ingress", "tcp", 22, 22, "10.0.0.0/8"), ("egress", "-1", -1, -1, "0.0.0.0/0")}
+OURS = {("ingress", "tcp", 80, 80, "0.0.0.0/0"), ("egress", "udp", 53, 53, "10.0.0.2/32")}
+
+ADOPTING_BLUEPRINT = """
+inputs:
+  group_id: {type: string}
+node_templates:
+  sg:
+    type: aws.ec2.SecurityGroup
+    properties:
+      use_external_resource: true
+      resource_id: {get_input: group_id}
+      poll_interval: 0.01
+      rules:
+        - {port: 22, cidr_ip: 10.0.0.0/8}
+        - {port: 80, cidr_ip: 0.0.0.0/0}
+      egress_rules:
+        - {ip_protocol: "-1", cidr_ip: 0.0.0.0/0}
+        - {ip_protocol: udp, port: 53, cidr_ip: 10.0.0.2/32}
+"""
+
+
+def test_adopted_group_uninstall_leaves_rules_that_existed_before(aws_orch, ec2, deployment):
+    gid = _external_group(ec2, f"{deployment}-adopted")
+    assert _rules(ec2, gid) == THEIRS
+    run = aws_orch.install(ADOPTING_BLUEPRINT, {"group_id": gid}, deployment=deployment)
+    assert run.ok, run.failures
+    rt = run.runtime_properties["sg_0"]
+    assert rt["preexisting_rules"] == ["rules[0]", "egress_rules[0]"]
+    assert len(rt["owned_rule_ids"]) == 2
+    assert _rules(ec2, gid) == THEIRS | OURS
+
+    run = aws_orch.uninstall(deployment=deployment)
+    assert run.ok, run.failures
+    assert group_exists(ec2, gid)
+    assert _rules(ec2, gid) == THEIRS  # the group is as it was found
+    assert leaked(deployment) == {}
+    ec2.delete_security_group(GroupId=gid)
+
+
+ADOPTED_RULES = {"rules": [SSH, {"port": 80, "cidr_ip": "0.0.0.0/0"}],
+                 "egress_rules": [{"ip_protocol": "udp", "port": 53, "cidr_ip": "10.0.0.2/32"}]}
+
+
+def test_adopted_group_configure_twice_does_not_take_its_own_rules_for_preexisting(node, ec2):
+    gid = _external_group(ec2, f"adopted-{uuid.uuid4().hex[:8]}")
+    sg = node(GROUP, "sg", use_external_resource=True, resource_id=gid, **ADOPTED_RULES)
+    sg.call("create")
+    sg.call("configure")
+    owned = sorted(sg.runtime_properties["owned_rule_ids"])
+    assert len(owned) == 2 and sg.runtime_properties["preexisting_rules"] == ["rules[0]"]
+    sg.call("configure")  # run again: the rules answer Duplicate, but carry our tags
+    assert sorted(sg.runtime_properties["owned_rule_ids"]) == owned
+    assert sg.runtime_properties["preexisting_rules"] == ["rules[0]"]
+    # a crash after authorizing, before the runtime properties were saved; then a resume
+    for key in ("owned_rule_ids", "preexisting_rules"):
+        sg.runtime_properties = {k: v for k, v in sg.runtime_properties.items() if k != key}
+    sg.call("configure")
+    assert sorted(sg.runtime_properties["owned_rule_ids"]) == owned
+    assert sg.runtime_properties["preexisting_rules"] == ["rules[0]"]
+    sg.call("delete")
+    assert _rules(ec2, gid) == THEIRS
+    ec2.delete_security_group(GroupId=gid)
+
+
+def test_adopted_group_rules_found_by_tag_when_never_recorded(node, ec2):
+    """Uninstall right after a configure that crashed before saving: our rules carry our tags."""
+    gid = _external_group(ec2, f"adopted-{uuid.uuid4().hex[:8]}")
+    sg = node(GROUP, "sg", use_external_resource=True, resource_id=gid, **ADOPTED_RULES)
+    sg.call("create")
+    sg.call("configure")
+    sg.runtime_properties = {k: v for k, v in sg.runtime_properties.items()
+                             if k not in ("owned_rule_ids", "preexisting_rules")}
+    sg.call("delete")
+    assert _rules(ec2, gid) == THEIRS
+    sg.call("delete")  # nothing left to revoke
+    assert group_exists(ec2, gid)
+    ec2.delete_security_group(GroupId=gid)
+
+
+def test_adopted_group_leaves_rules_another_deployment_added(node, ec2):
+    """Two instances adopting one group: a rule the first added is not the second's."""
+    gid = _external_group(ec2, f"adopted-{uuid.uuid4().hex[:8]}")
+    web = {"rules": [{"port": 80, "cidr_ip": "0.0.0.0/0"}]}
+    first = node(GROUP, "sg", use_external_resource=True, resource_id=gid, **web)
+    second = node(GROUP, "sg", use_external_resource=True, resource_id=gid, **web)
+    for sg in (first, second):
+        sg.call("create")
+        sg.call("configure")
+    assert len(first.runtime_properties["owned_rule_ids"]) == 1
+    assert second.runtime_properties["owned_rule_ids"] == []
+    assert second.runtime_properties["preexisting_rules"] == ["rules[0]"]
+    second.call("delete")
+    assert ("ingress", "tcp", 80, 80, "0.0.0.0/0") in _rules(ec2, gid)
+    first.call("delete")
+    assert _rules(ec2, gid) == THEIRS
+    ec2.delete_security_group(GroupId=gid)
+
+
+@pytest.mark.parametrize(("rule", "direction", "permission", "expected"), [
+    ({"IsEgress": False, "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIpv4": "10.0.0.0/8"},
+     "ingress", OFFICE_SSH, True),
+    ({"IsEgress": True, "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIpv4": "10.0.0.0/8"},
+     "ingress", OFFICE_SSH, False),
+    ({"IsEgress": False, "IpProtocol": "tcp", "FromPort": 22, "ToPort": 23, "CidrIpv4": "10.0.0.0/8"},
+     "ingress", OFFICE_SSH, False),
+    ({"IsEgress": False, "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIpv4": "10.0.0.0/16"},
+     "ingress", OFFICE_SSH, False),
+    ({"IsEgress": True, "IpProtocol": "-1", "FromPort": -1, "ToPort": -1, "CidrIpv4": "0.0.0.0/0"},
+     "egress", {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}, True),
+    ({"IsEgress": False, "IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "CidrIpv6": "::/0"},
+     "ingress", {"IpProtocol": "17", "FromPort": 53, "ToPort": 53, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}, True),
+    ({"IsEgress": False, "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80,
+      "ReferencedGroupInfo": {"GroupId": "sg-1"}},
+     "ingress", {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": "sg-1"}]},
+     True),
+    ({"IsEgress": False, "IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "CidrIpv4": "0.0.0.0/0"},
+     "ingress", {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": "sg-1"}]},
+     False),
+])
+def test_rule_matches_permission(rule, direction, permission, expected):
+    assert rules.matches(rule, direction, permission) is expected
