@@ -140,7 +140,8 @@ class _Scheduler:
                 released = self._sorter.get_ready()
                 if released:
                     self._ready.extend(released)
-                    self._cond.notify(len(released))
+                    if len(released) > 1:  # this worker takes one itself
+                        self._cond.notify(len(released) - 1)
             if not self._running and (not self._ready or self._failed.is_set()):
                 self._cond.notify_all()  # nothing more will become ready: let idle workers exit
             return self._next()
