@@ -228,12 +228,6 @@ class StateStore:
                 (deployment,)).fetchall()
         return {r[0]: InstanceRow(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5]) for r in rows}
 
-    def runtime_json(self, deployment: str, instance: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT runtime FROM instances WHERE deployment = ? AND id = ?",
-                                   (deployment, instance)).fetchone()
-        return row[0] if row else None
-
     def record(self, deployment: str, instance: str, state: str, ops_json: str, runtime_json: str | None,
                events: list[tuple]) -> None:
         """One atomic write: state and finished operations, runtime properties if changed, events.

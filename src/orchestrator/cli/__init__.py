@@ -174,7 +174,7 @@ def install(blueprint: str, inputs: tuple[str, ...], deployment: str | None, con
             retry_interval: float, secrets_file: str | None, debug: bool, state: Path, as_json: bool) -> None:
     """Create, configure and start every node instance; rerun to resume after a failure."""
     orch = _orchestrator(state)
-    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval, debug=debug)
+    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval)
     prepared = orch.prepare_install(blueprint, inputs, deployment, _secrets(secrets_file))
     _run_workflow(prepared, options, as_json, debug)
 
@@ -189,7 +189,7 @@ def uninstall(deployment: str | None, concurrency: int, retries: int, retry_inte
               secrets_file: str | None, debug: bool, state: Path, as_json: bool) -> None:
     """Stop and delete every node instance, dependents before their targets."""
     orch = _orchestrator(state)
-    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval, debug=debug)
+    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval)
     prepared = orch.prepare_uninstall(deployment, _secrets(secrets_file))
     _run_workflow(prepared, options, as_json, debug)
 

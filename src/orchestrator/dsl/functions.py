@@ -8,7 +8,7 @@ through ``resolve_runtime`` each time a ``ctx`` is built.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from orchestrator.dsl.model import MISSING, Blueprint, NodeTemplate
@@ -247,10 +247,3 @@ def resolve_runtime(value: Any, lookup: RuntimeLookup) -> Any:
         return [resolve_runtime(v, lookup) for v in value]
     return value
 
-
-def transform(value: Any, fn: Callable[[Any], Any]) -> Any:
-    if isinstance(value, dict):
-        return {k: transform(v, fn) for k, v in value.items()}
-    if isinstance(value, list):
-        return [transform(v, fn) for v in value]
-    return fn(value)

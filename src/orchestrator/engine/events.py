@@ -58,8 +58,8 @@ class EventSink:
         return (event.ts, event.deployment, event.execution, event.instance, event.operation, event.plugin,
                 event.type, event.level, event.message)
 
-    def emit(self, event: Event, *, store: bool = True) -> None:
-        if store and self.store is not None:
+    def emit(self, event: Event) -> None:
+        if self.store is not None:
             self.store.add_event(self.row(event))
         self.publish(event)
 

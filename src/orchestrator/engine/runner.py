@@ -50,7 +50,6 @@ class Options:
     retries: int = 5
     retry_interval: float = 1.0  # first backoff; doubles each retry
     max_backoff: float = 30.0
-    debug: bool = False
 
 
 @attrs.define(slots=True)
