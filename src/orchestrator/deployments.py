@@ -25,7 +25,7 @@ from orchestrator.engine.runner import ExecutionResult, Options, Runner, Runtime
 from orchestrator.errors import OrchestratorError, PluginError
 from orchestrator.plan import Plan, build_plan
 from orchestrator.plugins import PluginManager, get_plugin_manager
-from orchestrator.secrets import Secrets, secret_names, secret_strings
+from orchestrator.secrets import Secrets, missing_secret_message, secret_names, secret_strings
 from orchestrator.state import DEFAULT_STATE, DeploymentRow, Event, InstanceRow, StateStore
 
 
@@ -160,9 +160,7 @@ class Orchestrator:
         secrets = Secrets() if secrets is None else secrets
         missing = sorted(n for n in secret_names_of(plan) if n not in secrets)
         if missing:
-            from orchestrator.engine.runner import secret_env_name
-            raise BlueprintError([Problem(Mark(where, 1, 1), f"secret '{n}' is not set (set ORCHESTRATOR_SECRET_"
-                                          f"{secret_env_name(n)} or pass --secrets FILE)") for n in missing])
+            raise BlueprintError([Problem(Mark(where, 1, 1), missing_secret_message(n)) for n in missing])
         return secrets
 
     # -- queries --------------------------------------------------------------------

@@ -16,9 +16,17 @@ from typing import Any
 from orchestrator.dsl.functions import as_function
 from orchestrator.dsl.problems import Mark, Problems
 from orchestrator.dsl.yaml_source import read_yaml_file
-from orchestrator.engine.runner import secret_env_name
 
 ENV_PREFIX = "ORCHESTRATOR_SECRET_"
+
+
+def secret_env_name(name: str) -> str:
+    """``db-password`` -> ``DB_PASSWORD`` (read from ``ORCHESTRATOR_SECRET_DB_PASSWORD``)."""
+    return "".join(c if c.isalnum() else "_" for c in name).upper()
+
+
+def missing_secret_message(name: str) -> str:
+    return f"secret '{name}' is not set (set {ENV_PREFIX}{secret_env_name(name)} or pass --secrets FILE)"
 
 
 class Secrets(Mapping[str, Any]):

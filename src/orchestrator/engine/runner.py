@@ -39,6 +39,7 @@ from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import Event, EventSink
 from orchestrator.errors import NonRecoverableError, RecoverableError, SkipOperation
 from orchestrator.plan import Plan, PlannedInstance, PlannedNode, PlannedRelationship
+from orchestrator.secrets import missing_secret_message
 from orchestrator.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -564,8 +565,7 @@ class RuntimeLookup:
         path = [args] if isinstance(args, str) else list(args)
         name = path[0]
         if name not in self.runner.secrets:
-            raise MissingSecret(f"secret '{name}' is not set (set ORCHESTRATOR_SECRET_"
-                                f"{secret_env_name(name)} or pass --secrets FILE)")
+            raise MissingSecret(missing_secret_message(name))
         value = walk_path(self.runner.secrets[name], path[1:])
         return None if value is MISSING else value
 
@@ -580,10 +580,6 @@ def _host_chain(plan: Plan, inst: PlannedInstance) -> list[str]:
         chain.append(inst.host_id)
         inst = plan.instances[inst.host_id]
     return chain
-
-
-def secret_env_name(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name).upper()
 
 
 def _prepare_for_install(rec: InstanceRecord) -> None:
