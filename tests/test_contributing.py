@@ -205,7 +205,9 @@ def test_toml_blocks_parse_and_entry_points_name_written_modules(project: Projec
         assert target.split(":")[0] in project.modules(), f"entry point {name} = {target}: no such module"
     from packaging.requirements import Requirement
 
-    (core,) = [Requirement(d) for d in meta["dependencies"] if Requirement(d).name == "orchestrator"]
+    from orchestrator import DISTRIBUTION
+
+    (core,) = [Requirement(d) for d in meta["dependencies"] if Requirement(d).name == DISTRIBUTION]
     assert core.specifier.contains(orchestrator.__version__), f"{core} excludes the current core"
 
 

@@ -74,7 +74,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         build.wait()
         _check(build, "pip wheel")
     found = sorted(p.name for p in wheels.glob("*.whl"))
-    assert [n.split("-")[0] for n in found] == ["orchestrator", "orchestrator_hello"], found
+    assert [n.split("-")[0] for n in found] == ["orchestrator_engine", "orchestrator_hello"], found
     python = venv / "bin" / "python"
     _check(subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
                            *(str(wheels / n) for n in found)], capture_output=True, text=True, env=env),

@@ -19,6 +19,9 @@ from orchestrator.errors import (
 )
 
 PROJECT_NAME = "orchestrator"
+"""pluggy's project name: hookimpls are marked for it."""
+DISTRIBUTION = "orchestrator-engine"
+"""The core's name on PyPI (``orchestrator`` itself belongs to an unrelated project)."""
 ENTRY_POINT_GROUP = "orchestrator.plugins"
 
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
@@ -29,6 +32,7 @@ hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 __version__ = "0.1.0"
 
 __all__ = [
+    "DISTRIBUTION",
     "ENTRY_POINT_GROUP",
     "PROJECT_NAME",
     "BlueprintError",

@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 import pluggy
 
-from orchestrator import ENTRY_POINT_GROUP, PROJECT_NAME, hookspecs
+from orchestrator import DISTRIBUTION, ENTRY_POINT_GROUP, PROJECT_NAME, hookspecs
 from orchestrator.dsl.problems import BlueprintError, did_you_mean
 from orchestrator.dsl.types import TypeSource
 
@@ -190,7 +190,7 @@ def get_plugin_manager(
     env = os.environ if env is None else env
     pm = PluginManager()
     for module_name in DEFAULT_PLUGINS:
-        pm.add_plugin(importlib.import_module(module_name), BUILTIN_NAME, PROJECT_NAME, _version(PROJECT_NAME))
+        pm.add_plugin(importlib.import_module(module_name), BUILTIN_NAME, DISTRIBUTION, _version(DISTRIBUTION))
     for plugin in plugins or ():
         name = getattr(plugin, "__name__", None) or type(plugin).__name__
         pm.add_plugin(plugin, name, None, None)

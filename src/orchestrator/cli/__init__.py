@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from orchestrator import DISTRIBUTION
 from orchestrator.cli import output
 from orchestrator.cli.progress import LiveProgress
 from orchestrator.deployments import Orchestrator, Prepared, UsageError
@@ -100,7 +101,7 @@ def _orchestrator(state: Path | None = None) -> Orchestrator:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="orchestrator")
+@click.version_option(package_name=DISTRIBUTION)
 def cli() -> None:
     """Install and uninstall cloud applications described by YAML blueprints."""
 
