@@ -72,6 +72,7 @@ from orchestrator.engine.runner import ExecutionResult, Options, Runner, Step
 from orchestrator.errors import OrchestratorError
 from orchestrator.plugins import PluginManager, get_plugin_manager
 from orchestrator.secrets import Secrets
+from orchestrator.state import StateStore
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 
@@ -83,6 +84,24 @@ MAX_SAVE_POINTS = 10  # crash points tried inside one create (ctx.instance.updat
 
 class SimulatedCrash(BaseException):
     """The process "dies" here: nothing after this point runs or is recorded."""
+
+
+class _CrashableStore(StateStore):
+    """The state as a process that dies at a simulated crash leaves it: once the crash fired,
+    no instance write lands (the execution's own end is still recorded, so the next run
+    needs no lock takeover)."""
+
+    def __init__(self, path: Path, faults: _Faults) -> None:
+        super().__init__(path)
+        self.faults = faults
+
+    def record(self, *args: Any, **kwargs: Any) -> None:
+        if not self.faults.dead:
+            super().record(*args, **kwargs)
+
+    def save_runtime(self, *args: Any, **kwargs: Any) -> None:
+        if not self.faults.dead:
+            super().save_runtime(*args, **kwargs)
 
 
 class Failed(Exception):
@@ -278,6 +297,7 @@ class _SaveTrap:
         faults.saves += 1
         if faults.crash_at_save == faults.saves and faults.fired is None:
             faults.fired = f"save #{faults.saves}"
+            faults.dead = True
             raise SimulatedCrash(f"simulated crash in create, before save #{faults.saves} was written")
         self._inner.update()
 
@@ -306,6 +326,7 @@ class _Faults:
         self.retry_before = retry_before  # RecoverableError before the real create runs
         self.retry_after = retry_after  # RecoverableError after the real create returned
         self.fired: str | None = None  # which fault happened
+        self.dead = False  # a simulated crash fired: the "process" records nothing more
         self.saves = 0  # update() calls of the current create
         self.attempts: list[BaseException | None] = []  # outcome of each subject create
         return self
@@ -334,6 +355,7 @@ class _Faults:
         self.attempts.append(None)
         if self.fired is None and (self.crash_after or self.crash_at_save is not None):
             self.fired = "after create"
+            self.dead = True
             raise SimulatedCrash("simulated crash after create returned, before the engine recorded it")
         if self.retry_after and self.fired is None:
             self.fired = "after create"
@@ -432,7 +454,8 @@ class _Run:
 
     def orchestrator(self) -> Orchestrator:
         """A fresh orchestrator on the check's state file, as a restarted process builds it."""
-        return Orchestrator(pm=self.pm, state_path=self.tmp_path / "state.db")
+        path = self.tmp_path / "state.db"
+        return Orchestrator(pm=self.pm, state_path=path, store=_CrashableStore(path, self.faults))
 
     @contextmanager
     def session(self) -> Iterator[Orchestrator]:

@@ -7,7 +7,7 @@ and events. The CLI only parses arguments and prints what these return.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,21 @@ from orchestrator.dsl.problems import BlueprintError, Mark, Problem, Problems
 from orchestrator.engine.context import InstanceRecord
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import EventSink, Listener, Masker
+from orchestrator.engine.interrupt import Interrupt
 from orchestrator.engine.runner import ExecutionResult, Options, Runner, RuntimeLookup
-from orchestrator.errors import OrchestratorError, PluginError
+from orchestrator.errors import OrchestratorError, PluginError, StateError
 from orchestrator.plan import Plan, build_plan
 from orchestrator.plugins import PluginManager, get_plugin_manager
 from orchestrator.secrets import Secrets, missing_secret_message, secret_names, secret_strings
-from orchestrator.state import DEFAULT_STATE, DeploymentRow, Event, InstanceRow, StateStore
+from orchestrator.state import (
+    DEFAULT_STATE,
+    DeploymentRow,
+    Event,
+    InstanceRow,
+    LockInfo,
+    StateStore,
+)
+from orchestrator.state.leases import LeaseKeeper, lease_seconds
 
 
 class UsageError(OrchestratorError):
@@ -50,16 +59,31 @@ def deployment_id_for(path: str | Path) -> str:
 
 @attrs.define
 class Orchestrator:
-    """A plugin manager plus a state file: everything a command needs."""
+    """A plugin manager plus a state file: everything a command needs.
+
+    Workflows open the state for writing (creating it if needed); queries open it for
+    reading only and never create or change anything. ``recover=True`` puts the backup
+    back when the state turns out damaged or lost deployments it had.
+    """
 
     pm: PluginManager = attrs.field(factory=get_plugin_manager)
     state_path: Path = DEFAULT_STATE
+    recover: bool = False
     _store: StateStore | None = None
 
     @property
     def store(self) -> StateStore:
+        """The state, open for writing."""
+        if self._store is None or not self._store.writable:
+            self.close()
+            self._store = StateStore(self.state_path, recover=self.recover)
+        return self._store
+
+    @property
+    def reader(self) -> StateStore:
+        """The state, open for reading (a missing file is "no state at PATH")."""
         if self._store is None:
-            self._store = StateStore(self.state_path)
+            self._store = StateStore(self.state_path, create=False, recover=self.recover)
         return self._store
 
     def close(self) -> None:
@@ -97,41 +121,74 @@ class Orchestrator:
 
     def prepare_install(self, path: str | Path, inputs: Inputs = None, deployment: str | None = None,
                         secrets: Mapping[str, Any] | None = None) -> Prepared:
-        """Load, validate, plan and save the deployment; nothing runs until ``run()``."""
+        """Load, validate and plan; nothing is written until ``run()`` holds the deployment's lock."""
         bp = self.load(path, inputs)
         with gc_paused():
             plan = build_plan(bp)
         deployment = deployment or deployment_id_for(path)
         self._check_plugins(plan)
         secrets = self._check_secrets(plan, secrets, bp.display)
-        self._save_plan(deployment, bp, plan)
-        return Prepared(self, "install", deployment, plan, secrets)
+        return Prepared(self, "install", deployment, plan, secrets,
+                        lambda: self._save_plan(deployment, bp, plan))
 
     def prepare_uninstall(self, deployment: str | None = None,
                           secrets: Mapping[str, Any] | None = None) -> Prepared:
-        row = self.deployment(deployment)
+        row = self.deployment(deployment, write=True)
         plan = Plan.from_json(row.plan)
         self._check_plugins(plan)
         # Uninstall does not insist on secrets: often only create needed them. A hook that
         # reads a property whose secret is missing fails with a message naming it.
-        return Prepared(self, "uninstall", row.id, plan, Secrets() if secrets is None else secrets)
+        return Prepared(self, "uninstall", row.id, plan, Secrets() if secrets is None else secrets,
+                        lambda: self._check_unchanged(row))
 
-    def _execute(self, workflow: str, deployment: str, plan: Plan, options: Options | None,
-                 listeners: Iterable[Listener], secrets: Mapping[str, Any]) -> ExecutionResult:
-        masker = Masker(s for name in secret_names_of(plan) if name in secrets
-                        for s in secret_strings(secrets[name]))
-        execution = self.store.start_execution(deployment, workflow)
-        sink = EventSink(self.store, deployment, execution, masker)
+    def _execute(self, prepared: Prepared, options: Options | None, listeners: Iterable[Listener],
+                 interrupt: Interrupt | None) -> ExecutionResult:
+        """Lock, then write: a refused execution leaves the state as it was."""
+        options = options or Options()
+        store, deployment, plan = self.store, prepared.deployment, prepared.plan
+        masker = Masker(s for name in secret_names_of(plan) if name in prepared.secrets
+                        for s in secret_strings(prepared.secrets[name]))
+        lease = lease_seconds()
+        execution = store.start_execution(deployment, prepared.workflow, lease, prepared.before)
+        sink = EventSink(store, deployment, execution, masker)
         sink.listeners.extend(listeners)
-        runner = Runner(plan=plan, store=self.store, deployment=deployment, dispatcher=Dispatcher(self.pm),
-                        sink=sink, options=options or Options(), secrets=secrets)
+        runner = Runner(plan=plan, store=store, deployment=deployment, dispatcher=Dispatcher(self.pm),
+                        sink=sink, options=options, secrets=prepared.secrets, interrupt=interrupt)
         status, error = "failed", "interrupted"
+        result: ExecutionResult | None = None
         try:
-            result = runner.install() if workflow == "install" else runner.uninstall()
-            status, error = result.status, "; ".join(map(str, result.failures)) or None
+            with LeaseKeeper(lambda: store.renew_lease(execution, lease), lease, runner.lock_lost):
+                result = runner.install() if prepared.workflow == "install" else runner.uninstall()
+            status, error = result.status, "; ".join([*result.notes, *map(str, result.failures)]) or None
+            if result.status == "succeeded":
+                self._record_leftovers(result, plan)
             return result
         finally:
-            self.store.end_execution(execution, status, error)
+            try:
+                store.end_execution(execution, status, error)
+            except StateError as exc:  # e.g. the disk is still full: the lock stays, a rerun takes it over
+                if result is None:
+                    raise
+                result.notes.append(f"could not record the end of execution {execution}: {exc}")
+
+    def _record_leftovers(self, result: ExecutionResult, plan: Plan) -> None:
+        """Mark the deployment while an ``--ignore-failures`` uninstall may have left resources behind;
+        a later run that succeeds without ignoring anything clears the mark."""
+        leftovers = [{"instance": f.instance, "node": plan.instances[f.instance].node if f.instance in
+                      plan.instances else None, "operation": f.operation, "plugin": f.plugin,
+                      "message": f.message} for f in result.left_behind]
+        self.store.set_leftovers(result.deployment, leftovers)
+
+    def _check_unchanged(self, row: DeploymentRow) -> None:
+        """Run under the lock: the deployment must still be the one that was prepared."""
+        now = self.store.get_deployment(row.id)
+        if now is None or now.plan != row.plan:
+            raise UsageError(f"deployment '{row.id}' changed while this command was getting ready; run it again")
+
+    def unlock(self, deployment: str, force: bool = False) -> tuple[LockInfo | None, str | None]:
+        """Clear a deployment's lock: ``(the lock, why it was free)``; a live lease needs ``force``."""
+        self.deployment(deployment, write=True)
+        return self.store.unlock(deployment, force)
 
     def _save_plan(self, deployment: str, bp: Blueprint, plan: Plan) -> None:
         existing = self.store.get_deployment(deployment)
@@ -165,23 +222,24 @@ class Orchestrator:
 
     # -- queries --------------------------------------------------------------------
 
-    def deployment(self, deployment: str | None) -> DeploymentRow:
+    def deployment(self, deployment: str | None, write: bool = False) -> DeploymentRow:
+        store = self.store if write else self.reader
         if deployment is None:
-            ids = self.store.deployment_ids()
+            ids = store.deployment_ids()
             if not ids:
                 raise UsageError(f"no deployments in {self.state_path}; run install first")
             if len(ids) > 1:
                 raise UsageError(f"several deployments in {self.state_path} ({', '.join(ids)}); choose one with -d")
             deployment = ids[0]
-        row = self.store.get_deployment(deployment)
+        row = store.get_deployment(deployment)
         if row is None:
-            known = ", ".join(self.store.deployment_ids()) or "none"
+            known = ", ".join(store.deployment_ids()) or "none"
             raise UsageError(f"no deployment '{deployment}' in {self.state_path} (known: {known})")
         return row
 
     def status(self, deployment: str | None = None) -> tuple[DeploymentRow, Plan, dict[str, InstanceRow]]:
         row = self.deployment(deployment)
-        return row, Plan.from_json(row.plan), self.store.instances(row.id)
+        return row, Plan.from_json(row.plan), self.reader.instances(row.id)
 
     def outputs(self, deployment: str | None = None, secrets: Mapping[str, Any] | None = None) -> dict[str, Any]:
         row, plan, rows = self.status(deployment)
@@ -194,22 +252,23 @@ class Orchestrator:
 
     def events(self, deployment: str | None = None, after: int = 0) -> list[Event]:
         row = self.deployment(deployment)
-        return self.store.events(row.id, after)
+        return self.reader.events(row.id, after)
 
 
 @attrs.define
 class Prepared:
-    """A workflow ready to run: the plan is known (for progress displays) and saved."""
+    """A workflow ready to run: the plan is known (for progress displays), nothing written yet."""
 
     orchestrator: Orchestrator
     workflow: str
     deployment: str
     plan: Plan
     secrets: Mapping[str, Any]
+    before: Callable[[], None] | None = None  # runs under the lock, before the workflow (saves the plan)
 
-    def run(self, options: Options | None = None, listeners: Iterable[Listener] = ()) -> ExecutionResult:
-        return self.orchestrator._execute(self.workflow, self.deployment, self.plan, options, listeners,
-                                          self.secrets)
+    def run(self, options: Options | None = None, listeners: Iterable[Listener] = (),
+            interrupt: Interrupt | None = None) -> ExecutionResult:
+        return self.orchestrator._execute(self, options, listeners, interrupt)
 
 
 def secret_names_of(plan: Plan) -> set[str]:

@@ -46,3 +46,19 @@ class PluginError(OrchestratorError):
 
 class StateLockedError(OrchestratorError):
     """Another live execution holds the deployment."""
+
+
+class StateError(OrchestratorError):
+    """The state cannot be used as it is: damaged, unwritable, full, incompatible or lost.
+
+    The message names the file and what to do; the command exits 1.
+    """
+
+
+class StatePathError(StateError):
+    """``--state`` names no usable state file (a directory, or nothing for a read-only command); exit 2."""
+
+
+class LockLostError(StateError):
+    """This execution no longer holds its deployment's lock (it expired and was taken over, or was
+    cleared with ``unlock --force``); nothing more is written."""

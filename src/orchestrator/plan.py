@@ -28,6 +28,7 @@ class PlannedNode:
     properties: dict[str, Any]
     runtime_paths: list[str]
     instances: list[str] = attrs.field(factory=list)
+    operation_timeout: float | None = None  # seconds per hook call; None: the execution's default
 
 
 @attrs.define(slots=True)
@@ -131,7 +132,8 @@ class Plan:
 def build_plan(bp: Blueprint) -> Plan:
     """Expand templates into instances; ``contained_in`` children are replicated per host."""
     nodes = {
-        t.name: PlannedNode(t.name, t.type, t.hierarchy, t.owner, t.values, sorted(t.runtime_paths))
+        t.name: PlannedNode(t.name, t.type, t.hierarchy, t.owner, t.values, sorted(t.runtime_paths),
+                            operation_timeout=t.operation_timeout)
         for t in bp.templates.values()
     }
     instances: dict[str, PlannedInstance] = {}

@@ -3,7 +3,11 @@
 Each hook appends ``hook instance [target]`` to the file named by ``ORCH_TEST_JOURNAL``
 (fsync'd, so a kill -9 cannot lose a finished call). Node properties steer it:
 ``sleep`` (seconds per operation), ``fail`` ({operation: times to fail recoverably}),
-``fatal`` (operation that raises NonRecoverableError), ``retry_after`` (seconds).
+``fatal`` (operation that raises NonRecoverableError), ``retry_after`` (seconds),
+``raise_base`` ({operation: SystemExit | KeyboardInterrupt | GeneratorExit | Custom}: a
+BaseException), ``hang`` ({operation: attempts that hang for an hour}; counted in the
+journal, since a hung attempt's runtime properties are discarded), ``log`` (a line each
+operation logs, e.g. to fill a disk).
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ TYPES = {
                 "fail": {"type": "dict", "default": {}},
                 "fatal": {"type": "string", "default": ""},
                 "retry_after": {"type": "float", "default": 0.0},
+                "raise_base": {"type": "dict", "default": {}},
+                "hang": {"type": "dict", "default": {}},
+                "log": {"type": "string", "default": ""},
                 "value": {"required": False},
             },
         },
@@ -48,10 +55,36 @@ def journal(line: str) -> None:
         os.close(fd)
 
 
+class Custom(BaseException):
+    """A BaseException of the plugin's own."""
+
+
+BASE_EXCEPTIONS = {"SystemExit": SystemExit, "KeyboardInterrupt": KeyboardInterrupt,
+                   "GeneratorExit": GeneratorExit, "Custom": Custom}
+
+
+def _journal_count(prefix: str) -> int:
+    path = os.environ.get("ORCH_TEST_JOURNAL")
+    if not path or not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return sum(1 for line in f if line.startswith(prefix))
+
+
 def _behave(ctx: Any, props: Any, runtime: dict) -> None:
     op = ctx.operation.name
+    who = ctx.instance.id if ctx.type == "node-instance" else ctx.source.instance.id
+    if props.get("log"):
+        ctx.logger.info(props["log"])
     if props.get("sleep"):
         time.sleep(props["sleep"])
+    hangs = (props.get("hang") or {}).get(op, 0)
+    if hangs and _journal_count(f"hang {op} {who}") < hangs:
+        journal(f"hang {op} {who}")
+        time.sleep(3600)
+    base = (props.get("raise_base") or {}).get(op)
+    if base:
+        raise BASE_EXCEPTIONS[base](f"{base} raised by the test in {op}")
     if props.get("fatal") == op:
         raise NonRecoverableError(f"{op} refused by the test")
     budget = (props.get("fail") or {}).get(op, 0)

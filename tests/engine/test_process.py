@@ -109,7 +109,8 @@ outputs:
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 
     status = json.loads(cli("status", "--state", state, "--json").stdout)
-    assert {i["instance"]: i["state"] for i in status["instances"]} == {"ok_0": "started", "bad_0": "creating"}
+    assert {i["instance"]: i["state"] for i in status["instances"]} == {"ok_0": "started", "bad_0": "failed"}
+    assert status["instances"][1]["error"] == "create (journal) failed: create refused by the test"
     assert json.loads(cli("outputs", "--state", state, "--json").stdout) == {"where": "addr-ok_0"}
     events = [json.loads(line) for line in cli("events", "--state", state, "--json").stdout.splitlines()]
     failed = [e for e in events if e["type"] == "operation_failed"]

@@ -130,7 +130,7 @@ def test_non_recoverable_fails_at_once_and_nothing_new_starts(orch, jplugin):
     assert failure.instance == "a_0" and failure.operation == "configure"
     assert failure.message == "configure refused by the test"
     assert [c.hook for c in run.calls] == ["create", "configure"]  # one attempt; b never started
-    assert run.states == {"a_0": "configuring", "b_0": "uninitialized"}
+    assert run.states == {"a_0": "failed", "b_0": "uninitialized"}
 
 
 def test_running_operations_finish_after_a_failure_but_no_new_ones_start(orch, jplugin):

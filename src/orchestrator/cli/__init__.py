@@ -17,13 +17,14 @@ from typing import Any
 import click
 
 from orchestrator import DISTRIBUTION
-from orchestrator.cli import output
+from orchestrator.cli import output, signals
 from orchestrator.cli.progress import LiveProgress
 from orchestrator.deployments import Orchestrator, Prepared, UsageError
 from orchestrator.dsl.problems import BlueprintError, Problems
 from orchestrator.engine.dispatch import Dispatcher
-from orchestrator.engine.runner import Options
-from orchestrator.errors import PluginError, StateLockedError
+from orchestrator.engine.interrupt import Interrupt
+from orchestrator.engine.runner import DEFAULT_OPERATION_TIMEOUT, ExecutionResult, Options
+from orchestrator.errors import PluginError, StateError, StateLockedError, StatePathError
 from orchestrator.plugins import get_plugin_manager
 from orchestrator.secrets import load_secrets
 from orchestrator.state import DEFAULT_STATE
@@ -47,18 +48,22 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             n = len(exc.problems)
             click.echo(f"{n} problem{'s' if n != 1 else ''} found", err=True)
             sys.exit(2)
-        except (UsageError, PluginError) as exc:
+        except (UsageError, PluginError, StatePathError) as exc:
             _fail(f"error: {exc}", 2)
-        except StateLockedError as exc:
+        except (StateLockedError, StateError) as exc:
             _fail(f"error: {exc}", 1)
 
     return wrapper
 
 
 def state_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--state", "state", type=click.Path(dir_okay=False, path_type=Path),
+    fn = click.option("--state-recover", "state_recover", is_flag=True,
+                      help="If the state file is damaged, or lost deployments it had, put back the copy taken "
+                           "when the last execution started (STATE.backup); the damaged file is kept aside.")(fn)
+    return click.option("--state", "state", type=click.Path(path_type=Path),
                         default=lambda: os.environ.get("ORCHESTRATOR_STATE", str(DEFAULT_STATE)),
-                        show_default=str(DEFAULT_STATE), help="SQLite state file.")(fn)
+                        show_default=str(DEFAULT_STATE),
+                        help="SQLite state file (environment: ORCHESTRATOR_STATE).")(fn)
 
 
 def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -85,6 +90,10 @@ def execution_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Retries of a failing operation before the workflow fails."),
         click.option("--retry-interval", default=1.0, show_default=True, type=click.FloatRange(min=0),
                      help="First backoff in seconds; doubles each retry (capped at 30s)."),
+        click.option("--operation-timeout", default=DEFAULT_OPERATION_TIMEOUT, show_default=True,
+                     type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+                     help="A hook call that takes longer fails as 'timed out' (retried per --retries); "
+                          "a node template's operation_timeout overrides it."),
         click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="YAML file of secrets for get_secret (environment: ORCHESTRATOR_SECRET_<NAME>)."),
         click.option("--debug", is_flag=True, help="Show tracebacks of failed operations."),
@@ -93,11 +102,16 @@ def execution_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _orchestrator(state: Path | None = None) -> Orchestrator:
-    pm = get_plugin_manager()
+def _orchestrator(state: Path | None = None, recover: bool = False, plugins: bool = True) -> Orchestrator:
+    pm = get_plugin_manager() if plugins else get_plugin_manager(entry_points=False)
     for error in pm.load_errors:
         click.echo(f"{'error' if error.fatal else 'warning'}: {error}", err=True)
-    return Orchestrator(pm=pm, state_path=state or DEFAULT_STATE)
+    orch = Orchestrator(pm=pm, state_path=state or DEFAULT_STATE, recover=recover)
+    if recover:  # recover now, and say so before anything else
+        store = orch.store
+        click.echo(f"warning: {store.recovered}" if store.recovered else
+                   f"--state-recover: {orch.state_path} is healthy; nothing to recover", err=True)
+    return orch
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -142,18 +156,35 @@ def plan(blueprint: str, inputs: tuple[str, ...], as_json: bool) -> None:
 
 
 def _run_workflow(prepared: Prepared, options: Options, as_json: bool, debug: bool) -> None:
-    """JSON lines with --json; a live view on a terminal; otherwise one plain line per event."""
-    if as_json:
-        result = prepared.run(options, [output.json_listener])
-    elif sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
-        with LiveProgress(prepared.plan, prepared.workflow) as progress:
-            result = prepared.run(options, [progress])
-    else:
-        result = prepared.run(options, [output.plain_listener])
+    """JSON lines with --json; a live view on a terminal; otherwise one plain line per event.
+
+    SIGINT and SIGTERM ask the run to stop (the running hooks finish); a second one
+    abandons the running hooks. Either way the execution is recorded and its lock released.
+    """
+    interrupt = Interrupt()
+    say = output.stop_notice_listener
+    with signals.stop_requests(interrupt):
+        if as_json:
+            result = prepared.run(options, [output.json_listener, say], interrupt)
+        elif sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
+            with LiveProgress(prepared.plan, prepared.workflow) as progress:
+                result = prepared.run(options, [progress, say], interrupt)
+        else:
+            result = prepared.run(options, [output.plain_listener, say], interrupt)
     if not as_json:
         output.print_summary(result, debug)
-    if not result.ok:
-        sys.exit(1)
+    _exit_after(result)
+
+
+def _exit_after(result: ExecutionResult) -> None:
+    """Exit 1 unless the run succeeded; with hooks left running (abandoned, timed out), at once."""
+    code = 0 if result.ok else 1
+    if result.abandoned or any("timed out" in f.message for f in result.failures):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)  # hung hooks live in daemon threads; nothing of theirs is recorded any more
+    if code:
+        sys.exit(code)
 
 
 def _secrets(path: str | None) -> Any:
@@ -172,10 +203,17 @@ def _secrets(path: str | None) -> Any:
 @json_option
 @handle_errors
 def install(blueprint: str, inputs: tuple[str, ...], deployment: str | None, concurrency: int, retries: int,
-            retry_interval: float, secrets_file: str | None, debug: bool, state: Path, as_json: bool) -> None:
-    """Create, configure and start every node instance; rerun to resume after a failure."""
-    orch = _orchestrator(state)
-    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval)
+            retry_interval: float, operation_timeout: float, secrets_file: str | None, debug: bool, state: Path,
+            state_recover: bool, as_json: bool) -> None:
+    """Create, configure and start every node instance; rerun to resume after a failure.
+
+    \b
+    Example:
+      orchestrator install blueprint.yaml -i region=eu-west-1 --operation-timeout 600
+    """
+    orch = _orchestrator(state, state_recover)
+    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
+                      operation_timeout=operation_timeout)
     prepared = orch.prepare_install(blueprint, inputs, deployment, _secrets(secrets_file))
     _run_workflow(prepared, options, as_json, debug)
 
@@ -183,16 +221,59 @@ def install(blueprint: str, inputs: tuple[str, ...], deployment: str | None, con
 @cli.command()
 @deployment_option
 @execution_options
+@click.option("--ignore-failures", is_flag=True,
+              help="Go on past failing stop/delete operations (after their retries) and uninstall everything "
+                   "else; the summary and 'status' list what may have been left behind.")
 @state_option
 @json_option
 @handle_errors
 def uninstall(deployment: str | None, concurrency: int, retries: int, retry_interval: float,
-              secrets_file: str | None, debug: bool, state: Path, as_json: bool) -> None:
-    """Stop and delete every node instance, dependents before their targets."""
-    orch = _orchestrator(state)
-    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval)
+              operation_timeout: float, secrets_file: str | None, debug: bool, ignore_failures: bool, state: Path,
+              state_recover: bool, as_json: bool) -> None:
+    """Stop and delete every node instance, dependents before their targets.
+
+    \b
+    Example:
+      orchestrator uninstall -d web --ignore-failures --retries 1
+    """
+    orch = _orchestrator(state, state_recover)
+    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
+                      operation_timeout=operation_timeout, ignore_failures=ignore_failures)
     prepared = orch.prepare_uninstall(deployment, _secrets(secrets_file))
     _run_workflow(prepared, options, as_json, debug)
+
+
+@cli.command()
+@click.option("-d", "--deployment", required=True, help="The deployment whose lock to clear.")
+@click.option("--force", is_flag=True,
+              help="Clear it even while its holder's lease is live (that execution stops at its next write).")
+@state_option
+@json_option
+@handle_errors
+def unlock(deployment: str, force: bool, state: Path, state_recover: bool, as_json: bool) -> None:
+    """Clear a deployment's lock left by an execution that cannot finish.
+
+    A lock is a lease its execution renews while it runs (ORCHESTRATOR_LOCK_LEASE seconds,
+    default 60). It is taken over without this command once the lease expired, or at once
+    when its process ran on this host and is gone. unlock refuses a live lease unless
+    --force is given, and says whose lock it was.
+
+    \b
+    Example:
+      orchestrator unlock -d web
+    """
+    orch = _orchestrator(state, state_recover, plugins=False)
+    lock, why = orch.unlock(deployment, force)
+    if as_json:
+        output.echo_json({"deployment": deployment, "cleared": lock is not None,
+                          "lock": None if lock is None else output.lock_data(lock),
+                          "reason": why or ("forced" if lock is not None else None)})
+        return
+    if lock is None:
+        click.echo(f"deployment '{deployment}' is not locked")
+        return
+    click.echo(f"cleared the lock of {lock.describe()} ({why or 'forced while its lease was live'}); "
+               f"execution {lock.execution} is marked interrupted")
 
 
 @cli.command()
@@ -200,20 +281,36 @@ def uninstall(deployment: str | None, concurrency: int, retries: int, retry_inte
 @state_option
 @json_option
 @handle_errors
-def status(deployment: str | None, state: Path, as_json: bool) -> None:
-    """List node instances and their states."""
-    orch = Orchestrator(pm=get_plugin_manager(entry_points=False), state_path=state)
+def status(deployment: str | None, state: Path, state_recover: bool, as_json: bool) -> None:
+    """List node instances and their states (with the error of failed ones)."""
+    orch = _orchestrator(state, state_recover, plugins=False)
     row, the_plan, rows = orch.status(deployment)
-    items = [{"instance": iid, "node": inst.node, "type": the_plan.nodes[inst.node].type,
-              "state": rows[iid].state if iid in rows else "uninitialized"}
-             for iid, inst in the_plan.instances.items()]
+    lock = orch.reader.lock(row.id)
+    items = []
+    for iid, inst in the_plan.instances.items():
+        record = rows.get(iid)
+        item = {"instance": iid, "node": inst.node, "type": the_plan.nodes[inst.node].type,
+                "state": record.state if record else "uninitialized"}
+        if record is not None and record.error:
+            item["error"] = record.error
+        items.append(item)
     if as_json:
-        output.echo_json({"deployment": row.id, "blueprint": row.blueprint, "instances": items})
+        output.echo_json({"deployment": row.id, "blueprint": row.blueprint, "instances": items,
+                          "locked_by": output.lock_data(lock) if lock else None, "left_behind": row.leftovers})
         return
     click.echo(f"deployment '{row.id}' ({row.blueprint})")
+    if lock is not None:
+        click.echo(f"  locked by {lock.describe()}")
     width = max((len(i["instance"]) for i in items), default=8)
     for item in items:
-        click.echo(f"  {item['instance']:<{width}}  {item['state']:<13}  {item['type']}")
+        error = f"  {item['error']}" if "error" in item else ""
+        click.echo(f"  {item['instance']:<{width}}  {item['state']:<13}  {item['type']}{error}")
+    if row.leftovers:
+        click.echo(f"warning: an uninstall with --ignore-failures may have left {len(row.leftovers)} "
+                   f"resource{'s' if len(row.leftovers) != 1 else ''} behind:", err=True)
+        for left in row.leftovers:
+            click.echo(f"  {left['instance']}: {left['operation']} ({left['plugin'] or 'no plugin'}) failed: "
+                       f"{left['message']}", err=True)
 
 
 @cli.command()
@@ -222,9 +319,10 @@ def status(deployment: str | None, state: Path, as_json: bool) -> None:
 @state_option
 @json_option
 @handle_errors
-def outputs(deployment: str | None, secrets_file: str | None, state: Path, as_json: bool) -> None:
+def outputs(deployment: str | None, secrets_file: str | None, state: Path, state_recover: bool,
+            as_json: bool) -> None:
     """Show the blueprint's outputs, resolved against the deployment's runtime properties."""
-    orch = Orchestrator(pm=get_plugin_manager(entry_points=False), state_path=state)
+    orch = _orchestrator(state, state_recover, plugins=False)
     values = orch.outputs(deployment, _secrets(secrets_file))
     if as_json:
         output.echo_json(values)
@@ -238,9 +336,9 @@ def outputs(deployment: str | None, secrets_file: str | None, state: Path, as_js
 @state_option
 @json_option
 @handle_errors
-def events(deployment: str | None, state: Path, as_json: bool) -> None:
+def events(deployment: str | None, state: Path, state_recover: bool, as_json: bool) -> None:
     """Show the deployment's events: operations, retries, failures and plugin logs."""
-    orch = Orchestrator(pm=get_plugin_manager(entry_points=False), state_path=state)
+    orch = _orchestrator(state, state_recover, plugins=False)
     rows = orch.events(deployment)
     if as_json:
         for e in rows:
@@ -297,4 +395,8 @@ def plugins_list(as_json: bool) -> None:
 
 
 def main() -> None:
-    cli(prog_name="orchestrator")
+    try:
+        cli(prog_name="orchestrator")
+    except KeyboardInterrupt:  # Ctrl+C outside a workflow (loading, planning): nothing was written
+        click.echo("interrupted", err=True)
+        sys.exit(130)

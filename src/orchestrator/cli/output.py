@@ -13,6 +13,7 @@ import click
 from orchestrator.engine.events import Event
 from orchestrator.engine.runner import ExecutionResult, install_steps
 from orchestrator.plan import Plan
+from orchestrator.state import LockInfo
 
 
 def echo_json(data: Any) -> None:
@@ -79,12 +80,36 @@ def json_listener(event: Event) -> None:
         sys.stdout.flush()
 
 
+def stop_notice_listener(event: Event) -> None:
+    """Stop requests and abandoned hooks are said on stderr whatever the output mode."""
+    if event.type == "workflow_cancelling":
+        with _print_lock:
+            click.echo(event.message, err=True)
+
+
+def lock_data(lock: LockInfo) -> dict[str, Any]:
+    return {"execution": lock.execution, "workflow": lock.workflow, "pid": lock.pid, "host": lock.host,
+            "acquired_at": lock.acquired_at, "expires_at": lock.expires_at}
+
+
 def print_summary(result: ExecutionResult, debug: bool) -> None:
     verb = {"succeeded": "succeeded", "failed": "FAILED", "cancelled": "was cancelled"}[result.status]
-    err = result.status != "succeeded"
+    left = result.left_behind
+    if result.ok and result.failures:
+        verb = "finished, ignoring failures,"
+    err = result.status != "succeeded" or bool(result.failures)
     click.echo(f"{result.workflow} of deployment '{result.deployment}' {verb} in {result.duration:.2f}s "
                f"({result.operations} operations, {len(result.failures)} failed)", err=err)
+    for note in result.notes:
+        click.echo(f"  {note}", err=True)
     for failure in result.failures:
         click.echo(f"  {failure}", err=True)
         if debug and failure.traceback:
             click.echo(failure.traceback, err=True)
+    if result.abandoned:
+        click.echo(f"  abandoned while running (recorded as in progress; a rerun runs them again): "
+                   f"{'; '.join(result.abandoned)}", err=True)
+    if left:
+        click.echo(f"  may have been left behind: {', '.join(sorted({f.instance for f in left}))} "
+                   f"(their runtime properties are kept; 'status' lists them, a rerun of uninstall retries them)",
+                   err=True)

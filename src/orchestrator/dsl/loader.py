@@ -54,7 +54,7 @@ TOP_LEVEL_KEYS = (
     "relationships", "node_templates", "outputs",
 )
 MERGED_SECTIONS = ("inputs", "data_types", "node_types", "relationships", "node_templates", "outputs")
-TEMPLATE_KEYS = ("type", "properties", "relationships", "instances", "description")
+TEMPLATE_KEYS = ("type", "properties", "relationships", "instances", "description", "operation_timeout")
 RELATIONSHIP_KEYS = ("type", "target", "properties")
 OUTPUT_KEYS = ("value", "description")
 DSL_VERSIONS = ("orchestrator_1_0",)
@@ -325,11 +325,24 @@ def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems:
                          f" got {describe(instances)}")
             instances = 1
         template = NodeTemplate(name=name, type=str(type_name), properties=props, relationships=[],
-                                instances=instances, mark=tmark)
+                                instances=instances, mark=tmark,
+                                operation_timeout=_operation_timeout(name, body, problems))
         if ntype is not None and ntype.hierarchy:
             template.hierarchy, template.owner = ntype.hierarchy, ntype.owner
         template.relationships = _read_relationships(bp, template, body, raw, problems)
         bp.templates[name] = template
+
+
+def _operation_timeout(name: str, body: Mapping, problems: Problems) -> float | None:
+    """A template's ``operation_timeout``: seconds each of its hook calls may take."""
+    value = body.get("operation_timeout")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 7 * 86400:
+        problems.add(mark_of(body, "operation_timeout"), f"node template '{name}': operation_timeout must be "
+                     f"a number of seconds > 0 and at most a week, got {describe(value)}")
+        return None
+    return float(value)
 
 
 def _input_name(args: Any) -> str | None:

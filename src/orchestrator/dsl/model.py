@@ -91,6 +91,7 @@ class NodeTemplate:
     host: str | None = None  # template named by the contained_in relationship
     values: dict[str, Any] = attrs.field(factory=dict)  # properties after plan-time functions
     runtime_paths: frozenset[str] = frozenset()  # properties holding get_attribute/get_secret
+    operation_timeout: float | None = None  # seconds per hook call of this template's instances
 
 
 @attrs.define(slots=True)

@@ -67,15 +67,17 @@ class ImmutableProperties(dict):
 class InstanceRecord:
     """The engine's authoritative copy of one instance: state, finished ops, runtime properties."""
 
-    __slots__ = ("id", "lock", "node", "ops", "runtime", "runtime_json", "state")
+    __slots__ = ("error", "id", "lock", "node", "ops", "runtime", "runtime_json", "state")
 
-    def __init__(self, id: str, node: str, state: str, ops: dict[str, str], runtime: dict[str, Any]) -> None:
+    def __init__(self, id: str, node: str, state: str, ops: dict[str, str], runtime: dict[str, Any],
+                 error: str | None = None) -> None:
         self.id = id
         self.node = node
         self.state = state
         self.ops = ops
         self.runtime = runtime
         self.runtime_json = json.dumps(runtime, sort_keys=True)
+        self.error = error  # the last failure, until an operation of the instance succeeds
         self.lock = threading.Lock()
 
 
@@ -95,17 +97,19 @@ class NodeContext:
 class InstanceContext:
     """``ctx.instance``: id and runtime properties, with ``update()`` and ``refresh()``."""
 
-    __slots__ = ("_before", "_persist", "_record", "_relationships", "_snapshot", "host_id", "id",
+    __slots__ = ("_before", "_live", "_persist", "_record", "_relationships", "_snapshot", "host_id", "id",
                  "runtime_properties")
 
     def __init__(self, record: InstanceRecord, host_id: str | None,
                  persist: Callable[[InstanceRecord], None],
-                 relationships: Callable[[], list[RelationshipContext]] | None = None) -> None:
+                 relationships: Callable[[], list[RelationshipContext]] | None = None,
+                 live: Callable[[], bool] | None = None) -> None:
         self.id = record.id
         self.host_id = host_id
         self._record = record
         self._persist = persist
         self._relationships = relationships
+        self._live = live  # False once the operation timed out or was abandoned
         with record.lock:
             self._snapshot = record.runtime_json
         self.runtime_properties: dict[str, Any] = json.loads(self._snapshot)
@@ -142,6 +146,9 @@ class InstanceContext:
         """
         if self.runtime_properties == self._before:
             return False
+        if self._live is not None and not self._live():
+            raise NonRecoverableError(f"the operation on {self.id} timed out or was abandoned; its runtime "
+                                      f"property changes are discarded")
         try:
             current = json.dumps(self.runtime_properties, sort_keys=True)
         except (TypeError, ValueError) as exc:

@@ -1,0 +1,72 @@
+"""The rows a state store hands out: plain data, independent of how they are stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+
+@attrs.define(slots=True)
+class InstanceRow:
+    id: str
+    node: str
+    state: str
+    ops: dict[str, str]
+    runtime: dict[str, Any]
+    updated_at: float = 0.0
+    error: str | None = None  # the last failure, while the instance is failed
+    secret_keys: list[str] = attrs.field(factory=list)  # runtime keys whose values hold a secret
+
+
+@attrs.define(slots=True)
+class DeploymentRow:
+    id: str
+    blueprint: str
+    inputs: dict[str, Any]
+    plan: str
+    structure: str
+    created_at: float
+    updated_at: float
+    # What an ``uninstall --ignore-failures`` may have left behind, until a later run clears it.
+    leftovers: list[dict[str, Any]] = attrs.field(factory=list)
+
+
+@attrs.define(slots=True)
+class Event:
+    """One deployment event: an operation's progress, a retry, a failure, or a plugin log record."""
+
+    ts: float
+    deployment: str
+    execution: int | None
+    instance: str | None
+    operation: str | None
+    plugin: str | None
+    type: str  # workflow_started, operation_started, operation_succeeded, ..., log
+    level: str
+    message: str
+    id: int | None = None  # set once stored
+
+    def as_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.define(slots=True, frozen=True)
+class LockInfo:
+    """Who holds a deployment's lock, and until when their lease runs."""
+
+    deployment: str
+    execution: int
+    workflow: str
+    pid: int
+    host: str
+    proc_start: str
+    acquired_at: float
+    expires_at: float
+
+    def describe(self) -> str:
+        import time
+
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.acquired_at))
+        return (f"execution {self.execution} ({self.workflow}) of pid {self.pid} on {self.host}, "
+                f"running since {since}")

@@ -1,0 +1,572 @@
+"""SQLite state: deployments, node instances, executions, events and locks.
+
+One file per state directory, WAL mode, created 0600 (its directory 0700 when we create
+it): runtime properties may be sensitive. Every state change of an instance (with its
+runtime properties and the events that report it) is one transaction, and an instance
+is marked in progress *before* its hook runs, so after a crash the state says which
+operations finished, which may have had side effects, and which never started.
+``synchronous=NORMAL`` survives a killed process; ``ORCHESTRATOR_SYNC=FULL`` also
+survives a power cut at the price of an fsync per transaction.
+
+Every ``sqlite3`` error leaves as a ``StateError`` naming the file and what to do, and
+a store opened for reading never creates or changes anything.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from orchestrator.errors import LockLostError, StateError, StateLockedError, StatePathError
+from orchestrator.state import schema
+from orchestrator.state.leases import Holder, busy_message, lease_seconds, why_free
+from orchestrator.state.records import DeploymentRow, Event, InstanceRow, LockInfo
+from orchestrator.state.safety import (
+    Lineage,
+    backup_path,
+    lineage_path,
+    lineage_problem,
+    read_lineage,
+    restore_backup,
+    take_backup,
+    write_lineage,
+)
+
+DEFAULT_STATE = Path(".orchestrator") / "state.db"
+SCHEMA_VERSION = schema.SCHEMA_VERSION
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def explain(path: Path, exc: BaseException) -> StateError:
+    """A ``sqlite3``/OS error as one sentence a user can act on."""
+    text = str(exc)
+    low = text.lower()
+    if "unable to open" in low and path.exists() and not _writable(path):
+        low = "readonly"
+    if "not a database" in low or "malformed" in low or "file is encrypted" in low:
+        return StateError(damaged_message(path, text))
+    if "readonly" in low or "read-only" in low or isinstance(exc, PermissionError):
+        return StateError(f"cannot write the state {path}: the file or its directory is read-only ({text}); "
+                          f"fix its permissions or choose another file with --state")
+    if "disk is full" in low or getattr(exc, "errno", None) == 28:
+        return StateError(f"the disk holding the state {path} is full ({text}); free some space and run the "
+                          f"command again: nothing recorded before this point is lost")
+    if "database is locked" in low or "busy" in low:
+        return StateError(f"the state {path} stayed locked by another process for too long ({text}); "
+                          f"run the command again")
+    if "unable to open" in low:
+        return StateError(f"cannot open the state {path} ({text}): check that its directory exists and is "
+                          f"readable")
+    return StateError(f"the state {path} cannot be used: {text}")
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process may write the file and create its -wal/-shm beside it."""
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
+def damaged_message(path: Path, detail: str) -> str:
+    backup = backup_path(path)
+    advice = (f"the state as it was when the last execution started is in {backup}: rerun with "
+              f"--state-recover to put it back" if backup.is_file() else f"there is no backup ({backup})")
+    return f"the state {path} is damaged ({detail}); {advice}"
+
+
+def _translated(method: F) -> F:
+    """Let no ``sqlite3`` error out of a store method: each becomes a ``StateError``."""
+
+    @functools.wraps(method)
+    def wrapper(self: StateStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.Error, OSError) as exc:
+            raise explain(self.path, exc) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+class StateStore:
+    """All reads and writes of one state file; safe to share between threads.
+
+    ``create=False`` opens an existing state for reading only: a missing file is a
+    ``StatePathError`` ("no state at PATH") and nothing is ever written. ``recover=True``
+    puts the backup back when the state is damaged or lost deployments it had.
+    """
+
+    def __init__(self, path: str | Path = DEFAULT_STATE, *, create: bool = True, recover: bool = False) -> None:
+        self.path = Path(path)
+        self.writable = create
+        self.recovered: str | None = None  # what --state-recover did, for the user
+        self._lock = threading.RLock()
+        self._lineage_id: str | None = None
+        self._deployments_changed = False
+        self._empty = False
+        self._holder = Holder.current()
+        if self.path.is_dir():
+            raise StatePathError(f"--state {self.path} is a directory; give the state file, e.g. "
+                                 f"{self.path / 'state.db'}")
+        if not self.path.exists():
+            lineage = read_lineage(self.path)
+            if lineage is not None and lineage.deployments:  # it was there: deleted or moved away
+                if not recover:
+                    raise StateError(f"the state {self.path} is missing, but it held deployments "
+                                     f"({', '.join(sorted(lineage.deployments))}). {_recovery_advice(self.path)}")
+                self._recover()
+                return
+            if not create:
+                raise StatePathError(f"no state at {self.path} (check --state; install creates it)")
+            self._create_file()
+        try:
+            self._db = self._connect()
+            self._open(recover)
+        except (sqlite3.Error, OSError) as exc:
+            error = explain(self.path, exc)
+            if recover and "damaged" in str(error):
+                self._recover()
+                return
+            raise error from exc
+
+    # -- opening ---------------------------------------------------------------------
+
+    def _create_file(self) -> None:
+        parent = self.path.parent
+        try:
+            if not parent.exists():
+                parent.mkdir(mode=0o700, parents=True)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass  # another process created it first
+        except OSError as exc:
+            raise explain(self.path, exc) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        """Read-write when writing (or when we may: SQLite then tidies the WAL on close); a query on
+        a file it may not write reads it read-only, or as immutable when it cannot even create the
+        WAL index beside it (a read-only directory) and no write is pending in a WAL file."""
+        uri = f"file:{quote(str(self.path.resolve()))}"
+        if self.writable or _writable(self.path):
+            uri += "?mode=rw"
+        else:
+            wal = self.path.with_name(self.path.name + "-wal")
+            pending = wal.exists() and wal.stat().st_size > 0
+            uri += "?mode=ro" if pending or os.access(self.path.parent, os.W_OK) else "?mode=ro&immutable=1"
+        db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+        sync = os.environ.get("ORCHESTRATOR_SYNC", "NORMAL").upper()
+        db.execute(f"PRAGMA synchronous={'FULL' if sync == 'FULL' else 'NORMAL'}")
+        return db
+
+    def _open(self, recover: bool) -> None:
+        db = self._db
+        version = schema.stored_version(db)
+        if version is not None and version > SCHEMA_VERSION:
+            raise StateError(f"the state {self.path} was written by a newer orchestrator (schema {version}; "
+                             f"this one reads up to {SCHEMA_VERSION}): upgrade orchestrator-engine to use it")
+        if version is not None:
+            self._check_size()
+        current = version == SCHEMA_VERSION
+        lineage = read_lineage(self.path)
+        ids = set(self._ids()) if version is not None else set()
+        problem = lineage_problem(lineage, self._meta("lineage") if current else None, ids)
+        if problem is not None and version in (None, SCHEMA_VERSION):
+            if recover:
+                self._recover()
+                return
+            raise StateError(f"the state {self.path} is not the one that was used: {problem}. "
+                             f"{_recovery_advice(self.path)}")
+        if not current:
+            if version is None and not self.writable:
+                self._empty = True  # an empty file read by a query: nothing in it, nothing written
+                return
+            if not (self.writable or os.access(self.path, os.W_OK)):
+                raise StateError(f"the state {self.path} was written by an older orchestrator (schema {version}) "
+                                 f"and must be upgraded, but it is read-only for this user")
+            self._initialise(version)
+        self._lineage_id = self._meta("lineage")
+        if self.writable:
+            self._secure()
+            if lineage is None or lineage.id != self._lineage_id or lineage.deployments != ids:
+                self._write_lineage()
+
+    def _check_size(self) -> None:
+        """A file shorter than its header says was truncated: refuse it before reading garbage.
+
+        Only without a WAL: pages of an unfinished checkpoint (e.g. a full disk) live there.
+        """
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.exists() and wal.stat().st_size:
+            return
+        with open(self.path, "rb") as f:
+            header = f.read(100)
+        if len(header) < 100:
+            raise sqlite3.DatabaseError("file is not a database (shorter than its header)")
+        page_size = int.from_bytes(header[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        pages = int.from_bytes(header[28:32], "big")
+        if pages and header[24:28] == header[92:96] and os.path.getsize(self.path) < pages * page_size:
+            raise sqlite3.DatabaseError(f"database disk image is malformed (truncated: {os.path.getsize(self.path)} "
+                                        f"bytes of {pages * page_size})")
+
+    def _ids(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT id FROM deployments ORDER BY created_at")]
+
+    def _initialise(self, version: int | None) -> None:
+        """Create the schema in a new state, or migrate an old one (keeping a copy of it)."""
+        db = self._db
+        with self._lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                current = schema.stored_version(db)  # another process may have done it meanwhile
+                if current is None:
+                    schema.create(db)
+                elif current < SCHEMA_VERSION:
+                    take_backup_as(self.path, self.path.with_name(f"{self.path.name}.v{current}"))
+                    schema.migrate(db, current)
+                if db.execute("SELECT value FROM meta WHERE key = 'lineage'").fetchone() is None:
+                    db.execute("INSERT INTO meta (key, value) VALUES ('lineage', ?)", (uuid.uuid4().hex,))
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        if version is None:
+            db.execute("PRAGMA journal_mode=WAL")
+
+    def _secure(self) -> None:
+        """Runtime properties may be secret: a state we write is readable by its owner only."""
+        if not self.writable:
+            return
+        for suffix in ("", "-wal", "-shm"):
+            file = self.path.with_name(self.path.name + suffix)
+            try:
+                st = file.stat()
+                if st.st_mode & 0o077 and st.st_uid == os.getuid():
+                    os.chmod(file, 0o600)
+            except OSError:
+                pass
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _write_lineage(self) -> None:
+        if self._lineage_id is not None:
+            write_lineage(self.path, Lineage(self._lineage_id, frozenset(self.deployment_ids())))
+
+    def _recover(self) -> None:
+        """Put the backup in place, forget the lineage that no longer holds, and open it again."""
+        with self._lock:
+            if getattr(self, "_db", None) is not None:
+                self._db.close()
+        self.recovered = restore_backup(self.path)
+        lineage_path(self.path).unlink(missing_ok=True)
+        writable, self.writable = self.writable, True
+        try:
+            self._db = self._connect()
+            self._open(recover=False)
+        finally:
+            self.writable = writable
+
+    @_translated
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; nested use joins the outer one (all or nothing)."""
+        with self._lock:
+            db = self._db
+            if db.in_transaction:
+                yield db
+                return
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise explain(self.path, exc) from exc
+            try:
+                yield db
+            except BaseException as exc:
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                if isinstance(exc, sqlite3.Error):
+                    raise explain(self.path, exc) from exc
+                raise
+            try:
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise explain(self.path, exc) from exc
+            if self._deployments_changed:
+                self._deployments_changed = False
+                try:
+                    self._write_lineage()
+                except OSError as exc:
+                    raise explain(self.path, exc) from exc
+
+    # -- deployments ---------------------------------------------------------------
+
+    @_translated
+    def get_deployment(self, deployment: str) -> DeploymentRow | None:
+        if self._empty:
+            return None
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, blueprint, inputs, plan, structure, created_at, updated_at, leftovers "
+                "FROM deployments WHERE id = ?", (deployment,)).fetchone()
+        if row is None:
+            return None
+        return DeploymentRow(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6],
+                             json.loads(row[7]) if row[7] else [])
+
+    @_translated
+    def deployment_ids(self) -> list[str]:
+        if self._empty:
+            return []
+        with self._lock:
+            return self._ids()
+
+    @_translated
+    def save_deployment(self, deployment: str, blueprint: str, inputs: dict[str, Any], plan: str,
+                        structure: str, instances: Iterable[tuple[str, str]]) -> None:
+        """Create or update a deployment; instances new to the plan start uninitialized."""
+        now = time.time()
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM deployments WHERE id = ?", (deployment,)).fetchone() is None:
+                self._deployments_changed = True
+            db.execute(
+                "INSERT INTO deployments (id, blueprint, inputs, plan, structure, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET blueprint = excluded.blueprint, "
+                "inputs = excluded.inputs, plan = excluded.plan, structure = excluded.structure, "
+                "updated_at = excluded.updated_at",
+                (deployment, blueprint, json.dumps(inputs), plan, structure, now, now))
+            wanted = dict(instances)
+            existing = {r[0] for r in db.execute("SELECT id FROM instances WHERE deployment = ?", (deployment,))}
+            db.executemany("DELETE FROM instances WHERE deployment = ? AND id = ?",
+                           [(deployment, i) for i in existing - wanted.keys()])
+            db.executemany(
+                "INSERT INTO instances (deployment, id, node, state, ops, runtime, updated_at) "
+                "VALUES (?, ?, ?, 'uninitialized', '{}', '{}', ?)",
+                [(deployment, i, node, now) for i, node in wanted.items() if i not in existing])
+
+    @_translated
+    def set_leftovers(self, deployment: str, leftovers: list[dict[str, Any]]) -> None:
+        """Record what an ``uninstall --ignore-failures`` may have left behind (``[]`` clears it)."""
+        with self.transaction() as db:
+            db.execute("UPDATE deployments SET leftovers = ? WHERE id = ?",
+                       (json.dumps(leftovers) if leftovers else None, deployment))
+
+    @_translated
+    def delete_deployment(self, deployment: str) -> None:
+        with self.transaction() as db:
+            # The lineage forgets it first: a crash before the commit must not look like a loss.
+            self._deployments_changed = True
+            if self._lineage_id is not None:
+                write_lineage(self.path, Lineage(self._lineage_id,
+                                                 frozenset(self.deployment_ids()) - {deployment}))
+            for table in ("instances", "events", "executions", "locks"):
+                db.execute(f"DELETE FROM {table} WHERE deployment = ?", (deployment,))
+            db.execute("DELETE FROM deployments WHERE id = ?", (deployment,))
+
+    # -- instances -----------------------------------------------------------------
+
+    @_translated
+    def instances(self, deployment: str) -> dict[str, InstanceRow]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, node, state, ops, runtime, updated_at, error, secret_keys FROM instances "
+                "WHERE deployment = ?", (deployment,)).fetchall()
+        return {r[0]: InstanceRow(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5], r[6],
+                                  json.loads(r[7]) if r[7] else []) for r in rows}
+
+    def record(self, deployment: str, instance: str, state: str, ops_json: str, runtime_json: str | None,
+               events: list[tuple], execution: int | None = None, error: str | None = None) -> None:
+        """One atomic write: state and finished operations, runtime properties if changed, events.
+
+        ``events`` are rows as ``EventSink.row`` makes them. With ``execution``, the write
+        happens only while that execution still holds the deployment's lock (else
+        ``LockLostError``). This is the engine's hot path (about one call per operation):
+        no context manager, one ``executemany``.
+        """
+        db = self._db
+        with self._lock:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    cur = db.execute(
+                        "UPDATE instances SET state = ?, ops = ?, runtime = coalesce(?, runtime), updated_at = ?, "
+                        "error = ? WHERE deployment = ? AND id = ? AND (? IS NULL OR EXISTS "
+                        "(SELECT 1 FROM locks WHERE deployment = ? AND execution = ?))",
+                        (state, ops_json, runtime_json, time.time(), error, deployment, instance, execution,
+                         deployment, execution))
+                    if cur.rowcount != 1:
+                        raise self._lost(deployment, execution)
+                    if events:
+                        db.executemany(_INSERT_EVENT, events)
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise explain(self.path, exc) from exc
+
+    def _lost(self, deployment: str, execution: int | None) -> StateError:
+        holder = self.lock(deployment)
+        now = f"it is now held by {holder.describe()}" if holder else "it was cleared"
+        return LockLostError(f"execution {execution} no longer holds the lock on deployment '{deployment}' ({now})")
+
+    @_translated
+    def save_runtime(self, deployment: str, instance: str, runtime_json: str, execution: int | None = None) -> None:
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE instances SET runtime = ?, updated_at = ? WHERE deployment = ? AND id = ? AND "
+                "(? IS NULL OR EXISTS (SELECT 1 FROM locks WHERE deployment = ? AND execution = ?))",
+                (runtime_json, time.time(), deployment, instance, execution, deployment, execution))
+            if cur.rowcount != 1:
+                raise self._lost(deployment, execution)
+
+    @_translated
+    def set_secret_keys(self, deployment: str, instance: str, keys: list[str]) -> None:
+        with self._lock:
+            self._db.execute("UPDATE instances SET secret_keys = ? WHERE deployment = ? AND id = ?",
+                             (json.dumps(sorted(keys)) if keys else None, deployment, instance))
+
+    # -- events --------------------------------------------------------------------
+
+    @_translated
+    def add_event(self, event: tuple) -> None:
+        """``event`` is (ts, deployment, execution, instance, operation, plugin, type, level, message)."""
+        with self._lock:
+            self._db.execute(_INSERT_EVENT, event)
+
+    @_translated
+    def events(self, deployment: str, after: int = 0, execution: int | None = None) -> list[Event]:
+        sql = ("SELECT ts, deployment, execution, instance, operation, plugin, type, level, message, id "
+               "FROM events WHERE deployment = ? AND id > ?")
+        args: list[Any] = [deployment, after]
+        if execution is not None:
+            sql += " AND execution = ?"
+            args.append(execution)
+        with self._lock:
+            return [Event(*r) for r in self._db.execute(sql + " ORDER BY id", args)]
+
+    # -- executions and locks ------------------------------------------------------
+
+    @_translated
+    def lock(self, deployment: str) -> LockInfo | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT deployment, execution, workflow, pid, host, proc_start, acquired_at, expires_at "
+                "FROM locks WHERE deployment = ?", (deployment,)).fetchone()
+        return LockInfo(*row) if row else None
+
+    @_translated
+    def start_execution(self, deployment: str, workflow: str, lease: float | None = None,
+                        prepare: Callable[[], None] | None = None, backup: bool = True) -> int:
+        """Take the deployment's lock and record a new execution, in one transaction.
+
+        A live holder's lock is refused with ``StateLockedError`` before anything is
+        written. Then the backup is taken (the state as it was), ``prepare()`` runs
+        (e.g. saving the deployment's new plan; if it raises, nothing is kept), and the
+        execution and its lock are recorded.
+        """
+        lease = lease or lease_seconds()
+        me = self._holder
+        now = time.time()
+        with self.transaction() as db:
+            current = self.lock(deployment)
+            if current is not None and why_free(current, me, now) is None:
+                raise StateLockedError(busy_message(current, now))
+            if backup:
+                take_backup(self.path)
+            if current is not None:
+                self._clear_lock(current, "interrupted", now)
+            if prepare is not None:
+                prepare()
+            cur = db.execute("INSERT INTO executions (deployment, workflow, status, pid, host, started_at) "
+                             "VALUES (?, ?, 'started', ?, ?, ?)", (deployment, workflow, me.pid, me.host, now))
+            execution_id = int(cur.lastrowid or 0)
+            db.execute("INSERT INTO locks (deployment, execution, pid, host, proc_start, workflow, acquired_at, "
+                       "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (deployment, execution_id, me.pid, me.host, me.proc_start, workflow, now, now + lease))
+        return execution_id
+
+    def _clear_lock(self, lock: LockInfo, status: str, now: float) -> None:
+        self._db.execute("UPDATE executions SET status = ?, ended_at = ? WHERE id = ? AND status = 'started'",
+                         (status, now, lock.execution))
+        self._db.execute("DELETE FROM locks WHERE deployment = ? AND execution = ?", (lock.deployment, lock.execution))
+
+    @_translated
+    def renew_lease(self, execution: int, lease: float | None = None) -> bool:
+        """Extend this execution's lease; False when the lock is no longer its own."""
+        with self._lock:
+            cur = self._db.execute("UPDATE locks SET expires_at = ? WHERE execution = ?",
+                                   (time.time() + (lease or lease_seconds()), execution))
+            return cur.rowcount == 1
+
+    @_translated
+    def unlock(self, deployment: str, force: bool = False) -> tuple[LockInfo | None, str | None]:
+        """Clear a deployment's lock: ``(lock, why it was free)``; refused while its lease is live.
+
+        ``force`` clears a live one too (its execution then stops at its next write).
+        """
+        now = time.time()
+        with self.transaction():
+            current = self.lock(deployment)
+            if current is None:
+                return None, None
+            why = why_free(current, self._holder, now)
+            if why is None and not force:
+                raise StateLockedError(busy_message(current, now, unlocking=True))
+            self._clear_lock(current, "interrupted", now)
+        return current, why
+
+    @_translated
+    def end_execution(self, execution: int, status: str, error: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE executions SET status = ?, ended_at = ?, error = ? WHERE id = ? AND status = 'started'",
+                       (status, time.time(), error, execution))
+            db.execute("DELETE FROM locks WHERE execution = ?", (execution,))
+
+    @_translated
+    def executions(self, deployment: str) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(
+                "SELECT id, workflow, status, started_at, ended_at, error FROM executions "
+                "WHERE deployment = ? ORDER BY id", (deployment,)).fetchall()
+
+
+def take_backup_as(state: Path, target: Path) -> None:
+    """A copy of the state under another name (before a migration)."""
+    take_backup(state)
+    os.replace(backup_path(state), target)
+
+
+def _recovery_advice(path: Path) -> str:
+    backup = backup_path(path)
+    if backup.is_file():
+        return (f"The state as it was when the last execution started is in {backup}: rerun with "
+                f"--state-recover to put it back (the current file is kept aside). If you replaced or "
+                f"emptied the state on purpose, delete {path.name}.lineage")
+    return (f"There is no backup ({backup}). If you replaced or emptied the state on purpose, delete "
+            f"{path.name}.lineage")
+
+
+_INSERT_EVENT = ("INSERT INTO events (ts, deployment, execution, instance, operation, plugin, type, level, message) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
