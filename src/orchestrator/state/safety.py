@@ -74,7 +74,7 @@ def lineage_problem(lineage: Lineage | None, db_lineage: str | None, deployments
     if db_lineage is None:
         return f"it is empty, but it held deployments ({_names(lineage.deployments)})"
     if db_lineage != lineage.id:
-        return f"it is not the state that held deployments {_names(lineage.deployments)} (it was replaced)"
+        return f"it was replaced by another state file; the one in use held deployments ({_names(lineage.deployments)})"
     lost = lineage.deployments - deployments
     if lost:
         return f"it lost deployments it had ({_names(lost)})"
