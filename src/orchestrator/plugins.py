@@ -13,7 +13,7 @@ import importlib.metadata as md
 import os
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -61,6 +61,8 @@ class PluginManager(pluggy.PluginManager):
         self.type_sources: list[TypeSource] = []
         self.type_owner: dict[str, str] = {}  # type name -> plugin name
         self._dists: dict[str, tuple[str | None, str | None]] = {}
+        # Secrets of the running execution: the hook tracer masks its output with it.
+        self.masker: Callable[[str], str] = _unmasked
 
     # -- registration ------------------------------------------------------------
 
@@ -229,8 +231,16 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def _unmasked(text: str) -> str:
+    return text
+
+
 def enable_tracing(pm: pluggy.PluginManager, stream: Any = None) -> None:
-    """Print every hook call: hook, plugin(s), node instance, duration and outcome."""
+    """Print every hook call: hook, plugin(s), node instance, duration and outcome.
+
+    Lines are masked with ``pm.masker`` (the running execution's secrets, set by the
+    engine), read at each call: tracing is enabled before any execution exists.
+    """
     out = stream or sys.stderr
     starts: dict[int, float] = {}
 
@@ -243,6 +253,7 @@ def enable_tracing(pm: pluggy.PluginManager, stream: Any = None) -> None:
         ctx = kwargs.get("ctx")
         target = getattr(ctx, "describe", lambda: "")() if ctx is not None else ""
         result = "ok" if outcome.exception is None else f"error {type(outcome.exception).__name__}: {outcome.exception}"
-        print(f"[trace] {hook_name} plugins={plugins or '-'} {target} {elapsed:.2f}ms {result}", file=out, flush=True)
+        line = f"[trace] {hook_name} plugins={plugins or '-'} {target} {elapsed:.2f}ms {result}"
+        print(getattr(pm, "masker", _unmasked)(line), file=out, flush=True)
 
     pm.add_hookcall_monitoring(before, after)

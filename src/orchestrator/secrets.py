@@ -8,8 +8,11 @@ file, events, logs or ``--json`` output.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator, Mapping
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from orchestrator.dsl.problems import Mark, Problems
 from orchestrator.dsl.yaml_source import read_yaml_file
 
 ENV_PREFIX = "ORCHESTRATOR_SECRET_"
+MIN_MASKABLE = 3  # characters; a shorter value (or line of a value) would mask ordinary text too
 
 
 def secret_env_name(name: str) -> str:
@@ -30,17 +34,30 @@ def missing_secret_message(name: str) -> str:
 
 
 class Secrets(Mapping[str, Any]):
-    """Environment first, then the secrets file."""
+    """Environment first, then the secrets file.
 
-    def __init__(self, file_values: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> None:
+    ``on_short(name)`` is called once per secret read whose value (or a string in it)
+    is too short to mask; the command line prints a warning naming the secret.
+    """
+
+    def __init__(self, file_values: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None,
+                 on_short: Callable[[str], None] | None = None) -> None:
         self._file = dict(file_values or {})
         self._env = os.environ if env is None else env
+        self._on_short = on_short
+        self._checked: set[str] = set()
+        self._lock = threading.Lock()
 
     def __getitem__(self, name: str) -> Any:
         key = ENV_PREFIX + secret_env_name(name)
-        if key in self._env:
-            return self._env[key]
-        return self._file[name]
+        value = self._env[key] if key in self._env else self._file[name]
+        if self._on_short is not None and name not in self._checked:
+            with self._lock:
+                first = name not in self._checked
+                self._checked.add(name)
+            if first and any(len(s) < MIN_MASKABLE for s in secret_strings(value)):
+                self._on_short(name)
+        return value
 
     def __iter__(self) -> Iterator[str]:
         names = set(self._file)
@@ -54,7 +71,14 @@ class Secrets(Mapping[str, Any]):
         return isinstance(name, str) and (ENV_PREFIX + secret_env_name(name) in self._env or name in self._file)
 
 
-def load_secrets(path: str | Path | None, problems: Problems) -> Secrets:
+def warn_short_secret(name: str) -> None:
+    print(f"warning: secret '{name}' is shorter than {MIN_MASKABLE} characters, so it cannot be masked in "
+          "events, logs or output", file=sys.stderr, flush=True)
+
+
+def load_secrets(path: str | Path | None, problems: Problems,
+                 on_short: Callable[[str], None] | None = warn_short_secret) -> Secrets:
+    """The secrets a command may use: the environment, then ``path`` (a YAML mapping)."""
     values: Mapping[str, Any] = {}
     if path is not None:
         data = read_yaml_file(Path(path), str(path), problems)
@@ -63,12 +87,7 @@ def load_secrets(path: str | Path | None, problems: Problems) -> Secrets:
                          "a secrets file must be a mapping of secret name to value")
         elif data is not None:
             values = {str(k): v for k, v in data.items()}
-    return Secrets(values)
-
-
-def problems_mark(path: str):
-    from orchestrator.dsl.problems import Mark
-    return Mark(path, 1, 1)
+    return Secrets(values, on_short=on_short)
 
 
 def secret_names(value: Any) -> set[str]:
@@ -98,3 +117,27 @@ def secret_strings(value: Any) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in secret_strings(v)]
     return [str(value)] if value is not None and not isinstance(value, bool) else []
+
+
+def printed_forms(secret: str) -> set[str]:
+    """Every way ``secret`` can appear in printed text, for masking.
+
+    Raw; escaped as ``repr()`` does inside either quote style; escaped as ``json.dumps``
+    does with and without ``ensure_ascii``. A multi-line secret (a PEM key) also gives
+    each of its lines, in each form, so a line printed on its own is caught too. Lines
+    shorter than ``MIN_MASKABLE`` (after stripping) are left out: masking them would
+    mask ordinary text everywhere, and alone they disclose next to nothing.
+    """
+    if len(secret) < MIN_MASKABLE:
+        return set()
+    forms: set[str] = set()
+    lines = secret.splitlines()
+    texts = [secret, *(line for line in lines if len(line.strip()) >= MIN_MASKABLE)] if len(lines) > 1 else [secret]
+    for text in texts:
+        forms.add(text)
+        forms.add(json.dumps(text)[1:-1])
+        forms.add(json.dumps(text, ensure_ascii=False)[1:-1])
+        forms.add(repr("'\"" + text)[4:-1])  # single quotes: the text is inside one holding both kinds
+        if '"' not in text:  # double quotes are only chosen for a text without any
+            forms.add(repr("'" + text)[2:-1])
+    return forms

@@ -86,7 +86,10 @@ def execution_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--retry-interval", default=1.0, show_default=True, type=click.FloatRange(min=0),
                      help="First backoff in seconds; doubles each retry (capped at 30s)."),
         click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="YAML file of secrets for get_secret (environment: ORCHESTRATOR_SECRET_<NAME>)."),
+                     help="YAML file of secrets for get_secret (environment: ORCHESTRATOR_SECRET_<NAME>, "
+                          "which wins). Values are masked in events, logs, trace and output. A value shorter "
+                          "than 3 characters cannot be masked (using one prints a warning naming the secret), "
+                          "nor can a line that short of a multi-line value."),
         click.option("--debug", is_flag=True, help="Show tracebacks of failed operations."),
     ]):
         fn = option(fn)
