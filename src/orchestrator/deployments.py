@@ -25,7 +25,14 @@ from orchestrator.engine.runner import ExecutionResult, Options, Runner, Runtime
 from orchestrator.errors import OrchestratorError, PluginError
 from orchestrator.plan import Plan, build_plan
 from orchestrator.plugins import PluginManager, get_plugin_manager
-from orchestrator.secrets import Secrets, missing_secret_message, secret_names, secret_strings
+from orchestrator.secrets import (
+    OutputSecrets,
+    Secrets,
+    missing_secret_message,
+    render_output,
+    secret_names,
+    secret_strings,
+)
 from orchestrator.state import DEFAULT_STATE, DeploymentRow, Event, InstanceRow, StateStore
 
 
@@ -183,14 +190,25 @@ class Orchestrator:
         row = self.deployment(deployment)
         return row, Plan.from_json(row.plan), self.store.instances(row.id)
 
-    def outputs(self, deployment: str | None = None, secrets: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def outputs(self, deployment: str | None = None, secrets: Mapping[str, Any] | None = None,
+                show_secrets: bool = False) -> dict[str, Any]:
+        """The blueprint's outputs, resolved against the deployment's runtime properties.
+
+        Secrets are not shown unless ``show_secrets``: a value that is one secret reads
+        ``<secret:NAME>``, a text holding one has it masked, and so does any text holding a
+        known secret's value (a runtime property a plugin copied from one). A secret that
+        is not set reads ``<secret:NAME unavailable>``; it never fails the command.
+        """
         row, plan, rows = self.status(deployment)
+        secrets = Secrets() if secrets is None else secrets
+        masker = Masker() if show_secrets else Masker(
+            s for name in secret_names_of(plan) if name in secrets for s in secret_strings(secrets[name]))
         records = {i: InstanceRecord(i, r.node, r.state, r.ops, r.runtime) for i, r in rows.items()}
         runner = Runner(plan=plan, store=None, deployment=row.id, dispatcher=Dispatcher(self.pm),
-                        sink=EventSink(None, row.id, None), options=Options(), secrets=secrets or Secrets(),
-                        records=records)
+                        sink=EventSink(None, row.id, None, masker), options=Options(),
+                        secrets=OutputSecrets(secrets, reveal=show_secrets), records=records)
         lookup = RuntimeLookup(runner, None)
-        return {name: resolve_runtime(value, lookup) for name, value in plan.outputs.items()}
+        return {name: render_output(resolve_runtime(value, lookup), masker) for name, value in plan.outputs.items()}
 
     def events(self, deployment: str | None = None, after: int = 0) -> list[Event]:
         row = self.deployment(deployment)

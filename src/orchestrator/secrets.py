@@ -22,6 +22,7 @@ from orchestrator.dsl.yaml_source import read_yaml_file
 
 ENV_PREFIX = "ORCHESTRATOR_SECRET_"
 MIN_MASKABLE = 3  # characters; a shorter value (or line of a value) would mask ordinary text too
+MASK = "******"
 
 
 def secret_env_name(name: str) -> str:
@@ -141,3 +142,97 @@ def printed_forms(secret: str) -> set[str]:
         if '"' not in text:  # double quotes are only chosen for a text without any
             forms.add(repr("'" + text)[2:-1])
     return forms
+
+
+# ---------------------------------------------------------------- outputs
+
+
+class _Hidden(str):
+    """A string (or scalar) from secret ``name`` in an output shown masked.
+
+    Its text is ``MASK``, so inside a ``concat`` it reads as masked text; on its own it
+    is rendered ``<secret:NAME>`` by ``render_output``.
+    """
+
+    name: str
+
+    def __new__(cls, name: str) -> _Hidden:
+        self = super().__new__(cls, MASK)
+        self.name = name
+        return self
+
+
+class _Unavailable(dict):  # type: ignore[type-arg]
+    """A secret that is not set; any key path into it leads back to it (``get_secret: [name, key]``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def __contains__(self, key: object) -> bool:
+        return True
+
+    def __getitem__(self, key: Any) -> _Unavailable:
+        return self
+
+    def __str__(self) -> str:
+        return f"<secret:{self.name} unavailable>"
+
+
+def _hide(name: str, value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _hide(name, v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hide(name, v) for v in value]
+    return _Hidden(name)
+
+
+class OutputSecrets(Mapping[str, Any]):
+    """``secrets`` as outputs resolve them: hidden unless ``reveal``; a missing one is a placeholder.
+
+    Hidden values keep their shape (a mapping stays a mapping, so ``[name, key]`` paths
+    work) with every scalar replaced by a marker ``render_output`` shows as
+    ``<secret:NAME>``. Nothing is ever missing, so no output fails for want of a secret.
+    """
+
+    def __init__(self, secrets: Mapping[str, Any], reveal: bool = False) -> None:
+        self._secrets = secrets
+        self._reveal = reveal
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._secrets:
+            return _Unavailable(name)
+        value = self._secrets[name]
+        return value if self._reveal else _hide(name, value)
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._secrets)
+
+    def __len__(self) -> int:
+        return len(self._secrets)
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def render_output(value: Any, mask: Callable[[str], str]) -> Any:
+    """An output value resolved against ``OutputSecrets``, ready to print.
+
+    A hidden secret on its own becomes ``<secret:NAME>``; a missing one
+    ``<secret:NAME unavailable>``; every other text goes through ``mask``, which catches
+    secrets that reached the value another way (a runtime property a plugin copied).
+    """
+    if isinstance(value, _Unavailable):
+        return str(value)
+    if isinstance(value, _Hidden):
+        return f"<secret:{value.name}>"
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {mask(k) if isinstance(k, str) else k: render_output(v, mask) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render_output(v, mask) for v in value]
+    return value

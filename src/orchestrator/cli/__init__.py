@@ -221,14 +221,22 @@ def status(deployment: str | None, state: Path, as_json: bool) -> None:
 
 @cli.command()
 @deployment_option
-@click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="YAML file of secrets for get_secret (environment: ORCHESTRATOR_SECRET_<NAME>, which wins). "
+                   "A secret not set reads <secret:NAME unavailable>; a secret set is also masked where a "
+                   "plugin copied its value into a runtime property.")
+@click.option("--show-secrets", is_flag=True,
+              help="Print secret values. Without it an output that is one secret reads <secret:NAME>, a "
+                   "secret inside a longer text is masked (******), and a secret that is not set reads "
+                   "<secret:NAME unavailable>.")
 @state_option
 @json_option
 @handle_errors
-def outputs(deployment: str | None, secrets_file: str | None, state: Path, as_json: bool) -> None:
+def outputs(deployment: str | None, secrets_file: str | None, show_secrets: bool, state: Path,
+            as_json: bool) -> None:
     """Show the blueprint's outputs, resolved against the deployment's runtime properties."""
     orch = Orchestrator(pm=get_plugin_manager(entry_points=False), state_path=state)
-    values = orch.outputs(deployment, _secrets(secrets_file))
+    values = orch.outputs(deployment, _secrets(secrets_file), show_secrets=show_secrets)
     if as_json:
         output.echo_json(values)
         return
