@@ -6,6 +6,7 @@ and events. The CLI only parses arguments and prints what these return.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from orchestrator.dsl.functions import resolve_runtime
 from orchestrator.dsl.inputs import GivenInput, given_from_mapping, parse_input_args
 from orchestrator.dsl.loader import gc_paused, load_blueprint
 from orchestrator.dsl.model import Blueprint
-from orchestrator.dsl.problems import BlueprintError, Mark, Problem, Problems
+from orchestrator.dsl.problems import NOWHERE, BlueprintError, Mark, Problem, Problems
 from orchestrator.engine.context import InstanceRecord
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import EventSink, Listener, Masker
@@ -110,7 +111,7 @@ class Orchestrator:
             plan = build_plan(bp)
         deployment = deployment or deployment_id_for(path)
         self._check_plugins(plan)
-        secrets = self._check_secrets(plan, secrets, bp.display)
+        secrets = self._check_secrets(plan, secrets, bp)
         self._save_plan(deployment, bp, plan)
         return Prepared(self, "install", deployment, plan, secrets)
 
@@ -163,12 +164,22 @@ class Orchestrator:
             details = "; ".join(str(errors[m]) if m in errors else f"plugin '{m}' is not installed" for m in missing)
             raise PluginError(f"this deployment needs plugins that are not available: {details}")
 
-    def _check_secrets(self, plan: Plan, secrets: Mapping[str, Any] | None, where: str) -> Mapping[str, Any]:
+    def _check_secrets(self, plan: Plan, secrets: Mapping[str, Any] | None, bp: Blueprint) -> Mapping[str, Any]:
+        """Every secret the plan uses is set; else a problem where each missing one is first used."""
         secrets = Secrets() if secrets is None else secrets
         missing = sorted(n for n in secret_names_of(plan) if n not in secrets)
-        if missing:
-            raise BlueprintError([Problem(Mark(where, 1, 1), missing_secret_message(n)) for n in missing])
-        return secrets
+        if not missing:
+            return secrets
+        marks = bp.secret_marks
+        if any(marks.get(n, NOWHERE) == NOWHERE for n in missing):
+            # Read on the fast path, the blueprint has no positions: read it again with them.
+            from orchestrator.dsl.loader import _load
+
+            with contextlib.suppress(BlueprintError):
+                marks = _load(bp.path, given_from_mapping(bp.input_values), self.pm.type_sources,
+                              fast=False).secret_marks
+        raise BlueprintError([Problem(marks[n] if marks.get(n, NOWHERE) != NOWHERE else Mark(bp.display, 1, 1),
+                                      missing_secret_message(n)) for n in missing])
 
     # -- queries --------------------------------------------------------------------
 
