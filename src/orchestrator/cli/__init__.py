@@ -282,9 +282,13 @@ def plugins() -> None:
 @plugins.command("list")
 @json_option
 def plugins_list(as_json: bool) -> None:
-    """Every discovered plugin: distribution, version, types, hooks, and load errors."""
+    """Every discovered plugin: distribution, version, types, hooks, and load errors.
+
+    Exits 1 when a plugin failed to load (warnings do not count).
+    """
     pm = get_plugin_manager()
     infos = pm.plugin_infos()
+    failed = any(e.fatal for e in pm.load_errors)
     if as_json:
         output.echo_json({
             "plugins": [{"name": i.name, "distribution": i.distribution, "version": i.version,
@@ -293,7 +297,7 @@ def plugins_list(as_json: bool) -> None:
             "errors": [{"plugin": e.plugin, "distribution": e.distribution, "version": e.version,
                         "error": e.error, "fatal": e.fatal} for e in pm.load_errors],
         })
-        return
+        sys.exit(1 if failed else 0)
     for i in infos:
         dist = f"{i.distribution} {i.version}" if i.distribution else "(registered directly)"
         click.echo(f"{i.name}  [{dist}]  module {i.module}")
@@ -305,6 +309,7 @@ def plugins_list(as_json: bool) -> None:
             click.echo(f"  wrappers: {', '.join(i.wrappers)}")
     for e in pm.load_errors:
         click.echo(f"{'error' if e.fatal else 'warning'}: {e}", err=True)
+    sys.exit(1 if failed else 0)
 
 
 def main() -> None:
