@@ -15,6 +15,7 @@ import importlib
 import importlib.metadata as md
 import math
 import os
+import queue
 import sys
 import threading
 import time
@@ -71,6 +72,7 @@ class PluginManager(pluggy.PluginManager):
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(PROJECT_NAME)
         self.timeout = timeout
+        self._call = _PluginCaller(timeout)
         self.add_hookspecs(hookspecs)
         self.load_errors: list[LoadError] = []
         self.type_sources: list[TypeSource] = []
@@ -110,7 +112,7 @@ class PluginManager(pluggy.PluginManager):
             self._warn_unreachable(plugin, name, owns_types=False)
             return True
         register_types = impls[0].function
-        done, value = _bounded(lambda: _type_source(name, register_types()), self.timeout, f"plugin-{name}")
+        done, value = self._call(lambda: _type_source(name, register_types()))
         if not done or isinstance(value, BaseException):
             self.unregister(plugin)
             self._fail(name, _types_failure(value) if done else
@@ -148,10 +150,10 @@ class PluginManager(pluggy.PluginManager):
         plugin building on them fails in the next round; repeat until nothing fails.
         """
         dropped: dict[str, str] = {}  # type name -> the failed plugin that registered it
-        while True:
-            failing = self._type_problems()
+        while _type_problems(self.type_sources):
+            failing = self._failing_plugins()
             if not failing:
-                return
+                return  # nothing to blame a plugin for; a blueprint using the types reports it
             for name in failing:
                 for type_name in self.types_of(name):
                     dropped[type_name] = name
@@ -161,23 +163,16 @@ class PluginManager(pluggy.PluginManager):
                          for t in self._references(name) if t in dropped]
                 self._drop(name, "invalid types: " + "; ".join(messages) + "".join(f" ({h})" for h in hints))
 
-    def _type_problems(self) -> dict[str, list[Problem]]:
-        """Problems of the loaded plugins' types, by plugin (problem marks name their plugin)."""
-        problems = Problems()
-        defined: dict[str, dict] = {section: {} for section in KINDS}
-        for source in self.type_sources:
-            for key in source.sections:
-                if key not in KINDS:
-                    problems.add(plugin_mark(source.origin), f"register_types returned an unknown section "
-                                 f"'{key}'{did_you_mean(str(key), KINDS)}")
-            for section in KINDS:
-                parse_type_section(source.sections.get(section), section, source.plugin, problems, defined[section])
-        for section in KINDS:
-            resolve_types(defined[section], problems)
-        check_property_types([t for types in defined.values() for t in types.values()], defined["data_types"],
-                             problems)
+    def _failing_plugins(self) -> dict[str, list[Problem]]:
+        """The problems again, on copies of the sources marked ``<plugin NAME>``, by plugin.
+
+        Only done when there is a problem: marking every source costs more than checking.
+        """
+        marked = [s if s.plugin in self._from_text else
+                  TypeSource(s.origin, _marked(s.sections, plugin_mark(s.plugin or s.origin)), s.plugin)
+                  for s in self.type_sources]
         by_plugin: dict[str, list[Problem]] = {}
-        for problem in problems.items:
+        for problem in _type_problems(marked):
             name = _plugin_of(problem.mark.file)
             if name is not None and self.has_plugin(name):
                 by_plugin.setdefault(name, []).append(problem)
@@ -281,13 +276,16 @@ def get_plugin_manager(
     """
     env = os.environ if env is None else env
     pm = PluginManager(timeout=plugin_timeout(env))
-    for module_name in DEFAULT_PLUGINS:
-        pm.add_plugin(importlib.import_module(module_name), BUILTIN_NAME, DISTRIBUTION, _version(DISTRIBUTION))
-    for plugin in plugins or ():
-        name = getattr(plugin, "__name__", None) or type(plugin).__name__
-        pm.add_plugin(plugin, name, None, None)
-    if entry_points:
-        load_entry_points(pm, env)
+    try:
+        for module_name in DEFAULT_PLUGINS:
+            pm.add_plugin(importlib.import_module(module_name), BUILTIN_NAME, DISTRIBUTION, _version(DISTRIBUTION))
+        for plugin in plugins or ():
+            name = getattr(plugin, "__name__", None) or type(plugin).__name__
+            pm.add_plugin(plugin, name, None, None)
+        if entry_points:
+            load_entry_points(pm, env)
+    finally:
+        pm._call.close()
     pm.check_types()
     if env.get("ORCHESTRATOR_TRACE_HOOKS", "") not in ("", "0"):
         enable_tracing(pm)
@@ -329,37 +327,52 @@ class _BadResult(Exception):
 
 
 def _type_source(name: str, result: Any) -> tuple[TypeSource, bool]:
-    """The plugin's TypeSource, and whether it came as YAML text (with real positions).
-
-    A mapping is copied into ``YDict``/``YList`` marked ``<plugin NAME>``, so every
-    problem in it, at load time or in a blueprint, names the plugin.
-    """
+    """The plugin's TypeSource, and whether it came as YAML text (with real positions)."""
     from orchestrator.dsl.loader import plugin_type_source
 
     if result is None:
         result = {}
-    if isinstance(result, str):
-        return plugin_type_source(name, result), True
-    if not isinstance(result, Mapping):
+    if not isinstance(result, (str, Mapping)):
         raise _BadResult(f"register_types must return a mapping or YAML text, got {type(result).__name__}")
-    return plugin_type_source(name, _marked(result, plugin_mark(name))), False
+    return plugin_type_source(name, result), isinstance(result, str)
+
+
+def _type_problems(sources: list[TypeSource]) -> list[Problem]:
+    """Everything wrong with these types together: sections, definitions, parents, property types."""
+    problems = Problems()
+    defined: dict[str, dict] = {section: {} for section in KINDS}
+    for source in sources:
+        for key in source.sections:
+            if key not in KINDS:
+                problems.add(plugin_mark(source.plugin or source.origin),
+                             f"register_types returned an unknown section '{key}'{did_you_mean(str(key), KINDS)}")
+        for section in KINDS:
+            parse_type_section(source.sections.get(section), section, source.plugin, problems, defined[section])
+    for section in KINDS:
+        resolve_types(defined[section], problems)
+    check_property_types([t for types in defined.values() for t in types.values()], defined["data_types"], problems)
+    return problems.items
 
 
 def _marked(value: Any, mark: Any) -> Any:
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Mapping):
         result = YDict()
+        result.update({key: _marked(item, mark) for key, item in value.items()})
         result.mark = mark
-        for key, item in value.items():
-            result[key] = _marked(item, mark)
-            result.key_marks[key] = result.value_marks[key] = mark
+        result.key_marks = result.value_marks = dict.fromkeys(result, mark)  # read only: one dict serves both
         return result
     if isinstance(value, (list, tuple)):
         items = YList()
+        items.extend([_marked(item, mark) for item in value])
         items.mark = mark
-        items.extend(_marked(item, mark) for item in value)
         items.item_marks = [mark] * len(items)
         return items
     return value
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _plugin_of(file: str) -> str | None:
@@ -367,25 +380,52 @@ def _plugin_of(file: str) -> str | None:
     return file[len("<plugin "):-1] if file.startswith("<plugin ") and file.endswith(">") else None
 
 
-def _bounded(fn: Callable[[], Any], timeout: float, name: str) -> tuple[bool, Any]:
-    """Run a plugin's code in a daemon thread: ``(True, result or the exception it raised)``,
-    or ``(False, None)`` when it has not returned within ``timeout`` (it is left running).
+class _PluginCaller:
+    """Runs plugins' code in a daemon thread, each call bounded by ``timeout`` seconds.
 
-    A ``KeyboardInterrupt`` the plugin raises is its result; a real Ctrl-C reaches the
-    main thread, which is only waiting here, and stops the command as usual.
+    One thread serves every call until ``close()`` (starting one per plugin costs more
+    than the checks it guards); a call that does not return in time is abandoned,
+    thread and all, and the next call gets a fresh thread. A ``KeyboardInterrupt`` the
+    plugin raises is its result; a real Ctrl-C reaches the main thread, which only
+    waits here.
     """
-    box: list[Any] = []
 
-    def run() -> None:
-        try:
-            box.append(fn())
-        except BaseException as exc:  # whatever a plugin raises is a load error, never the host's exit
-            box.append(exc)
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Event] | None] | None = None
 
-    thread = threading.Thread(target=run, name=name, daemon=True)
-    thread.start()
-    thread.join(timeout)
-    return (True, box[0]) if box else (False, None)
+    def __call__(self, fn: Callable[[], Any]) -> tuple[bool, Any]:
+        """``(True, result or the exception raised)``, or ``(False, None)`` on a timeout."""
+        if self._jobs is None:
+            self._jobs = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(self._jobs,), name="orchestrator-plugins",
+                             daemon=True).start()
+        box: list[Any] = []
+        done = threading.Event()
+        self._jobs.put((fn, box, done))
+        if done.wait(self.timeout):
+            return True, box[0]
+        self._jobs = None  # that thread is stuck in the plugin: leave it, use a new one
+        return False, None
+
+    def close(self) -> None:
+        """Let the thread end (a later call starts another)."""
+        if self._jobs is not None:
+            self._jobs.put(None)
+            self._jobs = None
+
+    @staticmethod
+    def _serve(jobs: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Event] | None]) -> None:
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            fn, box, done = job
+            try:
+                box.append(fn())
+            except BaseException as exc:  # whatever a plugin raises is a load error, never the host's exit
+                box.append(exc)
+            done.set()
 
 
 def _types_failure(exc: BaseException) -> str:
