@@ -93,6 +93,8 @@ YAML_TEXT = types_plugin(
     '"""\\nnode_types:\\n  hp.Texty:\\n    derived_from: orchestrator.nodes.Root\\n'
     '    properties:\\n      when: {type: datetime}\\n"""')
 NOT_A_MAPPING = types_plugin('["hp.Listed"]')
+SECTION_NOT_A_MAPPING = types_plugin('{"node_types": ["hp.Listed"]}')
+UNKNOWN_SECTION = types_plugin('{"node_type": {"hp.Typo": {"derived_from": "orchestrator.nodes.Root"}}}')
 
 # A type-less plugin implementing a lifecycle hook: a warning, not an error.
 WARNS = "from orchestrator import hookimpl\n\n\n@hookimpl\ndef create(ctx):\n    pass\n"
@@ -115,6 +117,8 @@ PLUGINS = {
     "hp_child_of_broken": ("hp-child-of-broken", CHILD_OF_BROKEN),
     "hp_yaml_text": ("hp-yaml-text", YAML_TEXT),
     "hp_not_a_mapping": ("hp-not-a-mapping", NOT_A_MAPPING),
+    "hp_section_not_a_mapping": ("hp-section-not-a-mapping", SECTION_NOT_A_MAPPING),
+    "hp_unknown_section": ("hp-unknown-section", UNKNOWN_SECTION),
     "hp_warns": ("hp-warns", WARNS),
 }
 
@@ -200,6 +204,10 @@ def test_the_plugin_timeout_setting() -> None:
     ("hp_yaml_text", "invalid types: <plugin hp_yaml_text>:6:20: node type 'hp.Texty': property 'when' "
                      "has unknown type 'datetime'"),
     ("hp_not_a_mapping", "register_types must return a mapping or YAML text, got list"),
+    ("hp_section_not_a_mapping", "register_types: 'node_types' must be a mapping of type name to definition, "
+                                 "got list"),
+    ("hp_unknown_section", "invalid types: register_types returned an unknown section 'node_type' "
+                           "(did you mean 'node_types'?)"),
 ])
 def test_a_plugin_with_invalid_types_is_a_load_error_of_that_plugin(site: Path, tmp_path: Path, bad: str,
                                                                     message: str) -> None:

@@ -124,8 +124,6 @@ class PluginManager(pluggy.PluginManager):
         owned, taken = [], []
         for section in ("node_types", "relationships", "data_types"):
             definitions = source.sections.get(section) or {}
-            if not isinstance(definitions, Mapping):
-                continue  # check_types reports it
             for type_name in definitions:
                 other = self.type_owner.get(type_name)
                 if other is not None and section == "data_types" and self._same_data_type(type_name, definitions):
@@ -334,7 +332,13 @@ def _type_source(name: str, result: Any) -> tuple[TypeSource, bool]:
         result = {}
     if not isinstance(result, (str, Mapping)):
         raise _BadResult(f"register_types must return a mapping or YAML text, got {type(result).__name__}")
-    return plugin_type_source(name, result), isinstance(result, str)
+    source = plugin_type_source(name, result)
+    for section in KINDS:
+        value = source.sections.get(section)
+        if value is not None and not isinstance(value, Mapping):
+            raise _BadResult(f"register_types: '{section}' must be a mapping of type name to definition, "
+                             f"got {type(value).__name__}")
+    return source, isinstance(result, str)
 
 
 def _type_problems(sources: list[TypeSource]) -> list[Problem]:
