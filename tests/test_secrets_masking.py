@@ -68,8 +68,10 @@ def create(ctx):
 def printed_forms(secret: str) -> set[str]:
     """What a secret looks like once printed: raw, repr (both quote styles), JSON, its lines."""
     forms: set[str] = set()
-    for text in [secret, *(line for line in secret.splitlines() if len(line.strip()) >= 3)]:
-        forms |= {text, repr(text)[1:-1], json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1]}
+    lines = [part for line in secret.splitlines() for part in (line, line.strip()) if len(line.strip()) >= 3]
+    for text in [secret, *lines]:
+        forms |= {text, repr(text)[1:-1], json.dumps(text)[1:-1], json.dumps(text, ensure_ascii=False)[1:-1],
+                  repr(text.encode())[2:-1]}
         forms.add(repr("'\"" + text)[4:-1])  # single-quote style, as inside a text holding both quotes
         if '"' not in text:
             forms.add(repr("'" + text)[2:-1])  # double-quote style
@@ -120,7 +122,8 @@ node_templates:
 # ---------------------------------------------------------------- the masker itself
 
 
-@pytest.mark.parametrize("secret", [PEM, PASSWORD, "plain-secret", "tab\there", "\u00e9t\u00e9-\U0001f511-key"])
+@pytest.mark.parametrize("secret", [PEM, PASSWORD, "plain-secret", "tab\there", "\u00e9t\u00e9-\U0001f511-key",
+                                    "  indented first line\n    and an indented second\n"])
 def test_masker_masks_every_printed_form(secret: str) -> None:
     masker = Masker([secret])
     samples = [
@@ -132,7 +135,10 @@ def test_masker_masks_every_printed_form(secret: str) -> None:
         json.dumps({"k": secret}),
         json.dumps({"k": secret}, ensure_ascii=False),
         json.dumps(f"x {secret} y"),
+        f"bytes {secret.encode()!r}",
+        f"bytes in a text with both quotes {(chr(39) + chr(34) + secret).encode()!r}",
         *(f"line {line}!" for line in secret.splitlines()),
+        *(f"stripped line {line.strip()}!" for line in secret.splitlines()),
     ]
     for text in samples:
         masked = masker(text)

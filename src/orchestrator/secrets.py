@@ -1,9 +1,11 @@
-"""Secrets for ``get_secret``: environment variables and a secrets file, never stored.
+"""Secrets for ``get_secret``: where values come from, how they are masked, how outputs show them.
 
 ``get_secret: db_password`` reads ``ORCHESTRATOR_SECRET_DB_PASSWORD`` or the key
 ``db_password`` of the YAML file given with ``--secrets``. Values are looked up when a
-``ctx`` is built and registered with the event masker, so they never reach the state
-file, events, logs or ``--json`` output.
+``ctx`` is built, never planned or stored by the engine, and registered with the event
+masker in every form they take when printed (``printed_forms``), so events, logs,
+``--json``, the live view, failure summaries and hook traces never show them. Outputs
+show them as ``<secret:NAME>`` unless asked (``OutputSecrets``, ``render_output``).
 """
 
 from __future__ import annotations
@@ -123,24 +125,30 @@ def secret_strings(value: Any) -> list[str]:
 def printed_forms(secret: str) -> set[str]:
     """Every way ``secret`` can appear in printed text, for masking.
 
-    Raw; escaped as ``repr()`` does inside either quote style; escaped as ``json.dumps``
-    does with and without ``ensure_ascii``. A multi-line secret (a PEM key) also gives
-    each of its lines, in each form, so a line printed on its own is caught too. Lines
-    shorter than ``MIN_MASKABLE`` (after stripping) are left out: masking them would
-    mask ordinary text everywhere, and alone they disclose next to nothing.
+    Raw; escaped as ``repr()`` does inside either quote style, of the text and of its
+    UTF-8 bytes; escaped as ``json.dumps`` does with and without ``ensure_ascii``. A
+    multi-line secret (a PEM key) also gives each of its lines, as they are and
+    stripped, in each form, so a line printed on its own is caught too. Lines shorter
+    than ``MIN_MASKABLE`` (stripped) are left out: masking them would mask ordinary
+    text everywhere, and alone they disclose next to nothing.
     """
     if len(secret) < MIN_MASKABLE:
         return set()
-    forms: set[str] = set()
+    texts = {secret}
     lines = secret.splitlines()
-    texts = [secret, *(line for line in lines if len(line.strip()) >= MIN_MASKABLE)] if len(lines) > 1 else [secret]
+    if len(lines) > 1:
+        texts.update(part for line in lines if len(line.strip()) >= MIN_MASKABLE for part in (line, line.strip()))
+    forms: set[str] = set()
     for text in texts:
         forms.add(text)
         forms.add(json.dumps(text)[1:-1])
         forms.add(json.dumps(text, ensure_ascii=False)[1:-1])
-        forms.add(repr("'\"" + text)[4:-1])  # single quotes: the text is inside one holding both kinds
-        if '"' not in text:  # double quotes are only chosen for a text without any
+        # repr picks double quotes only for a text holding no double quote: escape both ways
+        forms.add(repr("'\"" + text)[4:-1])
+        forms.add(repr(("'\"" + text).encode())[5:-1])
+        if '"' not in text:
             forms.add(repr("'" + text)[2:-1])
+            forms.add(repr(("'" + text).encode())[3:-1])
     return forms
 
 
