@@ -6,6 +6,7 @@ and events. The CLI only parses arguments and prints what these return.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from orchestrator.dsl.functions import resolve_runtime
 from orchestrator.dsl.inputs import GivenInput, given_from_mapping, parse_input_args
 from orchestrator.dsl.loader import gc_paused, load_blueprint
 from orchestrator.dsl.model import Blueprint
-from orchestrator.dsl.problems import BlueprintError, Mark, Problem, Problems
+from orchestrator.dsl.problems import NOWHERE, BlueprintError, Mark, Problem, Problems
 from orchestrator.engine.context import InstanceRecord
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import EventSink, Listener, Masker
@@ -26,7 +27,14 @@ from orchestrator.engine.runner import ExecutionResult, Options, Runner, Runtime
 from orchestrator.errors import OrchestratorError, PluginError, StateError
 from orchestrator.plan import Plan, build_plan
 from orchestrator.plugins import PluginManager, get_plugin_manager
-from orchestrator.secrets import Secrets, missing_secret_message, secret_names, secret_strings
+from orchestrator.secrets import (
+    OutputSecrets,
+    Secrets,
+    missing_secret_message,
+    render_output,
+    secret_names,
+    secret_strings,
+)
 from orchestrator.state import (
     DEFAULT_STATE,
     DeploymentRow,
@@ -127,7 +135,7 @@ class Orchestrator:
             plan = build_plan(bp)
         deployment = deployment or deployment_id_for(path)
         self._check_plugins(plan)
-        secrets = self._check_secrets(plan, secrets, bp.display)
+        secrets = self._check_secrets(plan, secrets, bp)
         return Prepared(self, "install", deployment, plan, secrets,
                         lambda: self._save_plan(deployment, bp, plan))
 
@@ -213,12 +221,22 @@ class Orchestrator:
             details = "; ".join(str(errors[m]) if m in errors else f"plugin '{m}' is not installed" for m in missing)
             raise PluginError(f"this deployment needs plugins that are not available: {details}")
 
-    def _check_secrets(self, plan: Plan, secrets: Mapping[str, Any] | None, where: str) -> Mapping[str, Any]:
+    def _check_secrets(self, plan: Plan, secrets: Mapping[str, Any] | None, bp: Blueprint) -> Mapping[str, Any]:
+        """Every secret the plan uses is set; else a problem where each missing one is first used."""
         secrets = Secrets() if secrets is None else secrets
         missing = sorted(n for n in secret_names_of(plan) if n not in secrets)
-        if missing:
-            raise BlueprintError([Problem(Mark(where, 1, 1), missing_secret_message(n)) for n in missing])
-        return secrets
+        if not missing:
+            return secrets
+        marks = bp.secret_marks
+        if any(marks.get(n, NOWHERE) == NOWHERE for n in missing):
+            # Read on the fast path, the blueprint has no positions: read it again with them.
+            from orchestrator.dsl.loader import _load
+
+            with contextlib.suppress(BlueprintError):
+                marks = _load(bp.path, given_from_mapping(bp.input_values), self.pm.type_sources,
+                              fast=False).secret_marks
+        raise BlueprintError([Problem(marks[n] if marks.get(n, NOWHERE) != NOWHERE else Mark(bp.display, 1, 1),
+                                      missing_secret_message(n)) for n in missing])
 
     # -- queries --------------------------------------------------------------------
 
@@ -241,14 +259,25 @@ class Orchestrator:
         row = self.deployment(deployment)
         return row, Plan.from_json(row.plan), self.reader.instances(row.id)
 
-    def outputs(self, deployment: str | None = None, secrets: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def outputs(self, deployment: str | None = None, secrets: Mapping[str, Any] | None = None,
+                show_secrets: bool = False) -> dict[str, Any]:
+        """The blueprint's outputs, resolved against the deployment's runtime properties.
+
+        Secrets are not shown unless ``show_secrets``: a value that is one secret reads
+        ``<secret:NAME>``, a text holding one has it masked, and so does any text holding a
+        known secret's value (a runtime property a plugin copied from one). A secret that
+        is not set reads ``<secret:NAME unavailable>``; it never fails the command.
+        """
         row, plan, rows = self.status(deployment)
+        secrets = Secrets() if secrets is None else secrets
+        masker = Masker() if show_secrets else Masker(
+            s for name in secret_names_of(plan) if name in secrets for s in secret_strings(secrets[name]))
         records = {i: InstanceRecord(i, r.node, r.state, r.ops, r.runtime) for i, r in rows.items()}
         runner = Runner(plan=plan, store=None, deployment=row.id, dispatcher=Dispatcher(self.pm),
-                        sink=EventSink(None, row.id, None), options=Options(), secrets=secrets or Secrets(),
-                        records=records)
+                        sink=EventSink(None, row.id, None, masker), options=Options(),
+                        secrets=OutputSecrets(secrets, reveal=show_secrets), records=records)
         lookup = RuntimeLookup(runner, None)
-        return {name: resolve_runtime(value, lookup) for name, value in plan.outputs.items()}
+        return {name: render_output(resolve_runtime(value, lookup), masker) for name, value in plan.outputs.items()}
 
     def events(self, deployment: str | None = None, after: int = 0) -> list[Event]:
         row = self.deployment(deployment)

@@ -3,28 +3,43 @@
 ``get_plugin_manager()`` builds a fresh manager on every call (no import-time global),
 so tests and embedding programs build their own. A plugin that fails to import,
 register or declare types is reported in ``pm.load_errors`` and skipped; the host and
-the other plugins keep working.
+the other plugins keep working. That holds for any ``BaseException`` a plugin raises
+(``SystemExit`` included), for a ``register_types`` that never returns (it runs in a
+daemon thread, abandoned after ``ORCHESTRATOR_PLUGIN_TIMEOUT`` seconds), and for types
+that do not resolve against the core's and the other loaded plugins' types.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata as md
+import math
 import os
+import queue
 import sys
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import attrs
 import pluggy
 
 from orchestrator import DISTRIBUTION, ENTRY_POINT_GROUP, PROJECT_NAME, hookspecs
-from orchestrator.dsl.problems import BlueprintError, did_you_mean
-from orchestrator.dsl.types import TypeSource
+from orchestrator.dsl.problems import BlueprintError, Problem, Problems, did_you_mean
+from orchestrator.dsl.types import (
+    KINDS,
+    TypeSource,
+    check_property_types,
+    parse_type_section,
+    plugin_mark,
+    resolve_types,
+)
+from orchestrator.dsl.yaml_source import YDict, YList
 
 DEFAULT_PLUGINS = ("orchestrator.builtin_types",)
 BUILTIN_NAME = "orchestrator.builtin"
+DEFAULT_TIMEOUT = 10.0  # seconds a plugin's register_types may take
 
 
 @attrs.define(slots=True)
@@ -54,13 +69,18 @@ class LoadError:
 class PluginManager(pluggy.PluginManager):
     """pluggy's manager plus what the engine needs: type sources and load errors."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         super().__init__(PROJECT_NAME)
+        self.timeout = timeout
+        self._call = _PluginCaller(timeout)
         self.add_hookspecs(hookspecs)
         self.load_errors: list[LoadError] = []
         self.type_sources: list[TypeSource] = []
         self.type_owner: dict[str, str] = {}  # type name -> plugin name
         self._dists: dict[str, tuple[str | None, str | None]] = {}
+        self._from_text: set[str] = set()  # plugins whose types came as YAML text (real positions)
+        # Secrets of the running execution: the hook tracer masks its output with it.
+        self.masker: Callable[[str], str] = _unmasked
 
     # -- registration ------------------------------------------------------------
 
@@ -70,7 +90,7 @@ class PluginManager(pluggy.PluginManager):
         self._dists[name] = (distribution, version)
         try:
             self.register(plugin, name=name)
-        except Exception as exc:  # pluggy validation, duplicate names
+        except BaseException as exc:  # pluggy validation, duplicate names, a hostile __getattr__
             self._fail(name, f"cannot be registered: {exc}")
             return False
         unknown = [
@@ -87,23 +107,20 @@ class PluginManager(pluggy.PluginManager):
         return self._collect_types(plugin, name)
 
     def _collect_types(self, plugin: object, name: str) -> bool:
-        from orchestrator.dsl.loader import plugin_type_source
-
         impls = [i for i in self.hook.register_types.get_hookimpls() if i.plugin is plugin]
         if not impls:
             self._warn_unreachable(plugin, name, owns_types=False)
             return True
-        try:
-            result = impls[0].function()
-            source = plugin_type_source(name, result or {})
-        except BlueprintError as exc:
+        register_types = impls[0].function
+        done, value = self._call(lambda: _type_source(name, register_types()))
+        if not done or isinstance(value, BaseException):
             self.unregister(plugin)
-            self._fail(name, f"register_types returned invalid YAML: {exc}")
+            self._fail(name, _types_failure(value) if done else
+                       f"register_types did not return within {self.timeout:g}s; skipped")
             return False
-        except Exception as exc:
-            self.unregister(plugin)
-            self._fail(name, f"register_types failed: {type(exc).__name__}: {exc}")
-            return False
+        source, from_text = value
+        if from_text:
+            self._from_text.add(name)
         owned, taken = [], []
         for section in ("node_types", "relationships", "data_types"):
             definitions = source.sections.get(section) or {}
@@ -122,6 +139,73 @@ class PluginManager(pluggy.PluginManager):
         self.type_sources.append(source)
         self._warn_unreachable(plugin, name, owns_types=bool(self.types_of(name)))
         return True
+
+    def check_types(self) -> None:
+        """Unregister every plugin whose types do not resolve; report each as a load error.
+
+        Types are resolved against the core's and all loaded plugins' (a plugin may use
+        a data type another one registers). A failing plugin's types are removed, so a
+        plugin building on them fails in the next round; repeat until nothing fails.
+        """
+        dropped: dict[str, str] = {}  # type name -> the failed plugin that registered it
+        while _type_problems(self.type_sources):
+            failing = self._failing_plugins()
+            if not failing:
+                return  # nothing to blame a plugin for; a blueprint using the types reports it
+            for name in failing:
+                for type_name in self.types_of(name):
+                    dropped[type_name] = name
+            for name, problems in failing.items():
+                messages = [self._problem_text(name, p) for p in problems]
+                hints = [f"type '{t}' was registered by plugin '{dropped[t]}', which failed to load"
+                         for t in self._references(name) if t in dropped]
+                self._drop(name, "invalid types: " + "; ".join(messages) + "".join(f" ({h})" for h in hints))
+
+    def _failing_plugins(self) -> dict[str, list[Problem]]:
+        """The problems again, on copies of the sources marked ``<plugin NAME>``, by plugin.
+
+        Only done when there is a problem: marking every source costs more than checking.
+        """
+        marked = [s if s.plugin in self._from_text else
+                  TypeSource(s.origin, _marked(s.sections, plugin_mark(s.plugin or s.origin)), s.plugin)
+                  for s in self.type_sources]
+        by_plugin: dict[str, list[Problem]] = {}
+        for problem in _type_problems(marked):
+            name = _plugin_of(problem.mark.file)
+            if name is not None and self.has_plugin(name):
+                by_plugin.setdefault(name, []).append(problem)
+        return by_plugin
+
+    def _problem_text(self, name: str, problem: Problem) -> str:
+        return str(problem) if name in self._from_text else problem.message
+
+    def _references(self, name: str) -> list[str]:
+        """Type names the plugin's own types derive from or use as property types."""
+        found: list[str] = []
+        for source in self.type_sources:
+            if source.plugin != name:
+                continue
+            for section in KINDS:
+                for body in (source.sections.get(section) or {}).values():
+                    if not isinstance(body, dict):
+                        continue
+                    found.append(body.get("derived_from"))
+                    for prop in (body.get("properties") or {}).values():
+                        if isinstance(prop, dict):
+                            found.append(prop.get("type"))
+                            entry = prop.get("entry_schema")
+                            found.append(entry.get("type") if isinstance(entry, dict) else entry)
+        return list(dict.fromkeys(t for t in found if isinstance(t, str)))
+
+    def _drop(self, name: str, error: str) -> None:
+        """Unregister a loaded plugin and forget its types."""
+        self.unregister(name=name)
+        self.type_sources = [s for s in self.type_sources if s.plugin != name]
+        self.type_owner = {t: owner for t, owner in self.type_owner.items() if owner != name}
+        for source in self.type_sources:  # a data type it shared (identically) now belongs to the other plugin
+            for type_name in source.sections.get("data_types") or {}:
+                self.type_owner.setdefault(type_name, source.plugin or source.origin)
+        self._fail(name, error)
 
     def _same_data_type(self, type_name: str, definitions: Mapping[str, Any]) -> bool:
         for source in self.type_sources:
@@ -185,17 +269,22 @@ def get_plugin_manager(
 
     ``ORCHESTRATOR_PLUGINS=a,b`` loads only the named entry points;
     ``ORCHESTRATOR_DISABLE_PLUGINS=a,b`` skips them; ``ORCHESTRATOR_TRACE_HOOKS=1``
-    prints every hook call.
+    prints every hook call; ``ORCHESTRATOR_PLUGIN_TIMEOUT`` bounds each
+    ``register_types`` (seconds, default 10).
     """
     env = os.environ if env is None else env
-    pm = PluginManager()
-    for module_name in DEFAULT_PLUGINS:
-        pm.add_plugin(importlib.import_module(module_name), BUILTIN_NAME, DISTRIBUTION, _version(DISTRIBUTION))
-    for plugin in plugins or ():
-        name = getattr(plugin, "__name__", None) or type(plugin).__name__
-        pm.add_plugin(plugin, name, None, None)
-    if entry_points:
-        load_entry_points(pm, env)
+    pm = PluginManager(timeout=plugin_timeout(env))
+    try:
+        for module_name in DEFAULT_PLUGINS:
+            pm.add_plugin(importlib.import_module(module_name), BUILTIN_NAME, DISTRIBUTION, _version(DISTRIBUTION))
+        for plugin in plugins or ():
+            name = getattr(plugin, "__name__", None) or type(plugin).__name__
+            pm.add_plugin(plugin, name, None, None)
+        if entry_points:
+            load_entry_points(pm, env)
+    finally:
+        pm._call.close()
+    pm.check_types()
     if env.get("ORCHESTRATOR_TRACE_HOOKS", "") not in ("", "0"):
         enable_tracing(pm)
     return pm
@@ -215,11 +304,145 @@ def load_entry_points(pm: PluginManager, env: Mapping[str, str]) -> None:
             continue
         try:
             plugin = ep.load()
-        except (Exception, SystemExit) as exc:  # a broken plugin must not take the host down
+        except BaseException as exc:  # a broken plugin must not take the host down, whatever it raises
             pm._dists[ep.name] = (dist, version)
-            pm._fail(ep.name, f"failed to import '{ep.value}': {type(exc).__name__}: {exc}")
+            pm._fail(ep.name, f"failed to import '{ep.value}': {_describe(exc)}")
             continue
         pm.add_plugin(plugin, ep.name, dist, version)
+
+
+def plugin_timeout(env: Mapping[str, str]) -> float:
+    """``ORCHESTRATOR_PLUGIN_TIMEOUT`` in seconds; the default unless it is a positive number."""
+    try:
+        value = float(env.get("ORCHESTRATOR_PLUGIN_TIMEOUT", ""))
+    except ValueError:
+        return DEFAULT_TIMEOUT
+    return value if value > 0 and math.isfinite(value) else DEFAULT_TIMEOUT
+
+
+class _BadResult(Exception):
+    """``register_types`` returned something that is neither a mapping nor YAML text."""
+
+
+def _type_source(name: str, result: Any) -> tuple[TypeSource, bool]:
+    """The plugin's TypeSource, and whether it came as YAML text (with real positions)."""
+    from orchestrator.dsl.loader import plugin_type_source
+
+    if result is None:
+        result = {}
+    if not isinstance(result, (str, Mapping)):
+        raise _BadResult(f"register_types must return a mapping or YAML text, got {type(result).__name__}")
+    source = plugin_type_source(name, result)
+    for section in KINDS:
+        value = source.sections.get(section)
+        if value is not None and not isinstance(value, Mapping):
+            raise _BadResult(f"register_types: '{section}' must be a mapping of type name to definition, "
+                             f"got {type(value).__name__}")
+    return source, isinstance(result, str)
+
+
+def _type_problems(sources: list[TypeSource]) -> list[Problem]:
+    """Everything wrong with these types together: sections, definitions, parents, property types."""
+    problems = Problems()
+    defined: dict[str, dict] = {section: {} for section in KINDS}
+    for source in sources:
+        for key in source.sections:
+            if key not in KINDS:
+                problems.add(plugin_mark(source.plugin or source.origin),
+                             f"register_types returned an unknown section '{key}'{did_you_mean(str(key), KINDS)}")
+        for section in KINDS:
+            parse_type_section(source.sections.get(section), section, source.plugin, problems, defined[section])
+    for section in KINDS:
+        resolve_types(defined[section], problems)
+    check_property_types([t for types in defined.values() for t in types.values()], defined["data_types"], problems)
+    return problems.items
+
+
+def _marked(value: Any, mark: Any) -> Any:
+    if type(value) in _SCALARS:
+        return value
+    if isinstance(value, Mapping):
+        result = YDict()
+        result.update({key: _marked(item, mark) for key, item in value.items()})
+        result.mark = mark
+        result.key_marks = result.value_marks = dict.fromkeys(result, mark)  # read only: one dict serves both
+        return result
+    if isinstance(value, (list, tuple)):
+        items = YList()
+        items.extend([_marked(item, mark) for item in value])
+        items.mark = mark
+        items.item_marks = [mark] * len(items)
+        return items
+    return value
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plugin_of(file: str) -> str | None:
+    """``<plugin NAME>`` -> ``NAME``: the plugin a problem's mark points into."""
+    return file[len("<plugin "):-1] if file.startswith("<plugin ") and file.endswith(">") else None
+
+
+class _PluginCaller:
+    """Runs plugins' code in a daemon thread, each call bounded by ``timeout`` seconds.
+
+    One thread serves every call until ``close()`` (starting one per plugin costs more
+    than the checks it guards); a call that does not return in time is abandoned,
+    thread and all, and the next call gets a fresh thread. A ``KeyboardInterrupt`` the
+    plugin raises is its result; a real Ctrl-C reaches the main thread, which only
+    waits here.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Event] | None] | None = None
+
+    def __call__(self, fn: Callable[[], Any]) -> tuple[bool, Any]:
+        """``(True, result or the exception raised)``, or ``(False, None)`` on a timeout."""
+        if self._jobs is None:
+            self._jobs = queue.SimpleQueue()
+            threading.Thread(target=self._serve, args=(self._jobs,), name="orchestrator-plugins",
+                             daemon=True).start()
+        box: list[Any] = []
+        done = threading.Event()
+        self._jobs.put((fn, box, done))
+        if done.wait(self.timeout):
+            return True, box[0]
+        self._jobs = None  # that thread is stuck in the plugin: leave it, use a new one
+        return False, None
+
+    def close(self) -> None:
+        """Let the thread end (a later call starts another)."""
+        if self._jobs is not None:
+            self._jobs.put(None)
+            self._jobs = None
+
+    @staticmethod
+    def _serve(jobs: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Event] | None]) -> None:
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            fn, box, done = job
+            try:
+                box.append(fn())
+            except BaseException as exc:  # whatever a plugin raises is a load error, never the host's exit
+                box.append(exc)
+            done.set()
+
+
+def _types_failure(exc: BaseException) -> str:
+    if isinstance(exc, BlueprintError):
+        return f"register_types returned invalid YAML: {exc}"
+    if isinstance(exc, _BadResult):
+        return str(exc)
+    return f"register_types failed: {_describe(exc)}"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _version(dist: str) -> str | None:
@@ -229,8 +452,16 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def _unmasked(text: str) -> str:
+    return text
+
+
 def enable_tracing(pm: pluggy.PluginManager, stream: Any = None) -> None:
-    """Print every hook call: hook, plugin(s), node instance, duration and outcome."""
+    """Print every hook call: hook, plugin(s), node instance, duration and outcome.
+
+    Lines are masked with ``pm.masker`` (the running execution's secrets, set by the
+    engine), read at each call: tracing is enabled before any execution exists.
+    """
     out = stream or sys.stderr
     starts: dict[int, float] = {}
 
@@ -243,6 +474,7 @@ def enable_tracing(pm: pluggy.PluginManager, stream: Any = None) -> None:
         ctx = kwargs.get("ctx")
         target = getattr(ctx, "describe", lambda: "")() if ctx is not None else ""
         result = "ok" if outcome.exception is None else f"error {type(outcome.exception).__name__}: {outcome.exception}"
-        print(f"[trace] {hook_name} plugins={plugins or '-'} {target} {elapsed:.2f}ms {result}", file=out, flush=True)
+        line = f"[trace] {hook_name} plugins={plugins or '-'} {target} {elapsed:.2f}ms {result}"
+        print(getattr(pm, "masker", _unmasked)(line), file=out, flush=True)
 
     pm.add_hookcall_monitoring(before, after)

@@ -182,7 +182,7 @@ def test_a_forced_unlock_stops_the_running_execution_at_its_next_write(cli, tmp_
     wait_for(lambda: started(tmp_path, "create"), what="create")
     forced = cli("unlock", "-d", "bp", "--force", "--state", str(state))
     assert forced.returncode == 0, forced.stderr
-    out, err = first.communicate(timeout=60)
+    _out, err = first.communicate(timeout=60)
     assert first.returncode == 1
     assert "no longer holds the lock on deployment 'bp'" in err
     assert "Traceback" not in err
@@ -208,7 +208,7 @@ def test_a_stop_signal_waits_for_running_hooks_then_cancels_and_releases_the_loc
     proc = cli("install", "bp.yaml", "--state", str(state), background=True)
     wait_for(lambda: started(tmp_path, "create", 3), what="three creates")
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err
     assert "waiting for 3 running operations (Ctrl+C again to abandon them)" in err
     assert "was cancelled" in err and "Traceback" not in err
@@ -231,7 +231,7 @@ def test_a_second_signal_abandons_running_hooks_which_resume_reruns(cli, tmp_pat
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     began = time.monotonic()
-    out, err = proc.communicate(timeout=20)
+    _out, err = proc.communicate(timeout=20)
     assert time.monotonic() - began < 5  # not the 30 s the hooks take
     assert proc.returncode == 1
     assert "abandoned 3 running operations" in err and "Traceback" not in err

@@ -95,7 +95,10 @@ def execution_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="A hook call that takes longer fails as 'timed out' (retried per --retries); "
                           "a node template's operation_timeout overrides it."),
         click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="YAML file of secrets for get_secret (environment: ORCHESTRATOR_SECRET_<NAME>)."),
+                     help="YAML file of secrets for get_secret (environment: ORCHESTRATOR_SECRET_<NAME>, "
+                          "which wins). Values are masked in events, logs, trace and output. A value shorter "
+                          "than 3 characters cannot be masked (using one prints a warning naming the secret), "
+                          "nor can a line that short of a multi-line value."),
         click.option("--debug", is_flag=True, help="Show tracebacks of failed operations."),
     ]):
         fn = option(fn)
@@ -315,15 +318,22 @@ def status(deployment: str | None, state: Path, state_recover: bool, as_json: bo
 
 @cli.command()
 @deployment_option
-@click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="YAML file of secrets for get_secret (environment: ORCHESTRATOR_SECRET_<NAME>, which wins). "
+                   "A secret not set reads <secret:NAME unavailable>; a secret set is also masked where a "
+                   "plugin copied its value into a runtime property.")
+@click.option("--show-secrets", is_flag=True,
+              help="Print secret values. Without it an output that is one secret reads <secret:NAME>, a "
+                   "secret inside a longer text is masked (******), and a secret that is not set reads "
+                   "<secret:NAME unavailable>.")
 @state_option
 @json_option
 @handle_errors
-def outputs(deployment: str | None, secrets_file: str | None, state: Path, state_recover: bool,
-            as_json: bool) -> None:
+def outputs(deployment: str | None, secrets_file: str | None, show_secrets: bool, state: Path,
+            state_recover: bool, as_json: bool) -> None:
     """Show the blueprint's outputs, resolved against the deployment's runtime properties."""
     orch = _orchestrator(state, state_recover, plugins=False)
-    values = orch.outputs(deployment, _secrets(secrets_file))
+    values = orch.outputs(deployment, _secrets(secrets_file), show_secrets=show_secrets)
     if as_json:
         output.echo_json(values)
         return
@@ -369,9 +379,13 @@ def plugins() -> None:
 @plugins.command("list")
 @json_option
 def plugins_list(as_json: bool) -> None:
-    """Every discovered plugin: distribution, version, types, hooks, and load errors."""
+    """Every discovered plugin: distribution, version, types, hooks, and load errors.
+
+    Exits 1 when a plugin failed to load (warnings do not count).
+    """
     pm = get_plugin_manager()
     infos = pm.plugin_infos()
+    failed = any(e.fatal for e in pm.load_errors)
     if as_json:
         output.echo_json({
             "plugins": [{"name": i.name, "distribution": i.distribution, "version": i.version,
@@ -380,7 +394,7 @@ def plugins_list(as_json: bool) -> None:
             "errors": [{"plugin": e.plugin, "distribution": e.distribution, "version": e.version,
                         "error": e.error, "fatal": e.fatal} for e in pm.load_errors],
         })
-        return
+        sys.exit(1 if failed else 0)
     for i in infos:
         dist = f"{i.distribution} {i.version}" if i.distribution else "(registered directly)"
         click.echo(f"{i.name}  [{dist}]  module {i.module}")
@@ -392,6 +406,7 @@ def plugins_list(as_json: bool) -> None:
             click.echo(f"  wrappers: {', '.join(i.wrappers)}")
     for e in pm.load_errors:
         click.echo(f"{'error' if e.fatal else 'warning'}: {e}", err=True)
+    sys.exit(1 if failed else 0)
 
 
 def main() -> None:

@@ -222,6 +222,7 @@ class PlanResolver:
             self.problems.add(mark, f"{where}: get_secret takes a secret name or [name, key, ...]")
             return None
         self.bp.secret_names.add(path[0])
+        self.bp.secret_marks.setdefault(path[0], mark)
         return {"get_secret": path if len(path) > 1 else path[0]}
 
 

@@ -115,6 +115,7 @@ class Blueprint:
     outputs: dict[str, Output]
     input_values: dict[str, Any] = attrs.field(factory=dict)
     secret_names: set[str] = attrs.field(factory=set)
+    secret_marks: dict[str, Mark] = attrs.field(factory=dict)  # first get_secret of each name
 
     @property
     def directory(self) -> Path:

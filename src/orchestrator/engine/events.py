@@ -2,36 +2,52 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
 
+from orchestrator.secrets import MASK, printed_forms
 from orchestrator.state import Event, StateStore
 
-MASK = "******"
+__all__ = ["MASK", "Event", "EventSink", "Listener", "Masker"]  # MASK lives in secrets; imported from here too
 
 
 class Masker:
-    """Replaces every known secret value in text before it is stored or shown."""
+    """Replaces every known secret value in text before it is stored or shown.
+
+    A secret is masked in every form it takes when printed (``secrets.printed_forms``:
+    raw, ``repr``, JSON, each line of a multi-line value), so a plugin logging
+    ``f"{password!r}"`` or a JSON dump leaks nothing. The forms are compiled into one
+    regular expression, longest first, when secrets are added; masking a text is then
+    one ``sub`` (nothing at all when there are no secrets), cheap enough for every event.
+    Values shorter than ``MIN_MASKABLE`` cannot be masked and are ignored.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets: list[str] = []
+        self._forms: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
         self._lock = threading.Lock()
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
         with self._lock:
-            merged = set(self._secrets) | {s for s in secrets if isinstance(s, str) and len(s) >= 3}
-            self._secrets = sorted(merged, key=len, reverse=True)
+            forms = set(self._forms)
+            for secret in secrets:
+                if isinstance(secret, str):
+                    forms |= printed_forms(secret)
+            if forms == self._forms:
+                return
+            self._forms = forms
+            ordered = sorted(forms, key=lambda f: (-len(f), f))
+            self._pattern = re.compile("|".join(map(re.escape, ordered)))
 
     def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
+        pattern = self._pattern
+        return text if pattern is None else pattern.sub(MASK, text)
 
     def __bool__(self) -> bool:
-        return bool(self._secrets)
+        return self._pattern is not None
 
 
 Listener = Callable[[Event], None]

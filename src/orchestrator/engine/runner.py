@@ -259,6 +259,7 @@ class Runner:
         self._deployment_ctx = DeploymentContext(deployment)
         self._blueprint_ctx = BlueprintContext(plan.blueprint_path)
         self._properties: dict[str, ImmutableProperties] = {}
+        dispatcher.pm.masker = sink.masker  # hook tracing (ORCHESTRATOR_TRACE_HOOKS) masks like events do
 
     def _load_records(self) -> dict[str, InstanceRecord]:
         rows = self.store.instances(self.deployment) if self.store else {}
