@@ -62,6 +62,13 @@ def create(ctx):
         ctx.instance.runtime_properties["copied"] = pw
     if ctx.node.properties["fail"]:
         raise RuntimeError(f"login refused for {pw!r}")
+
+
+@hookimpl
+def delete(ctx):
+    copied = ctx.instance.runtime_properties.get("copied")
+    if copied:
+        ctx.logger.info("deleting what %r opened", copied)
 '''
 
 
@@ -270,6 +277,30 @@ def test_outputs_mask_secrets_unless_asked_to_show_them(site: Path, tmp_path: Pa
     assert json.loads(shown.stdout) == {
         "password": PEM, "url": f"postgres://admin:{PEM}@db/app", "via_property": PEM,
         "via_property_concat": f"{PEM}!", "copied": PEM, "listed": [PEM, "plain"], "plain": "hello"}
+
+
+def test_a_runtime_property_copied_from_a_secret_stays_masked_without_the_secret(site: Path,
+                                                                                 tmp_path: Path) -> None:
+    """Once a plugin copied a secret into a runtime property, that value is known to be secret:
+    outputs, events and later executions mask it even when the secret is no longer given."""
+    (tmp_path / "bp.yaml").write_text(OUTPUTS)
+    state = tmp_path / "state.db"
+    assert cli(site, "install", "bp.yaml", "--state", str(state), cwd=tmp_path,
+               **secret_env(db_password=PASSWORD)).returncode == 0
+    import sqlite3
+
+    with sqlite3.connect(state) as db:
+        (keys,) = db.execute("SELECT secret_keys FROM instances").fetchone()
+    assert json.loads(keys) == ["copied"]
+    bare = cli(site, "outputs", "--json", "--state", str(state), cwd=tmp_path)  # no secret given now
+    assert json.loads(bare.stdout)["copied"] == MASK and not leaks(bare.stdout, PASSWORD)
+    shown = cli(site, "outputs", "--json", "--show-secrets", "--state", str(state), cwd=tmp_path)
+    assert json.loads(shown.stdout)["copied"] == PASSWORD
+    removed = cli(site, "uninstall", "--json", "--state", str(state), cwd=tmp_path)  # its delete logs the copy
+    assert removed.returncode == 0, removed.stderr
+    assert "deleting what" in removed.stdout and not leaks(removed.stdout + removed.stderr, PASSWORD)
+    events = cli(site, "events", "--json", "--state", str(state), cwd=tmp_path)
+    assert "deleting what" in events.stdout and not leaks(events.stdout, PASSWORD)
 
 
 def test_outputs_name_a_missing_secret_instead_of_failing(site: Path, tmp_path: Path) -> None:

@@ -272,6 +272,8 @@ class Orchestrator:
         secrets = Secrets() if secrets is None else secrets
         masker = Masker() if show_secrets else Masker(
             s for name in secret_names_of(plan) if name in secrets for s in secret_strings(secrets[name]))
+        if not show_secrets:  # runtime properties a plugin copied from a secret, known to be secret
+            masker.add(s for r in rows.values() for k in r.secret_keys for s in secret_strings(r.runtime.get(k)))
         records = {i: InstanceRecord(i, r.node, r.state, r.ops, r.runtime) for i, r in rows.items()}
         runner = Runner(plan=plan, store=None, deployment=row.id, dispatcher=Dispatcher(self.pm),
                         sink=EventSink(None, row.id, None, masker), options=Options(),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from orchestrator.secrets import MASK, printed_forms
 from orchestrator.state import Event, StateStore
@@ -48,6 +50,18 @@ class Masker:
 
     def __bool__(self) -> bool:
         return self._pattern is not None
+
+    def contains(self, text: str) -> bool:
+        """Whether ``text`` holds a known secret in any printed form."""
+        pattern = self._pattern
+        return pattern is not None and pattern.search(text) is not None
+
+    def secret_keys(self, runtime: dict[str, Any]) -> list[str]:
+        """The runtime properties whose values hold a known secret (a plugin copied one)."""
+        if self._pattern is None:
+            return []
+        return sorted(k for k, v in runtime.items()
+                      if self.contains(v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)))
 
 
 Listener = Callable[[Event], None]

@@ -46,7 +46,7 @@ from orchestrator.engine.events import Event, EventSink
 from orchestrator.engine.interrupt import Interrupt
 from orchestrator.errors import NonRecoverableError, RecoverableError, SkipOperation, StateError
 from orchestrator.plan import Plan, PlannedInstance, PlannedNode, PlannedRelationship
-from orchestrator.secrets import missing_secret_message
+from orchestrator.secrets import missing_secret_message, secret_strings
 from orchestrator.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -262,14 +262,18 @@ class Runner:
         dispatcher.pm.masker = sink.masker  # hook tracing (ORCHESTRATOR_TRACE_HOOKS) masks like events do
 
     def _load_records(self) -> dict[str, InstanceRecord]:
+        """The instances as stored; values a plugin copied from a secret are masked from here on,
+        even when this execution does not have the secret itself."""
         rows = self.store.instances(self.deployment) if self.store else {}
         records = {}
         for iid, inst in self.plan.instances.items():
             row = rows.get(iid)
             if row is None:
                 records[iid] = InstanceRecord(iid, inst.node, "uninitialized", {}, {})
-            else:
-                records[iid] = InstanceRecord(iid, inst.node, row.state, row.ops, row.runtime, row.error)
+                continue
+            records[iid] = InstanceRecord(iid, inst.node, row.state, row.ops, row.runtime, row.error)
+            if row.secret_keys:
+                self.sink.masker.add(s for k in row.secret_keys for s in secret_strings(row.runtime.get(k)))
         return records
 
     # -- workflows ---------------------------------------------------------------
@@ -652,10 +656,12 @@ class Runner:
         rec.state = state
         if self.store is not None:
             rows = [EventSink.row(e) for e in events]
+            masker = self.sink.masker
             with rec.lock:  # same order as _persist: record lock, then the store's
                 runtime = rec.runtime_json if runtime_json is not None else None
+                keys = masker.secret_keys(rec.runtime) if runtime is not None and masker else None
                 self.store.record(self.deployment, rec.id, state, json.dumps(rec.ops), runtime, rows,
-                                  self.sink.execution, rec.error)
+                                  self.sink.execution, rec.error, keys)
         for event in events:
             self.sink.publish(event)
 
@@ -681,8 +687,10 @@ class Runner:
     def _persist(self, rec: InstanceRecord) -> None:
         """Write runtime properties; under the record's lock, so a stale copy never lands last."""
         if self.store is not None:
+            masker = self.sink.masker
             with rec.lock:
-                self.store.save_runtime(self.deployment, rec.id, rec.runtime_json, self.sink.execution)
+                keys = masker.secret_keys(rec.runtime) if masker else None
+                self.store.save_runtime(self.deployment, rec.id, rec.runtime_json, self.sink.execution, keys)
 
     # -- contexts -----------------------------------------------------------------
 

@@ -393,25 +393,29 @@ class StateStore:
         return {r[0]: InstanceRow(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5], r[6],
                                   json.loads(r[7]) if r[7] else []) for r in rows}
 
+
     def record(self, deployment: str, instance: str, state: str, ops_json: str, runtime_json: str | None,
-               events: list[tuple], execution: int | None = None, error: str | None = None) -> None:
+               events: list[tuple], execution: int | None = None, error: str | None = None,
+               secret_keys: list[str] | None = None) -> None:
         """One atomic write: state and finished operations, runtime properties if changed, events.
 
         ``events`` are rows as ``EventSink.row`` makes them. With ``execution``, the write
         happens only while that execution still holds the deployment's lock (else
-        ``LockLostError``). This is the engine's hot path (about one call per operation):
-        no context manager, one ``executemany``.
+        ``LockLostError``). ``secret_keys`` (when known) names the runtime properties that
+        hold a secret. This is the engine's hot path (about one call per operation): no
+        context manager, one ``executemany``.
         """
         db = self._db
+        keys = None if secret_keys is None else json.dumps(secret_keys)
         with self._lock:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     cur = db.execute(
                         "UPDATE instances SET state = ?, ops = ?, runtime = coalesce(?, runtime), updated_at = ?, "
-                        "error = ? WHERE deployment = ? AND id = ? AND (? IS NULL OR EXISTS "
-                        "(SELECT 1 FROM locks WHERE deployment = ? AND execution = ?))",
-                        (state, ops_json, runtime_json, time.time(), error, deployment, instance, execution,
+                        "error = ?, secret_keys = coalesce(?, secret_keys) WHERE deployment = ? AND id = ? AND "
+                        "(? IS NULL OR EXISTS (SELECT 1 FROM locks WHERE deployment = ? AND execution = ?))",
+                        (state, ops_json, runtime_json, time.time(), error, keys, deployment, instance, execution,
                          deployment, execution))
                     if cur.rowcount != 1:
                         raise self._lost(deployment, execution)
@@ -432,20 +436,17 @@ class StateStore:
         return LockLostError(f"execution {execution} no longer holds the lock on deployment '{deployment}' ({now})")
 
     @_translated
-    def save_runtime(self, deployment: str, instance: str, runtime_json: str, execution: int | None = None) -> None:
+    def save_runtime(self, deployment: str, instance: str, runtime_json: str, execution: int | None = None,
+                     secret_keys: list[str] | None = None) -> None:
+        keys = None if secret_keys is None else json.dumps(secret_keys)
         with self._lock:
             cur = self._db.execute(
-                "UPDATE instances SET runtime = ?, updated_at = ? WHERE deployment = ? AND id = ? AND "
+                "UPDATE instances SET runtime = ?, updated_at = ?, secret_keys = coalesce(?, secret_keys) "
+                "WHERE deployment = ? AND id = ? AND "
                 "(? IS NULL OR EXISTS (SELECT 1 FROM locks WHERE deployment = ? AND execution = ?))",
-                (runtime_json, time.time(), deployment, instance, execution, deployment, execution))
+                (runtime_json, time.time(), keys, deployment, instance, execution, deployment, execution))
             if cur.rowcount != 1:
                 raise self._lost(deployment, execution)
-
-    @_translated
-    def set_secret_keys(self, deployment: str, instance: str, keys: list[str]) -> None:
-        with self._lock:
-            self._db.execute("UPDATE instances SET secret_keys = ? WHERE deployment = ? AND id = ?",
-                             (json.dumps(sorted(keys)) if keys else None, deployment, instance))
 
     # -- events --------------------------------------------------------------------
 
