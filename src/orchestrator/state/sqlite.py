@@ -195,7 +195,8 @@ class StateStore:
         self._lineage_id = self._meta("lineage")
         if self.writable:
             self._secure()
-            if lineage is None or lineage.id != self._lineage_id or lineage.deployments != ids:
+            if (lineage is None and ids) or (lineage is not None and (
+                    lineage.id != self._lineage_id or lineage.deployments != ids)):
                 self._write_lineage()
 
     def _check_size(self) -> None:
@@ -224,6 +225,8 @@ class StateStore:
         """Create the schema in a new state, or migrate an old one (keeping a copy of it)."""
         db = self._db
         with self._lock:
+            if version is None:
+                db.execute("PRAGMA journal_mode=WAL")  # before the schema: no rollback journal syncs
             db.execute("BEGIN IMMEDIATE")
             try:
                 current = schema.stored_version(db)  # another process may have done it meanwhile
@@ -238,8 +241,6 @@ class StateStore:
                 db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
-        if version is None:
-            db.execute("PRAGMA journal_mode=WAL")
 
     def _secure(self) -> None:
         """Runtime properties may be secret: a state we write is readable by its owner only."""
@@ -494,7 +495,7 @@ class StateStore:
             current = self.lock(deployment)
             if current is not None and why_free(current, me, now) is None:
                 raise StateLockedError(busy_message(current, now))
-            if backup:
+            if backup and self._ids():  # a state that holds nothing has nothing to lose
                 take_backup(self.path)
             if current is not None:
                 self._clear_lock(current, "interrupted", now)
