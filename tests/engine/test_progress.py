@@ -71,3 +71,38 @@ def test_plain_lines_when_not_a_terminal(cli, tmp_path):
                              "start failed on purpose (1/1)") for line in lines), lines
     assert sum(" create succeeded" in line for line in lines) == 4
     assert lines[-1].startswith("install of deployment 'bp' succeeded in")
+
+
+def test_live_view_says_a_stop_request_and_ends_cancelled(cli, tmp_path):
+    import signal
+
+    (tmp_path / "bp.yaml").write_text("node_templates: {n: {type: journal.Node, instances: 2, "
+                                      "properties: {sleep: 1.0}}}")
+    main, child = pty.openpty()
+    env = dict(cli.env, TERM="xterm-256color", COLUMNS="120", LINES="30")
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "install", "bp.yaml", "--state", "s.db"],
+                            cwd=tmp_path, env=env, stdin=child, stdout=child, stderr=child, close_fds=True)
+    os.close(child)
+    journal = tmp_path / "journal.log"
+    chunks, deadline, sent = [], time.monotonic() + 60, False
+    while time.monotonic() < deadline:
+        if not sent and journal.exists() and journal.read_text().count("create ") >= 2:
+            proc.send_signal(signal.SIGTERM)
+            sent = True
+        ready, _, _ = select.select([main], [], [], 0.05)
+        if ready:
+            try:
+                data = os.read(main, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=10)
+    os.close(main)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert sent and proc.returncode == 1, screen
+    assert "SIGTERM: no new operations will start; waiting for 2 running operations" in screen
+    assert "stopping" in screen and "was cancelled" in screen and "Traceback" not in screen

@@ -171,7 +171,7 @@ def _run_workflow(prepared: Prepared, options: Options, as_json: bool, debug: bo
             result = prepared.run(options, [output.json_listener, say], interrupt)
         elif sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
             with LiveProgress(prepared.plan, prepared.workflow) as progress:
-                result = prepared.run(options, [progress, say], interrupt)
+                result = prepared.run(options, [progress], interrupt)
         else:
             result = prepared.run(options, [output.plain_listener, say], interrupt)
     if not as_json:

@@ -46,6 +46,7 @@ class LiveProgress:
         self.rows = {iid: _Row() for iid in plan.instances}
         self.logs: list[str] = []
         self.started = time.monotonic()
+        self.stopping = False  # a stop was requested: no new operations start
         self._lock = threading.Lock()
         self._live: Live | None = None
 
@@ -59,6 +60,11 @@ class LiveProgress:
             self._live.__exit__(*exc)
 
     def __call__(self, event: Event) -> None:
+        if event.type == "workflow_cancelling":  # said above the view, where it stays readable
+            self.stopping = True
+            if self._live is not None:
+                self._live.console.print(Text(event.message, style="bold yellow"))
+            return
         if event.instance is None or event.instance not in self.rows:
             return
         with self._lock:
@@ -87,6 +93,8 @@ class LiveProgress:
     def _header(self) -> Text:
         counts = self._counts(list(self.rows))
         text = Text(f"{self.workflow} · {time.monotonic() - self.started:5.1f}s · ", style="bold")
+        if self.stopping:
+            text.append("stopping · ", style="bold yellow")
         for status in ("done", "running", "retrying", "failed", "pending"):
             if counts[status]:
                 text.append(f"{counts[status]} {status}  ", style=STYLES[status])
