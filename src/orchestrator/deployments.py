@@ -177,7 +177,9 @@ class Orchestrator:
             except StateError as exc:  # e.g. the disk is still full: the lock stays, a rerun takes it over
                 if result is None:
                     raise
-                result.notes.append(f"could not record the end of execution {execution}: {exc}")
+                said = any(str(exc) in note for note in result.notes)
+                result.notes.append(f"execution {execution} could not be marked {status} either"
+                                    f"{'' if said else f' ({exc})'}; the next run takes its lock over")
 
     def _record_leftovers(self, result: ExecutionResult, plan: Plan) -> None:
         """Mark the deployment while an ``--ignore-failures`` uninstall may have left resources behind;
