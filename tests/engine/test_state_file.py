@@ -128,6 +128,7 @@ def test_queries_never_create_a_file_or_folder(cli, tmp_path):
 
 
 def test_the_state_and_everything_beside_it_is_readable_by_its_owner_only(cli, installed):
+    assert cli("install", "bp.yaml", "--state", str(installed)).returncode == 0  # a second run: a backup
     assert stat.S_IMODE(installed.parent.stat().st_mode) == 0o700
     files = {p.name: stat.S_IMODE(p.stat().st_mode) for p in installed.parent.iterdir()}
     assert {"state.db", "state.db.backup", "state.db.lineage"} <= files.keys()
