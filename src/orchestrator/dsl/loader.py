@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import graphlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from orchestrator.dsl.functions import (
     has_runtime_function,
 )
 from orchestrator.dsl.inputs import GivenInput, coerce, display_path
+from orchestrator.dsl.limits import MAX_INSTANCES_ENV, MAX_TEMPLATE_INSTANCES_ENV, instance_limits
 from orchestrator.dsl.model import (
     DEPENDS_ON,
     MISSING,
@@ -32,17 +34,20 @@ from orchestrator.dsl.model import (
     TypeDef,
 )
 from orchestrator.dsl.problems import BlueprintError, Mark, Problems, did_you_mean
+from orchestrator.dsl.problems import shown as show
 from orchestrator.dsl.schema import (
     INPUT_KEYS,
     PRIMITIVE_TYPES,
     ValueChecker,
     describe,
+    description_of,
     fill_defaults,
     parse_property_def,
 )
 from orchestrator.dsl.types import (
     KINDS,
     TypeSource,
+    check_data_types,
     check_property_types,
     parse_type_section,
     resolve_types,
@@ -58,6 +63,7 @@ TEMPLATE_KEYS = ("type", "properties", "relationships", "instances", "descriptio
 RELATIONSHIP_KEYS = ("type", "target", "properties")
 OUTPUT_KEYS = ("value", "description")
 DSL_VERSIONS = ("orchestrator_1_0",)
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def load_blueprint(
@@ -108,7 +114,8 @@ def _load(path: Path, inputs: Mapping[str, GivenInput] | None, type_sources: Seq
     reported_inputs = _read_inputs(bp, sections["inputs"], inputs or {}, checker, problems)
     resolver = PlanResolver(bp, problems)
     _read_templates(bp, sections["node_templates"], resolver, problems, reported_inputs)
-    _check_graph(bp, problems)
+    if _check_graph(bp, problems):
+        _check_instance_total(bp, problems)
     _resolve_properties(bp, resolver, checker, problems)
     _read_outputs(bp, sections["outputs"], resolver, problems)
     problems.raise_if_any()
@@ -135,7 +142,7 @@ def _read_documents(path: Path, display: str, problems: Problems,
         seen.add(real)
         if imported_at is not None and not file.is_file():
             what = "is not a file" if file.exists() else "does not exist"
-            problems.add(imported_at, f"imported file '{shown}' {what}")
+            problems.add(imported_at, f"imported file '{show(shown)}' {what}")
             continue
         before = len(problems)
         data = read_yaml_file(file, shown, problems, fast=fast)
@@ -149,7 +156,7 @@ def _read_documents(path: Path, display: str, problems: Problems,
             continue
         if imported_at is None:
             root_ok = True
-            description = str(data.get("description", "") or "")
+            description = description_of(data, "the blueprint", problems)
         for key in data:
             if key not in TOP_LEVEL_KEYS:
                 problems.add(key_mark(data, key), f"unknown top-level key '{key}'{did_you_mean(key, TOP_LEVEL_KEYS)}")
@@ -169,6 +176,10 @@ def _read_documents(path: Path, display: str, problems: Problems,
             imark = mark_of(imports, i)
             if not isinstance(item, str):
                 problems.add(imark, "an import must be a relative file path")
+                continue
+            if _URL.match(item):
+                problems.add(imark, f"cannot import '{show(item)}': imports by URL are not available"
+                             " (nothing is downloaded); save the file and import it by relative path")
                 continue
             target = file.parent / item
             queue.append((target, display_path(target), imark))
@@ -207,6 +218,7 @@ def _build_types(sections: Mapping[str, YDict], sources: Sequence[TypeSource],
         parse_type_section(sections[section] or None, section, None, problems, defined[section])
     for section in KINDS:
         resolve_types(defined[section], problems)
+    check_data_types(defined["data_types"], problems)
     check_property_types(
         [t for section in KINDS for t in defined[section].values()], defined["data_types"], problems
     )
@@ -281,6 +293,7 @@ def _read_inputs(bp: Blueprint, raw: YDict, given: Mapping[str, GivenInput],
 
 def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems: Problems,
                     reported_inputs: set[str]) -> None:
+    per_template, _ = instance_limits(problems)
     for name, body in raw.items():
         name = str(name)
         tmark = key_mark(raw, name)
@@ -291,6 +304,7 @@ def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems:
             if key not in TEMPLATE_KEYS:
                 problems.add(key_mark(body, key),
                              f"unknown key '{key}' in node template '{name}'{did_you_mean(key, TEMPLATE_KEYS)}")
+        description_of(body, f"node template '{name}'", problems)
         type_name = body.get("type")
         ntype = None
         if type_name is None:
@@ -323,6 +337,10 @@ def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems:
         elif isinstance(instances, bool) or not isinstance(instances, int) or instances < 0:
             problems.add(imark, f"node template '{name}': instances must be a whole number >= 0,"
                          f" got {describe(instances)}")
+            instances = 1
+        elif instances > per_template:
+            problems.add(imark, f"node template '{name}': instances {instances} is more than the limit of"
+                         f" {per_template} per node template (set {MAX_TEMPLATE_INSTANCES_ENV} to change it)")
             instances = 1
         template = NodeTemplate(name=name, type=str(type_name), properties=props, relationships=[],
                                 instances=instances, mark=tmark)
@@ -401,8 +419,8 @@ def _read_relationships(bp: Blueprint, template: NodeTemplate, body: Mapping, ra
     return result
 
 
-def _check_graph(bp: Blueprint, problems: Problems) -> None:
-    """Relationships must form a DAG; print the cycle a user has to break."""
+def _check_graph(bp: Blueprint, problems: Problems) -> bool:
+    """Relationships must form a DAG; print the cycle a user has to break. True when they do."""
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for t in bp.templates.values():
         sorter.add(t.name, *(r.target for r in t.relationships if r.target in bp.templates))
@@ -414,6 +432,36 @@ def _check_graph(bp: Blueprint, problems: Problems) -> None:
         first = bp.templates[cycle[0]]
         rel = next((r for r in first.relationships if r.target == cycle[1]), None)
         problems.add(rel.mark if rel else first.mark, f"dependency cycle: {' -> '.join(cycle)}")
+        return False
+    return True
+
+
+def _check_instance_total(bp: Blueprint, problems: Problems) -> None:
+    """The node instances a plan would make (hosts replicate what they contain) stay bounded.
+
+    Counted here, in linear time, so ``plan`` never starts building a hundred million.
+    """
+    _, limit = instance_limits(Problems())  # a bad value was reported with the per-template one
+    planned: dict[str, int] = {}
+    for t in bp.templates.values():
+        chain = []
+        while t.name not in planned:
+            chain.append(t)
+            host = bp.templates.get(t.host) if t.host else None
+            if host is None:
+                break
+            t = host
+        for c in reversed(chain):
+            host_count = planned.get(c.host, 1) if c.host in bp.templates else 1
+            planned[c.name] = min(c.instances * host_count, limit + 1)  # capped: no huge numbers
+    total = sum(planned.values())
+    if total > limit:
+        top = max(bp.templates.values(), key=lambda t: planned[t.name])
+        count = planned[top.name]
+        part = f"more than {limit}" if count > limit else str(count)
+        problems.add(top.mark, f"node template '{top.name}': the deployment would have more than {limit} node"
+                     f" instances ({part} of them from this node template); set {MAX_INSTANCES_ENV} to change"
+                     " the limit")
 
 
 # ---------------------------------------------------------------- properties and outputs
@@ -517,7 +565,7 @@ def _read_outputs(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems: P
             if key not in OUTPUT_KEYS:
                 problems.add(key_mark(body, key), f"unknown key '{key}' in output '{name}'{did_you_mean(key, OUTPUT_KEYS)}")
         value = resolver.resolve(body["value"], mark_of(body, "value"), None, f"output '{name}'", ())
-        bp.outputs[str(name)] = Output(str(name), value, str(body.get("description", "") or ""), omark)
+        bp.outputs[str(name)] = Output(str(name), value, description_of(body, f"output '{name}'", problems), omark)
 
 
 __all__ = ["load_blueprint", "plugin_type_source"]

@@ -23,7 +23,9 @@ INPUT_KEYS = (*PROPERTY_KEYS, "display_label", "hidden")
 def describe(value: Any) -> str:
     """``"string 'x'"``, ``"integer 3"``, ``"boolean true"``, ``"list"``: a value as a YAML user reads it."""
     kind = type_name_of(value)
-    if isinstance(value, bool) or value is None:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
         return f"{kind} {'null' if value is None else str(value).lower()}"
     text = repr(value) if not isinstance(value, (dict, list)) else ""
     if len(text) > 40:
@@ -169,6 +171,17 @@ def parse_constraints(raw: Any, mark: Mark, problems: Problems, label: str = "")
 # ---------------------------------------------------------------- schema parsing
 
 
+def description_of(body: Mapping[str, Any], owner: str, problems: Problems) -> str:
+    """The ``description`` of a blueprint, template, type, property or output: text or nothing."""
+    text = body.get("description")
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        problems.add(mark_of(body, "description"), f"{owner}: description must be a string, got {describe(text)}")
+        return ""
+    return text
+
+
 def parse_property_def(
     name: str, raw: Any, mark: Mark, what: str, problems: Problems, *, allowed=PROPERTY_KEYS,
     owner: str = "",
@@ -203,8 +216,7 @@ def parse_property_def(
             problems.add(mark_of(raw, "required"), f"{label}: required must be true or false")
     if "default" in raw:
         prop.default = raw["default"]
-    if "description" in raw:
-        prop.description = str(raw["description"])
+    prop.description = description_of(raw, label, problems)
     if "constraints" in raw:
         prop.constraints = parse_constraints(raw["constraints"], mark_of(raw, "constraints"), problems, label)
     if "entry_schema" in raw:

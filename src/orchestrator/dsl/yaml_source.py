@@ -12,13 +12,22 @@ silently collapses, are errors in both.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 import yaml_rs
 
-from orchestrator.dsl.problems import NOWHERE, Mark, Problems
+from orchestrator.dsl.limits import MAX_ALIAS_NODES, MAX_DEPTH, MAX_INT_DIGITS
+from orchestrator.dsl.problems import NOWHERE, Mark, Problems, shown
+from orchestrator.dsl.yaml_scan import (
+    NON_PRINTABLE,
+    check_aliases,
+    fast_path_allowed,
+    too_deep_at,
+    within_depth,
+)
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -75,10 +84,12 @@ def plain_scalar(text: str) -> Any:
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
-    def __init__(self, stream: str, filename: str, problems: Problems) -> None:
+    def __init__(self, stream: str, filename: str, problems: Problems, line_offset: int = 0) -> None:
         super().__init__(stream)
         self.filename = filename
         self.problems = problems
+        self.line_offset = line_offset
+        self.depth = 0
 
     def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
         if kind is yaml.ScalarNode and implicit[0]:
@@ -87,12 +98,41 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
 
     def mark(self, node: yaml.Node) -> Mark:
         m = node.start_mark
-        return Mark(self.filename, m.line + 1, m.column + 1)
+        return Mark(self.filename, m.line + 1 + self.line_offset, m.column + 1)
+
+    def too_deep(self, node: yaml.Node) -> bool:
+        """Report a collection nested deeper than MAX_DEPTH (its contents are not read)."""
+        if self.depth < MAX_DEPTH:
+            return False
+        self.problems.add(self.mark(node), f"YAML nesting deeper than {MAX_DEPTH} levels")
+        return True
+
+
+_TOO_LARGE = 10**MAX_INT_DIGITS
+
+
+def _construct_plain(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    value = plain_scalar(node.value)
+    if type(value) is int and not -_TOO_LARGE < value < _TOO_LARGE:
+        loader.problems.add(loader.mark(node), f"integer too large: more than {MAX_INT_DIGITS} digits")
+        return None
+    return value
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YDict:
     result = YDict()
     result.mark = loader.mark(node)
+    if loader.too_deep(node):
+        return result
+    loader.depth += 1
+    try:
+        _fill_mapping(loader, node, result)
+    finally:
+        loader.depth -= 1
+    return result
+
+
+def _fill_mapping(loader: _Loader, node: yaml.MappingNode, result: YDict) -> None:
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         kmark = loader.mark(key_node)
@@ -104,42 +144,76 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YDict:
         if seen:
             first = result.key_marks[key]
             loader.problems.add(
-                kmark, f"duplicate key '{key}' (first defined at line {first.line})"
+                kmark, f"duplicate key '{shown(key)}' (first defined at line {first.line})"
             )
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_marks[key] = kmark
         result.value_marks[key] = loader.mark(value_node)
-    return result
 
 
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> YList:
     result = YList()
     result.mark = loader.mark(node)
-    for child in node.value:
-        result.append(loader.construct_object(child, deep=True))
-        result.item_marks.append(loader.mark(child))
+    if loader.too_deep(node):
+        return result
+    loader.depth += 1
+    try:
+        for child in node.value:
+            result.append(loader.construct_object(child, deep=True))
+            result.item_marks.append(loader.mark(child))
+    finally:
+        loader.depth -= 1
     return result
 
 
-_Loader.add_constructor(PLAIN_TAG, lambda loader, node: plain_scalar(node.value))
+_Loader.add_constructor(PLAIN_TAG, _construct_plain)
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
 
 
-def parse_yaml(text: str, filename: str, problems: Problems) -> Any:
-    """Parse one YAML document; syntax errors become problems and the result ``None``."""
-    loader = _Loader(text, filename, problems)
+def parse_yaml(text: str, filename: str, problems: Problems, line_offset: int = 0) -> Any:
+    """Parse one YAML document; syntax errors become problems and the result ``None``.
+
+    ``line_offset`` is added to every line: ``text`` is a part of a file starting there.
+    """
+    bad = NON_PRINTABLE.search(text)
+    if bad is not None:
+        line, column = position(text, bad.start())
+        problems.add(Mark(filename, line + line_offset, column),
+                     f"YAML syntax error: control character U+{ord(bad.group()):04X} is not allowed")
+        return None
+    if not check_aliases(text, filename, problems, line_offset):
+        return None
+    loader = _Loader(text, filename, problems, line_offset)
     try:
         return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         m = exc.problem_mark or exc.context_mark
-        mark = Mark(filename, m.line + 1, m.column + 1) if m else Mark(filename, 1, 1)
-        problems.add(mark, f"YAML syntax error: {_syntax_message(exc, text)}")
+        where = (m.line, m.column) if m else (0, 0)
+        if exc.problem == "exceeded maximum nesting depth":  # libyaml's own limit (1,000)
+            where = too_deep_at(text) or where
+            message = f"YAML nesting deeper than {MAX_DEPTH} levels"
+        else:
+            message = f"YAML syntax error: {_syntax_message(exc, text)}"
+        problems.add(Mark(filename, where[0] + 1 + line_offset, where[1] + 1), message)
     except yaml.YAMLError as exc:
-        problems.add(Mark(filename, 1, 1), f"YAML error: {exc}")
+        problems.add(Mark(filename, 1 + line_offset, 1), f"YAML error: {exc}")
+    except RecursionError:  # only without libyaml, whose parser stops at 1,000 levels
+        problems.add(Mark(filename, 1 + line_offset, 1), f"YAML nesting deeper than {MAX_DEPTH} levels")
     finally:
         loader.dispose()
     return None
+
+
+_LINE_BREAKS = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+
+
+def position(text: str, index: int) -> tuple[int, int]:
+    """1-based ``(line, column)`` of ``text[index]``, counting line breaks as PyYAML does."""
+    line, start = 1, 0
+    for m in _LINE_BREAKS.finditer(text, 0, index):
+        line, start = line + 1, m.end()
+    return line, index - start + 1
 
 
 def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> str:
@@ -160,12 +234,24 @@ def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> str:
     return problem
 
 
+_FAST_ALIAS_LIMITS = yaml_rs.AliasLimits(max_total_replayed_events=MAX_ALIAS_NODES)
+
+
 def parse_yaml_fast(text: str) -> tuple[bool, Any]:
-    """``(True, value)`` when the fast parser reads the text cleanly, else ``(False, None)``."""
+    """``(True, value)`` when the fast parser reads the text cleanly, else ``(False, None)``.
+
+    ``False`` too for text the fast parser must not be handed or whose value breaks a
+    limit (see ``yaml_scan``): the slow path then says what and where. yaml_rs counts
+    replayed alias events at least as high as ``check_aliases`` counts nodes, so what
+    the slow path refuses, the fast path refuses too.
+    """
+    if not fast_path_allowed(text):
+        return False, None
     try:
-        return True, yaml_rs.loads(text, parse_datetime=False)
+        value = yaml_rs.loads(text, parse_datetime=False, alias_limits=_FAST_ALIAS_LIMITS)
     except (yaml_rs.YAMLDecodeError, ValueError, TypeError):
         return False, None
+    return (True, value) if within_depth(value) else (False, None)
 
 
 def read_yaml_file(path: Path, display: str, problems: Problems, *, fast: bool = False) -> Any:
