@@ -16,11 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.dsl.functions import (
+    FUNCTIONS,
+    NOT_IN_INPUTS,
     SOURCE,
     TARGET,
     PlanResolver,
     as_function,
+    functions_in,
     has_runtime_function,
+    unknown_function_message,
 )
 from orchestrator.dsl.inputs import GivenInput, coerce, display_path
 from orchestrator.dsl.limits import MAX_INSTANCES_ENV, MAX_TEMPLATE_INSTANCES_ENV, instance_limits
@@ -33,8 +37,7 @@ from orchestrator.dsl.model import (
     RelationshipTemplate,
     TypeDef,
 )
-from orchestrator.dsl.problems import BlueprintError, Mark, Problems, did_you_mean
-from orchestrator.dsl.problems import shown as show
+from orchestrator.dsl.problems import BlueprintError, Mark, Problems, did_you_mean, shown
 from orchestrator.dsl.schema import (
     INPUT_KEYS,
     PRIMITIVE_TYPES,
@@ -135,23 +138,26 @@ def _read_documents(path: Path, display: str, problems: Problems,
     description = ""
     root_ok = False
     while queue:
-        file, shown, imported_at = queue.pop(0)
-        real = file.resolve()
+        file, file_label, imported_at = queue.pop(0)
+        try:
+            real = file.resolve()
+            what = "" if file.is_file() else "is not a file" if file.exists() else "does not exist"
+        except (OSError, ValueError) as exc:  # a NUL or a name too long for the file system
+            real, what = file, f"cannot be read: {getattr(exc, 'strerror', None) or exc}"
         if real in seen:
             continue
         seen.add(real)
-        if imported_at is not None and not file.is_file():
-            what = "is not a file" if file.exists() else "does not exist"
-            problems.add(imported_at, f"imported file '{show(shown)}' {what}")
+        if imported_at is not None and what:
+            problems.add(imported_at, f"imported file '{shown(file_label)}' {what}")
             continue
         before = len(problems)
-        data = read_yaml_file(file, shown, problems, fast=fast)
+        data = read_yaml_file(file, file_label, problems, fast=fast)
         if data is None:
             if imported_at is None and len(problems) == before:
-                problems.add(Mark(shown, 1, 1), "the blueprint is empty")
+                problems.add(Mark(file_label, 1, 1), "the blueprint is empty")
             continue
         if not isinstance(data, dict):
-            problems.add(mark_of(data) if hasattr(data, "mark") else Mark(shown, 1, 1),
+            problems.add(mark_of(data) if hasattr(data, "mark") else Mark(file_label, 1, 1),
                          "a blueprint must be a mapping of top-level keys")
             continue
         if imported_at is None:
@@ -159,11 +165,11 @@ def _read_documents(path: Path, display: str, problems: Problems,
             description = description_of(data, "the blueprint", problems)
         for key in data:
             if key not in TOP_LEVEL_KEYS:
-                problems.add(key_mark(data, key), f"unknown top-level key '{key}'{did_you_mean(key, TOP_LEVEL_KEYS)}")
+                problems.add(key_mark(data, key), f"unknown top-level key '{shown(key)}'{did_you_mean(key, TOP_LEVEL_KEYS)}")
         version = data.get("dsl_version")
         if version is not None and version not in DSL_VERSIONS:
             problems.add(mark_of(data, "dsl_version"),
-                         f"unsupported dsl_version {version!r} (supported: {', '.join(DSL_VERSIONS)})")
+                         f"unsupported dsl_version {shown(repr(version))} (supported: {', '.join(DSL_VERSIONS)})")
         for name in MERGED_SECTIONS:
             _merge_section(name, data.get(name), mark_of(data, name), merged[name], origin, problems)
         imports = data.get("imports")
@@ -178,11 +184,11 @@ def _read_documents(path: Path, display: str, problems: Problems,
                 problems.add(imark, "an import must be a relative file path")
                 continue
             if _URL.match(item):
-                problems.add(imark, f"cannot import '{show(item)}': imports by URL are not available"
+                problems.add(imark, f"cannot import '{shown(item)}': imports by URL are not available"
                              " (nothing is downloaded); save the file and import it by relative path")
                 continue
             target = file.parent / item
-            queue.append((target, display_path(target), imark))
+            queue.append((target, shown(display_path(target)), imark))
     return (merged if root_ok else None), description
 
 
@@ -190,7 +196,7 @@ def _merge_section(name: str, raw: Any, mark: Mark, into: YDict, origin: dict, p
     if raw is None:
         return
     if not isinstance(raw, dict):
-        problems.add(mark, f"'{name}' must be a mapping")
+        problems.add(mark, f"'{shown(name)}' must be a mapping")
         return
     if into.mark.line == 0:
         into.mark = mark
@@ -198,7 +204,7 @@ def _merge_section(name: str, raw: Any, mark: Mark, into: YDict, origin: dict, p
         kmark = key_mark(raw, key)
         if key in into:
             if into[key] != value:
-                problems.add(kmark, f"{name} entry '{key}' is defined differently at {into.key_marks[key]}")
+                problems.add(kmark, f"{name} entry '{shown(key)}' is defined differently at {into.key_marks[key]}")
             continue
         into[key] = value
         into.key_marks[key] = kmark
@@ -257,7 +263,7 @@ def _read_inputs(bp: Blueprint, raw: YDict, given: Mapping[str, GivenInput],
         before = len(problems)
         prop = parse_property_def(str(name), body, key_mark(raw, name), "input", problems, allowed=INPUT_KEYS)
         if not checker.known_type(prop.type):
-            problems.add(mark_of(body, "type"), f"input '{name}' has unknown type '{prop.type}'"
+            problems.add(mark_of(body, "type"), f"input '{shown(name)}' has unknown type '{shown(prop.type)}'"
                          f"{did_you_mean(prop.type or '', [*PRIMITIVE_TYPES, *bp.data_types])}")
             prop.type = None
         if len(problems) > before:
@@ -265,7 +271,7 @@ def _read_inputs(bp: Blueprint, raw: YDict, given: Mapping[str, GivenInput],
         bp.inputs[str(name)] = prop
     for name, item in given.items():
         if name not in bp.inputs:
-            problems.add(item.name_mark or item.mark, f"unknown input '{name}'{did_you_mean(name, bp.inputs)}")
+            problems.add(item.name_mark or item.mark, f"unknown input '{shown(name)}'{did_you_mean(name, bp.inputs)}")
     for name, prop in bp.inputs.items():
         if name in broken:
             continue
@@ -275,11 +281,20 @@ def _read_inputs(bp: Blueprint, raw: YDict, given: Mapping[str, GivenInput],
             value, mark = prop.default, mark_of(prop.raw, "default")
         else:
             if prop.required:
-                problems.add(prop.mark, f"input '{name}' is required but was not given (use -i {name}=VALUE)")
+                problems.add(prop.mark, f"input '{shown(name)}' is required but was not given (use -i {name}=VALUE)")
                 broken.add(name)
             continue
-        where = f"input '{name}'" if name in given else f"default of input '{name}'"
+        where = f"input '{shown(name)}'" if name in given else f"default of input '{shown(name)}'"
         before = len(problems)
+        for fn, fmark in functions_in(value, mark):
+            if fn in NOT_IN_INPUTS:
+                problems.add(fmark, f"{where}: {fn} cannot be used in an input (inputs are known before"
+                             " any node exists, and cannot refer to each other)")
+            elif fn not in FUNCTIONS:
+                problems.add(fmark, f"{where}: {unknown_function_message(fn)}")
+        if len(problems) > before:
+            broken.add(name)
+            continue
         checker.check_property(prop, value, mark, where)
         if len(problems) > before:
             broken.add(name)
@@ -298,19 +313,19 @@ def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems:
         name = str(name)
         tmark = key_mark(raw, name)
         if not isinstance(body, dict):
-            problems.add(tmark, f"node template '{name}' must be a mapping with at least 'type'")
+            problems.add(tmark, f"node template '{shown(name)}' must be a mapping with at least 'type'")
             continue
         for key in body:
             if key not in TEMPLATE_KEYS:
                 problems.add(key_mark(body, key),
-                             f"unknown key '{key}' in node template '{name}'{did_you_mean(key, TEMPLATE_KEYS)}")
-        description_of(body, f"node template '{name}'", problems)
+                             f"unknown key '{shown(key)}' in node template '{shown(name)}'{did_you_mean(key, TEMPLATE_KEYS)}")
+        description_of(body, f"node template '{shown(name)}'", problems)
         type_name = body.get("type")
         ntype = None
         if type_name is None:
-            problems.add(tmark, f"node template '{name}' has no 'type'")
+            problems.add(tmark, f"node template '{shown(name)}' has no 'type'")
         elif not isinstance(type_name, str) or type_name not in bp.node_types:
-            problems.add(mark_of(body, "type"), f"node template '{name}': unknown node type '{type_name}'"
+            problems.add(mark_of(body, "type"), f"node template '{shown(name)}': unknown node type '{shown(type_name)}'"
                          f"{did_you_mean(str(type_name), bp.node_types)}")
         else:
             ntype = bp.node_types[type_name]
@@ -318,7 +333,7 @@ def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems:
         if props is None:
             props = YDict()
         elif not isinstance(props, dict):
-            problems.add(mark_of(body, "properties"), f"node template '{name}': properties must be a mapping")
+            problems.add(mark_of(body, "properties"), f"node template '{shown(name)}': properties must be a mapping")
             props = YDict()
         instances = body.get("instances", 1)
         imark = mark_of(body, "instances")
@@ -327,19 +342,19 @@ def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems:
         if fn is not None and fn[0] == "get_input" and _input_name(fn[1]) in reported_inputs:
             instances = 1  # the input's own problem says what is wrong
         elif isinstance(instances, dict):  # e.g. {get_input: count}
-            instances = resolver.resolve(instances, imark, None, f"node template '{name}': instances", ())
+            instances = resolver.resolve(instances, imark, None, f"node template '{shown(name)}': instances", ())
         if len(problems) > before:
             instances = 1  # the function's own problem says what is wrong
         elif has_runtime_function(instances):
-            problems.add(imark, f"node template '{name}': instances must be known when planning;"
+            problems.add(imark, f"node template '{shown(name)}': instances must be known when planning;"
                          " get_attribute and get_secret are only resolved at run time")
             instances = 1
         elif isinstance(instances, bool) or not isinstance(instances, int) or instances < 0:
-            problems.add(imark, f"node template '{name}': instances must be a whole number >= 0,"
+            problems.add(imark, f"node template '{shown(name)}': instances must be a whole number >= 0,"
                          f" got {describe(instances)}")
             instances = 1
         elif instances > per_template:
-            problems.add(imark, f"node template '{name}': instances {instances} is more than the limit of"
+            problems.add(imark, f"node template '{shown(name)}': instances {instances} is more than the limit of"
                          f" {per_template} per node template (set {MAX_TEMPLATE_INSTANCES_ENV} to change it)")
             instances = 1
         template = NodeTemplate(name=name, type=str(type_name), properties=props, relationships=[],
@@ -364,26 +379,26 @@ def _read_relationships(bp: Blueprint, template: NodeTemplate, body: Mapping, ra
         return []
     if not isinstance(rels_raw, list):
         problems.add(mark_of(body, "relationships"),
-                     f"node template '{template.name}': relationships must be a list of {{type, target}}")
+                     f"node template '{shown(template.name)}': relationships must be a list of {{type, target}}")
         return []
     result: list[RelationshipTemplate] = []
     hosts: list[RelationshipTemplate] = []
     for i, item in enumerate(rels_raw):
         imark = mark_of(rels_raw, i)
-        where = f"node template '{template.name}': relationship {i + 1}"
+        where = f"node template '{shown(template.name)}': relationship {i + 1}"
         if not isinstance(item, dict):
             problems.add(imark, f"{where} must be a mapping with 'type' and 'target'")
             continue
         for key in item:
             if key not in RELATIONSHIP_KEYS:
-                problems.add(key_mark(item, key), f"unknown key '{key}' in {where}{did_you_mean(key, RELATIONSHIP_KEYS)}")
+                problems.add(key_mark(item, key), f"unknown key '{shown(key)}' in {where}{did_you_mean(key, RELATIONSHIP_KEYS)}")
         rtype, target = item.get("type"), item.get("target")
         bad = False
         if rtype is None:
             problems.add(imark, f"{where} has no 'type'")
             bad = True
         elif not isinstance(rtype, str) or rtype not in bp.relationship_types:
-            problems.add(mark_of(item, "type"), f"{where}: unknown relationship type '{rtype}'"
+            problems.add(mark_of(item, "type"), f"{where}: unknown relationship type '{shown(rtype)}'"
                          f"{did_you_mean(str(rtype), bp.relationship_types)}")
             bad = True
         if target is None:
@@ -393,7 +408,7 @@ def _read_relationships(bp: Blueprint, template: NodeTemplate, body: Mapping, ra
             problems.add(mark_of(item, "target"), f"{where}: target must be a node template name")
             bad = True
         elif target not in raw:
-            problems.add(mark_of(item, "target"), f"{where}: target '{target}' is not a node template"
+            problems.add(mark_of(item, "target"), f"{where}: target '{shown(target)}' is not a node template"
                          f"{did_you_mean(target, [str(k) for k in raw])}")
             bad = True
         elif target == template.name:
@@ -412,8 +427,8 @@ def _read_relationships(bp: Blueprint, template: NodeTemplate, body: Mapping, ra
         if rel.is_contained_in:
             hosts.append(rel)
     if len(hosts) > 1:
-        names = ", ".join(f"'{h.target}'" for h in hosts)
-        problems.add(hosts[1].mark, f"node template '{template.name}' is contained_in more than one host: {names}")
+        names = ", ".join(f"'{shown(h.target)}'" for h in hosts)
+        problems.add(hosts[1].mark, f"node template '{shown(template.name)}' is contained_in more than one host: {names}")
     if hosts:
         template.host = hosts[0].target
     return result
@@ -459,7 +474,7 @@ def _check_instance_total(bp: Blueprint, problems: Problems) -> None:
         top = max(bp.templates.values(), key=lambda t: planned[t.name])
         count = planned[top.name]
         part = f"more than {limit}" if count > limit else str(count)
-        problems.add(top.mark, f"node template '{top.name}': the deployment would have more than {limit} node"
+        problems.add(top.mark, f"node template '{shown(top.name)}': the deployment would have more than {limit} node"
                      f" instances ({part} of them from this node template); set {MAX_INSTANCES_ENV} to change"
                      " the limit")
 
@@ -476,12 +491,12 @@ def _resolve_properties(bp: Blueprint, resolver: PlanResolver, checker: ValueChe
         schema = ntype.properties
         for key in t.properties:
             if key not in schema:
-                problems.add(key_mark(t.properties, key), f"node template '{t.name}': unknown property '{key}'"
-                             f" of type '{t.type}'{did_you_mean(key, schema)}")
+                problems.add(key_mark(t.properties, key), f"node template '{shown(t.name)}': unknown property '{shown(key)}'"
+                             f" of type '{shown(t.type)}'{did_you_mean(key, schema)}")
         for pname, prop in schema.items():
             if pname not in t.properties and prop.required and prop.default is MISSING:
-                problems.add(t.mark, f"node template '{t.name}': missing required property '{pname}'"
-                             f" of type '{t.type}'")
+                problems.add(t.mark, f"node template '{shown(t.name)}': missing required property '{shown(pname)}'"
+                             f" of type '{shown(t.type)}'")
         values = resolver.template_properties(t, schema)
         runtime = set()
         for pname, value in values.items():
@@ -492,7 +507,7 @@ def _resolve_properties(bp: Blueprint, resolver: PlanResolver, checker: ValueChe
                 continue
             if pname in t.properties:
                 checker.check_property(prop, value, mark_of(t.properties, pname),
-                                       f"node template '{t.name}': property '{pname}'")
+                                       f"node template '{shown(t.name)}': property '{shown(pname)}'")
             else:  # a type's default: reported once, where the default is written
                 where, mark = _default_source(ntype, pname, bp.node_types)
                 checker.check_property(prop, value, mark, where)
@@ -505,23 +520,23 @@ def _resolve_properties(bp: Blueprint, resolver: PlanResolver, checker: ValueChe
 def _resolve_relationship(bp: Blueprint, t: NodeTemplate, rel: RelationshipTemplate, resolver: PlanResolver,
                           checker: ValueChecker, problems: Problems) -> None:
     rtype = bp.relationship_types[rel.type]
-    where = f"node template '{t.name}': relationship to '{rel.target}'"
+    where = f"node template '{shown(t.name)}': relationship to '{shown(rel.target)}'"
     for key in rel.properties:
         if key not in rtype.properties:
-            problems.add(key_mark(rel.properties, key), f"{where}: unknown property '{key}'"
+            problems.add(key_mark(rel.properties, key), f"{where}: unknown property '{shown(key)}'"
                          f"{did_you_mean(key, rtype.properties)}")
-    rel.values = {k: resolver.resolve(v, mark_of(rel.properties, k), t, f"{where}: property '{k}'",
+    rel.values = {k: resolver.resolve(v, mark_of(rel.properties, k), t, f"{where}: property '{shown(k)}'",
                                       (SOURCE, TARGET)) for k, v in rel.properties.items()}
     for pname, prop in rtype.properties.items():
         if pname in rel.values:
             checker.check_property(prop, rel.values[pname], mark_of(rel.properties, pname),
-                                   f"{where}: property '{pname}'")
+                                   f"{where}: property '{shown(pname)}'")
         elif prop.default is not MISSING:
             rel.values[pname] = prop.default
             default_where, default_mark = _default_source(rtype, pname, bp.relationship_types)
             checker.check_property(prop, prop.default, default_mark, default_where)
         elif prop.required:
-            problems.add(rel.mark, f"{where}: missing required property '{pname}' of relationship type '{rel.type}'")
+            problems.add(rel.mark, f"{where}: missing required property '{shown(pname)}' of relationship type '{shown(rel.type)}'")
             continue
         if pname in rel.values:
             rel.values[pname] = fill_defaults(prop, rel.values[pname], bp.data_types)
@@ -535,8 +550,8 @@ def _default_source(t: TypeDef, pname: str, types: Mapping[str, TypeDef]) -> tup
     for name in reversed(t.hierarchy):
         own = types[name].own_properties.get(pname) if name in types else None
         if own is not None and isinstance(own.raw, dict) and "default" in own.raw:
-            return f"{types[name].kind} '{name}': default of property '{pname}'", mark_of(own.raw, "default")
-    return f"{t.kind} '{t.name}': default of property '{pname}'", t.mark
+            return f"{types[name].kind} '{shown(name)}': default of property '{shown(pname)}'", mark_of(own.raw, "default")
+    return f"{t.kind} '{shown(t.name)}': default of property '{shown(pname)}'", t.mark
 
 
 def _check_type_defaults(bp: Blueprint, checker: ValueChecker) -> None:
@@ -552,20 +567,20 @@ def _check_type_defaults(bp: Blueprint, checker: ValueChecker) -> None:
             for pname, own in t.own_properties.items():
                 if isinstance(own.raw, dict) and "default" in own.raw:
                     checker.check_property(t.properties.get(pname, own), own.default, mark_of(own.raw, "default"),
-                                           f"{t.kind} '{t.name}': default of property '{pname}'")
+                                           f"{t.kind} '{shown(t.name)}': default of property '{shown(pname)}'")
 
 
 def _read_outputs(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems: Problems) -> None:
     for name, body in raw.items():
         omark = key_mark(raw, name)
         if not isinstance(body, dict) or "value" not in body:
-            problems.add(omark, f"output '{name}' must be a mapping with a 'value'")
+            problems.add(omark, f"output '{shown(name)}' must be a mapping with a 'value'")
             continue
         for key in body:
             if key not in OUTPUT_KEYS:
-                problems.add(key_mark(body, key), f"unknown key '{key}' in output '{name}'{did_you_mean(key, OUTPUT_KEYS)}")
-        value = resolver.resolve(body["value"], mark_of(body, "value"), None, f"output '{name}'", ())
-        bp.outputs[str(name)] = Output(str(name), value, description_of(body, f"output '{name}'", problems), omark)
+                problems.add(key_mark(body, key), f"unknown key '{shown(key)}' in output '{shown(name)}'{did_you_mean(key, OUTPUT_KEYS)}")
+        value = resolver.resolve(body["value"], mark_of(body, "value"), None, f"output '{shown(name)}'", ())
+        bp.outputs[str(name)] = Output(str(name), value, description_of(body, f"output '{shown(name)}'", problems), omark)
 
 
 __all__ = ["load_blueprint", "plugin_type_source"]

@@ -12,7 +12,7 @@ from typing import Any
 
 from orchestrator.dsl.functions import as_function
 from orchestrator.dsl.model import MISSING, Constraint, PropertyDef, TypeDef
-from orchestrator.dsl.problems import Mark, Problems, did_you_mean
+from orchestrator.dsl.problems import Mark, Problems, did_you_mean, shown
 from orchestrator.dsl.yaml_source import YDict, YList, key_mark, mark_of
 
 PRIMITIVE_TYPES = ("string", "integer", "float", "boolean", "list", "dict")
@@ -66,7 +66,7 @@ def _check_pattern(value: Any, arg: Any) -> str | None:
     if not isinstance(value, str):
         return f"{describe(value)} cannot match a pattern"
     if re.fullmatch(arg, value) is None:
-        return f"{value!r} does not match the pattern {arg!r}"
+        return f"{shown(repr(value))} does not match the pattern {shown(repr(arg))}"
     return None
 
 
@@ -75,8 +75,8 @@ def _compare(op: Callable[[Any, Any], bool], word: str) -> Callable[[Any, Any], 
         try:
             ok = op(value, arg)
         except TypeError:
-            return f"{describe(value)} cannot be compared with {arg!r}"
-        return None if ok else f"{value!r} is not {word} {arg!r}"
+            return f"{describe(value)} cannot be compared with {shown(repr(arg))}"
+        return None if ok else f"{shown(repr(value))} is not {word} {shown(repr(arg))}"
 
     return check
 
@@ -86,14 +86,14 @@ def _in_range(value: Any, arg: Any) -> str | None:
     try:
         ok = low <= value <= high
     except TypeError:
-        return f"{describe(value)} cannot be compared with {low!r}..{high!r}"
-    return None if ok else f"{value!r} is not in the range {low!r}..{high!r}"
+        return f"{describe(value)} cannot be compared with {shown(repr(low))}..{shown(repr(high))}"
+    return None if ok else f"{shown(repr(value))} is not in the range {shown(repr(low))}..{shown(repr(high))}"
 
 
 def _valid_values(value: Any, arg: Any) -> str | None:
     if value in arg:
         return None
-    return f"{value!r} is not one of the valid values: {', '.join(map(repr, arg))}"
+    return f"{shown(repr(value))} is not one of the valid values: {shown(', '.join(map(repr, arg)))}"
 
 
 def _length_check(op: Callable[[int, int], bool], word: str) -> Callable[[Any, Any], str | None]:
@@ -137,7 +137,7 @@ def _constraint_argument_problem(name: str, arg: Any) -> str | None:
         try:
             re.compile(arg)
         except re.error as exc:
-            return f"invalid regular expression {arg!r}: {exc}"
+            return f"invalid regular expression {shown(repr(arg))}: {exc}"
     return None
 
 
@@ -157,7 +157,7 @@ def parse_constraints(raw: Any, mark: Mark, problems: Problems, label: str = "")
         if name not in CONSTRAINTS:
             problems.add(
                 key_mark(item, name),
-                f"{prefix}unknown constraint '{name}'{did_you_mean(name, CONSTRAINTS)}",
+                f"{prefix}unknown constraint '{shown(name)}'{did_you_mean(name, CONSTRAINTS)}",
             )
             continue
         error = _constraint_argument_problem(name, arg)
@@ -191,7 +191,7 @@ def parse_property_def(
     Problems name the property as ``{what} '{name}'`` plus ``of {owner}`` when given
     (e.g. "property 'port' of node type 'my.Server'").
     """
-    label = f"{what} '{name}'" + (f" of {owner}" if owner else "")
+    label = f"{what} '{shown(name)}'" + (f" of {owner}" if owner else "")
     prop = PropertyDef(name=name, mark=mark, raw=raw)
     if raw is None:
         return prop
@@ -202,7 +202,7 @@ def parse_property_def(
         if key not in allowed:
             problems.add(
                 key_mark(raw, key),
-                f"unknown key '{key}' in {label}{did_you_mean(key, allowed)}",
+                f"unknown key '{shown(key)}' in {label}{did_you_mean(key, allowed)}",
             )
     if "type" in raw:
         if isinstance(raw["type"], str):
@@ -314,14 +314,14 @@ class ValueChecker:
             if key not in dtype.properties:
                 self.problems.add(
                     key_mark(value, key) if isinstance(value, YDict) else mark,
-                    f"{where}: unknown field '{key}' of data type '{dtype.name}'"
+                    f"{where}: unknown field '{shown(key)}' of data type '{shown(dtype.name)}'"
                     f"{did_you_mean(key, dtype.properties)}",
                 )
         for name, prop in dtype.properties.items():
             if name in value:
                 self.check_property(prop, value[name], _child_mark(value, name, mark), nested(where, f".{name}"))
             elif prop.required and prop.default is MISSING:
-                self.problems.add(mark, f"{where}: missing required field '{name}' of data type '{dtype.name}'")
+                self.problems.add(mark, f"{where}: missing required field '{shown(name)}' of data type '{shown(dtype.name)}'")
 
 
 def nested(where: str, step: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from orchestrator.dsl.model import PropertyDef, TypeDef
-from orchestrator.dsl.problems import NOWHERE, Mark, Problems, did_you_mean
+from orchestrator.dsl.problems import NOWHERE, Mark, Problems, did_you_mean, shown
 from orchestrator.dsl.schema import PRIMITIVE_TYPES, description_of, parse_property_defs
 from orchestrator.dsl.yaml_source import key_mark, mark_of
 
@@ -48,32 +48,32 @@ def parse_type_section(
         if body is None:
             body = {}
         if not isinstance(body, dict):
-            problems.add(mark, f"{kind} '{name}' must be a mapping")
+            problems.add(mark, f"{kind} '{shown(name)}' must be a mapping")
             continue
         for key in body:
             if key not in TYPE_KEYS:
                 problems.add(
                     key_mark(body, key),
-                    f"unknown key '{key}' in {kind} '{name}'{did_you_mean(key, TYPE_KEYS)}",
+                    f"unknown key '{shown(key)}' in {kind} '{shown(name)}'{did_you_mean(key, TYPE_KEYS)}",
                 )
-        description_of(body, f"{kind} '{name}'", problems)
+        description_of(body, f"{kind} '{shown(name)}'", problems)
         parent = body.get("derived_from")
         if parent is not None and not isinstance(parent, str):
-            problems.add(mark_of(body, "derived_from"), f"{kind} '{name}': derived_from must be a type name")
+            problems.add(mark_of(body, "derived_from"), f"{kind} '{shown(name)}': derived_from must be a type name")
             parent = None
         props = parse_property_defs(body.get("properties"), mark_of(body, "properties"), "property", problems,
-                                    owner=f"{kind} '{name}'")
+                                    owner=f"{kind} '{shown(name)}'")
         new = TypeDef(kind, name, parent, props, mark, body, plugin=plugin)
         old = defined.get(name)
         if old is not None:
             if section == "data_types" and old.plugin and plugin and old.raw == body:
                 continue  # plugins of one distribution may share a data type, if identical
             if old.plugin and plugin and old.plugin != plugin:
-                problems.add(mark, f"{kind} '{name}' is registered by two plugins: '{old.plugin}' and '{plugin}'")
+                problems.add(mark, f"{kind} '{shown(name)}' is registered by two plugins: '{shown(old.plugin)}' and '{shown(plugin)}'")
             elif old.plugin and not plugin:
-                problems.add(mark, f"{kind} '{name}' is already registered by plugin '{old.plugin}'")
+                problems.add(mark, f"{kind} '{shown(name)}' is already registered by plugin '{shown(old.plugin)}'")
             elif old.raw != body:
-                problems.add(mark, f"{kind} '{name}' is defined differently at {old.mark}")
+                problems.add(mark, f"{kind} '{shown(name)}' is defined differently at {old.mark}")
             continue
         defined[name] = new
 
@@ -93,7 +93,7 @@ def resolve_types(defined: dict[str, TypeDef], problems: Problems) -> None:
             if t.name in on_chain:
                 names = [c.name for c in chain]
                 cycle = " -> ".join([*names[names.index(t.name):], t.name])
-                problems.add(t.mark, f"{t.kind} '{t.name}' derives from itself: {cycle}")
+                problems.add(t.mark, f"{t.kind} '{shown(t.name)}' derives from itself: {cycle}")
                 ok = False
                 break
             chain.append(t)
@@ -105,7 +105,7 @@ def resolve_types(defined: dict[str, TypeDef], problems: Problems) -> None:
             if parent is None:
                 problems.add(
                     mark_of(t.raw, "derived_from"),
-                    f"{t.kind} '{t.name}' derives from unknown {t.kind} '{t.derived_from}'"
+                    f"{t.kind} '{shown(t.name)}' derives from unknown {t.kind} '{shown(t.derived_from)}'"
                     f"{did_you_mean(t.derived_from, defined)}",
                 )
                 ok = False
@@ -136,7 +136,7 @@ def check_data_types(data_types: Mapping[str, TypeDef], problems: Problems) -> N
     """
     for t in data_types.values():
         if t.name in PRIMITIVE_TYPES:
-            problems.add(t.mark, f"data type '{t.name}' has the name of a built-in type"
+            problems.add(t.mark, f"data type '{shown(t.name)}' has the name of a built-in type"
                          f" ({', '.join(PRIMITIVE_TYPES)})")
     state: dict[str, int] = {}  # 1 on the DFS path, 2 finished
     for root in data_types:
@@ -200,7 +200,7 @@ def check_property_types(types: Iterable[TypeDef], data_types: Mapping[str, Type
                         where = mark_of(prop.raw[key], "type")  # the {type: NAME} form
                     problems.add(
                         where,
-                        f"{t.kind} '{t.name}': property '{prop.name}' has unknown type '{name}'"
+                        f"{t.kind} '{shown(t.name)}': property '{shown(prop.name)}' has unknown type '{shown(name)}'"
                         f"{did_you_mean(name, [*PRIMITIVE_TYPES, *data_types])}",
                     )
 
