@@ -12,6 +12,7 @@ import difflib
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
+from orchestrator.dsl.limits import MAX_DEPTH
 from orchestrator.dsl.model import MISSING, Blueprint, NodeTemplate
 from orchestrator.dsl.problems import Mark, Problems, did_you_mean, shown
 from orchestrator.dsl.yaml_source import YDict, YList, mark_of
@@ -144,6 +145,10 @@ class PlanResolver:
         if key in self._stack:
             cycle = " -> ".join(f"{t}.{p}" for t, p in [*self._stack[self._stack.index(key):], key])
             self.problems.add(mark_of(template.properties, name), f"get_property cycle: {cycle}")
+            return None
+        if len(self._stack) >= MAX_DEPTH:  # each step recurses: refuse before Python does
+            self.problems.add(mark_of(template.properties, name),
+                              f"get_property chain longer than {MAX_DEPTH} properties")
             return None
         if name in template.properties:
             raw, mark = template.properties[name], mark_of(template.properties, name)

@@ -241,9 +241,9 @@ def parse_yaml_fast(text: str) -> tuple[bool, Any]:
     """``(True, value)`` when the fast parser reads the text cleanly, else ``(False, None)``.
 
     ``False`` too for text the fast parser must not be handed or whose value breaks a
-    limit (see ``yaml_scan``): the slow path then says what and where. yaml_rs counts
-    replayed alias events at least as high as ``check_aliases`` counts nodes, so what
-    the slow path refuses, the fast path refuses too.
+    limit (see ``yaml_scan``): the slow path then says what and where. yaml_rs's own
+    alias limit is a second guard (it counts replayed events at least as high as
+    ``check_aliases`` counts nodes).
     """
     if not fast_path_allowed(text):
         return False, None
