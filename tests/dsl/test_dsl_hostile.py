@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.dsl.limits import MAX_ALIAS_NODES, MAX_ALIASES, MAX_DEPTH
-from orchestrator.dsl.problems import Problems, shown
+from orchestrator.dsl.problems import Problems
 from orchestrator.dsl.yaml_source import parse_yaml, parse_yaml_fast
 
 ENV = {"ORCHESTRATOR_PLUGINS": "none"}
@@ -226,6 +226,8 @@ def test_no_message_echoes_more_than_200_characters_of_input(tmp_path: Path) -> 
 
 
 def test_shown_cuts_and_keeps_one_line() -> None:
+    from orchestrator.dsl.problems import shown
+
     assert shown("a" * 300) == "a" * 199 + "…"
     assert shown("a\nb\x00") == "a\\nb\\x00"
     assert shown(10**5000) == "<integer of 16610 bits>"
