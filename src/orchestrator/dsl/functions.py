@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from orchestrator.dsl.limits import MAX_DEPTH
 from orchestrator.dsl.model import MISSING, Blueprint, NodeTemplate
 from orchestrator.dsl.problems import Mark, Problems, did_you_mean, shown
-from orchestrator.dsl.yaml_source import YDict, YList, mark_of
+from orchestrator.dsl.yaml_source import YDict, child_mark, mark_of, marked_copy
 
 PLAN_TIME = ("get_input", "get_property", "concat")
 RUN_TIME = ("get_attribute", "get_secret")
@@ -72,10 +72,10 @@ def functions_in(value: Any, mark: Mark) -> Iterator[tuple[str, Mark]]:
             name = as_function(value)
             name = name[0] if name is not None else unknown_function(value)
             if name is not None:
-                yield name, mark_of(value, name, value=False) if isinstance(value, YDict) else mark
-            stack.extend((v, mark_of(value, k) if isinstance(value, YDict) else mark) for k, v in value.items())
+                yield name, child_mark(value, name, mark, value=False)
+            stack.extend((v, child_mark(value, k, mark)) for k, v in value.items())
         elif isinstance(value, list):
-            stack.extend((v, mark_of(value, i) if isinstance(value, YList) else mark) for i, v in enumerate(value))
+            stack.extend((v, child_mark(value, i, mark)) for i, v in enumerate(value))
 
 
 def has_runtime_function(value: Any) -> bool:
@@ -159,7 +159,7 @@ class PlanResolver:
             raw, mark = prop.default, prop.mark
         self._stack.append(key)
         try:
-            value = self.resolve(raw, mark, template, f"node template '{shown(template.name)}': property '{shown(name)}'")
+            value = self.resolve(raw, mark, template, f"node template '{template.name}': property '{name}'")
         finally:
             self._stack.pop()
         self._resolved[key] = value
@@ -174,25 +174,20 @@ class PlanResolver:
             return getattr(self, f"_fn_{name}")(args, args_mark, template, where, allowed_entities)
         unknown = unknown_function(value)
         if unknown is not None:
-            self.problems.add(mark_of(value, unknown, value=False) if isinstance(value, YDict) else mark,
-                              f"{where}: {unknown_function_message(unknown)}")
+            self.problems.add(child_mark(value, unknown, mark, value=False), f"{where}: {unknown_function_message(unknown)}")
             return None
-        if isinstance(value, YDict):  # keep the marks: nested problems point at nested values
-            result = YDict()
-            result.mark, result.key_marks, result.value_marks = value.mark, value.key_marks, value.value_marks
+        if isinstance(value, dict):  # a copy that keeps the marks: nested problems point at nested values
+            result = marked_copy(value, mark)
             for k, v in value.items():
-                result[k] = self.resolve(v, mark_of(value, k), template, where, allowed_entities)
+                result[k] = (self.resolve(v, child_mark(value, k, mark), template, where, allowed_entities)
+                             if isinstance(v, (dict, list)) else v)
             return result
-        if isinstance(value, YList):
-            items = YList()
-            items.mark, items.item_marks = value.mark, value.item_marks
-            items.extend(self.resolve(v, mark_of(value, i), template, where, allowed_entities)
-                         for i, v in enumerate(value))
-            return items
-        if isinstance(value, dict):
-            return {k: self.resolve(v, mark, template, where, allowed_entities) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.resolve(v, mark, template, where, allowed_entities) for v in value]
+            items = marked_copy(value, mark)
+            for i, v in enumerate(value):
+                items.append(self.resolve(v, child_mark(value, i, mark), template, where, allowed_entities)
+                             if isinstance(v, (dict, list)) else v)
+            return items
         return value
 
     # -- the functions ------------------------------------------------------------
@@ -249,8 +244,8 @@ class PlanResolver:
         if not isinstance(args, list):
             self.problems.add(mark, f"{where}: concat takes a list of values")
             return None
-        parts = [self.resolve(a, mark_of(args, i) if isinstance(args, YList) else mark, template, where, entities)
-                 for i, a in enumerate(args)]
+        parts = [self.resolve(a, child_mark(args, i, mark), template, where, entities)
+                 if isinstance(a, (dict, list)) else a for i, a in enumerate(args)]
         if any(has_runtime_function(p) for p in parts):
             return {"concat": parts}
         return "".join(stringify(p) for p in parts)

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from orchestrator.dsl.functions import (
     FUNCTIONS,
     NOT_IN_INPUTS,
@@ -28,6 +30,7 @@ from orchestrator.dsl.functions import (
 )
 from orchestrator.dsl.inputs import GivenInput, coerce, display_path
 from orchestrator.dsl.limits import MAX_INSTANCES_ENV, MAX_TEMPLATE_INSTANCES_ENV, instance_limits
+from orchestrator.dsl.locate import Document, settle
 from orchestrator.dsl.model import (
     DEPENDS_ON,
     MISSING,
@@ -37,7 +40,15 @@ from orchestrator.dsl.model import (
     RelationshipTemplate,
     TypeDef,
 )
-from orchestrator.dsl.problems import BlueprintError, Mark, Problems, did_you_mean, shown
+from orchestrator.dsl.problems import (
+    NOWHERE,
+    BlueprintError,
+    Mark,
+    Pending,
+    Problems,
+    did_you_mean,
+    shown,
+)
 from orchestrator.dsl.schema import (
     INPUT_KEYS,
     PRIMITIVE_TYPES,
@@ -76,14 +87,32 @@ def load_blueprint(
 ) -> Blueprint:
     """Parse, validate and resolve a blueprint; raise ``BlueprintError`` listing every problem.
 
-    The first pass reads files without positions (fast); only when it finds a problem
-    are they read again with positions, so errors are reported as ``FILE:LINE:COL``.
+    One pass reads files without positions (fast). When it finds problems, their marks
+    are looked up afterwards in just the parts of the files they point into (see
+    ``locate``), so a problem costs little more than a valid blueprint. Only when that
+    cannot be done exactly (a YAML error, a message that quotes a position) is the
+    whole pass repeated on files read with positions.
     """
     with gc_paused():
-        try:
-            return _load(Path(path), inputs, type_sources, fast=True)
-        except BlueprintError:
-            return _load(Path(path), inputs, type_sources, fast=False)
+        outcome = _load(Path(path), inputs, type_sources, fast=True)
+        if isinstance(outcome, Blueprint):
+            return outcome
+        settled = None if outcome.problems.inexact else settle(outcome.problems.items, outcome.documents)
+        if settled is not None:
+            raise BlueprintError(settled)
+        del outcome, settled  # the fast parse is garbage before the slow one is built
+        outcome = _load(Path(path), inputs, type_sources, fast=False)
+        if isinstance(outcome, Blueprint):
+            return outcome
+        raise BlueprintError(outcome.problems.items)
+
+
+@attrs.define
+class _Failed:
+    """A pass that found problems, and the files it read (fast pass only) to settle their marks."""
+
+    problems: Problems
+    documents: list[Document]
 
 
 @contextlib.contextmanager
@@ -99,13 +128,13 @@ def gc_paused() -> Iterator[None]:
 
 
 def _load(path: Path, inputs: Mapping[str, GivenInput] | None, type_sources: Sequence[TypeSource],
-          fast: bool) -> Blueprint:
+          fast: bool) -> Blueprint | _Failed:
     problems = Problems()
+    documents: list[Document] = []
     display = display_path(path)
-    sections, description = _read_documents(path, display, problems, fast)
+    sections, description = _read_documents(path, display, problems, documents if fast else None)
     if sections is None:
-        problems.raise_if_any()
-        raise AssertionError("unreachable")
+        return _Failed(problems, documents)
     types = _build_types(sections, type_sources, problems)
     bp = Blueprint(
         path=path.resolve(), display=display, description=description,
@@ -121,16 +150,18 @@ def _load(path: Path, inputs: Mapping[str, GivenInput] | None, type_sources: Seq
         _check_instance_total(bp, problems)
     _resolve_properties(bp, resolver, checker, problems)
     _read_outputs(bp, sections["outputs"], resolver, problems)
-    problems.raise_if_any()
-    return bp
+    return _Failed(problems, documents) if problems else bp
 
 
 # ---------------------------------------------------------------- documents and imports
 
 
 def _read_documents(path: Path, display: str, problems: Problems,
-                    fast: bool) -> tuple[dict[str, YDict] | None, str]:
-    """Read the blueprint and its imports (each file once) into merged sections."""
+                    documents: list[Document] | None) -> tuple[dict[str, YDict] | None, str]:
+    """Read the blueprint and its imports (each file once) into merged sections.
+
+    With ``documents`` the files are read fast (no positions) and listed there.
+    """
     merged = {name: YDict() for name in MERGED_SECTIONS}
     origin: dict[tuple[str, str], Mark] = {}
     seen: set[Path] = set()
@@ -151,13 +182,13 @@ def _read_documents(path: Path, display: str, problems: Problems,
             problems.add(imported_at, f"imported file '{shown(file_label)}' {what}")
             continue
         before = len(problems)
-        data = read_yaml_file(file, file_label, problems, fast=fast)
+        data = read_yaml_file(file, file_label, problems, fast=documents is not None, documents=documents)
         if data is None:
             if imported_at is None and len(problems) == before:
                 problems.add(Mark(file_label, 1, 1), "the blueprint is empty")
             continue
         if not isinstance(data, dict):
-            problems.add(mark_of(data) if hasattr(data, "mark") else Mark(file_label, 1, 1),
+            problems.add(mark_of(data) if isinstance(data, list) else Mark(file_label, 1, 1),
                          "a blueprint must be a mapping of top-level keys")
             continue
         if imported_at is None:
@@ -198,13 +229,15 @@ def _merge_section(name: str, raw: Any, mark: Mark, into: YDict, origin: dict, p
     if not isinstance(raw, dict):
         problems.add(mark, f"'{shown(name)}' must be a mapping")
         return
-    if into.mark.line == 0:
+    if into.mark is NOWHERE:
         into.mark = mark
     for key, value in raw.items():
         kmark = key_mark(raw, key)
         if key in into:
             if into[key] != value:
-                problems.add(kmark, f"{name} entry '{shown(key)}' is defined differently at {into.key_marks[key]}")
+                first = into.key_marks[key]
+                problems.add(kmark, f"{name} entry '{shown(key)}' is defined differently at {first}")
+                problems.inexact |= isinstance(first, Pending)
             continue
         into[key] = value
         into.key_marks[key] = kmark
@@ -319,7 +352,7 @@ def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems:
             if key not in TEMPLATE_KEYS:
                 problems.add(key_mark(body, key),
                              f"unknown key '{shown(key)}' in node template '{shown(name)}'{did_you_mean(key, TEMPLATE_KEYS)}")
-        description_of(body, f"node template '{shown(name)}'", problems)
+        description_of(body, f"node template '{name}'", problems)
         type_name = body.get("type")
         ntype = None
         if type_name is None:
@@ -457,17 +490,15 @@ def _check_instance_total(bp: Blueprint, problems: Problems) -> None:
     Counted here, in linear time, so ``plan`` never starts building a hundred million.
     """
     _, limit = instance_limits(Problems())  # a bad value was reported with the per-template one
-    planned: dict[str, int] = {}
-    for t in bp.templates.values():
+    planned: dict[str, int] = {t.name: t.instances for t in bp.templates.values() if t.host is None}
+    for template in bp.templates.values():
         chain = []
-        while t.name not in planned:
+        t: NodeTemplate | None = template
+        while t is not None and t.name not in planned:  # walk up to a counted host, then count down
             chain.append(t)
-            host = bp.templates.get(t.host) if t.host else None
-            if host is None:
-                break
-            t = host
+            t = bp.templates.get(t.host) if t.host else None
         for c in reversed(chain):
-            host_count = planned.get(c.host, 1) if c.host in bp.templates else 1
+            host_count = planned.get(c.host, 1) if c.host else 1
             planned[c.name] = min(c.instances * host_count, limit + 1)  # capped: no huge numbers
     total = sum(planned.values())
     if total > limit:
@@ -489,13 +520,14 @@ def _resolve_properties(bp: Blueprint, resolver: PlanResolver, checker: ValueChe
         if ntype is None or not ntype.hierarchy:
             continue
         schema = ntype.properties
+        name = shown(t.name)
         for key in t.properties:
             if key not in schema:
-                problems.add(key_mark(t.properties, key), f"node template '{shown(t.name)}': unknown property '{shown(key)}'"
+                problems.add(key_mark(t.properties, key), f"node template '{name}': unknown property '{shown(key)}'"
                              f" of type '{shown(t.type)}'{did_you_mean(key, schema)}")
         for pname, prop in schema.items():
             if pname not in t.properties and prop.required and prop.default is MISSING:
-                problems.add(t.mark, f"node template '{shown(t.name)}': missing required property '{shown(pname)}'"
+                problems.add(t.mark, f"node template '{name}': missing required property '{shown(pname)}'"
                              f" of type '{shown(t.type)}'")
         values = resolver.template_properties(t, schema)
         runtime = set()
@@ -507,7 +539,7 @@ def _resolve_properties(bp: Blueprint, resolver: PlanResolver, checker: ValueChe
                 continue
             if pname in t.properties:
                 checker.check_property(prop, value, mark_of(t.properties, pname),
-                                       f"node template '{shown(t.name)}': property '{shown(pname)}'")
+                                       f"node template '{name}': property '{pname}'")
             else:  # a type's default: reported once, where the default is written
                 where, mark = _default_source(ntype, pname, bp.node_types)
                 checker.check_property(prop, value, mark, where)
@@ -550,8 +582,8 @@ def _default_source(t: TypeDef, pname: str, types: Mapping[str, TypeDef]) -> tup
     for name in reversed(t.hierarchy):
         own = types[name].own_properties.get(pname) if name in types else None
         if own is not None and isinstance(own.raw, dict) and "default" in own.raw:
-            return f"{types[name].kind} '{shown(name)}': default of property '{shown(pname)}'", mark_of(own.raw, "default")
-    return f"{t.kind} '{shown(t.name)}': default of property '{shown(pname)}'", t.mark
+            return f"{types[name].kind} '{name}': default of property '{pname}'", mark_of(own.raw, "default")
+    return f"{t.kind} '{t.name}': default of property '{pname}'", t.mark
 
 
 def _check_type_defaults(bp: Blueprint, checker: ValueChecker) -> None:

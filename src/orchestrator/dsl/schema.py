@@ -13,7 +13,7 @@ from typing import Any
 from orchestrator.dsl.functions import as_function
 from orchestrator.dsl.model import MISSING, Constraint, PropertyDef, TypeDef
 from orchestrator.dsl.problems import Mark, Problems, did_you_mean, shown
-from orchestrator.dsl.yaml_source import YDict, YList, key_mark, mark_of
+from orchestrator.dsl.yaml_source import child_mark, key_mark, mark_of
 
 PRIMITIVE_TYPES = ("string", "integer", "float", "boolean", "list", "dict")
 PROPERTY_KEYS = ("type", "default", "required", "description", "constraints", "entry_schema")
@@ -313,7 +313,7 @@ class ValueChecker:
         for key in value:
             if key not in dtype.properties:
                 self.problems.add(
-                    key_mark(value, key) if isinstance(value, YDict) else mark,
+                    child_mark(value, key, mark, value=False),
                     f"{where}: unknown field '{shown(key)}' of data type '{shown(dtype.name)}'"
                     f"{did_you_mean(key, dtype.properties)}",
                 )
@@ -330,9 +330,7 @@ def nested(where: str, step: str) -> str:
 
 
 def _child_mark(container: Any, key: Any, fallback: Mark) -> Mark:
-    if isinstance(container, (YDict, YList)):
-        return mark_of(container, key)
-    return fallback
+    return child_mark(container, key, fallback)
 
 
 def fill_defaults(prop: PropertyDef, value: Any, data_types: Mapping[str, TypeDef]) -> Any:

@@ -13,9 +13,9 @@ from typing import Any
 import attrs
 
 from orchestrator.dsl.model import PropertyDef, TypeDef
-from orchestrator.dsl.problems import NOWHERE, Mark, Problems, did_you_mean, shown
+from orchestrator.dsl.problems import Mark, Pending, Problems, did_you_mean, shown
 from orchestrator.dsl.schema import PRIMITIVE_TYPES, description_of, parse_property_defs
-from orchestrator.dsl.yaml_source import key_mark, mark_of
+from orchestrator.dsl.yaml_source import YDict, key_mark, mark_of
 
 TYPE_KEYS = ("derived_from", "properties", "description")
 KINDS = {"node_types": "node type", "relationships": "relationship type", "data_types": "data type"}
@@ -42,9 +42,7 @@ def parse_type_section(
         return
     for name, body in raw.items():
         name = str(name)
-        mark = key_mark(raw, name)
-        if mark is NOWHERE and plugin:
-            mark = plugin_mark(plugin)
+        mark = plugin_mark(plugin) if plugin and not isinstance(raw, YDict) else key_mark(raw, name)
         if body is None:
             body = {}
         if not isinstance(body, dict):
@@ -74,6 +72,7 @@ def parse_type_section(
                 problems.add(mark, f"{kind} '{shown(name)}' is already registered by plugin '{shown(old.plugin)}'")
             elif old.raw != body:
                 problems.add(mark, f"{kind} '{shown(name)}' is defined differently at {old.mark}")
+                problems.inexact |= isinstance(old.mark, Pending)
             continue
         defined[name] = new
 

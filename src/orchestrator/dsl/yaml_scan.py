@@ -29,7 +29,8 @@ NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\
 # (hexadecimal needs the fewest: 84 for 10**100).
 _DIGIT_RUN = MAX_INT_DIGITS * 4 // 5
 # Block nesting needs indentation or indicators ("- - -") at the start of a line.
-_DEEP_LINE = re.compile(rf"(?:^|\n)[ \t?:-]{{{2 * MAX_DEPTH}}}")
+_DEEP_START = re.compile(rf"[ \t?:-]{{{2 * MAX_DEPTH}}}")
+_DEEP_LINE = re.compile("\n" + _DEEP_START.pattern)  # starts with a literal: a fast scan
 _ALIAS = re.compile(r"(?:^|(?<=[\s\[{,:]))\*[^\s\[\]{},]", re.M)
 
 
@@ -66,7 +67,7 @@ def fast_path_allowed(text: str) -> bool:
         classes = text.encode("utf-8", "surrogatepass").translate(_CLASSES)
     if b"d" * _DIGIT_RUN in classes:
         return False
-    if _DEEP_LINE.search(text):
+    if _DEEP_START.match(text) or _DEEP_LINE.search(text):
         return False
     return "*" not in text or not _ALIAS.search(text) or check_aliases(text, "", Problems())
 

@@ -20,7 +20,7 @@ import yaml
 import yaml_rs
 
 from orchestrator.dsl.limits import MAX_ALIAS_NODES, MAX_DEPTH, MAX_INT_DIGITS
-from orchestrator.dsl.problems import NOWHERE, Mark, Problems, shown
+from orchestrator.dsl.problems import NOWHERE, AnyMark, Mark, Pending, Problems, pending, shown
 from orchestrator.dsl.yaml_scan import (
     NON_PRINTABLE,
     check_aliases,
@@ -55,20 +55,82 @@ class YList(list):
         self.item_marks: list[Mark] = []
 
 
-def mark_of(container: Any, key: Any = None, *, value: bool = True) -> Mark:
-    """The position of ``container[key]`` (its value, or its key with ``value=False``)."""
-    if key is None:
-        return getattr(container, "mark", NOWHERE)
-    if isinstance(container, YDict):
-        marks = container.value_marks if value else container.key_marks
-        return marks.get(key, container.mark)
-    if isinstance(container, YList) and isinstance(key, int) and key < len(container.item_marks):
-        return container.item_marks[key]
+def mark_of(container: Any, key: Any = None, *, value: bool = True) -> AnyMark:
+    """The position of ``container[key]`` (its value, or its key with ``value=False``).
+
+    Pending for a plain container (the fast path's): see ``Pending``.
+    """
+    cls = container.__class__
+    if cls is dict or cls is list:
+        return pending(container, key, "self" if key is None else "value" if value else "key", NOWHERE)
+    if cls is YDict:
+        if key is None:
+            return container.mark
+        return (container.value_marks if value else container.key_marks).get(key, container.mark)
+    if cls is YList:
+        if isinstance(key, int) and key < len(container.item_marks):
+            return container.item_marks[key]
+        return container.mark
     return getattr(container, "mark", NOWHERE)
 
 
-def key_mark(container: Any, key: Any) -> Mark:
+def key_mark(container: Any, key: Any) -> AnyMark:
     return mark_of(container, key, value=False)
+
+
+def child_mark(container: Any, key: Any, fallback: AnyMark, *, value: bool = True) -> AnyMark:
+    """Like ``mark_of``, but ``fallback`` (the parent's mark) where the container has no marks."""
+    cls = container.__class__
+    if cls is dict or cls is list:
+        return pending(container, key, "value" if value else "key", fallback)
+    if cls is YDict or cls is YList:
+        return mark_of(container, key, value=value)
+    return fallback
+
+
+class PendingMarks:
+    """``key_marks``/``value_marks``/``item_marks`` of a ``YDict``/``YList`` copied from a
+    plain container: each mark is looked up in the original when asked (see ``Pending``)."""
+
+    __slots__ = ("fallback", "kind", "source")
+
+    def __init__(self, source: dict | list, kind: str, fallback: AnyMark) -> None:
+        self.source, self.kind, self.fallback = source, kind, fallback
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return pending(self.source, key, self.kind, self.fallback) if key in self.source else default
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> Pending:
+        return pending(self.source, index, self.kind, self.fallback)
+
+
+def marked_copy(value: dict | list, mark: AnyMark) -> YDict | YList:
+    """An empty ``YDict``/``YList`` whose marks are those of ``value``'s entries.
+
+    For a copy that resolves functions in ``value``: problems found later in the copy
+    point where they are written. ``mark`` is where ``value`` itself is.
+    """
+    if isinstance(value, YDict):
+        d = YDict()
+        d.mark, d.key_marks, d.value_marks = value.mark, value.key_marks, value.value_marks
+        return d
+    if isinstance(value, YList):
+        items = YList()
+        items.mark, items.item_marks = value.mark, value.item_marks
+        return items
+    if isinstance(value, dict):
+        d = YDict()
+        d.mark = pending(value, None, "self", mark)
+        d.key_marks = PendingMarks(value, "key", mark)  # type: ignore[assignment]
+        d.value_marks = PendingMarks(value, "value", mark)  # type: ignore[assignment]
+        return d
+    items = YList()
+    items.mark = pending(value, None, "self", mark)
+    items.item_marks = PendingMarks(value, "value", mark)  # type: ignore[assignment]
+    return items
 
 
 PLAIN_TAG = "tag:orchestrator,2026:plain"
@@ -254,8 +316,12 @@ def parse_yaml_fast(text: str) -> tuple[bool, Any]:
     return (True, value) if within_depth(value) else (False, None)
 
 
-def read_yaml_file(path: Path, display: str, problems: Problems, *, fast: bool = False) -> Any:
-    """Read a YAML file; with ``fast=True`` positions are not kept (see module doc)."""
+def read_yaml_file(path: Path, display: str, problems: Problems, *, fast: bool = False,
+                   documents: list | None = None) -> Any:
+    """Read a YAML file; with ``fast=True`` positions are not kept (see module doc).
+
+    ``documents`` gets ``(display, text, value)`` of a file read fast, to settle marks later.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -267,7 +333,10 @@ def read_yaml_file(path: Path, display: str, problems: Problems, *, fast: bool =
     if fast:
         ok, value = parse_yaml_fast(text)
         if ok:
+            if documents is not None:
+                documents.append((display, text, value))
             return value
         problems.add(Mark(display, 0, 0), "not valid YAML")  # the slow path says where
+        problems.inexact = True
         return None
     return parse_yaml(text, display, problems)
