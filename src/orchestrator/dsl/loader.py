@@ -66,7 +66,14 @@ from orchestrator.dsl.types import (
     parse_type_section,
     resolve_types,
 )
-from orchestrator.dsl.yaml_source import YDict, key_mark, mark_of, parse_yaml, read_yaml_file
+from orchestrator.dsl.yaml_source import (
+    YDict,
+    key_mark,
+    mark_of,
+    merged_mapping,
+    parse_yaml,
+    read_yaml_file,
+)
 
 TOP_LEVEL_KEYS = (
     "dsl_version", "description", "imports", "inputs", "data_types", "node_types",
@@ -162,7 +169,7 @@ def _read_documents(path: Path, display: str, problems: Problems,
 
     With ``documents`` the files are read fast (no positions) and listed there.
     """
-    merged = {name: YDict() for name in MERGED_SECTIONS}
+    merged = {name: merged_mapping() for name in MERGED_SECTIONS}
     origin: dict[tuple[str, str], Mark] = {}
     seen: set[Path] = set()
     queue: list[tuple[Path, str, Mark | None]] = [(path, display, None)]
@@ -231,17 +238,16 @@ def _merge_section(name: str, raw: Any, mark: Mark, into: YDict, origin: dict, p
         return
     if into.mark is NOWHERE:
         into.mark = mark
+    sources = into.key_marks.sources  # type: ignore[attr-defined]
     for key, value in raw.items():
-        kmark = key_mark(raw, key)
         if key in into:
             if into[key] != value:
                 first = into.key_marks[key]
-                problems.add(kmark, f"{name} entry '{shown(key)}' is defined differently at {first}")
+                problems.add(key_mark(raw, key), f"{name} entry '{shown(key)}' is defined differently at {first}")
                 problems.inexact |= isinstance(first, Pending)
             continue
         into[key] = value
-        into.key_marks[key] = kmark
-        into.value_marks[key] = mark_of(raw, key)
+        sources[key] = raw
 
 
 # ---------------------------------------------------------------- types

@@ -107,6 +107,32 @@ class PendingMarks:
         return pending(self.source, index, self.kind, self.fallback)
 
 
+class SourceMarks:
+    """``key_marks``/``value_marks`` of a mapping merged from several files' mappings:
+    each entry's mark is taken from the mapping it came from, when asked."""
+
+    __slots__ = ("sources", "value")
+
+    def __init__(self, sources: dict[Any, Any], value: bool) -> None:
+        self.sources, self.value = sources, value
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        source = self.sources.get(key)
+        return default if source is None else mark_of(source, key, value=self.value)
+
+    def __getitem__(self, key: Any) -> AnyMark:
+        return mark_of(self.sources[key], key, value=self.value)
+
+
+def merged_mapping() -> YDict:
+    """An empty ``YDict`` to merge mappings into: add an entry as ``d[k] = v`` and
+    ``d.key_marks.sources[k] = the mapping it comes from``."""
+    d = YDict()
+    sources: dict[Any, Any] = {}
+    d.key_marks, d.value_marks = SourceMarks(sources, False), SourceMarks(sources, True)  # type: ignore[assignment]
+    return d
+
+
 def marked_copy(value: dict | list, mark: AnyMark) -> YDict | YList:
     """An empty ``YDict``/``YList`` whose marks are those of ``value``'s entries.
 
