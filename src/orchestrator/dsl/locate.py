@@ -65,7 +65,7 @@ class _Finder:
             if id(root) in left:
                 self.paths[id(root)] = (n, ())
                 left.discard(id(root))
-            stack: list[tuple[Any, Path_]] = [(root, ())]
+            stack: list[tuple[Any, Path_]] = [(root, ())] if isinstance(root, (dict, list)) else []
             while stack and left:
                 container, path = stack.pop()
                 for key, value in (container.items() if isinstance(container, dict) else enumerate(container)):
