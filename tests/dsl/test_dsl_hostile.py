@@ -203,6 +203,12 @@ def test_control_characters_are_reported_where_they_are(tmp_path: Path, char: st
     assert validate(path) == (2, [f"ctrl.yaml:11:12: YAML syntax error: control character U+{code} is not allowed"])
 
 
+def test_bytes_that_are_not_utf8_are_reported_where_they_are(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(template("      p: ÿXtX\n").encode().replace(b"X", b"\xe9"))  # latin-1 é
+    assert validate(path) == (2, ["latin1.yaml:11:11: file is not UTF-8 text: invalid continuation byte"])
+
+
 def test_no_message_echoes_more_than_200_characters_of_input(tmp_path: Path) -> None:
     long = "x" * 1_000_000
     path = tmp_path / "long.yaml"

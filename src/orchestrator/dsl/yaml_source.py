@@ -354,7 +354,11 @@ def read_yaml_file(path: Path, display: str, problems: Problems, *, fast: bool =
         problems.add(Mark(display, 1, 1), f"cannot read file: {exc.strerror or exc}")
         return None
     except UnicodeDecodeError as exc:
-        problems.add(Mark(display, 1, 1), f"file is not UTF-8 text: {exc.reason}")
+        data: bytes = exc.object  # type: ignore[assignment]
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        column = len(data[line_start:exc.start].decode("utf-8", "replace")) + 1
+        problems.add(Mark(display, data.count(b"\n", 0, exc.start) + 1, column),
+                     f"file is not UTF-8 text: {exc.reason}")
         return None
     if fast:
         ok, value = parse_yaml_fast(text)
