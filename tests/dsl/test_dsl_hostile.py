@@ -192,7 +192,14 @@ def test_the_largest_integer_allowed() -> None:
     text = f"x: -{'9' * 100}\n"
     problems = Problems()
     assert parse_yaml(text, "d", problems) == {"x": -int("9" * 100)} and not problems
-    assert parse_yaml_fast(text) == (False, None)  # a long run of digits: the slow path decides
+    assert parse_yaml_fast(text) == (True, {"x": -int("9" * 100)})
+
+
+def test_a_long_checksum_is_read_by_the_fast_path() -> None:
+    text = f"sha512: {'ab12' * 32}\nsize: 12\n{'1' * 101}: key\n"
+    assert parse_yaml_fast(text) == (False, None)  # the integer key is too large
+    assert parse_yaml_fast(text.replace("1" * 101, "name")) == (True, {"sha512": "ab12" * 32, "size": 12,
+                                                                       "name": "key"})
 
 
 @pytest.mark.parametrize(("char", "code"), [("\x00", "0000"), ("\x07", "0007"), ("\x1b", "001B"),

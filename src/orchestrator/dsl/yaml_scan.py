@@ -3,7 +3,7 @@
 ``yaml_rs`` (the fast path) keeps no positions and has no depth limit: 20,000 levels of
 block nesting overflow its stack and kill the process. So the fast path only reads text
 that ``fast_path_allowed`` clears (cheap scans of the text, a few ms for 5 MB), and a
-parsed value must pass ``within_depth``; anything else is read by the slow path, which
+parsed value must pass ``within_limits``; anything else is read by the slow path, which
 reports the exact problem at its position. The slow path (PyYAML) shares aliased nodes,
 so an alias bomb costs nothing there until a value is walked: ``check_aliases`` counts
 what the aliases would expand to, from the event stream, before the document is built.
@@ -47,15 +47,16 @@ def _byte_classes() -> bytes:
 _CLASSES = _byte_classes()
 
 
-def fast_path_allowed(text: str) -> bool:
-    """False when the text may hold something only the slow path reports exactly.
+def fast_path_allowed(text: str) -> bool | None:
+    """Whether the fast parser may read ``text``: False, True, or None for "yes, then
+    check its value with ``within_limits(value, numbers=True)``".
 
-    That is: a control character, a digit run long enough for a too-large integer, a
-    line indented deeper than the depth limit allows, or aliases beyond the limits or
-    inside the node they refer to (yaml_rs reads those as null). Texts with aliases are
-    scanned by libyaml's event parser first (about 2.5x yaml_rs's own time); texts
-    without cost a few ms per MB. False is cheap to be wrong about: the slow path then
-    reads the text, with positions.
+    False for a control character, a line indented deeper than the depth limit allows,
+    or aliases beyond the limits or inside the node they refer to (yaml_rs reads those
+    as null). None when a run of digits is long enough for a too-large integer (usually
+    a checksum in a string). Texts with aliases are scanned by libyaml's event parser
+    first (about 2.5x yaml_rs's own time); others cost a few ms per MB. False is cheap
+    to be wrong about: the slow path then reads the text, with positions.
     """
     if text.isascii():
         classes = text.encode("ascii").translate(_CLASSES)
@@ -65,23 +66,38 @@ def fast_path_allowed(text: str) -> bool:
         if NON_PRINTABLE.search(text):
             return False
         classes = text.encode("utf-8", "surrogatepass").translate(_CLASSES)
-    if b"d" * _DIGIT_RUN in classes:
-        return False
     if _DEEP_START.match(text) or _DEEP_LINE.search(text):
         return False
-    return "*" not in text or not _ALIAS.search(text) or check_aliases(text, "", Problems())
+    if "*" in text and _ALIAS.search(text) and not check_aliases(text, "", Problems()):
+        return False
+    return None if b"d" * _DIGIT_RUN in classes else True
 
 
-def within_depth(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether ``value`` nests at most ``limit`` levels (a scalar is 0, ``{}`` is 1); no recursion."""
+_TOO_LARGE = 10**MAX_INT_DIGITS
+
+
+def within_limits(value: Any, *, numbers: bool = False) -> bool:
+    """Whether ``value`` nests at most MAX_DEPTH levels (and, with ``numbers``, holds no
+    integer of more than MAX_INT_DIGITS digits, as key or value). No recursion."""
     level = [value] if isinstance(value, (dict, list)) else []
     containers = (dict, list)
-    for _ in range(limit):
+    if numbers and _too_large(value):
+        return False
+    for _ in range(MAX_DEPTH):
         if not level:
             return True
+        if numbers:
+            scalars = [x for c in level for x in (c.values() if isinstance(c, dict) else c)]
+            scalars += [k for c in level if isinstance(c, dict) for k in c]
+            if any(_too_large(x) for x in scalars):
+                return False
         level = [x for c in level for x in (c.values() if isinstance(c, dict) else c)
                  if isinstance(x, containers)]
     return not level
+
+
+def _too_large(x: Any) -> bool:
+    return type(x) is int and not -_TOO_LARGE < x < _TOO_LARGE
 
 
 class AliasLimitError(Exception):

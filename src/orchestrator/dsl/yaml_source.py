@@ -26,7 +26,7 @@ from orchestrator.dsl.yaml_scan import (
     check_aliases,
     fast_path_allowed,
     too_deep_at,
-    within_depth,
+    within_limits,
 )
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -333,13 +333,14 @@ def parse_yaml_fast(text: str) -> tuple[bool, Any]:
     alias limit is a second guard (it counts replayed events at least as high as
     ``check_aliases`` counts nodes).
     """
-    if not fast_path_allowed(text):
+    allowed = fast_path_allowed(text)
+    if allowed is False:
         return False, None
     try:
         value = yaml_rs.loads(text, parse_datetime=False, alias_limits=_FAST_ALIAS_LIMITS)
     except (yaml_rs.YAMLDecodeError, ValueError, TypeError):
         return False, None
-    return (True, value) if within_depth(value) else (False, None)
+    return (True, value) if within_limits(value, numbers=allowed is None) else (False, None)
 
 
 def read_yaml_file(path: Path, display: str, problems: Problems, *, fast: bool = False,
