@@ -81,7 +81,7 @@ def within_limits(value: Any, *, numbers: bool = False) -> bool:
     integer of more than MAX_INT_DIGITS digits, as key or value). No recursion."""
     level = [value] if isinstance(value, (dict, list)) else []
     containers = (dict, list)
-    if numbers and _too_large(value):
+    if numbers and too_large(value):
         return False
     for _ in range(MAX_DEPTH):
         if not level:
@@ -89,14 +89,15 @@ def within_limits(value: Any, *, numbers: bool = False) -> bool:
         if numbers:
             scalars = [x for c in level for x in (c.values() if isinstance(c, dict) else c)]
             scalars += [k for c in level if isinstance(c, dict) for k in c]
-            if any(_too_large(x) for x in scalars):
+            if any(too_large(x) for x in scalars):
                 return False
         level = [x for c in level for x in (c.values() if isinstance(c, dict) else c)
                  if isinstance(x, containers)]
     return not level
 
 
-def _too_large(x: Any) -> bool:
+def too_large(x: Any) -> bool:
+    """An integer of more than MAX_INT_DIGITS digits."""
     return type(x) is int and not -_TOO_LARGE < x < _TOO_LARGE
 
 

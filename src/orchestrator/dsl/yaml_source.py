@@ -1,12 +1,15 @@
 """YAML loading: a fast path without positions and a slow path that has them.
 
-The fast path is ``yaml_rs`` (Rust), about 13x faster than PyYAML's C loader. When a
-file has any problem, it is parsed again with PyYAML's composer into ``dict`` and
-``list`` subclasses that carry the marks of their keys and items, so problems are
-reported as ``FILE:LINE:COL``. Both paths resolve plain scalars with ``yaml_rs``
-(YAML 1.2: ``yes`` is a string, ``0x1F`` an integer, no timestamps, no ``<<`` merge
-keys), so a value never depends on which path read it. Duplicate keys, which PyYAML
-silently collapses, are errors in both.
+The fast path is ``yaml_rs`` (Rust), about 13x faster than PyYAML's C loader. The
+slow path parses with PyYAML's composer into ``dict`` and ``list`` subclasses that
+carry the marks of their keys and items, so problems are reported as ``FILE:LINE:COL``;
+it reads a file whose fast parse failed, or the parts of a file a problem points into
+(``locate``). Both paths resolve plain scalars with ``yaml_rs`` (YAML 1.2: ``yes`` is a
+string, ``0x1F`` an integer, no timestamps, no ``<<`` merge keys), so a value never
+depends on which path read it. Duplicate keys, which PyYAML silently collapses, are
+errors in both, and so are breaches of the limits in ``limits`` (depth, aliases,
+integer size) and control characters: the fast path declines such text (``yaml_scan``)
+and the slow path reports them where they are.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from orchestrator.dsl.yaml_scan import (
     check_aliases,
     fast_path_allowed,
     too_deep_at,
+    too_large,
     within_limits,
 )
 
@@ -196,12 +200,9 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
         return True
 
 
-_TOO_LARGE = 10**MAX_INT_DIGITS
-
-
 def _construct_plain(loader: _Loader, node: yaml.ScalarNode) -> Any:
     value = plain_scalar(node.value)
-    if type(value) is int and not -_TOO_LARGE < value < _TOO_LARGE:
+    if too_large(value):
         loader.problems.add(loader.mark(node), f"integer too large: more than {MAX_INT_DIGITS} digits")
         return None
     return value
