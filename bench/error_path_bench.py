@@ -7,6 +7,8 @@ peak RSS of the same blueprint without it. Each run is a fresh process that impo
 the orchestrator (outside the timing), then times ``Orchestrator.load`` (read, parse,
 validate, resolve; on a problem, settle its position) and reads its peak RSS. The
 problems are planted in the middle of the file, in several places the loader looks at.
+Runs go in rounds (each case once per round) and the minimum is kept, so a busy
+machine skews every case alike; CPU time is shown beside wall time for the same reason.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def measure_one(path: str) -> dict[str, Any]:
             orch.load(path)
         except BlueprintError as exc:
             problems = [str(p) for p in exc.problems]
-    return {"load_s": load.wall, "peak_rss_mb": peak_rss_mb(), "problems": problems}
+    return {"load_s": load.wall, "cpu_s": load.cpu, "peak_rss_mb": peak_rss_mb(), "problems": problems}
 
 
 def main() -> None:
@@ -64,35 +66,41 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure_one(args.one)))
         return
-    rows = []
     with tempfile.TemporaryDirectory(prefix="orch-error-bench-") as tmp:
         valid = generate("flat", args.nodes)
         cases = {"valid": valid} | {name: plant(valid, args.nodes, *edit) for name, edit in ERRORS.items()}
+        paths = {}
         for name, text in cases.items():
-            path = Path(tmp) / f"{name.replace(' ', '-')}.yaml"
-            path.write_text(text)
-            runs = []
-            for _ in range(args.runs):
+            paths[name] = Path(tmp) / f"{name.replace(' ', '-')}.yaml"
+            paths[name].write_text(text)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in cases}
+        for _ in range(args.runs):  # rounds, every case once each: a busy spell hits all alike
+            for name, path in paths.items():
                 row = run_child([sys.executable, str(Path(__file__).resolve()), "--one", str(path)])
                 if "error" in row:
                     raise SystemExit(f"{name}: {row['error']}\n{row.get('stderr', '')}")
-                runs.append(row)
-            problems = runs[0]["problems"]
-            if (name == "valid") != (not problems):
-                raise SystemExit(f"{name}: unexpected problems {problems[:3]}")
-            rows.append({"case": name, "nodes": args.nodes, "load_s": min(r["load_s"] for r in runs),
-                         "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
-                         "problem": problems[0] if problems else ""})
+                runs[name].append(row)
+    rows = []
+    for name, measured in runs.items():
+        problems = measured[0]["problems"]
+        if (name == "valid") != (not problems):
+            raise SystemExit(f"{name}: unexpected problems {problems[:3]}")
+        rows.append({"case": name, "nodes": args.nodes, "load_s": min(r["load_s"] for r in measured),
+                     "cpu_s": min(r["cpu_s"] for r in measured),
+                     "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in measured),
+                     "problem": problems[0].split(":", 1)[1] if problems else ""})
     base = rows[0]
     for row in rows:
         row["time_x"] = row["load_s"] / base["load_s"]
+        row["cpu_x"] = row["cpu_s"] / base["cpu_s"]
         row["rss_x"] = row["peak_rss_mb"] / base["peak_rss_mb"]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
     for row in rows:
-        print(f"{row['case']:18} {row['load_s']:6.2f}s ({row['time_x']:.2f}x)  peak {row['peak_rss_mb']:5.0f} MB"
-              f" ({row['rss_x']:.2f}x)  {row['problem'][:90]}", flush=True)
+        print(f"{row['case']:18} wall {row['load_s']:5.2f}s ({row['time_x']:.2f}x)  cpu {row['cpu_s']:5.2f}s"
+              f" ({row['cpu_x']:.2f}x)  peak {row['peak_rss_mb']:4.0f} MB ({row['rss_x']:.2f}x)"
+              f"  {row['problem'][:70]}", flush=True)
 
 
 if __name__ == "__main__":
