@@ -8,17 +8,28 @@ through ``resolve_runtime`` each time a ``ctx`` is built.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
+from orchestrator.dsl.limits import MAX_DEPTH
 from orchestrator.dsl.model import MISSING, Blueprint, NodeTemplate
-from orchestrator.dsl.problems import Mark, Problems, did_you_mean
-from orchestrator.dsl.yaml_source import YDict, YList, mark_of
+from orchestrator.dsl.problems import Mark, Problems, did_you_mean, shown
+from orchestrator.dsl.yaml_source import YDict, child_mark, mark_of, marked_copy
 
 PLAN_TIME = ("get_input", "get_property", "concat")
 RUN_TIME = ("get_attribute", "get_secret")
 FUNCTIONS = frozenset(PLAN_TIME + RUN_TIME)
 SELF, SOURCE, TARGET = "SELF", "SOURCE", "TARGET"
+# Intrinsic functions of Cloudify's and TOSCA's DSLs that ours does not have: a one-key
+# mapping with one of these names is a call that would silently stay a literal mapping.
+FOREIGN_FUNCTIONS = frozenset((
+    "get_capability", "get_environment_capability", "get_group_capability", "get_sys", "get_label",
+    "get_operation_output", "get_artifact", "get_nodes_by_type", "get_attributes_list",
+    "get_attributes_dict", "get_secret_value", "merge", "string_find", "string_replace",
+    "string_lower", "string_upper", "token", "join", "concat_list", "evaluate",
+))
+NOT_IN_INPUTS = ("get_attribute", "get_property", "get_input")  # inputs are known before nodes and each other
 
 
 def as_function(value: Any) -> tuple[str, Any] | None:
@@ -28,6 +39,43 @@ def as_function(value: Any) -> tuple[str, Any] | None:
         if name in FUNCTIONS:
             return name, args
     return None
+
+
+def unknown_function(value: Any) -> str | None:
+    """The name a one-key mapping seems to call when no such function exists, else ``None``.
+
+    A mapping's key is taken for a function when it starts with ``get_``, is a function
+    of Cloudify or TOSCA, or is close to one of ours (``concatt``); other one-key
+    mappings (``{name: x}``) are data.
+    """
+    if type(value) not in (dict, YDict) or len(value) != 1:
+        return None
+    (name,) = value
+    if not isinstance(name, str) or name in FUNCTIONS or len(name) > 40:
+        return None
+    if name.startswith("get_") or name in FOREIGN_FUNCTIONS:
+        return name
+    return name if difflib.get_close_matches(name, FUNCTIONS, n=1, cutoff=0.8) else None
+
+
+def unknown_function_message(name: str) -> str:
+    hint = did_you_mean(name, FUNCTIONS) or f" (the functions are {', '.join(sorted(FUNCTIONS))})"
+    return f"unknown function '{shown(name)}'{hint}"
+
+
+def functions_in(value: Any, mark: Mark) -> Iterator[tuple[str, Mark]]:
+    """Every function call (known, or unknown by ``unknown_function``) in a value, with its mark."""
+    stack = [(value, mark)]
+    while stack:
+        value, mark = stack.pop()
+        if isinstance(value, dict):
+            name = as_function(value)
+            name = name[0] if name is not None else unknown_function(value)
+            if name is not None:
+                yield name, child_mark(value, name, mark, value=False)
+            stack.extend((v, child_mark(value, k, mark)) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, child_mark(value, i, mark)) for i, v in enumerate(value))
 
 
 def has_runtime_function(value: Any) -> bool:
@@ -98,6 +146,10 @@ class PlanResolver:
             cycle = " -> ".join(f"{t}.{p}" for t, p in [*self._stack[self._stack.index(key):], key])
             self.problems.add(mark_of(template.properties, name), f"get_property cycle: {cycle}")
             return None
+        if len(self._stack) >= MAX_DEPTH:  # each step recurses: refuse before Python does
+            self.problems.add(mark_of(template.properties, name),
+                              f"get_property chain longer than {MAX_DEPTH} properties")
+            return None
         if name in template.properties:
             raw, mark = template.properties[name], mark_of(template.properties, name)
         else:
@@ -120,22 +172,22 @@ class PlanResolver:
             name, args = fn
             args_mark = mark_of(value, name)
             return getattr(self, f"_fn_{name}")(args, args_mark, template, where, allowed_entities)
-        if isinstance(value, YDict):  # keep the marks: nested problems point at nested values
-            result = YDict()
-            result.mark, result.key_marks, result.value_marks = value.mark, value.key_marks, value.value_marks
+        unknown = unknown_function(value)
+        if unknown is not None:
+            self.problems.add(child_mark(value, unknown, mark, value=False), f"{where}: {unknown_function_message(unknown)}")
+            return None
+        if isinstance(value, dict):  # a copy that keeps the marks: nested problems point at nested values
+            result = marked_copy(value, mark)
             for k, v in value.items():
-                result[k] = self.resolve(v, mark_of(value, k), template, where, allowed_entities)
+                result[k] = (self.resolve(v, child_mark(value, k, mark), template, where, allowed_entities)
+                             if isinstance(v, (dict, list)) else v)
             return result
-        if isinstance(value, YList):
-            items = YList()
-            items.mark, items.item_marks = value.mark, value.item_marks
-            items.extend(self.resolve(v, mark_of(value, i), template, where, allowed_entities)
-                         for i, v in enumerate(value))
-            return items
-        if isinstance(value, dict):
-            return {k: self.resolve(v, mark, template, where, allowed_entities) for k, v in value.items()}
         if isinstance(value, list):
-            return [self.resolve(v, mark, template, where, allowed_entities) for v in value]
+            items = marked_copy(value, mark)
+            for i, v in enumerate(value):
+                items.append(self.resolve(v, child_mark(value, i, mark), template, where, allowed_entities)
+                             if isinstance(v, (dict, list)) else v)
+            return items
         return value
 
     # -- the functions ------------------------------------------------------------
@@ -147,13 +199,13 @@ class PlanResolver:
             return None
         name = path[0]
         if name not in self.bp.inputs:
-            self.problems.add(mark, f"{where}: get_input of undeclared input '{name}'{did_you_mean(name, self.bp.inputs)}")
+            self.problems.add(mark, f"{where}: get_input of undeclared input '{shown(name)}'{did_you_mean(name, self.bp.inputs)}")
             return None
         if name not in self.bp.input_values:
             return None  # a missing required input is reported by the input check
         value = walk_path(self.bp.input_values[name], path[1:])
         if value is MISSING:
-            self.problems.add(mark, f"{where}: get_input: input '{name}' has no path {path[1:]}")
+            self.problems.add(mark, f"{where}: get_input: input '{shown(name)}' has no path {shown(path[1:])}")
             return None
         return value
 
@@ -171,20 +223,20 @@ class PlanResolver:
         elif entity in self.bp.templates:
             target = self.bp.templates[entity]
         else:
-            self.problems.add(mark, f"{where}: get_property of unknown node template '{entity}'"
+            self.problems.add(mark, f"{where}: get_property of unknown node template '{shown(entity)}'"
                               f"{did_you_mean(entity, self.bp.templates)}")
             return None
         value = self.property_value(target, str(prop))
         if value is MISSING:
             ntype = self.bp.node_types.get(target.type)
             known = [*(ntype.properties if ntype else ()), *target.properties]
-            self.problems.add(mark, f"{where}: get_property: node template '{target.name}' has no property "
-                              f"'{prop}'{did_you_mean(str(prop), known)}")
+            self.problems.add(mark, f"{where}: get_property: node template '{shown(target.name)}' has no property "
+                              f"'{shown(prop)}'{did_you_mean(str(prop), known)}")
             return None
         value = walk_path(value, rest)
         if value is MISSING:
-            self.problems.add(mark, f"{where}: get_property: property '{prop}' of node template '{target.name}'"
-                              f" has no path {rest}")
+            self.problems.add(mark, f"{where}: get_property: property '{shown(prop)}' of node template '{shown(target.name)}'"
+                              f" has no path {shown(rest)}")
             return None
         return value
 
@@ -192,8 +244,8 @@ class PlanResolver:
         if not isinstance(args, list):
             self.problems.add(mark, f"{where}: concat takes a list of values")
             return None
-        parts = [self.resolve(a, mark_of(args, i) if isinstance(args, YList) else mark, template, where, entities)
-                 for i, a in enumerate(args)]
+        parts = [self.resolve(a, child_mark(args, i, mark), template, where, entities)
+                 if isinstance(a, (dict, list)) else a for i, a in enumerate(args)]
         if any(has_runtime_function(p) for p in parts):
             return {"concat": parts}
         return "".join(stringify(p) for p in parts)
@@ -211,7 +263,7 @@ class PlanResolver:
                                   f" (use {' or '.join(entities) or 'a node name'})")
                 return None
         elif entity not in self.bp.templates:
-            self.problems.add(mark, f"{where}: get_attribute of unknown node template '{entity}'"
+            self.problems.add(mark, f"{where}: get_attribute of unknown node template '{shown(entity)}'"
                               f"{did_you_mean(entity, self.bp.templates)}")
             return None
         return {"get_attribute": list(args)}

@@ -15,7 +15,7 @@ from typing import Any
 import attrs
 
 from orchestrator.dsl.model import PropertyDef
-from orchestrator.dsl.problems import Mark, Problems
+from orchestrator.dsl.problems import Mark, Problems, shown
 from orchestrator.dsl.yaml_source import key_mark, mark_of, parse_yaml_fast, read_yaml_file
 
 _PAIR = re.compile(r"^[A-Za-z_][\w.-]*=")
@@ -47,22 +47,22 @@ def parse_input_args(args: Iterable[str], problems: Problems) -> dict[str, Given
                     key, sep, value = part.partition("=")
                     mark = Mark("<-i>", n, col + len(key) + 1)
                     if not sep or not key.strip():
-                        problems.add(Mark("<-i>", n, col), f"expected KEY=VALUE, got {part!r}")
+                        problems.add(Mark("<-i>", n, col), f"expected KEY=VALUE, got {shown(repr(part))}")
                     else:
                         name_mark = Mark("<-i>", n, col + len(key) - len(key.lstrip()))
                         given[key.strip()] = GivenInput(value, mark, text=True, name_mark=name_mark)
                 col += len(part) + 1
             continue
         path = Path(arg)
-        shown = display_path(path)
+        label = display_path(path)
         if not path.is_file():
-            problems.add(Mark("<-i>", n, 1), f"inputs file '{arg}' does not exist (and is not KEY=VALUE)")
+            problems.add(Mark("<-i>", n, 1), f"inputs file '{shown(arg)}' does not exist (and is not KEY=VALUE)")
             continue
-        data = read_yaml_file(path, shown, problems)
+        data = read_yaml_file(path, label, problems)
         if data is None:
             continue
         if not isinstance(data, dict):
-            problems.add(mark_of(data) if hasattr(data, "mark") else Mark(shown, 1, 1),
+            problems.add(mark_of(data) if hasattr(data, "mark") else Mark(label, 1, 1),
                          "an inputs file must be a mapping of input name to value")
             continue
         for key, value in data.items():

@@ -10,18 +10,27 @@ from __future__ import annotations
 import contextlib
 import gc
 import graphlib
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from orchestrator.dsl.functions import (
+    FUNCTIONS,
+    NOT_IN_INPUTS,
     SOURCE,
     TARGET,
     PlanResolver,
     as_function,
+    functions_in,
     has_runtime_function,
+    unknown_function_message,
 )
 from orchestrator.dsl.inputs import GivenInput, coerce, display_path
+from orchestrator.dsl.limits import MAX_INSTANCES_ENV, MAX_TEMPLATE_INSTANCES_ENV, instance_limits
+from orchestrator.dsl.locate import Document, settle
 from orchestrator.dsl.model import (
     DEPENDS_ON,
     MISSING,
@@ -31,23 +40,40 @@ from orchestrator.dsl.model import (
     RelationshipTemplate,
     TypeDef,
 )
-from orchestrator.dsl.problems import BlueprintError, Mark, Problems, did_you_mean
+from orchestrator.dsl.problems import (
+    NOWHERE,
+    BlueprintError,
+    Mark,
+    Pending,
+    Problems,
+    did_you_mean,
+    shown,
+)
 from orchestrator.dsl.schema import (
     INPUT_KEYS,
     PRIMITIVE_TYPES,
     ValueChecker,
     describe,
+    description_of,
     fill_defaults,
     parse_property_def,
 )
 from orchestrator.dsl.types import (
     KINDS,
     TypeSource,
+    check_data_types,
     check_property_types,
     parse_type_section,
     resolve_types,
 )
-from orchestrator.dsl.yaml_source import YDict, key_mark, mark_of, parse_yaml, read_yaml_file
+from orchestrator.dsl.yaml_source import (
+    YDict,
+    key_mark,
+    mark_of,
+    merged_mapping,
+    parse_yaml,
+    read_yaml_file,
+)
 
 TOP_LEVEL_KEYS = (
     "dsl_version", "description", "imports", "inputs", "data_types", "node_types",
@@ -58,6 +84,7 @@ TEMPLATE_KEYS = ("type", "properties", "relationships", "instances", "descriptio
 RELATIONSHIP_KEYS = ("type", "target", "properties")
 OUTPUT_KEYS = ("value", "description")
 DSL_VERSIONS = ("orchestrator_1_0",)
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def load_blueprint(
@@ -67,14 +94,32 @@ def load_blueprint(
 ) -> Blueprint:
     """Parse, validate and resolve a blueprint; raise ``BlueprintError`` listing every problem.
 
-    The first pass reads files without positions (fast); only when it finds a problem
-    are they read again with positions, so errors are reported as ``FILE:LINE:COL``.
+    One pass reads files without positions (fast). When it finds problems, their marks
+    are looked up afterwards in just the parts of the files they point into (see
+    ``locate``), so a problem costs little more than a valid blueprint. Only when that
+    cannot be done exactly (a YAML error, a message that quotes a position) is the
+    whole pass repeated on files read with positions.
     """
     with gc_paused():
-        try:
-            return _load(Path(path), inputs, type_sources, fast=True)
-        except BlueprintError:
-            return _load(Path(path), inputs, type_sources, fast=False)
+        outcome = _load(Path(path), inputs, type_sources, fast=True)
+        if isinstance(outcome, Blueprint):
+            return outcome
+        settled = None if outcome.problems.inexact else settle(outcome.problems.items, outcome.documents)
+        if settled is not None:
+            raise BlueprintError(settled)
+        del outcome, settled  # the fast parse is garbage before the slow one is built
+        outcome = _load(Path(path), inputs, type_sources, fast=False)
+        if isinstance(outcome, Blueprint):
+            return outcome
+        raise BlueprintError(outcome.problems.items)
+
+
+@attrs.define
+class _Failed:
+    """A pass that found problems, and the files it read (fast pass only) to settle their marks."""
+
+    problems: Problems
+    documents: list[Document]
 
 
 @contextlib.contextmanager
@@ -90,13 +135,13 @@ def gc_paused() -> Iterator[None]:
 
 
 def _load(path: Path, inputs: Mapping[str, GivenInput] | None, type_sources: Sequence[TypeSource],
-          fast: bool) -> Blueprint:
+          fast: bool) -> Blueprint | _Failed:
     problems = Problems()
+    documents: list[Document] = []
     display = display_path(path)
-    sections, description = _read_documents(path, display, problems, fast)
+    sections, description = _read_documents(path, display, problems, documents if fast else None)
     if sections is None:
-        problems.raise_if_any()
-        raise AssertionError("unreachable")
+        return _Failed(problems, documents)
     types = _build_types(sections, type_sources, problems)
     bp = Blueprint(
         path=path.resolve(), display=display, description=description,
@@ -108,55 +153,61 @@ def _load(path: Path, inputs: Mapping[str, GivenInput] | None, type_sources: Seq
     reported_inputs = _read_inputs(bp, sections["inputs"], inputs or {}, checker, problems)
     resolver = PlanResolver(bp, problems)
     _read_templates(bp, sections["node_templates"], resolver, problems, reported_inputs)
-    _check_graph(bp, problems)
+    if _check_graph(bp, problems):
+        _check_instance_total(bp, problems)
     _resolve_properties(bp, resolver, checker, problems)
     _read_outputs(bp, sections["outputs"], resolver, problems)
-    problems.raise_if_any()
-    return bp
+    return _Failed(problems, documents) if problems else bp
 
 
 # ---------------------------------------------------------------- documents and imports
 
 
 def _read_documents(path: Path, display: str, problems: Problems,
-                    fast: bool) -> tuple[dict[str, YDict] | None, str]:
-    """Read the blueprint and its imports (each file once) into merged sections."""
-    merged = {name: YDict() for name in MERGED_SECTIONS}
+                    documents: list[Document] | None) -> tuple[dict[str, YDict] | None, str]:
+    """Read the blueprint and its imports (each file once) into merged sections.
+
+    With ``documents`` the files are read fast (no positions) and listed there.
+    """
+    merged = {name: merged_mapping() for name in MERGED_SECTIONS}
     origin: dict[tuple[str, str], Mark] = {}
     seen: set[Path] = set()
     queue: list[tuple[Path, str, Mark | None]] = [(path, display, None)]
     description = ""
     root_ok = False
     while queue:
-        file, shown, imported_at = queue.pop(0)
-        real = file.resolve()
+        file, file_label, imported_at = queue.pop(0)
+        try:
+            real = file.resolve()
+            what = "" if file.is_file() else "is not a file" if file.exists() else "does not exist"
+        except (OSError, ValueError) as exc:  # a NUL or a name too long for the file system
+            real, what = file, f"cannot be read: {getattr(exc, 'strerror', None) or exc}"
         if real in seen:
             continue
         seen.add(real)
-        if imported_at is not None and not file.is_file():
-            what = "is not a file" if file.exists() else "does not exist"
-            problems.add(imported_at, f"imported file '{shown}' {what}")
+        if imported_at is not None and what:
+            problems.add(imported_at, f"imported file '{shown(file_label)}' {what}")
             continue
         before = len(problems)
-        data = read_yaml_file(file, shown, problems, fast=fast)
+        data = read_yaml_file(file, file_label, problems, fast=documents is not None, documents=documents)
         if data is None:
             if imported_at is None and len(problems) == before:
-                problems.add(Mark(shown, 1, 1), "the blueprint is empty")
+                problems.add(Mark(file_label, 1, 1), "the blueprint is empty")
             continue
         if not isinstance(data, dict):
-            problems.add(mark_of(data) if hasattr(data, "mark") else Mark(shown, 1, 1),
+            problems.add(mark_of(data) if isinstance(data, list) else Mark(file_label, 1, 1),
                          "a blueprint must be a mapping of top-level keys")
             continue
         if imported_at is None:
             root_ok = True
-            description = str(data.get("description", "") or "")
+            description = description_of(data, "the blueprint", problems)
         for key in data:
             if key not in TOP_LEVEL_KEYS:
-                problems.add(key_mark(data, key), f"unknown top-level key '{key}'{did_you_mean(key, TOP_LEVEL_KEYS)}")
+                problems.add(key_mark(data, key), f"unknown top-level key '{shown(key)}'{did_you_mean(key, TOP_LEVEL_KEYS)}")
         version = data.get("dsl_version")
         if version is not None and version not in DSL_VERSIONS:
             problems.add(mark_of(data, "dsl_version"),
-                         f"unsupported dsl_version {version!r} (supported: {', '.join(DSL_VERSIONS)})")
+                         f"unsupported dsl_version {shown(repr(version))} (supported: {', '.join(DSL_VERSIONS)})")
         for name in MERGED_SECTIONS:
             _merge_section(name, data.get(name), mark_of(data, name), merged[name], origin, problems)
         imports = data.get("imports")
@@ -170,8 +221,12 @@ def _read_documents(path: Path, display: str, problems: Problems,
             if not isinstance(item, str):
                 problems.add(imark, "an import must be a relative file path")
                 continue
+            if _URL.match(item):
+                problems.add(imark, f"cannot import '{shown(item)}': imports by URL are not available"
+                             " (nothing is downloaded); save the file and import it by relative path")
+                continue
             target = file.parent / item
-            queue.append((target, display_path(target), imark))
+            queue.append((target, shown(display_path(target)), imark))
     return (merged if root_ok else None), description
 
 
@@ -179,19 +234,20 @@ def _merge_section(name: str, raw: Any, mark: Mark, into: YDict, origin: dict, p
     if raw is None:
         return
     if not isinstance(raw, dict):
-        problems.add(mark, f"'{name}' must be a mapping")
+        problems.add(mark, f"'{shown(name)}' must be a mapping")
         return
-    if into.mark.line == 0:
+    if into.mark is NOWHERE:
         into.mark = mark
+    sources = into.key_marks.sources  # type: ignore[attr-defined]
     for key, value in raw.items():
-        kmark = key_mark(raw, key)
         if key in into:
             if into[key] != value:
-                problems.add(kmark, f"{name} entry '{key}' is defined differently at {into.key_marks[key]}")
+                first = into.key_marks[key]
+                problems.add(key_mark(raw, key), f"{name} entry '{shown(key)}' is defined differently at {first}")
+                problems.inexact |= isinstance(first, Pending)
             continue
         into[key] = value
-        into.key_marks[key] = kmark
-        into.value_marks[key] = mark_of(raw, key)
+        sources[key] = raw
 
 
 # ---------------------------------------------------------------- types
@@ -207,6 +263,7 @@ def _build_types(sections: Mapping[str, YDict], sources: Sequence[TypeSource],
         parse_type_section(sections[section] or None, section, None, problems, defined[section])
     for section in KINDS:
         resolve_types(defined[section], problems)
+    check_data_types(defined["data_types"], problems)
     check_property_types(
         [t for section in KINDS for t in defined[section].values()], defined["data_types"], problems
     )
@@ -245,7 +302,7 @@ def _read_inputs(bp: Blueprint, raw: YDict, given: Mapping[str, GivenInput],
         before = len(problems)
         prop = parse_property_def(str(name), body, key_mark(raw, name), "input", problems, allowed=INPUT_KEYS)
         if not checker.known_type(prop.type):
-            problems.add(mark_of(body, "type"), f"input '{name}' has unknown type '{prop.type}'"
+            problems.add(mark_of(body, "type"), f"input '{shown(name)}' has unknown type '{shown(prop.type)}'"
                          f"{did_you_mean(prop.type or '', [*PRIMITIVE_TYPES, *bp.data_types])}")
             prop.type = None
         if len(problems) > before:
@@ -253,7 +310,7 @@ def _read_inputs(bp: Blueprint, raw: YDict, given: Mapping[str, GivenInput],
         bp.inputs[str(name)] = prop
     for name, item in given.items():
         if name not in bp.inputs:
-            problems.add(item.name_mark or item.mark, f"unknown input '{name}'{did_you_mean(name, bp.inputs)}")
+            problems.add(item.name_mark or item.mark, f"unknown input '{shown(name)}'{did_you_mean(name, bp.inputs)}")
     for name, prop in bp.inputs.items():
         if name in broken:
             continue
@@ -263,11 +320,20 @@ def _read_inputs(bp: Blueprint, raw: YDict, given: Mapping[str, GivenInput],
             value, mark = prop.default, mark_of(prop.raw, "default")
         else:
             if prop.required:
-                problems.add(prop.mark, f"input '{name}' is required but was not given (use -i {name}=VALUE)")
+                problems.add(prop.mark, f"input '{shown(name)}' is required but was not given (use -i {name}=VALUE)")
                 broken.add(name)
             continue
-        where = f"input '{name}'" if name in given else f"default of input '{name}'"
+        where = f"input '{shown(name)}'" if name in given else f"default of input '{shown(name)}'"
         before = len(problems)
+        for fn, fmark in functions_in(value, mark):
+            if fn in NOT_IN_INPUTS:
+                problems.add(fmark, f"{where}: {fn} cannot be used in an input (inputs are known before"
+                             " any node exists, and cannot refer to each other)")
+            elif fn not in FUNCTIONS:
+                problems.add(fmark, f"{where}: {unknown_function_message(fn)}")
+        if len(problems) > before:
+            broken.add(name)
+            continue
         checker.check_property(prop, value, mark, where)
         if len(problems) > before:
             broken.add(name)
@@ -281,22 +347,24 @@ def _read_inputs(bp: Blueprint, raw: YDict, given: Mapping[str, GivenInput],
 
 def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems: Problems,
                     reported_inputs: set[str]) -> None:
+    per_template, _ = instance_limits(problems)
     for name, body in raw.items():
         name = str(name)
         tmark = key_mark(raw, name)
         if not isinstance(body, dict):
-            problems.add(tmark, f"node template '{name}' must be a mapping with at least 'type'")
+            problems.add(tmark, f"node template '{shown(name)}' must be a mapping with at least 'type'")
             continue
         for key in body:
             if key not in TEMPLATE_KEYS:
                 problems.add(key_mark(body, key),
-                             f"unknown key '{key}' in node template '{name}'{did_you_mean(key, TEMPLATE_KEYS)}")
+                             f"unknown key '{shown(key)}' in node template '{shown(name)}'{did_you_mean(key, TEMPLATE_KEYS)}")
+        description_of(body, f"node template '{name}'", problems)
         type_name = body.get("type")
         ntype = None
         if type_name is None:
-            problems.add(tmark, f"node template '{name}' has no 'type'")
+            problems.add(tmark, f"node template '{shown(name)}' has no 'type'")
         elif not isinstance(type_name, str) or type_name not in bp.node_types:
-            problems.add(mark_of(body, "type"), f"node template '{name}': unknown node type '{type_name}'"
+            problems.add(mark_of(body, "type"), f"node template '{shown(name)}': unknown node type '{shown(type_name)}'"
                          f"{did_you_mean(str(type_name), bp.node_types)}")
         else:
             ntype = bp.node_types[type_name]
@@ -304,7 +372,7 @@ def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems:
         if props is None:
             props = YDict()
         elif not isinstance(props, dict):
-            problems.add(mark_of(body, "properties"), f"node template '{name}': properties must be a mapping")
+            problems.add(mark_of(body, "properties"), f"node template '{shown(name)}': properties must be a mapping")
             props = YDict()
         instances = body.get("instances", 1)
         imark = mark_of(body, "instances")
@@ -313,16 +381,20 @@ def _read_templates(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems:
         if fn is not None and fn[0] == "get_input" and _input_name(fn[1]) in reported_inputs:
             instances = 1  # the input's own problem says what is wrong
         elif isinstance(instances, dict):  # e.g. {get_input: count}
-            instances = resolver.resolve(instances, imark, None, f"node template '{name}': instances", ())
+            instances = resolver.resolve(instances, imark, None, f"node template '{shown(name)}': instances", ())
         if len(problems) > before:
             instances = 1  # the function's own problem says what is wrong
         elif has_runtime_function(instances):
-            problems.add(imark, f"node template '{name}': instances must be known when planning;"
+            problems.add(imark, f"node template '{shown(name)}': instances must be known when planning;"
                          " get_attribute and get_secret are only resolved at run time")
             instances = 1
         elif isinstance(instances, bool) or not isinstance(instances, int) or instances < 0:
-            problems.add(imark, f"node template '{name}': instances must be a whole number >= 0,"
+            problems.add(imark, f"node template '{shown(name)}': instances must be a whole number >= 0,"
                          f" got {describe(instances)}")
+            instances = 1
+        elif instances > per_template:
+            problems.add(imark, f"node template '{shown(name)}': instances {instances} is more than the limit of"
+                         f" {per_template} per node template (set {MAX_TEMPLATE_INSTANCES_ENV} to change it)")
             instances = 1
         template = NodeTemplate(name=name, type=str(type_name), properties=props, relationships=[],
                                 instances=instances, mark=tmark,
@@ -359,26 +431,26 @@ def _read_relationships(bp: Blueprint, template: NodeTemplate, body: Mapping, ra
         return []
     if not isinstance(rels_raw, list):
         problems.add(mark_of(body, "relationships"),
-                     f"node template '{template.name}': relationships must be a list of {{type, target}}")
+                     f"node template '{shown(template.name)}': relationships must be a list of {{type, target}}")
         return []
     result: list[RelationshipTemplate] = []
     hosts: list[RelationshipTemplate] = []
     for i, item in enumerate(rels_raw):
         imark = mark_of(rels_raw, i)
-        where = f"node template '{template.name}': relationship {i + 1}"
+        where = f"node template '{shown(template.name)}': relationship {i + 1}"
         if not isinstance(item, dict):
             problems.add(imark, f"{where} must be a mapping with 'type' and 'target'")
             continue
         for key in item:
             if key not in RELATIONSHIP_KEYS:
-                problems.add(key_mark(item, key), f"unknown key '{key}' in {where}{did_you_mean(key, RELATIONSHIP_KEYS)}")
+                problems.add(key_mark(item, key), f"unknown key '{shown(key)}' in {where}{did_you_mean(key, RELATIONSHIP_KEYS)}")
         rtype, target = item.get("type"), item.get("target")
         bad = False
         if rtype is None:
             problems.add(imark, f"{where} has no 'type'")
             bad = True
         elif not isinstance(rtype, str) or rtype not in bp.relationship_types:
-            problems.add(mark_of(item, "type"), f"{where}: unknown relationship type '{rtype}'"
+            problems.add(mark_of(item, "type"), f"{where}: unknown relationship type '{shown(rtype)}'"
                          f"{did_you_mean(str(rtype), bp.relationship_types)}")
             bad = True
         if target is None:
@@ -388,7 +460,7 @@ def _read_relationships(bp: Blueprint, template: NodeTemplate, body: Mapping, ra
             problems.add(mark_of(item, "target"), f"{where}: target must be a node template name")
             bad = True
         elif target not in raw:
-            problems.add(mark_of(item, "target"), f"{where}: target '{target}' is not a node template"
+            problems.add(mark_of(item, "target"), f"{where}: target '{shown(target)}' is not a node template"
                          f"{did_you_mean(target, [str(k) for k in raw])}")
             bad = True
         elif target == template.name:
@@ -407,15 +479,15 @@ def _read_relationships(bp: Blueprint, template: NodeTemplate, body: Mapping, ra
         if rel.is_contained_in:
             hosts.append(rel)
     if len(hosts) > 1:
-        names = ", ".join(f"'{h.target}'" for h in hosts)
-        problems.add(hosts[1].mark, f"node template '{template.name}' is contained_in more than one host: {names}")
+        names = ", ".join(f"'{shown(h.target)}'" for h in hosts)
+        problems.add(hosts[1].mark, f"node template '{shown(template.name)}' is contained_in more than one host: {names}")
     if hosts:
         template.host = hosts[0].target
     return result
 
 
-def _check_graph(bp: Blueprint, problems: Problems) -> None:
-    """Relationships must form a DAG; print the cycle a user has to break."""
+def _check_graph(bp: Blueprint, problems: Problems) -> bool:
+    """Relationships must form a DAG; print the cycle a user has to break. True when they do."""
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for t in bp.templates.values():
         sorter.add(t.name, *(r.target for r in t.relationships if r.target in bp.templates))
@@ -427,6 +499,34 @@ def _check_graph(bp: Blueprint, problems: Problems) -> None:
         first = bp.templates[cycle[0]]
         rel = next((r for r in first.relationships if r.target == cycle[1]), None)
         problems.add(rel.mark if rel else first.mark, f"dependency cycle: {' -> '.join(cycle)}")
+        return False
+    return True
+
+
+def _check_instance_total(bp: Blueprint, problems: Problems) -> None:
+    """The node instances a plan would make (hosts replicate what they contain) stay bounded.
+
+    Counted here, in linear time, so ``plan`` never starts building a hundred million.
+    """
+    _, limit = instance_limits(Problems())  # a bad value was reported with the per-template one
+    planned: dict[str, int] = {t.name: t.instances for t in bp.templates.values() if t.host is None}
+    for template in bp.templates.values():
+        chain = []
+        t: NodeTemplate | None = template
+        while t is not None and t.name not in planned:  # walk up to a counted host, then count down
+            chain.append(t)
+            t = bp.templates.get(t.host) if t.host else None
+        for c in reversed(chain):
+            host_count = planned.get(c.host, 1) if c.host else 1
+            planned[c.name] = min(c.instances * host_count, limit + 1)  # capped: no huge numbers
+    total = sum(planned.values())
+    if total > limit:
+        top = max(bp.templates.values(), key=lambda t: planned[t.name])
+        count = planned[top.name]
+        part = f"more than {limit}" if count > limit else str(count)
+        problems.add(top.mark, f"node template '{shown(top.name)}': the deployment would have more than {limit} node"
+                     f" instances ({part} of them from this node template); set {MAX_INSTANCES_ENV} to change"
+                     " the limit")
 
 
 # ---------------------------------------------------------------- properties and outputs
@@ -439,14 +539,15 @@ def _resolve_properties(bp: Blueprint, resolver: PlanResolver, checker: ValueChe
         if ntype is None or not ntype.hierarchy:
             continue
         schema = ntype.properties
+        name = shown(t.name)
         for key in t.properties:
             if key not in schema:
-                problems.add(key_mark(t.properties, key), f"node template '{t.name}': unknown property '{key}'"
-                             f" of type '{t.type}'{did_you_mean(key, schema)}")
+                problems.add(key_mark(t.properties, key), f"node template '{name}': unknown property '{shown(key)}'"
+                             f" of type '{shown(t.type)}'{did_you_mean(key, schema)}")
         for pname, prop in schema.items():
             if pname not in t.properties and prop.required and prop.default is MISSING:
-                problems.add(t.mark, f"node template '{t.name}': missing required property '{pname}'"
-                             f" of type '{t.type}'")
+                problems.add(t.mark, f"node template '{name}': missing required property '{shown(pname)}'"
+                             f" of type '{shown(t.type)}'")
         values = resolver.template_properties(t, schema)
         runtime = set()
         for pname, value in values.items():
@@ -457,7 +558,7 @@ def _resolve_properties(bp: Blueprint, resolver: PlanResolver, checker: ValueChe
                 continue
             if pname in t.properties:
                 checker.check_property(prop, value, mark_of(t.properties, pname),
-                                       f"node template '{t.name}': property '{pname}'")
+                                       f"node template '{name}': property '{pname}'")
             else:  # a type's default: reported once, where the default is written
                 where, mark = _default_source(ntype, pname, bp.node_types)
                 checker.check_property(prop, value, mark, where)
@@ -470,23 +571,23 @@ def _resolve_properties(bp: Blueprint, resolver: PlanResolver, checker: ValueChe
 def _resolve_relationship(bp: Blueprint, t: NodeTemplate, rel: RelationshipTemplate, resolver: PlanResolver,
                           checker: ValueChecker, problems: Problems) -> None:
     rtype = bp.relationship_types[rel.type]
-    where = f"node template '{t.name}': relationship to '{rel.target}'"
+    where = f"node template '{shown(t.name)}': relationship to '{shown(rel.target)}'"
     for key in rel.properties:
         if key not in rtype.properties:
-            problems.add(key_mark(rel.properties, key), f"{where}: unknown property '{key}'"
+            problems.add(key_mark(rel.properties, key), f"{where}: unknown property '{shown(key)}'"
                          f"{did_you_mean(key, rtype.properties)}")
-    rel.values = {k: resolver.resolve(v, mark_of(rel.properties, k), t, f"{where}: property '{k}'",
+    rel.values = {k: resolver.resolve(v, mark_of(rel.properties, k), t, f"{where}: property '{shown(k)}'",
                                       (SOURCE, TARGET)) for k, v in rel.properties.items()}
     for pname, prop in rtype.properties.items():
         if pname in rel.values:
             checker.check_property(prop, rel.values[pname], mark_of(rel.properties, pname),
-                                   f"{where}: property '{pname}'")
+                                   f"{where}: property '{shown(pname)}'")
         elif prop.default is not MISSING:
             rel.values[pname] = prop.default
             default_where, default_mark = _default_source(rtype, pname, bp.relationship_types)
             checker.check_property(prop, prop.default, default_mark, default_where)
         elif prop.required:
-            problems.add(rel.mark, f"{where}: missing required property '{pname}' of relationship type '{rel.type}'")
+            problems.add(rel.mark, f"{where}: missing required property '{shown(pname)}' of relationship type '{shown(rel.type)}'")
             continue
         if pname in rel.values:
             rel.values[pname] = fill_defaults(prop, rel.values[pname], bp.data_types)
@@ -517,20 +618,20 @@ def _check_type_defaults(bp: Blueprint, checker: ValueChecker) -> None:
             for pname, own in t.own_properties.items():
                 if isinstance(own.raw, dict) and "default" in own.raw:
                     checker.check_property(t.properties.get(pname, own), own.default, mark_of(own.raw, "default"),
-                                           f"{t.kind} '{t.name}': default of property '{pname}'")
+                                           f"{t.kind} '{shown(t.name)}': default of property '{shown(pname)}'")
 
 
 def _read_outputs(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems: Problems) -> None:
     for name, body in raw.items():
         omark = key_mark(raw, name)
         if not isinstance(body, dict) or "value" not in body:
-            problems.add(omark, f"output '{name}' must be a mapping with a 'value'")
+            problems.add(omark, f"output '{shown(name)}' must be a mapping with a 'value'")
             continue
         for key in body:
             if key not in OUTPUT_KEYS:
-                problems.add(key_mark(body, key), f"unknown key '{key}' in output '{name}'{did_you_mean(key, OUTPUT_KEYS)}")
-        value = resolver.resolve(body["value"], mark_of(body, "value"), None, f"output '{name}'", ())
-        bp.outputs[str(name)] = Output(str(name), value, str(body.get("description", "") or ""), omark)
+                problems.add(key_mark(body, key), f"unknown key '{shown(key)}' in output '{shown(name)}'{did_you_mean(key, OUTPUT_KEYS)}")
+        value = resolver.resolve(body["value"], mark_of(body, "value"), None, f"output '{shown(name)}'", ())
+        bp.outputs[str(name)] = Output(str(name), value, description_of(body, f"output '{shown(name)}'", problems), omark)
 
 
 __all__ = ["load_blueprint", "plugin_type_source"]

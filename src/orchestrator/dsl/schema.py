@@ -12,8 +12,8 @@ from typing import Any
 
 from orchestrator.dsl.functions import as_function
 from orchestrator.dsl.model import MISSING, Constraint, PropertyDef, TypeDef
-from orchestrator.dsl.problems import Mark, Problems, did_you_mean
-from orchestrator.dsl.yaml_source import YDict, YList, key_mark, mark_of
+from orchestrator.dsl.problems import Mark, Problems, did_you_mean, shown
+from orchestrator.dsl.yaml_source import child_mark, key_mark, mark_of
 
 PRIMITIVE_TYPES = ("string", "integer", "float", "boolean", "list", "dict")
 PROPERTY_KEYS = ("type", "default", "required", "description", "constraints", "entry_schema")
@@ -23,7 +23,9 @@ INPUT_KEYS = (*PROPERTY_KEYS, "display_label", "hidden")
 def describe(value: Any) -> str:
     """``"string 'x'"``, ``"integer 3"``, ``"boolean true"``, ``"list"``: a value as a YAML user reads it."""
     kind = type_name_of(value)
-    if isinstance(value, bool) or value is None:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
         return f"{kind} {'null' if value is None else str(value).lower()}"
     text = repr(value) if not isinstance(value, (dict, list)) else ""
     if len(text) > 40:
@@ -64,7 +66,7 @@ def _check_pattern(value: Any, arg: Any) -> str | None:
     if not isinstance(value, str):
         return f"{describe(value)} cannot match a pattern"
     if re.fullmatch(arg, value) is None:
-        return f"{value!r} does not match the pattern {arg!r}"
+        return f"{shown(repr(value))} does not match the pattern {shown(repr(arg))}"
     return None
 
 
@@ -73,8 +75,8 @@ def _compare(op: Callable[[Any, Any], bool], word: str) -> Callable[[Any, Any], 
         try:
             ok = op(value, arg)
         except TypeError:
-            return f"{describe(value)} cannot be compared with {arg!r}"
-        return None if ok else f"{value!r} is not {word} {arg!r}"
+            return f"{describe(value)} cannot be compared with {shown(repr(arg))}"
+        return None if ok else f"{shown(repr(value))} is not {word} {shown(repr(arg))}"
 
     return check
 
@@ -84,14 +86,14 @@ def _in_range(value: Any, arg: Any) -> str | None:
     try:
         ok = low <= value <= high
     except TypeError:
-        return f"{describe(value)} cannot be compared with {low!r}..{high!r}"
-    return None if ok else f"{value!r} is not in the range {low!r}..{high!r}"
+        return f"{describe(value)} cannot be compared with {shown(repr(low))}..{shown(repr(high))}"
+    return None if ok else f"{shown(repr(value))} is not in the range {shown(repr(low))}..{shown(repr(high))}"
 
 
 def _valid_values(value: Any, arg: Any) -> str | None:
     if value in arg:
         return None
-    return f"{value!r} is not one of the valid values: {', '.join(map(repr, arg))}"
+    return f"{shown(repr(value))} is not one of the valid values: {shown(', '.join(map(repr, arg)))}"
 
 
 def _length_check(op: Callable[[int, int], bool], word: str) -> Callable[[Any, Any], str | None]:
@@ -135,7 +137,7 @@ def _constraint_argument_problem(name: str, arg: Any) -> str | None:
         try:
             re.compile(arg)
         except re.error as exc:
-            return f"invalid regular expression {arg!r}: {exc}"
+            return f"invalid regular expression {shown(repr(arg))}: {exc}"
     return None
 
 
@@ -155,7 +157,7 @@ def parse_constraints(raw: Any, mark: Mark, problems: Problems, label: str = "")
         if name not in CONSTRAINTS:
             problems.add(
                 key_mark(item, name),
-                f"{prefix}unknown constraint '{name}'{did_you_mean(name, CONSTRAINTS)}",
+                f"{prefix}unknown constraint '{shown(name)}'{did_you_mean(name, CONSTRAINTS)}",
             )
             continue
         error = _constraint_argument_problem(name, arg)
@@ -169,6 +171,17 @@ def parse_constraints(raw: Any, mark: Mark, problems: Problems, label: str = "")
 # ---------------------------------------------------------------- schema parsing
 
 
+def description_of(body: Mapping[str, Any], owner: str, problems: Problems) -> str:
+    """The ``description`` of a blueprint, template, type, property or output: text or nothing."""
+    text = body.get("description")
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        problems.add(mark_of(body, "description"), f"{owner}: description must be a string, got {describe(text)}")
+        return ""
+    return text
+
+
 def parse_property_def(
     name: str, raw: Any, mark: Mark, what: str, problems: Problems, *, allowed=PROPERTY_KEYS,
     owner: str = "",
@@ -178,7 +191,7 @@ def parse_property_def(
     Problems name the property as ``{what} '{name}'`` plus ``of {owner}`` when given
     (e.g. "property 'port' of node type 'my.Server'").
     """
-    label = f"{what} '{name}'" + (f" of {owner}" if owner else "")
+    label = f"{what} '{shown(name)}'" + (f" of {owner}" if owner else "")
     prop = PropertyDef(name=name, mark=mark, raw=raw)
     if raw is None:
         return prop
@@ -189,7 +202,7 @@ def parse_property_def(
         if key not in allowed:
             problems.add(
                 key_mark(raw, key),
-                f"unknown key '{key}' in {label}{did_you_mean(key, allowed)}",
+                f"unknown key '{shown(key)}' in {label}{did_you_mean(key, allowed)}",
             )
     if "type" in raw:
         if isinstance(raw["type"], str):
@@ -203,8 +216,7 @@ def parse_property_def(
             problems.add(mark_of(raw, "required"), f"{label}: required must be true or false")
     if "default" in raw:
         prop.default = raw["default"]
-    if "description" in raw:
-        prop.description = str(raw["description"])
+    prop.description = description_of(raw, label, problems)
     if "constraints" in raw:
         prop.constraints = parse_constraints(raw["constraints"], mark_of(raw, "constraints"), problems, label)
     if "entry_schema" in raw:
@@ -301,15 +313,15 @@ class ValueChecker:
         for key in value:
             if key not in dtype.properties:
                 self.problems.add(
-                    key_mark(value, key) if isinstance(value, YDict) else mark,
-                    f"{where}: unknown field '{key}' of data type '{dtype.name}'"
+                    child_mark(value, key, mark, value=False),
+                    f"{where}: unknown field '{shown(key)}' of data type '{shown(dtype.name)}'"
                     f"{did_you_mean(key, dtype.properties)}",
                 )
         for name, prop in dtype.properties.items():
             if name in value:
                 self.check_property(prop, value[name], _child_mark(value, name, mark), nested(where, f".{name}"))
             elif prop.required and prop.default is MISSING:
-                self.problems.add(mark, f"{where}: missing required field '{name}' of data type '{dtype.name}'")
+                self.problems.add(mark, f"{where}: missing required field '{shown(name)}' of data type '{shown(dtype.name)}'")
 
 
 def nested(where: str, step: str) -> str:
@@ -318,9 +330,7 @@ def nested(where: str, step: str) -> str:
 
 
 def _child_mark(container: Any, key: Any, fallback: Mark) -> Mark:
-    if isinstance(container, (YDict, YList)):
-        return mark_of(container, key)
-    return fallback
+    return child_mark(container, key, fallback)
 
 
 def fill_defaults(prop: PropertyDef, value: Any, data_types: Mapping[str, TypeDef]) -> Any:

@@ -13,9 +13,9 @@ from typing import Any
 import attrs
 
 from orchestrator.dsl.model import PropertyDef, TypeDef
-from orchestrator.dsl.problems import NOWHERE, Mark, Problems, did_you_mean
-from orchestrator.dsl.schema import PRIMITIVE_TYPES, parse_property_defs
-from orchestrator.dsl.yaml_source import key_mark, mark_of
+from orchestrator.dsl.problems import Mark, Pending, Problems, did_you_mean, shown
+from orchestrator.dsl.schema import PRIMITIVE_TYPES, description_of, parse_property_defs
+from orchestrator.dsl.yaml_source import YDict, key_mark, mark_of
 
 TYPE_KEYS = ("derived_from", "properties", "description")
 KINDS = {"node_types": "node type", "relationships": "relationship type", "data_types": "data type"}
@@ -42,79 +42,135 @@ def parse_type_section(
         return
     for name, body in raw.items():
         name = str(name)
-        mark = key_mark(raw, name)
-        if mark is NOWHERE and plugin:
-            mark = plugin_mark(plugin)
+        mark = plugin_mark(plugin) if plugin and not isinstance(raw, YDict) else key_mark(raw, name)
         if body is None:
             body = {}
         if not isinstance(body, dict):
-            problems.add(mark, f"{kind} '{name}' must be a mapping")
+            problems.add(mark, f"{kind} '{shown(name)}' must be a mapping")
             continue
         for key in body:
             if key not in TYPE_KEYS:
                 problems.add(
                     key_mark(body, key),
-                    f"unknown key '{key}' in {kind} '{name}'{did_you_mean(key, TYPE_KEYS)}",
+                    f"unknown key '{shown(key)}' in {kind} '{shown(name)}'{did_you_mean(key, TYPE_KEYS)}",
                 )
+        description_of(body, f"{kind} '{shown(name)}'", problems)
         parent = body.get("derived_from")
         if parent is not None and not isinstance(parent, str):
-            problems.add(mark_of(body, "derived_from"), f"{kind} '{name}': derived_from must be a type name")
+            problems.add(mark_of(body, "derived_from"), f"{kind} '{shown(name)}': derived_from must be a type name")
             parent = None
         props = parse_property_defs(body.get("properties"), mark_of(body, "properties"), "property", problems,
-                                    owner=f"{kind} '{name}'")
+                                    owner=f"{kind} '{shown(name)}'")
         new = TypeDef(kind, name, parent, props, mark, body, plugin=plugin)
         old = defined.get(name)
         if old is not None:
             if section == "data_types" and old.plugin and plugin and old.raw == body:
                 continue  # plugins of one distribution may share a data type, if identical
             if old.plugin and plugin and old.plugin != plugin:
-                problems.add(mark, f"{kind} '{name}' is registered by two plugins: '{old.plugin}' and '{plugin}'")
+                problems.add(mark, f"{kind} '{shown(name)}' is registered by two plugins: '{shown(old.plugin)}' and '{shown(plugin)}'")
             elif old.plugin and not plugin:
-                problems.add(mark, f"{kind} '{name}' is already registered by plugin '{old.plugin}'")
+                problems.add(mark, f"{kind} '{shown(name)}' is already registered by plugin '{shown(old.plugin)}'")
             elif old.raw != body:
-                problems.add(mark, f"{kind} '{name}' is defined differently at {old.mark}")
+                problems.add(mark, f"{kind} '{shown(name)}' is defined differently at {old.mark}")
+                problems.inexact |= isinstance(old.mark, Pending)
             continue
         defined[name] = new
 
 
 def resolve_types(defined: dict[str, TypeDef], problems: Problems) -> None:
-    """Fill hierarchy, merged properties and owner; report unknown parents and cycles."""
+    """Fill hierarchy, merged properties and owner; report unknown parents and cycles.
+
+    Iterative: a generated chain of thousands of ``derived_from`` must not recurse.
+    """
     done: set[str] = set()
+    for start in list(defined.values()):
+        chain: list[TypeDef] = []  # start first, then its parents, all unresolved
+        on_chain: set[str] = set()
+        t: TypeDef | None = start
+        ok = True
+        while t is not None and t.name not in done:
+            if t.name in on_chain:
+                names = [c.name for c in chain]
+                cycle = " -> ".join([*names[names.index(t.name):], t.name])
+                problems.add(t.mark, f"{t.kind} '{shown(t.name)}' derives from itself: {cycle}")
+                ok = False
+                break
+            chain.append(t)
+            on_chain.add(t.name)
+            if t.derived_from is None:
+                t = None
+                break
+            parent = defined.get(t.derived_from)
+            if parent is None:
+                problems.add(
+                    mark_of(t.raw, "derived_from"),
+                    f"{t.kind} '{shown(t.name)}' derives from unknown {t.kind} '{shown(t.derived_from)}'"
+                    f"{did_you_mean(t.derived_from, defined)}",
+                )
+                ok = False
+                break
+            t = parent
+        if t is not None and t.name in done and not t.hierarchy:
+            ok = False  # an ancestor that failed: so do its descendants
+        for c in reversed(chain):
+            done.add(c.name)
+            if not ok:
+                continue
+            parent = defined[c.derived_from] if c.derived_from is not None else None
+            if parent is None:
+                c.hierarchy, c.properties, c.owner = [c.name], dict(c.own_properties), c.plugin
+            else:
+                c.hierarchy = [*parent.hierarchy, c.name]
+                c.properties = merge_properties(parent.properties, c.own_properties)
+                c.owner = c.plugin or parent.owner
 
-    def resolve(t: TypeDef, chain: list[str]) -> bool:
-        if t.name in done:
-            return bool(t.hierarchy)
-        if t.name in chain:
-            cycle = " -> ".join([*chain[chain.index(t.name):], t.name])
-            problems.add(t.mark, f"{t.kind} '{t.name}' derives from itself: {cycle}")
-            done.add(t.name)
-            return False
-        if t.derived_from is None:
-            t.hierarchy = [t.name]
-            t.properties = dict(t.own_properties)
-            t.owner = t.plugin
-            done.add(t.name)
-            return True
-        parent = defined.get(t.derived_from)
-        if parent is None:
-            problems.add(
-                mark_of(t.raw, "derived_from"),
-                f"{t.kind} '{t.name}' derives from unknown {t.kind} '{t.derived_from}'"
-                f"{did_you_mean(t.derived_from, defined)}",
-            )
-            done.add(t.name)
-            return False
-        if not resolve(parent, [*chain, t.name]):
-            done.add(t.name)
-            return False
-        t.hierarchy = [*parent.hierarchy, t.name]
-        t.properties = merge_properties(parent.properties, t.own_properties)
-        t.owner = t.plugin or parent.owner
-        done.add(t.name)
-        return True
 
-    for t in list(defined.values()):
-        resolve(t, [])
+def check_data_types(data_types: Mapping[str, TypeDef], problems: Problems) -> None:
+    """No data type is named like a built-in type, and none contains itself.
+
+    A data type whose field has its own type (directly or through others, by ``type``
+    or ``entry_schema``) has no finite value with its defaults filled in. Each cycle is
+    reported at the field that closes it, and that field's type is dropped so later
+    checks terminate.
+    """
+    for t in data_types.values():
+        if t.name in PRIMITIVE_TYPES:
+            problems.add(t.mark, f"data type '{shown(t.name)}' has the name of a built-in type"
+                         f" ({', '.join(PRIMITIVE_TYPES)})")
+    state: dict[str, int] = {}  # 1 on the DFS path, 2 finished
+    for root in data_types:
+        if root in state:
+            continue
+        path = [root]
+        stack = [iter(_field_edges(data_types[root], data_types))]
+        state[root] = 1
+        while stack:
+            step = next(stack[-1], None)
+            if step is None:
+                stack.pop()
+                state[path.pop()] = 2
+                continue
+            field, target = step
+            if state.get(target) == 1:
+                cycle = " -> ".join([*path[path.index(target):], target])
+                key = "type" if field.type == target else "entry_schema"
+                where = mark_of(field.raw, key) if isinstance(field.raw, dict) and key in field.raw else field.mark
+                problems.add(where, f"data type cycle: {cycle}")
+                if field.type == target:
+                    field.type = None
+                if field.entry_schema == target:
+                    field.entry_schema = None
+            elif target not in state:
+                state[target] = 1
+                path.append(target)
+                stack.append(iter(_field_edges(data_types[target], data_types)))
+
+
+def _field_edges(t: TypeDef, data_types: Mapping[str, TypeDef]) -> Iterable[tuple[PropertyDef, str]]:
+    for field in t.properties.values():
+        for name in (field.type, field.entry_schema):
+            if name in data_types and name not in PRIMITIVE_TYPES:
+                yield field, name
 
 
 def merge_properties(parent: Mapping[str, PropertyDef], own: Mapping[str, PropertyDef]) -> dict[str, PropertyDef]:
@@ -143,7 +199,7 @@ def check_property_types(types: Iterable[TypeDef], data_types: Mapping[str, Type
                         where = mark_of(prop.raw[key], "type")  # the {type: NAME} form
                     problems.add(
                         where,
-                        f"{t.kind} '{t.name}': property '{prop.name}' has unknown type '{name}'"
+                        f"{t.kind} '{shown(t.name)}': property '{shown(prop.name)}' has unknown type '{shown(name)}'"
                         f"{did_you_mean(name, [*PRIMITIVE_TYPES, *data_types])}",
                     )
 
