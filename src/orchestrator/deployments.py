@@ -6,7 +6,6 @@ and events. The CLI only parses arguments and prints what these return.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ from orchestrator.dsl.functions import resolve_runtime
 from orchestrator.dsl.inputs import GivenInput, given_from_mapping, parse_input_args
 from orchestrator.dsl.loader import gc_paused, load_blueprint
 from orchestrator.dsl.model import Blueprint
-from orchestrator.dsl.problems import NOWHERE, BlueprintError, Mark, Problem, Problems
+from orchestrator.dsl.problems import BlueprintError, Mark, Problem, Problems
 from orchestrator.engine.context import InstanceRecord
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import EventSink, Listener, Masker
@@ -101,11 +100,13 @@ class Orchestrator:
 
     # -- blueprint and plan ---------------------------------------------------------
 
-    def load(self, path: str | Path, inputs: Inputs = None) -> Blueprint:
+    def load(self, path: str | Path, inputs: Inputs = None, secrets: Mapping[str, Any] | None = None) -> Blueprint:
+        """The validated blueprint; with ``secrets``, every secret it uses must be among them."""
         problems = Problems()
         given = _given(inputs, problems)
+        missing = None if secrets is None else (lambda n: None if n in secrets else missing_secret_message(n))
         try:
-            bp = load_blueprint(path, given, self.pm.type_sources)
+            bp = load_blueprint(path, given, self.pm.type_sources, missing)
         except BlueprintError as exc:
             problems.items.extend(exc.problems)
         problems.raise_if_any()
@@ -130,12 +131,13 @@ class Orchestrator:
     def prepare_install(self, path: str | Path, inputs: Inputs = None, deployment: str | None = None,
                         secrets: Mapping[str, Any] | None = None) -> Prepared:
         """Load, validate and plan; nothing is written until ``run()`` holds the deployment's lock."""
-        bp = self.load(path, inputs)
+        secrets = Secrets() if secrets is None else secrets
+        bp = self.load(path, inputs, secrets)
         with gc_paused():
             plan = build_plan(bp)
         deployment = deployment or deployment_id_for(path)
         self._check_plugins(plan)
-        secrets = self._check_secrets(plan, secrets, bp)
+        self._check_secrets(plan, secrets, bp)
         return Prepared(self, "install", deployment, plan, secrets,
                         lambda: self._save_plan(deployment, bp, plan))
 
@@ -223,22 +225,11 @@ class Orchestrator:
             details = "; ".join(str(errors[m]) if m in errors else f"plugin '{m}' is not installed" for m in missing)
             raise PluginError(f"this deployment needs plugins that are not available: {details}")
 
-    def _check_secrets(self, plan: Plan, secrets: Mapping[str, Any] | None, bp: Blueprint) -> Mapping[str, Any]:
-        """Every secret the plan uses is set; else a problem where each missing one is first used."""
-        secrets = Secrets() if secrets is None else secrets
+    def _check_secrets(self, plan: Plan, secrets: Mapping[str, Any], bp: Blueprint) -> None:
+        """Every secret the plan uses is set (the loader reported those it saw used, where they are)."""
         missing = sorted(n for n in secret_names_of(plan) if n not in secrets)
-        if not missing:
-            return secrets
-        marks = bp.secret_marks
-        if any(marks.get(n, NOWHERE) == NOWHERE for n in missing):
-            # Read on the fast path, the blueprint has no positions: read it again with them.
-            from orchestrator.dsl.loader import _load
-
-            with contextlib.suppress(BlueprintError):
-                marks = _load(bp.path, given_from_mapping(bp.input_values), self.pm.type_sources,
-                              fast=False).secret_marks
-        raise BlueprintError([Problem(marks[n] if marks.get(n, NOWHERE) != NOWHERE else Mark(bp.display, 1, 1),
-                                      missing_secret_message(n)) for n in missing])
+        if missing:
+            raise BlueprintError([Problem(Mark(bp.display, 1, 1), missing_secret_message(n)) for n in missing])
 
     # -- queries --------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import contextlib
 import gc
 import graphlib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,7 @@ def load_blueprint(
     path: str | Path,
     inputs: Mapping[str, GivenInput] | None = None,
     type_sources: Sequence[TypeSource] = (),
+    missing_secret: Callable[[str], str | None] | None = None,
 ) -> Blueprint:
     """Parse, validate and resolve a blueprint; raise ``BlueprintError`` listing every problem.
 
@@ -99,16 +100,19 @@ def load_blueprint(
     ``locate``), so a problem costs little more than a valid blueprint. Only when that
     cannot be done exactly (a YAML error, a message that quotes a position) is the
     whole pass repeated on files read with positions.
+
+    ``missing_secret(name)`` (for a workflow about to run) says why a secret the blueprint
+    uses cannot be had, or None: each such secret is a problem where it is first used.
     """
     with gc_paused():
-        outcome = _load(Path(path), inputs, type_sources, fast=True)
+        outcome = _load(Path(path), inputs, type_sources, fast=True, missing_secret=missing_secret)
         if isinstance(outcome, Blueprint):
             return outcome
         settled = None if outcome.problems.inexact else settle(outcome.problems.items, outcome.documents)
         if settled is not None:
             raise BlueprintError(settled)
         del outcome, settled  # the fast parse is garbage before the slow one is built
-        outcome = _load(Path(path), inputs, type_sources, fast=False)
+        outcome = _load(Path(path), inputs, type_sources, fast=False, missing_secret=missing_secret)
         if isinstance(outcome, Blueprint):
             return outcome
         raise BlueprintError(outcome.problems.items)
@@ -135,7 +139,7 @@ def gc_paused() -> Iterator[None]:
 
 
 def _load(path: Path, inputs: Mapping[str, GivenInput] | None, type_sources: Sequence[TypeSource],
-          fast: bool) -> Blueprint | _Failed:
+          fast: bool, missing_secret: Callable[[str], str | None] | None = None) -> Blueprint | _Failed:
     problems = Problems()
     documents: list[Document] = []
     display = display_path(path)
@@ -157,6 +161,11 @@ def _load(path: Path, inputs: Mapping[str, GivenInput] | None, type_sources: Seq
         _check_instance_total(bp, problems)
     _resolve_properties(bp, resolver, checker, problems)
     _read_outputs(bp, sections["outputs"], resolver, problems)
+    if missing_secret is not None:
+        for name, mark in bp.secret_marks.items():
+            why = missing_secret(name)
+            if why is not None:
+                problems.add(mark, why)
     return _Failed(problems, documents) if problems else bp
 
 

@@ -81,7 +81,7 @@ class EventSink:
     def make(self, type: str, message: str, instance: str | None = None, operation: str | None = None,
              plugin: str | None = None, level: str = "info") -> Event:
         return Event(time.time(), self.deployment, self.execution, instance, operation, plugin, type, level,
-                     self.masker(message) if self.masker else message)
+                     self.masker(message))
 
     @staticmethod
     def row(event: Event) -> tuple:

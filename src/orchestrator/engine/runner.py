@@ -258,7 +258,7 @@ class Runner:
         self._work: Callable[[PlannedInstance], bool] = self._install_instance
         self._deployment_ctx = DeploymentContext(deployment)
         self._blueprint_ctx = BlueprintContext(plan.blueprint_path)
-        self._properties: dict[str, ImmutableProperties] = {}
+        self._nodes: dict[str, NodeContext] = {}  # contexts of nodes without run-time properties
         dispatcher.pm.masker = sink.masker  # hook tracing (ORCHESTRATOR_TRACE_HOOKS) masks like events do
 
     def _load_records(self) -> dict[str, InstanceRecord]:
@@ -738,20 +738,20 @@ class Runner:
 
     def _node_context(self, node: PlannedNode, inst: PlannedInstance,
                       pair: tuple[PlannedInstance, PlannedInstance] | None) -> NodeContext:
-        if not node.runtime_paths:
-            props = self._properties.get(node.name)
-            if props is None:
-                props = self._properties[node.name] = ImmutableProperties(node.properties)
-        else:
-            lookup = RuntimeLookup(self, inst, pair)
-            values = dict(node.properties)
-            for name in node.runtime_paths:
-                try:
-                    values[name] = resolve_runtime(values[name], lookup)
-                except MissingSecret as exc:  # only a hook that reads this property fails
-                    values[name] = Unresolved(str(exc))
-            props = ImmutableProperties(values)
-        return NodeContext(node.name, node.type, node.hierarchy, props)
+        if not node.runtime_paths:  # the same for every instance: built once
+            cached = self._nodes.get(node.name)
+            if cached is None:
+                cached = self._nodes[node.name] = NodeContext(node.name, node.type, node.hierarchy,
+                                                              ImmutableProperties(node.properties))
+            return cached
+        lookup = RuntimeLookup(self, inst, pair)
+        values = dict(node.properties)
+        for name in node.runtime_paths:
+            try:
+                values[name] = resolve_runtime(values[name], lookup)
+            except MissingSecret as exc:  # only a hook that reads this property fails
+                values[name] = Unresolved(str(exc))
+        return NodeContext(node.name, node.type, node.hierarchy, ImmutableProperties(values))
 
 
 class RuntimeLookup:
