@@ -251,7 +251,7 @@ def test_a_single_ctrl_c_always_waits_for_the_running_hooks(cli, tmp_path):
 
     rng = random.Random(7)
     (tmp_path / "bp.yaml").write_text(THREE % 0.3)
-    for trial in range(10):
+    for trial in range(6):
         state = tmp_path / f"state{trial}.db"
         (tmp_path / "journal.log").unlink(missing_ok=True)
         proc = cli("install", "bp.yaml", "--state", str(state), background=True)
