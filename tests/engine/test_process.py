@@ -10,10 +10,9 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import time
-from pathlib import Path
 
 import pytest
+from engine_helpers import instance_rows, journal_lines, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -24,26 +23,6 @@ node_templates:
     instances: 6
     properties: {sleep: 0.15}
 """
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def journal_lines(tmp_path: Path) -> list[str]:
-    path = tmp_path / "journal.log"
-    return path.read_text().splitlines() if path.exists() else []
-
-
-def instance_rows(state: Path) -> dict[str, tuple[str, dict]]:
-    with sqlite3.connect(state) as db:
-        return {i: (s, json.loads(o)) for i, s, o in db.execute("SELECT id, state, ops FROM instances")}
 
 
 def test_kill_9_mid_install_then_rerun_finishes_without_repeating_finished_creates(cli, tmp_path):

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import select
-import subprocess
-import sys
-import time
-from pathlib import Path
+import signal
 
 import pytest
+from engine_helpers import journal_lines, run_in_terminal
 
 pytestmark = pytest.mark.integration
 
@@ -22,31 +17,6 @@ node_templates:
     properties: {sleep: 0.3, fail: {start: 1}, retry_after: 0.3}
     relationships: [{type: orchestrator.relationships.contained_in, target: vm}]
 """
-
-
-def run_in_terminal(cli, tmp_path: Path, *args: str) -> tuple[int, str]:
-    """Run the CLI attached to a pseudo-terminal (isatty() is true) and collect the screen bytes."""
-    main, child = pty.openpty()
-    env = dict(cli.env, TERM="xterm-256color", COLUMNS="100", LINES="30")
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", *args], cwd=tmp_path, env=env,
-                            stdin=child, stdout=child, stderr=child, close_fds=True)
-    os.close(child)
-    chunks, deadline = [], time.monotonic() + 60
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([main], [], [], 0.1)
-        if ready:
-            try:
-                data = os.read(main, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif proc.poll() is not None:
-            break
-    proc.wait(timeout=10)
-    os.close(main)
-    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
 
 
 def test_live_view_on_a_terminal(cli, tmp_path):
@@ -74,35 +44,17 @@ def test_plain_lines_when_not_a_terminal(cli, tmp_path):
 
 
 def test_live_view_says_a_stop_request_and_ends_cancelled(cli, tmp_path):
-    import signal
-
     (tmp_path / "bp.yaml").write_text("node_templates: {n: {type: journal.Node, instances: 2, "
                                       "properties: {sleep: 1.0}}}")
-    main, child = pty.openpty()
-    env = dict(cli.env, TERM="xterm-256color", COLUMNS="120", LINES="30")
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "install", "bp.yaml", "--state", "s.db"],
-                            cwd=tmp_path, env=env, stdin=child, stdout=child, stderr=child, close_fds=True)
-    os.close(child)
-    journal = tmp_path / "journal.log"
-    chunks, deadline, sent = [], time.monotonic() + 60, False
-    while time.monotonic() < deadline:
-        if not sent and journal.exists() and journal.read_text().count("create ") >= 2:
+    sent = []
+
+    def stop_once_both_run(proc) -> None:
+        if not sent and journal_lines(tmp_path).count("create n_0") + journal_lines(tmp_path).count("create n_1") == 2:
             proc.send_signal(signal.SIGTERM)
-            sent = True
-        ready, _, _ = select.select([main], [], [], 0.05)
-        if ready:
-            try:
-                data = os.read(main, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        elif proc.poll() is not None:
-            break
-    proc.wait(timeout=10)
-    os.close(main)
-    screen = b"".join(chunks).decode("utf-8", "replace")
-    assert sent and proc.returncode == 1, screen
+            sent.append(True)
+
+    code, screen = run_in_terminal(cli, tmp_path, "install", "bp.yaml", "--state", "s.db",
+                                   on_tick=stop_once_both_run, columns=120)
+    assert sent and code == 1, screen
     assert "SIGTERM: no new operations will start; waiting for 2 running operations" in screen
     assert "stopping" in screen and "was cancelled" in screen and "Traceback" not in screen

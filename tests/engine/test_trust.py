@@ -17,23 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
+from engine_helpers import instance_rows, wait_for
+from engine_helpers import journal_lines as journal
 
 pytestmark = pytest.mark.integration
-
-
-def wait_for(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def journal(tmp_path: Path) -> list[str]:
-    path = tmp_path / "journal.log"
-    return path.read_text().splitlines() if path.exists() else []
 
 
 def started(tmp_path: Path, op: str, n: int = 1) -> bool:
@@ -60,11 +47,6 @@ def executions(state: Path) -> list[tuple[int, str]]:
 def locks(state: Path) -> list[tuple]:
     with sqlite3.connect(state) as db:
         return db.execute("SELECT deployment, execution, host FROM locks").fetchall()
-
-
-def instance_rows(state: Path) -> dict[str, tuple[str, dict]]:
-    with sqlite3.connect(state) as db:
-        return {i: (s, json.loads(o)) for i, s, o in db.execute("SELECT id, state, ops FROM instances")}
 
 
 def no_traceback(result) -> None:
