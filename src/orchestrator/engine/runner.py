@@ -394,11 +394,14 @@ class Runner:
                     continue  # it finished meanwhile
                 op.detached = True
                 with self._count_lock:
-                    self._active -= 1
+                    self._active -= 1  # its worker is stuck in the hook; _timed_out starts another
                 try:
                     self._timed_out(op)
                 except StateError as exc:
                     self._state_failed(exc)
+                    with self._count_lock:
+                        if self._active <= 0:
+                            self._idle.set()
 
     def _timed_out(self, op: _Running) -> None:
         """Hand a hung operation's instance to a new worker: a retry per policy, or its failure."""
