@@ -35,9 +35,12 @@ import noop_plugin  # noqa: E402
 from generate import generate  # noqa: E402
 
 from orchestrator.deployments import Orchestrator  # noqa: E402
+from orchestrator.engine import workflows  # noqa: E402
 from orchestrator.engine.dispatch import Dispatcher  # noqa: E402
 from orchestrator.engine.events import EventSink, Masker  # noqa: E402
-from orchestrator.engine.runner import Options, Runner  # noqa: E402
+from orchestrator.engine.options import Options  # noqa: E402
+from orchestrator.engine.runner import Runner  # noqa: E402
+from orchestrator.engine.steps import StepRunner, _merge_runtime  # noqa: E402
 from orchestrator.plugins import get_plugin_manager  # noqa: E402
 
 TOP = 25
@@ -108,7 +111,7 @@ def yappi_view(n: int, concurrency: int) -> tuple[str, dict[str, float]]:
         "StateStore.record": "SQLite transaction (UPDATE + INSERT events + COMMIT)",
         "Connection.execute": "sqlite3 execute (any)",
         "Connection.executemany": "sqlite3 executemany (events)",
-        "Runner._context": "building ctx",
+        "ContextFactory.operation": "building ctx",
         "InstanceContext.__init__": "ctx.instance (2 json.loads of runtime props)",
         "EventSink.make": "making events",
         "_HookCaller.__call__": "pluggy hook call (the no-op plugin inside)",
@@ -144,41 +147,46 @@ def cprofile_view(n: int) -> str:
     prepared = orch.prepare_install(path, deployment="bench")
     plan, store = prepared.plan, orch.store
 
-    def runner(workflow: str) -> Runner:
-        execution = store.start_execution("bench", workflow)
+    def runner(workflow: str) -> tuple[Runner, StepRunner, int]:
+        execution = store.start_execution("bench", workflow, prepare=prepared.before if workflow == "install"
+                                          else None)
         sink = EventSink(store, "bench", execution, Masker())
-        return Runner(plan=plan, store=store, deployment="bench", dispatcher=Dispatcher(orch.pm), sink=sink,
-                      options=Options(concurrency=1, retries=0), secrets={}), execution
+        r = Runner(store=store, deployment="bench", dispatcher=Dispatcher(orch.pm), sink=sink,
+                   options=Options(concurrency=1, retries=0), secrets={}, plans=[plan])
+        phase = workflows.WORKFLOWS[workflow](plan).phases[0]
+        return r, StepRunner(r.ex, phase, r.contexts(plan)), execution
 
     prof = cProfile.Profile(time.process_time)
-    r, execution = runner("install")
+    r, steps, execution = runner("install")
     for rec in r.records.values():
         rec.ops.clear()
     insts = list(plan.instances.values())
     cpu0 = time.process_time()
     prof.enable()
-    for inst in insts:
-        assert r._install_instance(inst)
+    with r.ex.lock:
+        for inst in insts:
+            assert steps.run(inst)
     prof.disable()
     cpu_install = time.process_time() - cpu0
     store.end_execution(execution, "succeeded")
-    ops_install = r.operations
-    r, execution = runner("uninstall")
+    ops_install = r.ex.operations
+    r, steps, execution = runner("uninstall")
     cpu0 = time.process_time()
     prof.enable()
-    for inst in reversed(insts):
-        assert r._uninstall_instance(inst)
+    with r.ex.lock:
+        for inst in reversed(insts):
+            assert steps.run(inst)
     prof.disable()
     cpu_uninstall = time.process_time() - cpu0
     store.end_execution(execution, "succeeded")
-    ops = ops_install + r.operations
+    ops = ops_install + r.ex.operations
     cpu = cpu_install + cpu_uninstall
 
     buf = io.StringIO()
     st = pstats.Stats(prof, stream=buf)
     total = st.total_tt
     entries = sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:TOP]
-    out = [f"`Runner._install_instance` then `_uninstall_instance` for each of {n} flat no-op nodes, in the main "
+    out = [f"`StepRunner.run` of install then of uninstall for each of {n} flat no-op nodes, in the main "
            f"thread (no worker threads, no scheduler): {ops} operations, {cpu:.3f} s CPU under the profiler "
            f"({cpu / ops * 1e6:.0f} µs/op with cProfile's overhead).", "",
            "| own CPU % | own µs/op | cumulative µs/op | calls/op | function |", "| ---: | ---: | ---: | ---: | --- |"]
@@ -197,15 +205,15 @@ def micro_view() -> str:
     orch, path = setup("flat", 10)
     prepared = orch.prepare_install(path, deployment="bench")
     plan, store = prepared.plan, orch.store
-    execution = store.start_execution("bench", "install")
+    execution = store.start_execution("bench", "install", prepare=prepared.before)
     sink = EventSink(store, "bench", execution, Masker())
-    r = Runner(plan=plan, store=store, deployment="bench", dispatcher=Dispatcher(orch.pm), sink=sink,
-               options=Options(concurrency=1, retries=0), secrets={})
+    r = Runner(store=store, deployment="bench", dispatcher=Dispatcher(orch.pm), sink=sink,
+               options=Options(concurrency=1, retries=0), secrets={}, plans=[plan])
+    contexts = r.contexts(plan)
     inst = next(iter(plan.instances.values()))
     node = plan.nodes[inst.node]
     rec = r.records[inst.id]
-    step = next(iter(__import__("orchestrator.engine.runner", fromlist=["install_steps"]).install_steps(inst)))
-    caller = r.dispatcher.caller(node.owner, "create")
+    caller = r.ex.dispatcher.caller(node.owner, "create")
     ev = [EventSink.row(sink.make("operation_started", "create started", rec.id, "create", node.owner))]
     ops_json = json.dumps({"create": "started"})
 
@@ -218,7 +226,7 @@ def micro_view() -> str:
 
     conn = sqlite3.connect(":memory:", isolation_level=None)
     conn.execute("CREATE TABLE t (a)")
-    ctx = r._context(inst, node, None, rec, step, 0, node.owner)
+    ctx = contexts.operation(inst, "create", 0, None, node.owner)
     rows = [
         ("`StateStore.record` (1 UPDATE + 1 event INSERT + COMMIT, WAL, synchronous=NORMAL)",
          lambda: store.record("bench", rec.id, "creating", ops_json, None, ev)),
@@ -232,11 +240,11 @@ def micro_view() -> str:
          lambda: (conn.execute("BEGIN"), conn.execute("INSERT INTO t VALUES (1)"), conn.execute("COMMIT"))),
         ("`EventSink.make` (Event + time.time + masker)",
          lambda: sink.make("operation_started", "create started", rec.id, "create", node.owner)),
-        ("`Runner._context` (OperationContext, InstanceContext, logger, closures)",
-         lambda: r._context(inst, node, None, rec, step, 0, node.owner)),
+        ("`ContextFactory.operation` (OperationContext, InstanceContext, logger, closures)",
+         lambda: contexts.operation(inst, "create", 0, None, node.owner)),
         ("pluggy: the no-op `create` hook through the subset caller", lambda: caller(ctx=ctx)),
         ("`json.dumps` of the ops dict", lambda: json.dumps(rec.ops)),
-        ("`Runner._merge_runtime` (nothing changed)", lambda: r._merge_runtime(ctx)),
+        ("`steps._merge_runtime` (nothing changed)", lambda: _merge_runtime(ctx)),
     ]
     out = ["| CPU µs per call | building block |", "| ---: | --- |"]
     for what, fn in rows:

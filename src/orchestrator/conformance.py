@@ -67,8 +67,9 @@ from orchestrator.deployments import Orchestrator
 from orchestrator.dsl.problems import BlueprintError
 from orchestrator.engine.context import InstanceRecord
 from orchestrator.engine.dispatch import Dispatcher
-from orchestrator.engine.events import EventSink
-from orchestrator.engine.runner import ExecutionResult, Options, Runner, Step
+from orchestrator.engine.factory import ContextFactory
+from orchestrator.engine.options import Options
+from orchestrator.engine.results import ExecutionResult
 from orchestrator.errors import OrchestratorError
 from orchestrator.plugins import PluginManager, get_plugin_manager
 from orchestrator.secrets import Secrets
@@ -538,16 +539,13 @@ class _Run:
             _, plan, rows = orch.status(env.deployment)
             records = {i: InstanceRecord(i, r.node, r.state, dict(r.ops), dict(r.runtime))
                        for i, r in rows.items()}
-            runner = Runner(plan=plan, store=None, deployment=env.deployment, dispatcher=Dispatcher(orch.pm),
-                            sink=EventSink(None, env.deployment, None), options=Options(retries=0),
-                            secrets=Secrets(), records=records)
+            contexts = ContextFactory(plan, records, Secrets(), env.deployment, lambda rec: None)
             inst = plan.instances[env.instance]
             node = plan.nodes[inst.node]
-            caller = runner.dispatcher.caller(node.owner, "delete")
+            caller = Dispatcher(orch.pm).caller(node.owner, "delete")
             if caller is None:
                 raise Skipped("the type has no delete hook and the subject no deleter")
-            ctx = runner._context(inst, node, None, records[inst.id], Step("delete", "delete", None, None, None),
-                                  0, node.owner)
+            ctx = contexts.operation(inst, "delete", 0, None, node.owner)
             caller(ctx=ctx)  # the state file never hears of it
         return "deleted by the plugin's delete hook, out of band"
 

@@ -18,11 +18,15 @@ from orchestrator.dsl.inputs import GivenInput, given_from_mapping, parse_input_
 from orchestrator.dsl.loader import gc_paused, load_blueprint
 from orchestrator.dsl.model import Blueprint
 from orchestrator.dsl.problems import BlueprintError, Mark, Problem, Problems
+from orchestrator.engine import workflows
 from orchestrator.engine.context import InstanceRecord
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import EventSink, Listener, Masker
+from orchestrator.engine.factory import ContextFactory, RuntimeLookup
 from orchestrator.engine.interrupt import Interrupt
-from orchestrator.engine.runner import ExecutionResult, Options, Runner, RuntimeLookup
+from orchestrator.engine.options import Options
+from orchestrator.engine.results import ExecutionResult
+from orchestrator.engine.runner import Runner
 from orchestrator.errors import OrchestratorError, PluginError, StateError
 from orchestrator.plan import Plan, build_plan
 from orchestrator.plugins import PluginManager, get_plugin_manager
@@ -162,13 +166,15 @@ class Orchestrator:
         execution = store.start_execution(deployment, prepared.workflow, lease, prepared.before)
         sink = EventSink(store, deployment, execution, masker)
         sink.listeners.extend(listeners)
-        runner = Runner(plan=plan, store=store, deployment=deployment, dispatcher=Dispatcher(self.pm),
-                        sink=sink, options=options, secrets=prepared.secrets, interrupt=interrupt)
+        workflow = workflows.WORKFLOWS[prepared.workflow](plan)
+        runner = Runner(store=store, deployment=deployment, dispatcher=Dispatcher(self.pm), sink=sink,
+                        options=options, secrets=prepared.secrets, plans=[phase.plan for phase in workflow.phases],
+                        interrupt=interrupt)
         status, error = "failed", "interrupted"
         result: ExecutionResult | None = None
         try:
             with LeaseKeeper(lambda: store.renew_lease(execution, lease), lease, runner.lock_lost):
-                result = runner.install() if prepared.workflow == "install" else runner.uninstall()
+                result = runner.run(workflow)
             status, error = result.status, "; ".join([*result.notes, *map(str, result.failures)]) or None
             if result.status == "succeeded":
                 self._record_leftovers(result, plan)
@@ -268,10 +274,8 @@ class Orchestrator:
         if not show_secrets:  # runtime properties a plugin copied from a secret, known to be secret
             masker.add(s for r in rows.values() for k in r.secret_keys for s in secret_strings(r.runtime.get(k)))
         records = {i: InstanceRecord(i, r.node, r.state, r.ops, r.runtime) for i, r in rows.items()}
-        runner = Runner(plan=plan, store=None, deployment=row.id, dispatcher=Dispatcher(self.pm),
-                        sink=EventSink(None, row.id, None, masker), options=Options(),
-                        secrets=OutputSecrets(secrets, reveal=show_secrets), records=records)
-        lookup = RuntimeLookup(runner, None)
+        contexts = ContextFactory(plan, records, OutputSecrets(secrets, reveal=show_secrets), row.id, lambda rec: None)
+        lookup = RuntimeLookup(contexts, None)
         return {name: render_output(resolve_runtime(value, lookup), masker) for name, value in plan.outputs.items()}
 
     def events(self, deployment: str | None = None, after: int = 0) -> list[Event]:

@@ -38,7 +38,10 @@ from orchestrator.dsl.model import MISSING
 from orchestrator.engine.context import InstanceRecord, OperationContext
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import Event, EventSink
-from orchestrator.engine.runner import ExecutionResult, Options, Runner, Step
+from orchestrator.engine.factory import ContextFactory
+from orchestrator.engine.options import Options
+from orchestrator.engine.results import ExecutionResult
+from orchestrator.engine.steps import save_runtime
 from orchestrator.hookspecs import LIFECYCLE_HOOKS, RELATIONSHIP_OPERATIONS
 from orchestrator.plan import Plan, PlannedInstance, PlannedRelationship, build_plan
 from orchestrator.plugins import PluginManager, get_plugin_manager
@@ -266,19 +269,20 @@ class Harness:
         plan = Plan(nodes, instances, {}, str(self.tmp_path / "blueprint.yaml"))
         sink = EventSink(None, node.deployment, None)
         sink.listeners.append(node.events.append)
-        runner = Runner(plan=plan, store=None, deployment=node.deployment, dispatcher=Dispatcher(self.pm), sink=sink,
-                        options=Options(retries=max_retries), secrets=Secrets(), records=records)
-        step = Step(hook, hook, 0 if rel is not None else None, None, None)
+
+        def emit(level: str, text: str, instance: str, op: str, owner: str | None) -> None:
+            sink.emit(sink.make("log", text, instance, op, owner, level))
+
+        contexts = ContextFactory(plan, records, Secrets(), node.deployment, lambda rec: None, emit, max_retries)
         owner = rel.relationship.owner if rel is not None else node.node.owner
-        caller = runner.dispatcher.caller(owner, hook)
+        caller = Dispatcher(self.pm).caller(owner, hook)
         if caller is None:
             return
-        ctx = runner._context(inst, node.node, rel.relationship if rel else None, node.record, step,
-                              retry_number, owner)
+        ctx = contexts.operation(inst, hook, retry_number, 0 if rel is not None else None, owner)
         try:
             caller(ctx=ctx)
         finally:
-            runner._save_runtime(ctx)
+            save_runtime(ctx)
 
     # -- whole blueprints ------------------------------------------------------------
 

@@ -281,7 +281,7 @@ node_templates:
 """)
     result = cli("install", "bp.yaml", "--state", str(tmp_path / "s.db"), "--retry-interval", "0.1")
     assert result.returncode == 0, result.stderr
-    assert "stuck_0.create [journal] create timed out after 1s; will be retried" in result.stdout
+    assert "stuck_0.create [journal] create will be retried in 0.1s (retry 1 of 5): timed out after 1s" in result.stdout
     lines = journal(tmp_path)
     assert lines.index("done start other_0") < lines.index("done create stuck_0")  # others did not wait
     assert lines.index("done start stuck_0") < lines.index("create after_0")  # dependents did

@@ -23,7 +23,8 @@ from orchestrator.deployments import Orchestrator, Prepared, UsageError
 from orchestrator.dsl.problems import BlueprintError, Problems
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.interrupt import Interrupt
-from orchestrator.engine.runner import DEFAULT_OPERATION_TIMEOUT, ExecutionResult, Options
+from orchestrator.engine.options import DEFAULT_OPERATION_TIMEOUT, Options
+from orchestrator.engine.results import ExecutionResult
 from orchestrator.errors import PluginError, StateError, StateLockedError, StatePathError
 from orchestrator.plugins import get_plugin_manager
 from orchestrator.secrets import load_secrets

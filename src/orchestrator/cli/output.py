@@ -11,7 +11,8 @@ from typing import Any
 import click
 
 from orchestrator.engine.events import Event
-from orchestrator.engine.runner import ExecutionResult, install_steps
+from orchestrator.engine.results import ExecutionResult
+from orchestrator.engine.workflows import install_steps
 from orchestrator.plan import Plan
 from orchestrator.state import LockInfo
 

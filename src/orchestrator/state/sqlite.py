@@ -419,7 +419,7 @@ class StateStore:
                         (state, ops_json, runtime_json, time.time(), error, keys, deployment, instance, execution,
                          deployment, execution))
                     if cur.rowcount != 1:
-                        raise self._lost(deployment, execution)
+                        raise self._lost(deployment, execution, instance)
                     if events:
                         db.executemany(_INSERT_EVENT, events)
                 except BaseException:
@@ -431,8 +431,11 @@ class StateStore:
                     db.execute("ROLLBACK")
                 raise explain(self.path, exc) from exc
 
-    def _lost(self, deployment: str, execution: int | None) -> StateError:
+    def _lost(self, deployment: str, execution: int | None, instance: str = "") -> StateError:
+        """Why an instance write changed nothing: the lock is gone, or the instance is."""
         holder = self.lock(deployment)
+        if execution is None or (holder is not None and holder.execution == execution):
+            return StateError(f"instance '{instance}' of deployment '{deployment}' is not in the state {self.path}")
         now = f"it is now held by {holder.describe()}" if holder else "it was cleared"
         return LockLostError(f"execution {execution} no longer holds the lock on deployment '{deployment}' ({now})")
 
@@ -447,7 +450,7 @@ class StateStore:
                 "(? IS NULL OR EXISTS (SELECT 1 FROM locks WHERE deployment = ? AND execution = ?))",
                 (runtime_json, time.time(), keys, deployment, instance, execution, deployment, execution))
             if cur.rowcount != 1:
-                raise self._lost(deployment, execution)
+                raise self._lost(deployment, execution, instance)
 
     # -- events --------------------------------------------------------------------
 

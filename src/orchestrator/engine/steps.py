@@ -1,0 +1,326 @@
+"""Running one instance's steps: hooks, retries, and the state written around them.
+
+An instance is marked in progress *before* its hook runs, so after a crash the state
+says which operations finished, which may have had side effects, and which never
+started. A success is not written on its own: it rides with the next operation's
+"started" write (or the final one), which halves the writes per operation; between the
+two only bookkeeping runs, so a crash there just means the (idempotent) operation runs
+again on resume. A retry does not wait here: the instance is handed back to the
+scheduler (``Deferred``) and its worker takes other work meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import traceback
+from typing import Any
+
+import attrs
+
+from orchestrator.engine.context import InstanceRecord, OperationContext
+from orchestrator.engine.dispatch import Dispatcher
+from orchestrator.engine.events import Event, EventSink
+from orchestrator.engine.factory import ContextFactory
+from orchestrator.engine.options import Options
+from orchestrator.engine.results import Failure
+from orchestrator.engine.workflows import Phase, Step
+from orchestrator.errors import NonRecoverableError, RecoverableError, SkipOperation
+from orchestrator.plan import PlannedInstance
+from orchestrator.state import StateStore
+
+
+class Deferred(Exception):
+    """The instance waits ``delay`` seconds for a retry, without its worker."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__(delay)
+        self.delay = delay
+
+
+class Detached(BaseException):
+    """This thread's operation was timed out or abandoned: it must not record anything more."""
+
+
+class Running:
+    """One hook call in progress: what the supervisor needs to time it out or abandon it."""
+
+    __slots__ = ("attempt", "deadline", "detached", "instance", "owner", "step", "timeout")
+
+    def __init__(self, instance: str, step: Step, attempt: int, owner: str | None, timeout: float) -> None:
+        self.instance = instance
+        self.step = step
+        self.attempt = attempt
+        self.owner = owner
+        self.timeout = timeout
+        self.deadline = 0.0
+        self.detached = False  # timed out or abandoned: whatever the hook does now is discarded
+
+    def live(self) -> bool:
+        return not self.detached
+
+    def __str__(self) -> str:
+        return f"{self.instance}: {self.step.op} ({self.owner or 'no plugin'})"
+
+
+@attrs.define(eq=False)
+class Execution:
+    """What the threads of one execution share. Bookkeeping runs under ``lock``; a worker
+    lets go of it only while a plugin's hook runs, so hooks run in parallel but the
+    bookkeeping does not ping-pong the GIL between threads at every sqlite3 call."""
+
+    store: StateStore | None
+    deployment: str
+    sink: EventSink
+    dispatcher: Dispatcher
+    options: Options
+    records: dict[str, InstanceRecord]
+    stop: threading.Event = attrs.field(factory=threading.Event)  # set: no new operation starts
+    lock: threading.Lock = attrs.field(factory=threading.Lock)
+    running: dict[int, Running] = attrs.field(factory=dict)  # hook calls in progress (under ``lock``)
+    attempts: dict[tuple[str, str], int] = attrs.field(factory=dict)  # retries owed, by (instance, step)
+    failures: list[Failure] = attrs.field(factory=list)
+    results: dict[str, Any] = attrs.field(factory=dict)  # what hooks returned, by instance (drift, ...)
+    abandoned: bool = False  # a second stop request: record nothing more
+    operations: int = 0  # hook calls made (the GIL makes the count exact; it is only a count)
+
+    def fail(self, failure: Failure) -> None:
+        self.failures.append(failure)  # under ``lock``
+        if not self.options.ignore_failures:
+            self.stop.set()
+
+
+class _Pending:
+    """A success not yet written: its events, and whether runtime properties changed."""
+
+    __slots__ = ("events", "runtime")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.runtime = False
+
+    def __bool__(self) -> bool:
+        return bool(self.events) or self.runtime
+
+
+class StepRunner:
+    """Runs the steps of instances of one phase; called by workers holding ``execution.lock``."""
+
+    def __init__(self, execution: Execution, phase: Phase, contexts: ContextFactory) -> None:
+        self.ex = execution
+        self.phase = phase
+        self.plan = phase.plan
+        self.contexts = contexts
+
+    def run(self, inst: PlannedInstance) -> bool:
+        """The instance's steps not done yet; False when one failed (``Deferred`` for a retry)."""
+        rec = self.ex.records[inst.id]
+        steps = self.phase.steps(inst, rec)
+        ok = self._run_steps(inst, rec, steps, self.phase.done_state)
+        if self.phase.removes and (ok or (self.ex.options.ignore_failures and rec.ops.get("delete") == "succeeded")):
+            # (with --ignore-failures, an instance whose delete worked is gone all the same)
+            if steps or rec.state not in ("uninitialized", "deleted") or rec.runtime:
+                with rec.lock:
+                    rec.runtime, rec.runtime_json, rec.ops = {}, "{}", {}
+                final = "deleted" if steps else "uninitialized"
+                self.write(rec, final, "{}", [self._finished(rec, final)])
+            return True
+        return ok
+
+    def _finished(self, rec: InstanceRecord, what: str) -> Event:
+        return self.ex.sink.make("instance_finished", what, rec.id)
+
+    def _run_steps(self, inst: PlannedInstance, rec: InstanceRecord, steps: list[Step], final: str | None) -> bool:
+        """Run the steps not yet done, in order; with ``ignore_failures`` a failed step does not
+        stop the next ones (an uninstall still deletes what it could not stop)."""
+        ex = self.ex
+        node = self.plan.nodes[inst.node]
+        pending = _Pending()
+        failed = False
+        for step in steps:
+            if rec.ops.get(step.key) == "succeeded":
+                continue
+            if ex.stop.is_set():
+                self._flush(rec, pending)
+                return False
+            rel = inst.relationships[step.relationship] if step.relationship is not None else None
+            owner = rel.owner if rel is not None else node.owner
+            caller = ex.dispatcher.caller(owner, step.op)
+            if caller is None:  # nothing implements it: nothing to do
+                rec.ops[step.key] = "succeeded"
+                continue
+            try:
+                done = self._run_step(inst, rec, step, owner, caller, pending, node.operation_timeout)
+            except Deferred:
+                self._flush(rec, pending)
+                raise
+            if not done:
+                if not ex.options.ignore_failures:
+                    return False
+                failed = True
+        if failed:
+            self._flush(rec, pending)
+            return False
+        if pending or (final is not None and rec.state != final):
+            if final is not None:
+                pending.events.append(self._finished(rec, final))
+            self._flush(rec, pending, final)
+        return True
+
+    def _run_step(self, inst: PlannedInstance, rec: InstanceRecord, step: Step, owner: str | None, caller: Any,
+                  pending: _Pending, timeout: float | None) -> bool:
+        ex = self.ex
+        attempt = ex.attempts.pop((inst.id, step.key), 0) if ex.attempts else 0
+        op = Running(inst.id, step, attempt, owner, timeout or ex.options.operation_timeout)
+        ctx = self.contexts.operation(inst, step.op, attempt, step.relationship, owner, op.live)
+        if step.before:
+            rec.state = step.before
+        rec.ops[step.key] = "started"
+        make = ex.sink.make
+        pending.events.append(make("operation_started", f"{step.op} started", rec.id, step.op, owner))
+        self._flush(rec, pending)
+        ex.operations += 1
+        try:
+            result = self._call_hook(caller, ctx, op)
+        except Detached:
+            raise
+        except SkipOperation as exc:
+            rec.ops[step.key] = "succeeded"
+            if step.after:
+                rec.state = step.after
+            pending.events.append(make("operation_skipped", f"{step.op} skipped: {exc}", rec.id, step.op, owner))
+            return True
+        except NonRecoverableError as exc:
+            save_runtime(ctx)
+            return self.give_up(inst, rec, step, owner, _message(exc), exc)
+        except Exception as exc:
+            save_runtime(ctx)
+            if attempt >= ex.options.retries:
+                return self.give_up(inst, rec, step, owner, f"{_message(exc)} (gave up after {attempt} retries)", exc)
+            self.retry_later(inst.id, step, owner, attempt, _message(exc), backoff(ex.options, exc, attempt))
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt, ... raised by the plugin itself
+            save_runtime(ctx)
+            return self.give_up(inst, rec, step, owner, f"{_message(exc)} (raised by the plugin; not retried)", exc)
+        try:
+            pending.runtime |= _merge_runtime(ctx)
+        except NonRecoverableError as exc:
+            return self.give_up(inst, rec, step, owner, _message(exc), exc)
+        rec.ops[step.key] = "succeeded"
+        rec.error = None
+        if step.after:
+            rec.state = step.after
+        if result is not None:
+            ex.results[inst.id] = result
+        pending.events.append(make("operation_succeeded", f"{step.op} succeeded", rec.id, step.op, owner))
+        return True
+
+    def _call_hook(self, caller: Any, ctx: OperationContext, op: Running) -> Any:
+        """Run a plugin's hook without the engine lock, where the supervisor can time it out."""
+        ex = self.ex
+        op.deadline = time.monotonic() + op.timeout
+        key = id(op)
+        ex.running[key] = op
+        ex.lock.release()
+        try:
+            return caller(ctx=ctx)
+        finally:
+            ex.lock.acquire()
+            ex.running.pop(key, None)
+            if op.detached:
+                raise Detached()
+
+    def retry_later(self, iid: str, step: Step, owner: str | None, attempt: int, why: str, delay: float) -> None:
+        """Say the operation will be retried, and hand the instance back to the scheduler."""
+        ex = self.ex
+        ex.attempts[(iid, step.key)] = attempt + 1
+        ex.sink.emit(ex.sink.make(
+            "operation_retrying", f"{step.op} will be retried in {delay:.1f}s (retry {attempt + 1} of "
+            f"{ex.options.retries}): {why}", iid, step.op, owner, "warning"))
+        raise Deferred(delay)
+
+    def give_up(self, inst: PlannedInstance, rec: InstanceRecord, step: Step, owner: str | None,
+                message: str, exc: BaseException | None) -> bool:
+        ex = self.ex
+        rec.ops[step.key] = "failed"
+        masker = ex.sink.masker
+        tb = "".join(traceback.format_exception(exc)) if exc is not None else ""
+        failure = Failure(inst.id, step.op, owner, masker(message), masker(tb))
+        rec.error = f"{step.op} ({owner or 'no plugin'}) failed: {failure.message}"
+        self.write(rec, "failed", None, [ex.sink.make("operation_failed", f"{step.op} failed: {message}", rec.id,
+                                                      step.op, owner, "error")])
+        ex.fail(failure)
+        return False
+
+    # -- state and events ---------------------------------------------------------
+
+    def _flush(self, rec: InstanceRecord, pending: _Pending, state: str | None = None) -> None:
+        """Write the instance's state with whatever success is pending, then forget it."""
+        runtime = rec.runtime_json if pending.runtime else None
+        events, pending.events, pending.runtime = pending.events, [], False
+        self.write(rec, state or rec.state, runtime, events)
+
+    def write(self, rec: InstanceRecord, state: str, runtime_json: str | None, events: list[Event]) -> None:
+        ex = self.ex
+        if ex.abandoned:
+            raise Detached()  # the execution is over: record nothing more
+        rec.state = state
+        sink = ex.sink
+        if ex.store is not None:
+            rows = [EventSink.row(e) for e in events]
+            masker = sink.masker
+            with rec.lock:  # same order as persist(): record lock, then the store's
+                runtime = rec.runtime_json if runtime_json is not None else None
+                keys = masker.secret_keys(rec.runtime) if runtime is not None and masker else None
+                ex.store.record(ex.deployment, rec.id, state, json.dumps(rec.ops), runtime, rows,
+                                sink.execution, rec.error, keys)
+        for event in events:
+            sink.publish(event)
+
+
+
+def persist(execution: Execution, rec: InstanceRecord) -> None:
+    """Write an instance's runtime properties now (``ctx.instance.update()``); under the record's
+    lock, so a stale copy never lands last."""
+    if execution.store is not None:
+        masker = execution.sink.masker
+        with rec.lock:
+            keys = masker.secret_keys(rec.runtime) if masker else None
+            execution.store.save_runtime(execution.deployment, rec.id, rec.runtime_json, execution.sink.execution,
+                                         keys)
+
+
+def save_runtime(ctx: OperationContext) -> None:
+    """After a failed attempt: keep what the hook saved, so a retry or resume sees it."""
+    try:
+        if ctx.source is not None and ctx.target is not None:
+            ctx.source.instance._merge()
+            ctx.target.instance._merge()
+        else:
+            ctx.instance._merge()
+    except NonRecoverableError:
+        pass
+
+
+def _merge_runtime(ctx: OperationContext) -> bool:
+    """Merge the runtime properties the hook changed; True if the acting instance changed."""
+    if ctx.source is not None and ctx.target is not None:
+        changed = ctx.source.instance._merge(persist=False)
+        ctx.target.instance._merge(persist=True)
+        return changed
+    return ctx.instance._merge(persist=False)
+
+
+def backoff(options: Options, exc: BaseException | None, attempt: int) -> float:
+    after = getattr(exc, "retry_after", None) if isinstance(exc, RecoverableError) else None
+    if after is not None:
+        return max(0.0, float(after))
+    return min(options.retry_interval * (2 ** attempt), options.max_backoff)
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    name = type(exc).__name__
+    if isinstance(exc, (NonRecoverableError, RecoverableError)):
+        return text or name
+    return f"{name}: {text}" if text else name
