@@ -106,6 +106,23 @@ def test_recoverable_errors_are_retried_then_succeed(orch, jplugin):
     assert run.runtime_properties["a_0"]["failures_create"] == 2
 
 
+def test_an_instance_waiting_for_a_retry_gives_its_worker_to_other_instances(orch, jplugin):
+    """With one worker, a retry after 1 s does not hold it: the other instance runs meanwhile."""
+    import time
+
+    orch.use(jplugin)
+    started = time.monotonic()
+    run = orch.install("""
+        node_templates:
+          waits: {type: journal.Node, properties: {fail: {create: 1}, retry_after: 1.0}}
+          other: {type: journal.Node, properties: {sleep: 0.3}}
+    """, options=Options(concurrency=1))
+    assert run.ok, run.failures
+    assert time.monotonic() - started < 1.7  # not 1 s of waiting plus 3 x 0.3 s of other's work
+    order = [f"{c.hook} {c.instance}" for c in run.calls]
+    assert order.index("start other_0") < order.index("create waits_0", 1)  # other finished during the wait
+
+
 def test_retries_are_exhausted_then_the_workflow_fails(orch, jplugin):
     orch.use(jplugin)
     run = orch.install("node_templates: {a: {type: journal.Node, properties: {fail: {create: 9}}}}",
