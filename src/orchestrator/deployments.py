@@ -6,6 +6,7 @@ and events. The CLI only parses arguments and prints what these return.
 
 from __future__ import annotations
 
+import collections
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 
 import attrs
 
+from orchestrator.diff import Diff, exists
+from orchestrator.diff import compute as compute_diff
 from orchestrator.dsl.functions import resolve_runtime
 from orchestrator.dsl.inputs import GivenInput, given_from_mapping, parse_input_args
 from orchestrator.dsl.loader import gc_paused, load_blueprint
@@ -121,6 +124,50 @@ class Orchestrator:
         with gc_paused():
             return build_plan(bp)
 
+    def propose(self, path: str | Path, inputs: Inputs = None, deployment: str | None = None,
+                secrets: Mapping[str, Any] | None = None, *, write: bool = False) -> Proposal:
+        """The blueprint planned against the deployment (kept ids), and the diff to get there.
+
+        A deployment that does not exist yet is all ``create``. Reading only (``write=False``)
+        never creates the state.
+        """
+        bp = self.load(path, inputs, secrets)
+        name = deployment or deployment_id_for(path)
+        store = self.store if write else (self.reader if self.state_path.exists() else None)
+        row = store.get_deployment(name) if store is not None else None
+        rows = store.instances(name) if row is not None and store is not None else {}
+        current = Plan.from_json(row.plan) if row is not None else None
+        with gc_paused():
+            desired = build_plan(bp, current)
+        self._check_plugins(desired)
+        loaded: dict[int, Plan] = {}
+
+        def version_plan(version: int) -> Plan | None:
+            if row is not None and version == row.plan_version:
+                return current
+            if version not in loaded and store is not None:
+                text = store.plan_version(name, version)
+                if text is None:
+                    return None
+                loaded[version] = Plan.from_json(text)
+            return loaded.get(version)
+
+        dispatcher = Dispatcher(self.pm)
+        diff = compute_diff(name, current or Plan({}, {}, {}), row.plan_version if row else 0, rows, version_plan,
+                            desired, lambda owner: dispatcher.caller(owner, "update") is not None)
+        old_plans = {}
+        for change in diff.changes:
+            r = rows.get(change.instance)
+            if r is not None and exists(r):
+                old_plans[change.instance] = (version_plan(r.plan_version) if r.plan_version is not None
+                                              else current) or desired
+        if row is None:
+            version = 1
+        else:
+            version = row.plan_version + (0 if desired.to_json() == row.plan else 1)
+        return Proposal(name, bp, desired, diff, row, old_plans, version,
+                        store.last_execution(name) if row is not None and store is not None else None)
+
     # -- workflows ----------------------------------------------------------------
 
     def install(self, path: str | Path, inputs: Inputs = None, deployment: str | None = None,
@@ -132,28 +179,93 @@ class Orchestrator:
                   listeners: Iterable[Listener] = (), secrets: Mapping[str, Any] | None = None) -> ExecutionResult:
         return self.prepare_uninstall(deployment, secrets).run(options, listeners)
 
+    def update(self, path: str | Path, inputs: Inputs = None, deployment: str | None = None,
+               options: Options | None = None, listeners: Iterable[Listener] = (),
+               secrets: Mapping[str, Any] | None = None) -> ExecutionResult:
+        return self.prepare_update(path, inputs, deployment, secrets).run(options, listeners)
+
     def prepare_install(self, path: str | Path, inputs: Inputs = None, deployment: str | None = None,
                         secrets: Mapping[str, Any] | None = None) -> Prepared:
-        """Load, validate and plan; nothing is written until ``run()`` holds the deployment's lock."""
+        """Load, validate and plan; nothing is written until ``run()`` holds the deployment's lock.
+
+        On a deployment that exists, install only creates and resumes: anything else the
+        blueprint changes is for ``update``, which says what it will do first.
+        """
         secrets = Secrets() if secrets is None else secrets
-        bp = self.load(path, inputs, secrets)
-        with gc_paused():
-            plan = build_plan(bp)
-        deployment = deployment or deployment_id_for(path)
-        self._check_plugins(plan)
-        self._check_secrets(plan, secrets, bp)
-        return Prepared(self, "install", deployment, plan, secrets,
-                        lambda: self._save_plan(deployment, bp, plan))
+        proposal = self.propose(path, inputs, deployment, secrets, write=True)
+        self._check_secrets(proposal.plan, secrets, proposal.blueprint)
+        rows = self.store.instances(proposal.deployment) if proposal.base is not None else {}
+        live = [c for c in proposal.diff.changes if c.action == "delete" or (
+            c.action in ("update", "replace") and rows[c.instance].state == "started")]
+        if live:
+            counts = collections.Counter(c.action for c in live)
+            what = ", ".join(f"{n} to {a}" for a, n in counts.items())
+            raise UsageError(
+                f"deployment '{proposal.deployment}' was installed from another blueprint or other inputs ({what}); "
+                f"see the changes with 'orchestrator plan {path} -d {proposal.deployment}' and apply them with "
+                f"'orchestrator update {path} -d {proposal.deployment}'")
+        workflow = workflows.update(proposal.diff, proposal.plan, proposal.version, proposal.old_plans, "install")
+        return Prepared(self, "install", proposal.deployment, proposal.plan, secrets,
+                        lambda: self._save(proposal), workflow, lambda result: self._settle(proposal), proposal.diff)
+
+    def prepare_update(self, path: str | Path, inputs: Inputs = None, deployment: str | None = None,
+                       secrets: Mapping[str, Any] | None = None) -> Prepared:
+        """Plan against the deployment; ``run()`` applies the diff (see ``engine.workflows.update``)."""
+        secrets = Secrets() if secrets is None else secrets
+        proposal = self.propose(path, inputs, deployment, secrets, write=True)
+        if proposal.base is None:
+            known = ", ".join(self.store.deployment_ids()) or "none"
+            raise UsageError(f"no deployment '{proposal.deployment}' in {self.state_path} to update (known: {known}); "
+                             f"install it first")
+        self._check_secrets(proposal.plan, secrets, proposal.blueprint)
+        workflow = workflows.update(proposal.diff, proposal.plan, proposal.version, proposal.old_plans)
+        return Prepared(self, "update", proposal.deployment, proposal.plan, secrets, lambda: self._save(proposal),
+                        workflow, lambda result: self._settle(proposal), proposal.diff)
 
     def prepare_uninstall(self, deployment: str | None = None,
                           secrets: Mapping[str, Any] | None = None) -> Prepared:
         row = self.deployment(deployment, write=True)
         plan = Plan.from_json(row.plan)
         self._check_plugins(plan)
+        rows = self.store.instances(row.id)
+        phases = []
+        for version in sorted({r.plan_version or row.plan_version for r in rows.values()}, reverse=True):
+            text = row.plan if version == row.plan_version else self.store.plan_version(row.id, version)
+            if text is None:
+                continue
+            ids = frozenset(i for i, r in rows.items() if (r.plan_version or row.plan_version) == version)
+            phases.extend(phase for phase in workflows.uninstall(Plan.from_json(text)).phases)
+            phases[-1] = attrs.evolve(phases[-1], only=ids & set(phases[-1].plan.instances))
         # Uninstall does not insist on secrets: often only create needed them. A hook that
         # reads a property whose secret is missing fails with a message naming it.
         return Prepared(self, "uninstall", row.id, plan, Secrets() if secrets is None else secrets,
-                        lambda: self._check_unchanged(row))
+                        lambda: self._check_unchanged(row), workflows.Workflow("uninstall", phases))
+
+    def prepare_drift(self, deployment: str | None = None, secrets: Mapping[str, Any] | None = None) -> Prepared:
+        """``check_drift`` of every started instance; nothing is changed."""
+        row = self.deployment(deployment, write=True)
+        plan = Plan.from_json(row.plan)
+        self._check_plugins(plan)
+        started = frozenset(i for i, r in self.store.instances(row.id).items() if r.state == "started"
+                            and i in plan.instances)
+        return Prepared(self, "drift", row.id, plan, Secrets() if secrets is None else secrets,
+                        lambda: self._check_unchanged(row), workflows.drift(plan, started, None))
+
+    def _save(self, proposal: Proposal) -> None:
+        """Under the lock: the deployment is still as proposed; its new plan is saved."""
+        store, name = self.store, proposal.deployment
+        now = store.get_deployment(name)
+        same = (now is None and proposal.base is None) or (
+            now is not None and proposal.base is not None and now.plan == proposal.base.plan
+            and now.plan_version == proposal.base.plan_version and store.last_execution(name) == proposal.execution)
+        if not same:
+            raise UsageError(f"deployment '{name}' changed while this command was getting ready; run it again")
+        bp, plan = proposal.blueprint, proposal.plan
+        store.save_deployment(name, str(bp.path), bp.input_values, plan.to_json(), plan.structure_hash(),
+                              ((i.id, i.node) for i in plan.instances.values()))
+
+    def _settle(self, proposal: Proposal) -> None:
+        self.store.settle_plan(proposal.deployment, proposal.version, proposal.diff.unchanged)
 
     def _execute(self, prepared: Prepared, options: Options | None, listeners: Iterable[Listener],
                  interrupt: Interrupt | None) -> ExecutionResult:
@@ -166,7 +278,7 @@ class Orchestrator:
         execution = store.start_execution(deployment, prepared.workflow, lease, prepared.before)
         sink = EventSink(store, deployment, execution, masker)
         sink.listeners.extend(listeners)
-        workflow = workflows.WORKFLOWS[prepared.workflow](plan)
+        workflow = prepared.steps
         runner = Runner(store=store, deployment=deployment, dispatcher=Dispatcher(self.pm), sink=sink,
                         options=options, secrets=prepared.secrets, plans=[phase.plan for phase in workflow.phases],
                         interrupt=interrupt)
@@ -177,7 +289,10 @@ class Orchestrator:
                 result = runner.run(workflow)
             status, error = result.status, "; ".join([*result.notes, *map(str, result.failures)]) or None
             if result.status == "succeeded":
-                self._record_leftovers(result, plan)
+                if prepared.after is not None:
+                    prepared.after(result)
+                if prepared.workflow != "drift":
+                    self._record_leftovers(result, plan)
             return result
         finally:
             try:
@@ -207,20 +322,6 @@ class Orchestrator:
         """Clear a deployment's lock: ``(the lock, why it was free)``; a live lease needs ``force``."""
         self.deployment(deployment, write=True)
         return self.store.unlock(deployment, force)
-
-    def _save_plan(self, deployment: str, bp: Blueprint, plan: Plan) -> None:
-        existing = self.store.get_deployment(deployment)
-        structure = plan.structure_hash()
-        if existing is not None and existing.structure != structure:
-            busy = [r.id for r in self.store.instances(deployment).values()
-                    if r.state not in ("uninitialized", "deleted")]
-            if busy:
-                raise UsageError(
-                    f"deployment '{deployment}' was installed from a blueprint with other node instances or "
-                    f"relationships ({len(busy)} instances exist, e.g. {busy[0]}); uninstall it first, or "
-                    f"install under another name with -d")
-        self.store.save_deployment(deployment, str(bp.path), bp.input_values, plan.to_json(), structure,
-                                   ((i.id, i.node) for i in plan.instances.values()))
 
     def _check_plugins(self, plan: Plan) -> None:
         owners = {n.owner for n in plan.nodes.values()}
@@ -284,6 +385,20 @@ class Orchestrator:
 
 
 @attrs.define
+class Proposal:
+    """A blueprint planned against a deployment: the plan, the diff, and what it was based on."""
+
+    deployment: str
+    blueprint: Blueprint
+    plan: Plan
+    diff: Diff
+    base: DeploymentRow | None  # the deployment as read (None: it does not exist yet)
+    old_plans: dict[str, Plan]  # per changed instance, the plan it was installed or updated with
+    version: int  # the plan version ``plan`` gets
+    execution: int | None  # the deployment's last execution when read: whether anything ran since
+
+
+@attrs.define
 class Prepared:
     """A workflow ready to run: the plan is known (for progress displays), nothing written yet."""
 
@@ -293,6 +408,9 @@ class Prepared:
     plan: Plan
     secrets: Mapping[str, Any]
     before: Callable[[], None] | None = None  # runs under the lock, before the workflow (saves the plan)
+    steps: workflows.Workflow | None = None
+    after: Callable[[ExecutionResult], None] | None = None  # once it succeeded, still under the lock
+    diff: Diff | None = None
 
     def run(self, options: Options | None = None, listeners: Iterable[Listener] = (),
             interrupt: Interrupt | None = None) -> ExecutionResult:

@@ -112,6 +112,36 @@ def unlink(ctx: OperationContext) -> None:
     """Undo ``establish`` during ``uninstall``, after the source is stopped."""
 
 
+# ---------------------------------------------------------------- day 2
+
+
+@hookspec
+def update(ctx: OperationContext) -> None:
+    """Change a started instance's real resource to its new properties, in place.
+
+    Called by ``orchestrator update`` for an instance whose properties changed.
+    ``ctx.changes`` maps each changed property path (``"port"``, ``"rules[0].cidr"``,
+    ``"tags.owner"``) to ``(old, new)`` (``ABSENT`` from ``orchestrator`` on the side where
+    the key did not exist); ``ctx.node.properties`` holds the new properties. A type whose
+    plugin does not implement ``update`` is replaced instead (delete, then create), and so
+    is a change to a property its type declares with ``replace_on_change: true``. Like
+    every hook it may run again after a crash: apply the changes idempotently.
+    """
+
+
+@hookspec(firstresult=True)
+def check_drift(ctx: OperationContext) -> Mapping[str, Any] | str | None:
+    """Compare the real resource with what the instance recorded; change nothing.
+
+    Called by ``orchestrator drift`` for each started instance. Return ``None`` when the
+    resource is as recorded; a mapping of what differs (e.g. ``{"instance_type":
+    {"recorded": "t3.micro", "actual": "t3.large"}}``); or ``"gone"`` (or
+    ``{"gone": "why"}``) when it no longer exists. Raising counts as the check failing,
+    not as drift.
+    """
+
+
 NODE_OPERATIONS = ("create", "configure", "start", "stop", "delete")
 RELATIONSHIP_OPERATIONS = ("preconfigure", "postconfigure", "establish", "unlink")
-LIFECYCLE_HOOKS = NODE_OPERATIONS + RELATIONSHIP_OPERATIONS
+DAY2_OPERATIONS = ("update", "check_drift")
+LIFECYCLE_HOOKS = NODE_OPERATIONS + RELATIONSHIP_OPERATIONS + DAY2_OPERATIONS

@@ -1,8 +1,10 @@
 """Node and relationship instances, the dependency graph between them, and install waves.
 
-Instance ids are ``<template>_<n>`` numbered in a deterministic order, so planning the
-same blueprint again maps onto the same instances (resume depends on it). A plan is
-stored as JSON with the deployment: uninstall and resume need no blueprint files.
+Instance ids are ``<template>_<n>``. An id never changes meaning and is never reused in
+a deployment: planned again against the deployment's previous plan, every template keeps
+its instances on the same hosts (the oldest first), new instances take the next unused
+number of their template, and removed ones leave theirs unused. A plan is stored as JSON
+with the deployment: uninstall and resume need no blueprint files.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class PlannedNode:
     runtime_paths: list[str]
     instances: list[str] = attrs.field(factory=list)
     operation_timeout: float | None = None  # seconds per hook call; None: the execution's default
+    replace_on_change: list[str] = attrs.field(factory=list)  # properties an update cannot change in place
 
 
 @attrs.define(slots=True)
@@ -54,12 +57,28 @@ class PlannedInstance:
         return [r.target_id for r in self.relationships]
 
 
+def relationship_keys(inst: PlannedInstance) -> list[str]:
+    """How an instance's records name each of its relationships: ``target_id/type``.
+
+    Keys survive a change of the blueprint that adds or removes other relationships (an
+    index would not), so an update knows which relationship hooks already ran.
+    """
+    keys: list[str] = []
+    for rel in inst.relationships:
+        key = f"{rel.target_id}/{rel.type}"
+        if key in keys:  # the same relationship twice: told apart by their order
+            key = f"{key}#{keys.count(key) + sum(k.startswith(key + '#') for k in keys) + 1}"
+        keys.append(key)
+    return keys
+
+
 @attrs.define(slots=True)
 class Plan:
     nodes: dict[str, PlannedNode]
     instances: dict[str, PlannedInstance]
     outputs: dict[str, Any]
     blueprint_path: str = ""
+    next_ids: dict[str, int] = attrs.field(factory=dict)  # per template: the next unused instance number
 
     # -- graph --------------------------------------------------------------------
 
@@ -107,6 +126,7 @@ class Plan:
                 for i in self.instances.values()
             ],
             "outputs": self.outputs,
+            "next_ids": self.next_ids,
         }, separators=(",", ":"))
 
     @classmethod
@@ -126,32 +146,44 @@ class Plan:
 
         for inst in instances.values():
             ancestors(inst)
-        return cls(nodes, instances, data["outputs"], data.get("blueprint_path", ""))
+        plan = cls(nodes, instances, data["outputs"], data.get("blueprint_path", ""), data.get("next_ids", {}))
+        plan.next_ids = _counters(plan)  # a plan stored before next_ids: from the ids it holds
+        return plan
 
 
-def build_plan(bp: Blueprint) -> Plan:
-    """Expand templates into instances; ``contained_in`` children are replicated per host."""
+def build_plan(bp: Blueprint, previous: Plan | None = None) -> Plan:
+    """Expand templates into instances; ``contained_in`` children are replicated per host.
+
+    Against ``previous`` (the deployment's plan), each template keeps its instances that
+    stand on a host it still has (as many as it now wants, oldest first); others get new ids.
+    """
     nodes = {
         t.name: PlannedNode(t.name, t.type, t.hierarchy, t.owner, t.values, sorted(t.runtime_paths),
-                            operation_timeout=t.operation_timeout)
+                            operation_timeout=t.operation_timeout, replace_on_change=_replace_on_change(bp, t))
         for t in bp.templates.values()
     }
+    counters = _counters(previous) if previous is not None else {}
     instances: dict[str, PlannedInstance] = {}
     for template in _hosts_first(bp):
-        node = nodes[template.name]
+        name = template.name
+        node = nodes[name]
         hosts: list[PlannedInstance | None] = (
             [instances[h] for h in nodes[template.host].instances] if template.host else [None]
         )
-        n = 0
+        kept = _kept(previous, name, template.host)
         for host in hosts:
-            for _ in range(template.instances):
-                iid = f"{template.name}_{n}"
-                n += 1
-                ancestors = {}
-                if host is not None:
-                    ancestors = dict(host.ancestors)
-                    ancestors[host.node] = host.id
-                instances[iid] = PlannedInstance(iid, template.name, host.id if host else None, [], ancestors)
+            host_id = host.id if host is not None else None
+            ids = kept.get(host_id, [])[:template.instances]
+            while len(ids) < template.instances:
+                n = counters.get(name, 0)
+                counters[name] = n + 1
+                ids.append(f"{name}_{n}")
+            ancestors = {}
+            if host is not None:
+                ancestors = dict(host.ancestors)
+                ancestors[host.node] = host.id
+            for iid in ids:
+                instances[iid] = PlannedInstance(iid, name, host_id, [], dict(ancestors))
                 node.instances.append(iid)
     for inst in instances.values():
         template = bp.templates[inst.node]
@@ -161,7 +193,38 @@ def build_plan(bp: Blueprint) -> Plan:
                     rel.type, rel.hierarchy, rel.owner, rel.target, target_id, rel.values,
                 ))
     ordered = {iid: instances[iid] for t in bp.templates for iid in nodes[t].instances}
-    return Plan(nodes, ordered, {o.name: o.value for o in bp.outputs.values()}, str(bp.path))
+    for name in nodes:
+        counters.setdefault(name, 0)
+    return Plan(nodes, ordered, {o.name: o.value for o in bp.outputs.values()}, str(bp.path), counters)
+
+
+def _replace_on_change(bp: Blueprint, template: NodeTemplate) -> list[str]:
+    ntype = bp.node_types.get(template.type)
+    return sorted(name for name, prop in ntype.properties.items() if prop.replace_on_change) if ntype else []
+
+
+def _counters(plan: Plan) -> dict[str, int]:
+    """The next unused number of each template: what the plan says, and past every id it holds."""
+    counters = dict(plan.next_ids)
+    for iid, inst in plan.instances.items():
+        suffix = iid.rsplit("_", 1)[-1]
+        if suffix.isdigit():
+            counters[inst.node] = max(counters.get(inst.node, 0), int(suffix) + 1)
+    return counters
+
+
+def _kept(previous: Plan | None, name: str, host_template: str | None) -> dict[str | None, list[str]]:
+    """The template's previous instances by host id, when it had the same host template."""
+    node = previous.nodes.get(name) if previous is not None else None
+    if node is None:
+        return {}
+    kept: dict[str | None, list[str]] = {}
+    for iid in node.instances:
+        inst = previous.instances[iid]  # type: ignore[union-attr]
+        was_on = previous.instances[inst.host_id].node if inst.host_id else None  # type: ignore[union-attr]
+        if was_on == host_template:
+            kept.setdefault(inst.host_id, []).append(iid)
+    return kept
 
 
 def _hosts_first(bp: Blueprint) -> list[NodeTemplate]:

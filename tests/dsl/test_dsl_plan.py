@@ -130,7 +130,7 @@ outputs:
     assert back.structure_hash() == p.structure_hash()
     data = json.loads(text)
     assert data["outputs"] == {"first_db": {"get_attribute": ["db", "ip"]}}
-    assert set(data) == {"blueprint_path", "nodes", "instances", "outputs"}
+    assert set(data) == {"blueprint_path", "nodes", "instances", "outputs", "next_ids"}
 
 
 def test_structure_hash_follows_instances_and_relationships_not_properties(plan):

@@ -7,7 +7,9 @@ Each hook appends ``hook instance [target]`` to the file named by ``ORCH_TEST_JO
 ``raise_base`` ({operation: SystemExit | KeyboardInterrupt | GeneratorExit | Custom}: a
 BaseException), ``hang`` ({operation: attempts that hang for an hour}; counted in the
 journal, since a hung attempt's runtime properties are discarded), ``log`` (a line each
-operation logs, e.g. to fill a disk).
+operation logs, e.g. to fill a disk), ``zone`` (changing it replaces the instance).
+``update`` journals the changed paths; ``check_drift`` reports what the file
+``<journal>.drift.<instance>`` holds (JSON), if it exists: a test's out-of-band change.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ TYPES = {
                 "raise_base": {"type": "dict", "default": {}},
                 "hang": {"type": "dict", "default": {}},
                 "log": {"type": "string", "default": ""},
+                "zone": {"type": "string", "default": "a", "replace_on_change": True},
                 "value": {"required": False},
             },
         },
@@ -123,6 +126,26 @@ def _relationship_hook(op: str) -> Any:
 @hookimpl
 def register_types() -> dict[str, Any]:
     return TYPES
+
+
+@hookimpl
+def update(ctx: Any) -> None:
+    journal(f"update {ctx.instance.id} {','.join(sorted(ctx.changes))}")
+    _behave(ctx, ctx.node.properties, ctx.instance.runtime_properties)
+    ctx.instance.runtime_properties["updated"] = ctx.instance.runtime_properties.get("updated", 0) + 1
+    journal(f"done update {ctx.instance.id}")
+
+
+@hookimpl
+def check_drift(ctx: Any) -> Any:
+    import json
+
+    path = os.environ.get("ORCH_TEST_JOURNAL", "") + f".drift.{ctx.instance.id}"
+    journal(f"check_drift {ctx.instance.id}")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return None
 
 
 create = _node_hook("create")

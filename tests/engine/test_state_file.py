@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.state import SCHEMA_VERSION
+
 pytestmark = pytest.mark.integration
 
 BLUEPRINT = """
@@ -65,7 +67,7 @@ def _newer(state: Path) -> None:
 @pytest.mark.parametrize("damage, needle", [
     (_garbage, "is damaged (file is not a database)"),
     (_truncated, "is damaged (database disk image is malformed"),
-    (_newer, "was written by a newer orchestrator (schema 99; this one reads up to 2)"),
+    (_newer, f"was written by a newer orchestrator (schema 99; this one reads up to {SCHEMA_VERSION})"),
 ], ids=["not-a-database", "truncated", "newer-version"])
 def test_every_command_on_a_damaged_state_says_so_in_one_line(cli, installed, damage, needle):
     damage(installed)

@@ -84,14 +84,14 @@ def test_a_refused_install_changes_nothing_and_the_running_one_keeps_its_inputs(
     assert json.loads(inputs) == {"region": "eu"} and '"value":"eu"' in plan
 
 
-def test_a_refused_structure_change_changes_nothing(cli, tmp_path):
+def test_an_install_refused_for_a_changed_blueprint_changes_nothing(cli, tmp_path):
     (tmp_path / "bp.yaml").write_text("node_templates: {n: {type: journal.Node}}")
     state = tmp_path / "state.db"
     assert cli("install", "bp.yaml", "--state", str(state)).returncode == 0
     before = snapshot(state)
-    (tmp_path / "bp.yaml").write_text("node_templates: {n: {type: journal.Node, instances: 2}}")
+    (tmp_path / "bp.yaml").write_text("node_templates: {n: {type: journal.Node, properties: {sleep: 0.01}}}")
     refused = cli("install", "bp.yaml", "--state", str(state))
-    assert refused.returncode == 2 and "uninstall it first" in refused.stderr
+    assert refused.returncode == 2 and "orchestrator update bp.yaml -d bp" in refused.stderr, refused.stderr
     assert snapshot(state) == before
 
 

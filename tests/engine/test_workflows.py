@@ -198,17 +198,21 @@ def test_rerun_after_failure_continues_and_repeats_nothing_finished(orch, jplugi
     run = orch.install(bp, inputs={"fatal": ""})  # the user fixed the blueprint's input
     assert run.ok, run.failures
     assert journal.calls("create") == ["a_0", "b_0"]  # each created exactly once
+    assert journal.calls("update") == ["b_0 fatal"]  # the created b gets its changed property
     assert journal.calls("start") == ["a_0", "b_0", "b_0"]  # b's failed start runs again
-    assert [(c.hook, c.instance) for c in run.calls] == [("start", "b_0"), ("establish", "b_0->a_0")]
+    assert [(c.hook, c.instance) for c in run.calls] == [("update", "b_0"), ("start", "b_0"),
+                                                          ("establish", "b_0->a_0")]
 
 
-def test_changed_structure_on_a_live_deployment_is_refused(orch, jplugin):
+def test_install_of_a_changed_blueprint_on_a_live_deployment_is_refused_for_update(orch, jplugin):
     from orchestrator.deployments import UsageError
 
     orch.use(jplugin)
     assert orch.install("node_templates: {a: {type: journal.Node}}").ok
-    with pytest.raises(UsageError, match="uninstall it first"):
-        orch.install("node_templates: {a: {type: journal.Node, instances: 2}}")
+    with pytest.raises(UsageError, match="apply them with 'orchestrator update"):
+        orch.install("node_templates: {a: {type: journal.Node, properties: {sleep: 0.001}}}")
+    # more instances of a template only add: install does that
+    assert orch.install("node_templates: {a: {type: journal.Node, instances: 2}}").ok
 
 
 def test_get_attribute_resolves_runtime_properties_of_related_instances(orch, jplugin):

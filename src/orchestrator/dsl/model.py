@@ -38,6 +38,7 @@ class PropertyDef:
     description: str = ""
     constraints: list[Constraint] = attrs.field(factory=list)
     entry_schema: str | None = None
+    replace_on_change: bool = False  # a change cannot be applied in place: the instance is replaced
     mark: Mark = NOWHERE
     raw: Any = None
 

@@ -16,8 +16,8 @@ from orchestrator.dsl.problems import Mark, Problems, did_you_mean, shown
 from orchestrator.dsl.yaml_source import child_mark, key_mark, mark_of
 
 PRIMITIVE_TYPES = ("string", "integer", "float", "boolean", "list", "dict")
-PROPERTY_KEYS = ("type", "default", "required", "description", "constraints", "entry_schema")
-INPUT_KEYS = (*PROPERTY_KEYS, "display_label", "hidden")
+INPUT_KEYS = ("type", "default", "required", "description", "constraints", "entry_schema", "display_label", "hidden")
+PROPERTY_KEYS = ("type", "default", "required", "description", "constraints", "entry_schema", "replace_on_change")
 
 
 def describe(value: Any) -> str:
@@ -216,6 +216,11 @@ def parse_property_def(
             problems.add(mark_of(raw, "required"), f"{label}: required must be true or false")
     if "default" in raw:
         prop.default = raw["default"]
+    if "replace_on_change" in raw:
+        if isinstance(raw["replace_on_change"], bool):
+            prop.replace_on_change = raw["replace_on_change"]
+        else:
+            problems.add(mark_of(raw, "replace_on_change"), f"{label}: replace_on_change must be true or false")
     prop.description = description_of(raw, label, problems)
     if "constraints" in raw:
         prop.constraints = parse_constraints(raw["constraints"], mark_of(raw, "constraints"), problems, label)

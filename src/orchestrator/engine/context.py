@@ -67,10 +67,10 @@ class ImmutableProperties(dict):
 class InstanceRecord:
     """The engine's authoritative copy of one instance: state, finished ops, runtime properties."""
 
-    __slots__ = ("error", "id", "lock", "node", "ops", "runtime", "runtime_json", "state")
+    __slots__ = ("error", "id", "lock", "node", "ops", "runtime", "runtime_json", "state", "version")
 
     def __init__(self, id: str, node: str, state: str, ops: dict[str, str], runtime: dict[str, Any],
-                 error: str | None = None) -> None:
+                 error: str | None = None, version: int | None = None) -> None:
         self.id = id
         self.node = node
         self.state = state
@@ -78,6 +78,7 @@ class InstanceRecord:
         self.runtime = runtime
         self.runtime_json = json.dumps(runtime, sort_keys=True)
         self.error = error  # the last failure, until an operation of the instance succeeds
+        self.version = version  # the plan version it was last installed or updated with
         self.lock = threading.Lock()
 
 
@@ -285,14 +286,15 @@ class OperationLogger:
 class OperationContext:
     """``ctx``: everything one hook call may know and do (contract §3)."""
 
-    __slots__ = ("_instance", "_node", "blueprint", "deployment", "logger", "operation", "plugin",
+    __slots__ = ("_instance", "_node", "blueprint", "changes", "deployment", "logger", "operation", "plugin",
                  "relationship", "source", "target", "type")
 
     def __init__(self, *, type: str, deployment: DeploymentContext, blueprint: BlueprintContext,
                  operation: OperationInfo, logger: OperationLogger, plugin: str | None,
                  node: NodeContext | None = None, instance: InstanceContext | None = None,
                  source: EntityContext | None = None, target: EntityContext | None = None,
-                 relationship: RelationshipContext | None = None) -> None:
+                 relationship: RelationshipContext | None = None,
+                 changes: Mapping[str, tuple[Any, Any]] | None = None) -> None:
         self.type = type  # "node-instance" or "relationship-instance"
         self.deployment = deployment
         self.blueprint = blueprint
@@ -304,6 +306,7 @@ class OperationContext:
         self.source = source
         self.target = target
         self.relationship = relationship  # in relationship hooks: .type, .type_hierarchy, .properties
+        self.changes = changes or {}  # in update: property path -> (old, new)
 
     @property
     def node(self) -> NodeContext:

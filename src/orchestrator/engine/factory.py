@@ -50,7 +50,8 @@ class ContextFactory:
         self._nodes: dict[str, NodeContext] = {}  # contexts of nodes without run-time properties
 
     def operation(self, inst: PlannedInstance, op: str, attempt: int, relationship: int | None,
-                  owner: str | None, live: Callable[[], bool] | None = None) -> OperationContext:
+                  owner: str | None, live: Callable[[], bool] | None = None,
+                  changes: Mapping[str, tuple[Any, Any]] | None = None) -> OperationContext:
         """The ``ctx`` of operation ``op`` of ``inst`` (of its ``relationship``-th relationship);
         ``live()`` turns False once the operation timed out or was abandoned: from then on what
         its hook does is discarded."""
@@ -64,7 +65,7 @@ class ContextFactory:
                 type="node-instance", deployment=self.deployment, blueprint=self.blueprint,
                 operation=operation, logger=logger, plugin=owner, node=self.node(node, inst, None),
                 instance=InstanceContext(records[inst.id], inst.host_id, persist,
-                                         lambda: self.relationships(inst), live))
+                                         lambda: self.relationships(inst), live), changes=changes)
         rel = inst.relationships[relationship]
         target_inst = plan.instances[rel.target_id]
         pair = (inst, target_inst)

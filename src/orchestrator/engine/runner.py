@@ -87,7 +87,8 @@ class Runner:
                 if row is None:
                     records[iid] = InstanceRecord(iid, inst.node, "uninitialized", {}, {})
                     continue
-                records[iid] = InstanceRecord(iid, inst.node, row.state, row.ops, row.runtime, row.error)
+                records[iid] = InstanceRecord(iid, inst.node, row.state, row.ops, row.runtime, row.error,
+                                              row.plan_version)
                 if row.secret_keys:
                     sink.masker.add(s for k in row.secret_keys for s in secret_strings(row.runtime.get(k)))
         return records

@@ -118,7 +118,8 @@ class StepRunner:
         rec = self.ex.records[inst.id]
         steps = self.phase.steps(inst, rec)
         ok = self._run_steps(inst, rec, steps, self.phase.done_state)
-        if self.phase.removes and (ok or (self.ex.options.ignore_failures and rec.ops.get("delete") == "succeeded")):
+        if self.phase.removing(inst.id) and (
+                ok or (self.ex.options.ignore_failures and rec.ops.get("delete") == "succeeded")):
             # (with --ignore-failures, an instance whose delete worked is gone all the same)
             if steps or rec.state not in ("uninitialized", "deleted") or rec.runtime:
                 with rec.lock:
@@ -151,7 +152,10 @@ class StepRunner:
                 rec.ops[step.key] = "succeeded"
                 continue
             try:
-                done = self._run_step(inst, rec, step, owner, caller, pending, node.operation_timeout)
+                if step.transient:
+                    done = self._check(inst, rec, step, owner, caller, node.operation_timeout)
+                else:
+                    done = self._run_step(inst, rec, step, owner, caller, pending, node.operation_timeout)
             except Deferred:
                 self._flush(rec, pending)
                 raise
@@ -162,10 +166,11 @@ class StepRunner:
         if failed:
             self._flush(rec, pending)
             return False
-        if pending or (final is not None and rec.state != final):
+        version = self.phase.version
+        if pending or (final is not None and rec.state != final) or (version is not None and rec.version != version):
             if final is not None:
                 pending.events.append(self._finished(rec, final))
-            self._flush(rec, pending, final)
+            self._flush(rec, pending, final, version)
         return True
 
     def _run_step(self, inst: PlannedInstance, rec: InstanceRecord, step: Step, owner: str | None, caller: Any,
@@ -173,7 +178,8 @@ class StepRunner:
         ex = self.ex
         attempt = ex.attempts.pop((inst.id, step.key), 0) if ex.attempts else 0
         op = Running(inst.id, step, attempt, owner, timeout or ex.options.operation_timeout)
-        ctx = self.contexts.operation(inst, step.op, attempt, step.relationship, owner, op.live)
+        ctx = self.contexts.operation(inst, step.op, attempt, step.relationship, owner, op.live,
+                                      self.phase.changes.get(inst.id) if step.op == "update" else None)
         if step.before:
             rec.state = step.before
         rec.ops[step.key] = "started"
@@ -182,7 +188,7 @@ class StepRunner:
         self._flush(rec, pending)
         ex.operations += 1
         try:
-            result = self._call_hook(caller, ctx, op)
+            self._call_hook(caller, ctx, op)
         except Detached:
             raise
         except SkipOperation as exc:
@@ -206,14 +212,54 @@ class StepRunner:
             pending.runtime |= _merge_runtime(ctx)
         except NonRecoverableError as exc:
             return self.give_up(inst, rec, step, owner, _message(exc), exc)
-        rec.ops[step.key] = "succeeded"
+        if step.clears:
+            for key in step.clears:
+                rec.ops.pop(key, None)
+        else:
+            rec.ops[step.key] = "succeeded"
         rec.error = None
         if step.after:
             rec.state = step.after
-        if result is not None:
-            ex.results[inst.id] = result
         pending.events.append(make("operation_succeeded", f"{step.op} succeeded", rec.id, step.op, owner))
         return True
+
+    def _check(self, inst: PlannedInstance, rec: InstanceRecord, step: Step, owner: str | None, caller: Any,
+               timeout: float | None) -> bool:
+        """A transient step (a drift check): its result is kept, the instance's record is not touched."""
+        ex = self.ex
+        attempt = ex.attempts.pop((inst.id, step.key), 0) if ex.attempts else 0
+        op = Running(inst.id, step, attempt, owner, timeout or ex.options.operation_timeout)
+        ctx = self.contexts.operation(inst, step.op, attempt, step.relationship, owner, op.live)
+        sink = ex.sink
+        self.emit(sink.make("operation_started", f"{step.op} started", rec.id, step.op, owner))
+        ex.operations += 1
+        try:
+            result = self._call_hook(caller, ctx, op)
+        except Detached:
+            raise
+        except Exception as exc:
+            if isinstance(exc, RecoverableError) and attempt < ex.options.retries:
+                self.retry_later(inst.id, step, owner, attempt, _message(exc), backoff(ex.options, exc, attempt))
+            return self._check_failed(inst, step, owner, _message(exc), exc)
+        except BaseException as exc:
+            return self._check_failed(inst, step, owner, f"{_message(exc)} (raised by the plugin)", exc)
+        ex.results[inst.id] = result
+        self.emit(sink.make("operation_succeeded", f"{step.op} succeeded", rec.id, step.op, owner))
+        return True
+
+    def _check_failed(self, inst: PlannedInstance, step: Step, owner: str | None, message: str,
+                      exc: BaseException) -> bool:
+        ex = self.ex
+        masker = ex.sink.masker
+        self.emit(ex.sink.make("operation_failed", f"{step.op} failed: {message}", inst.id, step.op, owner, "error"))
+        ex.failures.append(Failure(inst.id, step.op, owner, masker(message),
+                                   masker("".join(traceback.format_exception(exc)))))
+        return False
+
+    def emit(self, event: Event) -> None:
+        if self.ex.abandoned:
+            raise Detached()
+        self.ex.sink.emit(event)
 
     def _call_hook(self, caller: Any, ctx: OperationContext, op: Running) -> Any:
         """Run a plugin's hook without the engine lock, where the supervisor can time it out."""
@@ -254,13 +300,15 @@ class StepRunner:
 
     # -- state and events ---------------------------------------------------------
 
-    def _flush(self, rec: InstanceRecord, pending: _Pending, state: str | None = None) -> None:
+    def _flush(self, rec: InstanceRecord, pending: _Pending, state: str | None = None,
+               version: int | None = None) -> None:
         """Write the instance's state with whatever success is pending, then forget it."""
         runtime = rec.runtime_json if pending.runtime else None
         events, pending.events, pending.runtime = pending.events, [], False
-        self.write(rec, state or rec.state, runtime, events)
+        self.write(rec, state or rec.state, runtime, events, version)
 
-    def write(self, rec: InstanceRecord, state: str, runtime_json: str | None, events: list[Event]) -> None:
+    def write(self, rec: InstanceRecord, state: str, runtime_json: str | None, events: list[Event],
+              version: int | None = None) -> None:
         ex = self.ex
         if ex.abandoned:
             raise Detached()  # the execution is over: record nothing more
@@ -273,7 +321,9 @@ class StepRunner:
                 runtime = rec.runtime_json if runtime_json is not None else None
                 keys = masker.secret_keys(rec.runtime) if runtime is not None and masker else None
                 ex.store.record(ex.deployment, rec.id, state, json.dumps(rec.ops), runtime, rows,
-                                sink.execution, rec.error, keys)
+                                sink.execution, rec.error, keys, version)
+        if version is not None:
+            rec.version = version
         for event in events:
             sink.publish(event)
 

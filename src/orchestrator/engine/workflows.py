@@ -11,11 +11,14 @@ Terraform's graph walk.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from orchestrator.plan import relationship_keys
+
 if TYPE_CHECKING:
+    from orchestrator.diff import Diff
     from orchestrator.engine.context import InstanceRecord
     from orchestrator.plan import Plan, PlannedInstance
 
@@ -25,10 +28,12 @@ Order = Literal["targets_first", "dependents_first", "any"]
 @attrs.define(slots=True, frozen=True)
 class Step:
     op: str  # the hook
-    key: str  # how the instance's record names it ("create", "establish:0", ...)
+    key: str  # how the instance's record names it ("create", "establish:vm_0/connected_to", ...)
     relationship: int | None  # index into the instance's relationships
     before: str | None  # instance state while the hook runs
     after: str | None  # instance state once it succeeded
+    clears: tuple[str, ...] = ()  # once it succeeded, these records go (an unlink undoes an establish)
+    transient: bool = False  # a check (drift): nothing recorded on the instance, only events
 
 
 StepsOf = Callable[["PlannedInstance", "InstanceRecord"], list[Step]]
@@ -43,8 +48,13 @@ class Phase:
     order: Order
     steps: StepsOf
     done_state: str | None = None  # the state an instance is left in once its steps are done
-    removes: bool = False  # once done, the instance is gone: runtime properties and records cleared
+    removes: bool | frozenset[str] = False  # (these) instances are gone once done: records cleared
     only: frozenset[str] | None = None
+    version: int | None = None  # once done, the instance is of this plan version
+    changes: Mapping[str, Mapping[str, tuple[Any, Any]]] = attrs.field(factory=dict)  # ctx.changes of updates
+
+    def removing(self, iid: str) -> bool:
+        return self.removes if isinstance(self.removes, bool) else iid in self.removes
 
     def instances(self) -> list[str]:
         return [i for i in self.plan.instances if self.only is None or i in self.only]
@@ -73,15 +83,28 @@ class Workflow:
 # -- the lifecycle steps ----------------------------------------------------------------
 
 
+CREATE = Step("create", "create", None, "creating", "created")
+CONFIGURE = Step("configure", "configure", None, "configuring", "configured")
+START = Step("start", "start", None, "starting", "started")
+STOP = Step("stop", "stop", None, "stopping", "stopped")
+DELETE = Step("delete", "delete", None, "deleting", "deleted")
+
+
+def relationship_step(op: str, index: int, key: str) -> Step:
+    return Step(op, f"{op}:{key}", index, None, None)
+
+
 def install_steps(inst: PlannedInstance, _record: InstanceRecord | None = None) -> list[Step]:
-    rels = range(len(inst.relationships))
+    if not inst.relationships:
+        return [CREATE, CONFIGURE, START]
+    rels = list(enumerate(relationship_keys(inst)))
     return [
-        Step("create", "create", None, "creating", "created"),
-        *(Step("preconfigure", f"preconfigure:{i}", i, None, None) for i in rels),
-        Step("configure", "configure", None, "configuring", "configured"),
-        *(Step("postconfigure", f"postconfigure:{i}", i, None, None) for i in rels),
-        Step("start", "start", None, "starting", "started"),
-        *(Step("establish", f"establish:{i}", i, None, None) for i in rels),
+        CREATE,
+        *(relationship_step("preconfigure", i, k) for i, k in rels),
+        CONFIGURE,
+        *(relationship_step("postconfigure", i, k) for i, k in rels),
+        START,
+        *(relationship_step("establish", i, k) for i, k in rels),
     ]
 
 
@@ -92,12 +115,12 @@ def uninstall_steps(inst: PlannedInstance, record: InstanceRecord) -> list[Step]
 
 def _uninstall_steps(inst: PlannedInstance, ops: Mapping[str, str]) -> Iterator[Step]:
     if "start" in ops:
-        yield Step("stop", "stop", None, "stopping", "stopped")
-    for i in reversed(range(len(inst.relationships))):
-        if f"establish:{i}" in ops:
-            yield Step("unlink", f"unlink:{i}", i, None, None)
+        yield STOP
+    for i, key in reversed(list(enumerate(relationship_keys(inst)))):
+        if f"establish:{key}" in ops:
+            yield relationship_step("unlink", i, key)
     if "create" in ops:
-        yield Step("delete", "delete", None, "deleting", "deleted")
+        yield DELETE
 
 
 def prepare_for_install(records: Mapping[str, InstanceRecord]) -> None:
@@ -111,16 +134,97 @@ def prepare_for_install(records: Mapping[str, InstanceRecord]) -> None:
                 del rec.ops[key]
 
 
+def _forget(keys: list[str]) -> Callable[[PlannedInstance, InstanceRecord], None]:
+    """Drop the records of relationships an instance no longer has (or re-makes)."""
+    ops = ("preconfigure", "postconfigure", "establish", "unlink")
+
+    def forget(_inst: PlannedInstance, rec: InstanceRecord) -> None:
+        for key in keys:
+            for op in ops:
+                rec.ops.pop(f"{op}:{key}", None)
+
+    return forget
+
+
+def unlink_steps(inst: PlannedInstance, keys: list[str], record: InstanceRecord) -> list[Step]:
+    """Undo the establish of some relationships (removed, or toward a replaced target)."""
+    index = {k: i for i, k in enumerate(relationship_keys(inst))}
+    clears = ("preconfigure", "postconfigure", "establish", "unlink")
+    return [Step("unlink", f"unlink:{k}", index[k], None, None, tuple(f"{op}:{k}" for op in clears))
+            for k in reversed(keys) if k in index and f"establish:{k}" in record.ops]
+
+
 # -- the table --------------------------------------------------------------------------
 
 
-def install(plan: Plan) -> Workflow:
-    return Workflow("install", [Phase("install", plan, "targets_first", install_steps, done_state="started")],
-                    prepare=prepare_for_install)
+def install(plan: Plan, version: int | None = None) -> Workflow:
+    return Workflow("install", [Phase("install", plan, "targets_first", install_steps, done_state="started",
+                                      version=version)], prepare=prepare_for_install)
 
 
 def uninstall(plan: Plan) -> Workflow:
     return Workflow("uninstall", [Phase("uninstall", plan, "dependents_first", uninstall_steps, removes=True)])
 
 
-WORKFLOWS: dict[str, Callable[[Plan], Workflow]] = {"install": install, "uninstall": uninstall}
+def update(diff: Diff, desired: Plan, version: int, old_plans: Mapping[str, Plan], name: str = "update") -> Workflow:
+    """Removals dependents first (with each instance's old definition), then additions, updates
+    and re-made relationships targets first (with the new ones). An instance that install left
+    unfinished is finished too. Against a deployment that does not exist yet, this is install.
+
+    ``old_plans`` gives, for each changed instance, the plan it was installed with.
+    """
+    removals: dict[int, dict[str, Callable[[PlannedInstance, InstanceRecord], list[Step]]]] = {}
+    additions: dict[str, Callable[[PlannedInstance, InstanceRecord], list[Step]]] = {}
+    changes: dict[str, dict[str, tuple[Any, Any]]] = {}
+    plans_by_id: dict[int, Plan] = {}
+    for change in diff.changes:
+        iid, old = change.instance, old_plans.get(change.instance)
+        if old is not None and (change.action in ("delete", "replace") or change.removed or change.relink):
+            plans_by_id[id(old)] = old
+            if change.action in ("delete", "replace"):
+                removals.setdefault(id(old), {})[iid] = uninstall_steps
+            else:
+                keys = [*change.removed, *change.relink]
+                removals.setdefault(id(old), {})[iid] = lambda inst, rec, keys=keys: unlink_steps(inst, keys, rec)
+        if change.action == "delete":
+            continue
+        if change.action in ("create", "replace"):
+            additions[iid] = install_steps
+            continue
+        props = {p.path: (p.old, p.new) for p in change.properties}
+        changes[iid] = props
+        additions[iid] = _update_steps(version, bool(props), [*change.added, *change.relink],
+                                       _forget([*change.removed, *change.relink]))
+    gone = frozenset(c.instance for c in diff.changes if c.action in ("delete", "replace"))
+    phases = [Phase("remove", plans_by_id[key], "dependents_first", _dispatch(steps), removes=gone,
+                    only=frozenset(steps)) for key, steps in removals.items()]
+    phases.append(Phase(name if name == "install" else "apply", desired, "targets_first", _dispatch(additions),
+                        done_state="started", only=frozenset(additions), version=version, changes=changes))
+    return Workflow(name, phases, prepare=prepare_for_install)
+
+
+def _dispatch(by_instance: Mapping[str, StepsOf]) -> StepsOf:
+    return lambda inst, rec: by_instance[inst.id](inst, rec)
+
+
+def _update_steps(version: int, properties: bool, relationships: list[str],
+                  forget: Callable[[PlannedInstance, InstanceRecord], None]) -> StepsOf:
+    def steps(inst: PlannedInstance, rec: InstanceRecord) -> list[Step]:
+        forget(inst, rec)  # relationships it lost, or re-makes, have no records any more
+        result = [Step("update", f"update@{version}", None, "updating", None)] if properties else []
+        if rec.state != "started":  # what install (or an update) left unfinished; done steps are skipped
+            return result + install_steps(inst)
+        index = {k: i for i, k in enumerate(relationship_keys(inst))}
+        return result + [relationship_step("establish", index[k], k) for k in relationships if k in index]
+
+    return steps
+
+
+def drift(plan: Plan, instances: frozenset[str], execution: int | None) -> Workflow:
+    """Each started instance's ``check_drift``, all at once, recording nothing on the instances."""
+    check = Step("check_drift", f"check_drift@{execution}", None, None, None, transient=True)
+    return Workflow("drift", [Phase("drift", plan, "any", lambda inst, rec: [check], only=instances)])
+
+
+WORKFLOWS: dict[str, Callable[..., Workflow]] = {"install": install, "uninstall": uninstall, "update": update,
+                                                 "drift": drift}

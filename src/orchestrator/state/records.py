@@ -17,6 +17,7 @@ class InstanceRow:
     updated_at: float = 0.0
     error: str | None = None  # the last failure, while the instance is failed
     secret_keys: list[str] = attrs.field(factory=list)  # runtime keys whose values hold a secret
+    plan_version: int | None = None  # the plan it was last installed or updated with (None: never)
 
 
 @attrs.define(slots=True)
@@ -30,6 +31,7 @@ class DeploymentRow:
     updated_at: float
     # What an ``uninstall --ignore-failures`` may have left behind, until a later run clears it.
     leftovers: list[dict[str, Any]] = attrs.field(factory=list)
+    plan_version: int = 1  # the version of ``plan`` among the deployment's plans
 
 
 @attrs.define(slots=True)

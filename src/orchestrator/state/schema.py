@@ -3,13 +3,20 @@
 The version lives in ``PRAGMA user_version``. A state written by an older orchestrator
 is migrated in one transaction when it is opened for writing (a copy of it is kept
 beside it first); a state from a newer one is refused, never guessed at.
+
+Plans are versioned: ``plans`` keeps every plan an instance was last installed or updated
+with (``instances.plan_version``), so a diff compares each instance with what it really
+is, even after an update that stopped half way.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
+from collections.abc import Callable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -20,7 +27,15 @@ CREATE TABLE IF NOT EXISTS deployments (
     structure TEXT NOT NULL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    leftovers TEXT
+    leftovers TEXT,
+    plan_version INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS plans (
+    deployment TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    plan TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (deployment, version)
 );
 CREATE TABLE IF NOT EXISTS instances (
     deployment TEXT NOT NULL,
@@ -32,6 +47,7 @@ CREATE TABLE IF NOT EXISTS instances (
     updated_at REAL NOT NULL,
     error TEXT,
     secret_keys TEXT,
+    plan_version INTEGER,
     PRIMARY KEY (deployment, id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS executions (
@@ -74,14 +90,47 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 """
 
-# version -> statements that bring a state of that version to the next one
-MIGRATIONS: dict[int, tuple[str, ...]] = {
+def _relationship_keys_v3(db: sqlite3.Connection) -> None:
+    """Version 3 names relationship steps ``establish:TARGET/TYPE`` (was ``establish:INDEX``),
+    and records the plan each instance was installed with (version 1 of its deployment)."""
+    from orchestrator.plan import Plan, relationship_keys
+
+    indexed = re.compile(r"^(preconfigure|postconfigure|establish|unlink):(\d+)$")
+    for deployment, text in db.execute("SELECT id, plan FROM deployments").fetchall():
+        plan = Plan.from_json(text)
+        db.execute("INSERT OR IGNORE INTO plans (deployment, version, plan, created_at) "
+                   "SELECT id, 1, plan, updated_at FROM deployments WHERE id = ?", (deployment,))
+        rows = db.execute("SELECT id, ops, state FROM instances WHERE deployment = ?", (deployment,)).fetchall()
+        for iid, ops_json, state in rows:
+            ops = json.loads(ops_json)
+            inst = plan.instances.get(iid)
+            keys = relationship_keys(inst) if inst is not None else []
+            renamed = {}
+            for key, value in ops.items():
+                m = indexed.match(key)
+                if m and int(m.group(2)) < len(keys):
+                    key = f"{m.group(1)}:{keys[int(m.group(2))]}"
+                renamed[key] = value
+            version = None if state == "uninitialized" and not ops else 1
+            db.execute("UPDATE instances SET ops = ?, plan_version = ? WHERE deployment = ? AND id = ?",
+                       (json.dumps(renamed), version, deployment, iid))
+
+
+# version -> what brings a state of that version to the next one (SQL, or a function of the connection)
+MIGRATIONS: dict[int, tuple[str | Callable[[sqlite3.Connection], None], ...]] = {
     1: (
         "ALTER TABLE deployments ADD COLUMN leftovers TEXT",
         "ALTER TABLE instances ADD COLUMN error TEXT",
         "ALTER TABLE instances ADD COLUMN secret_keys TEXT",
         "ALTER TABLE locks ADD COLUMN expires_at REAL NOT NULL DEFAULT 0",
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+    2: (
+        "ALTER TABLE deployments ADD COLUMN plan_version INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE instances ADD COLUMN plan_version INTEGER",
+        "CREATE TABLE IF NOT EXISTS plans (deployment TEXT NOT NULL, version INTEGER NOT NULL, "
+        "plan TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (deployment, version))",
+        _relationship_keys_v3,
     ),
 }
 
@@ -103,7 +152,10 @@ def create(db: sqlite3.Connection) -> None:
 def migrate(db: sqlite3.Connection, version: int) -> None:
     """Bring a state from ``version`` to the current one (inside the caller's transaction)."""
     while version < SCHEMA_VERSION:
-        for statement in MIGRATIONS[version]:
-            db.execute(statement)
+        for step in MIGRATIONS[version]:
+            if callable(step):
+                step(db)
+            else:
+                db.execute(step)
         version += 1
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -327,12 +327,20 @@ class StateStore:
             return None
         with self._lock:
             row = self._db.execute(
-                "SELECT id, blueprint, inputs, plan, structure, created_at, updated_at, leftovers "
+                "SELECT id, blueprint, inputs, plan, structure, created_at, updated_at, leftovers, plan_version "
                 "FROM deployments WHERE id = ?", (deployment,)).fetchone()
         if row is None:
             return None
         return DeploymentRow(row[0], row[1], json.loads(row[2]), row[3], row[4], row[5], row[6],
-                             json.loads(row[7]) if row[7] else [])
+                             json.loads(row[7]) if row[7] else [], row[8])
+
+    @_translated
+    def plan_version(self, deployment: str, version: int) -> str | None:
+        """The plan (JSON) of one of the deployment's versions; None when no instance needs it any more."""
+        with self._lock:
+            row = self._db.execute("SELECT plan FROM plans WHERE deployment = ? AND version = ?",
+                                   (deployment, version)).fetchone()
+        return row[0] if row else None
 
     @_translated
     def deployment_ids(self) -> list[str]:
@@ -343,26 +351,59 @@ class StateStore:
 
     @_translated
     def save_deployment(self, deployment: str, blueprint: str, inputs: dict[str, Any], plan: str,
-                        structure: str, instances: Iterable[tuple[str, str]]) -> None:
-        """Create or update a deployment; instances new to the plan start uninitialized."""
+                        structure: str, instances: Iterable[tuple[str, str]]) -> int:
+        """Create or update a deployment; returns its plan's version (a new one if the plan changed).
+
+        Instances new to the plan start uninitialized. Instances the plan no longer has stay
+        until they are gone (an update deletes them first), unless they never existed.
+        """
         now = time.time()
         with self.transaction() as db:
-            if db.execute("SELECT 1 FROM deployments WHERE id = ?", (deployment,)).fetchone() is None:
+            current = db.execute("SELECT plan, plan_version FROM deployments WHERE id = ?", (deployment,)).fetchone()
+            if current is None:
                 self._deployments_changed = True
+                version = 1
+            else:
+                version = current[1] if current[0] == plan else current[1] + 1
             db.execute(
-                "INSERT INTO deployments (id, blueprint, inputs, plan, structure, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET blueprint = excluded.blueprint, "
-                "inputs = excluded.inputs, plan = excluded.plan, structure = excluded.structure, "
-                "updated_at = excluded.updated_at",
-                (deployment, blueprint, json.dumps(inputs), plan, structure, now, now))
+                "INSERT INTO deployments (id, blueprint, inputs, plan, structure, created_at, updated_at, "
+                "plan_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                "blueprint = excluded.blueprint, inputs = excluded.inputs, plan = excluded.plan, "
+                "structure = excluded.structure, updated_at = excluded.updated_at, "
+                "plan_version = excluded.plan_version",
+                (deployment, blueprint, json.dumps(inputs), plan, structure, now, now, version))
+            db.execute("INSERT OR REPLACE INTO plans (deployment, version, plan, created_at) VALUES (?, ?, ?, ?)",
+                       (deployment, version, plan, now))
             wanted = dict(instances)
-            existing = {r[0] for r in db.execute("SELECT id FROM instances WHERE deployment = ?", (deployment,))}
+            existing = {r[0]: r[1] for r in db.execute(
+                "SELECT id, state FROM instances WHERE deployment = ?", (deployment,))}
             db.executemany("DELETE FROM instances WHERE deployment = ? AND id = ?",
-                           [(deployment, i) for i in existing - wanted.keys()])
+                           [(deployment, i) for i, state in existing.items()
+                            if i not in wanted and state in ("uninitialized", "deleted")])
             db.executemany(
                 "INSERT INTO instances (deployment, id, node, state, ops, runtime, updated_at) "
                 "VALUES (?, ?, ?, 'uninitialized', '{}', '{}', ?)",
                 [(deployment, i, node, now) for i, node in wanted.items() if i not in existing])
+        return version
+
+    @_translated
+    def settle_plan(self, deployment: str, version: int, unchanged: Iterable[str]) -> None:
+        """After an update: instances it found unchanged are of the new version too; instances
+        gone from the plan are forgotten; plan versions no instance needs are dropped."""
+        with self.transaction() as db:
+            db.executemany("UPDATE instances SET plan_version = ? WHERE deployment = ? AND id = ? AND "
+                           "plan_version IS NOT NULL", [(version, deployment, i) for i in unchanged])
+            plan = db.execute("SELECT plan FROM deployments WHERE id = ?", (deployment,)).fetchone()[0]
+            from orchestrator.plan import Plan
+
+            wanted = set(Plan.from_json(plan).instances)
+            rows = db.execute("SELECT id, state FROM instances WHERE deployment = ?", (deployment,)).fetchall()
+            db.executemany("DELETE FROM instances WHERE deployment = ? AND id = ?",
+                           [(deployment, i) for i, state in rows
+                            if i not in wanted and state in ("uninitialized", "deleted")])
+            db.execute("DELETE FROM plans WHERE deployment = ? AND version != ? AND version NOT IN "
+                       "(SELECT plan_version FROM instances WHERE deployment = ? AND plan_version IS NOT NULL)",
+                       (deployment, version, deployment))
 
     @_translated
     def set_leftovers(self, deployment: str, leftovers: list[dict[str, Any]]) -> None:
@@ -389,15 +430,15 @@ class StateStore:
     def instances(self, deployment: str) -> dict[str, InstanceRow]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, node, state, ops, runtime, updated_at, error, secret_keys FROM instances "
+                "SELECT id, node, state, ops, runtime, updated_at, error, secret_keys, plan_version FROM instances "
                 "WHERE deployment = ?", (deployment,)).fetchall()
         return {r[0]: InstanceRow(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5], r[6],
-                                  json.loads(r[7]) if r[7] else []) for r in rows}
+                                  json.loads(r[7]) if r[7] else [], r[8]) for r in rows}
 
 
     def record(self, deployment: str, instance: str, state: str, ops_json: str, runtime_json: str | None,
                events: list[tuple], execution: int | None = None, error: str | None = None,
-               secret_keys: list[str] | None = None) -> None:
+               secret_keys: list[str] | None = None, version: int | None = None) -> None:
         """One atomic write: state and finished operations, runtime properties if changed, events.
 
         ``events`` are rows as ``EventSink.row`` makes them. With ``execution``, the write
@@ -414,10 +455,11 @@ class StateStore:
                 try:
                     cur = db.execute(
                         "UPDATE instances SET state = ?, ops = ?, runtime = coalesce(?, runtime), updated_at = ?, "
-                        "error = ?, secret_keys = coalesce(?, secret_keys) WHERE deployment = ? AND id = ? AND "
+                        "error = ?, secret_keys = coalesce(?, secret_keys), plan_version = coalesce(?, plan_version) "
+                        "WHERE deployment = ? AND id = ? AND "
                         "(? IS NULL OR EXISTS (SELECT 1 FROM locks WHERE deployment = ? AND execution = ?))",
-                        (state, ops_json, runtime_json, time.time(), error, keys, deployment, instance, execution,
-                         deployment, execution))
+                        (state, ops_json, runtime_json, time.time(), error, keys, version, deployment, instance,
+                         execution, deployment, execution))
                     if cur.rowcount != 1:
                         raise self._lost(deployment, execution, instance)
                     if events:
@@ -548,6 +590,15 @@ class StateStore:
             db.execute("UPDATE executions SET status = ?, ended_at = ?, error = ? WHERE id = ? AND status = 'started'",
                        (status, time.time(), error, execution))
             db.execute("DELETE FROM locks WHERE execution = ?", (execution,))
+
+    @_translated
+    def last_execution(self, deployment: str) -> int | None:
+        """The id of the deployment's latest execution: whether anything ran since it was read."""
+        if self._empty:
+            return None
+        with self._lock:
+            row = self._db.execute("SELECT max(id) FROM executions WHERE deployment = ?", (deployment,)).fetchone()
+        return row[0] if row else None
 
     @_translated
     def executions(self, deployment: str) -> list[tuple]:
