@@ -109,6 +109,12 @@ class Orchestrator:
         except BlueprintError as exc:
             problems.items.extend(exc.problems)
         problems.raise_if_any()
+        from orchestrator.dsl.loader import _load
+        from orchestrator.validation import validate_nodes
+
+        problems.items.extend(validate_nodes(self.pm, bp, lambda: _load(Path(path), given, self.pm.type_sources,
+                                                                         fast=False)))
+        problems.raise_if_any()
         return bp
 
     def plan(self, path: str | Path, inputs: Inputs = None) -> Plan:

@@ -23,6 +23,7 @@ plugins unregistered after each test, even when it fails.
 from __future__ import annotations
 
 import copy
+import json
 import textwrap
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -133,13 +134,14 @@ class NodeUnderTest:
 
     @property
     def runtime_properties(self) -> dict[str, Any]:
+        """The instance's runtime properties: the same dict across calls; change it in place or
+        assign a new one, the next ``call()`` sees it."""
         return self.record.runtime
 
     @runtime_properties.setter
     def runtime_properties(self, value: Mapping[str, Any]) -> None:
-        import json
         self.record.runtime = dict(value)
-        self.record.runtime_json = json.dumps(self.record.runtime, sort_keys=True)
+        _sync(self.record)
 
     @property
     def logs(self) -> list[str]:
@@ -259,6 +261,9 @@ class Harness:
             instances[item.id], records[item.id] = item.instance, item.record
             nodes.update(item.plan.nodes)
             todo.extend(target for _, target in item.links)
+        kept = {iid: rec.runtime for iid, rec in records.items()}
+        for rec in records.values():  # a test may have changed runtime_properties in place
+            _sync(rec)
         inst = node.instance
         if rel is not None:
             inst = PlannedInstance(node.id, node.node.name, node.instance.host_id, [rel.relationship])
@@ -279,6 +284,12 @@ class Harness:
             caller(ctx=ctx)
         finally:
             runner._save_runtime(ctx)
+            for iid, rec in records.items():  # keep the dict a test holds up to date
+                same = kept[iid]
+                if rec.runtime is not same:
+                    same.clear()
+                    same.update(rec.runtime)
+                    rec.runtime = same
 
     # -- whole blueprints ------------------------------------------------------------
 
@@ -334,8 +345,15 @@ class Harness:
         self._managers.clear()
 
 
+def _sync(record: InstanceRecord) -> None:
+    """Make the record's stored form follow its dict (what a hook's ctx is built from)."""
+    try:
+        record.runtime_json = json.dumps(record.runtime, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"runtime_properties of {record.id} must hold JSON values only: {exc}") from None
+
+
 def _one_node_blueprint(name: str, node_type: str, properties: Mapping[str, Any]) -> str:
-    import json
     return json.dumps({"node_templates": {name: {"type": node_type, "properties": dict(properties)}}})
 
 
