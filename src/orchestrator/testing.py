@@ -16,6 +16,12 @@ Any test suite with ``orchestrator`` installed gets the ``orch`` fixture::
         assert [c.hook for c in run.calls] == ["create", "start"]
         orch.uninstall()
 
+    def test_resume_after_a_crash_in_start(orch):
+        orch.use(my_plugin)
+        run = orch.install("blueprint.yaml", crash=orch.crash("start", node="file", at_save=1))
+        assert run.crashed == "save #1"                # the process "died" there
+        assert orch.install("blueprint.yaml").ok       # a new process resumes
+
 Everything runs in-process against a temporary state file; managers are closed and
 plugins unregistered after each test, even when it fails.
 """
@@ -40,6 +46,7 @@ from orchestrator.engine.context import InstanceRecord, OperationContext
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import Event, EventSink
 from orchestrator.engine.runner import ExecutionResult, Options, Runner, Step
+from orchestrator.faults import Crash, CrashableStore, Faults
 from orchestrator.hookspecs import LIFECYCLE_HOOKS, RELATIONSHIP_OPERATIONS
 from orchestrator.plan import Plan, PlannedInstance, PlannedRelationship, build_plan
 from orchestrator.plugins import PluginManager, get_plugin_manager
@@ -95,6 +102,7 @@ class RunResult:
     states: dict[str, str]
     runtime_properties: dict[str, dict[str, Any]]
     outputs: dict[str, Any]
+    crashed: str | None = None  # where a simulated crash fired: "before", "save #n", "after"
 
     @property
     def ok(self) -> bool:
@@ -188,6 +196,7 @@ class Harness:
         self._managers: list[PluginManager] = []
         self._orchestrators: list[Orchestrator] = []
         self.recorder = CallRecorder()
+        self.faults = Faults("orchestrator.testing.faults")
         self._counter = 0
 
     # -- plugin managers ------------------------------------------------------------
@@ -207,7 +216,8 @@ class Harness:
     @property
     def pm(self) -> PluginManager:
         if self._pm is None:
-            self._pm = self.plugin_manager(*self._plugins, self.recorder, entry_points=self._entry_points)
+            self._pm = self.plugin_manager(*self._plugins, self.recorder, self.faults,
+                                           entry_points=self._entry_points)
             errors = [e for e in self._pm.load_errors if e.fatal]
             if errors:
                 raise AssertionError("plugins failed to load: " + "; ".join(map(str, errors)))
@@ -302,34 +312,51 @@ class Harness:
         return path
 
     def orchestrator(self) -> Orchestrator:
-        orch = Orchestrator(pm=self.pm, state_path=self.state_path)
+        """An orchestrator on the test's state file (a new one per workflow, like a new process)."""
+        orch = Orchestrator(pm=self.pm, state_path=self.state_path,
+                            store=CrashableStore(self.state_path, self.faults))
         self._orchestrators.append(orch)
         return orch
 
+    def crash(self, operation: str, node: str, *, at_save: int | None = None, before: bool = False,
+              target: str | None = None) -> Crash:
+        """A simulated crash for ``install(..., crash=...)`` / ``uninstall(crash=...)``: in
+        ``operation`` of template ``node``, before its ``at_save``-th ``ctx.instance.update()``
+        is written, or ``before`` the hook runs, or else right after it returned. The
+        state keeps exactly what a killed process leaves; the next workflow resumes."""
+        return Crash(operation, node, at_save, before, target)
+
     def install(self, blueprint: str | Path, inputs: Mapping[str, Any] | Iterable[str] | None = None, *,
                 deployment: str = "test", options: Options | None = None,
-                secrets: Mapping[str, Any] | None = None) -> RunResult:
+                secrets: Mapping[str, Any] | None = None, crash: Crash | None = None) -> RunResult:
         """Run install in-process; returns calls, events, states and outputs."""
         path = self.blueprint(blueprint)
         orch = self.orchestrator()
-        return self._run(orch, deployment, lambda listeners: orch.install(
+        return self._run(orch, deployment, crash, lambda listeners: orch.install(
             path, inputs if isinstance(inputs, Mapping) or inputs is None else list(inputs), deployment,
             options or FAST, listeners, Secrets(secrets or {}, env={}) if secrets is not None else None))
 
     def uninstall(self, *, deployment: str = "test", options: Options | None = None,
-                  secrets: Mapping[str, Any] | None = None) -> RunResult:
+                  secrets: Mapping[str, Any] | None = None, crash: Crash | None = None) -> RunResult:
         orch = self.orchestrator()
-        return self._run(orch, deployment, lambda listeners: orch.uninstall(
+        return self._run(orch, deployment, crash, lambda listeners: orch.uninstall(
             deployment, options or FAST, listeners, Secrets(secrets or {}, env={}) if secrets is not None else None))
 
-    def _run(self, orch: Orchestrator, deployment: str, run: Any) -> RunResult:
+    def _run(self, orch: Orchestrator, deployment: str, crash: Crash | None, run: Any) -> RunResult:
         events: list[Event] = []
         start = len(self.recorder.calls)
-        result = run([events.append])
+        self.pm  # noqa: B018 - built (and the fault injector registered) before arming it
+        if crash is not None:
+            crash.arm(self.faults)
+        try:
+            result = run([events.append])
+        finally:
+            crashed = self.faults.fired if crash is not None else None
+            self.faults.arm(None)
         _, _, rows = orch.status(deployment)
         outputs = orch.outputs(deployment)
         return RunResult(result, self.recorder.calls[start:], events, {i: r.state for i, r in rows.items()},
-                         {i: r.runtime for i, r in rows.items()}, outputs)
+                         {i: r.runtime for i, r in rows.items()}, outputs, crashed)
 
     def _load_text(self, text: str) -> Any:
         path = self.tmp_path / f"_harness_{self._counter}.yaml"
