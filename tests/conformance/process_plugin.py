@@ -90,7 +90,7 @@ def kill(pids: list[int]) -> None:
 
 def launch(port_file: Path, owner: str) -> int:
     """Start the server detached (a shell backgrounds it, so no one here must reap it); its pid."""
-    command = f'"$0" -c "$1" "$2" "$3" >/dev/null 2>&1 </dev/null & echo $!'
+    command = '"$0" -c "$1" "$2" "$3" >/dev/null 2>&1 </dev/null & echo $!'
     out = subprocess.run(["sh", "-c", command, sys.executable, SERVER, str(port_file), owner],
                          capture_output=True, text=True, check=True, timeout=30).stdout
     return int(out.strip())
