@@ -61,10 +61,11 @@ node_templates:
 
 
 def run(instances: int, concurrency: int, repeat: int) -> list[dict[str, Any]]:
+    from testenv.moto_server import start_moto
+
     from orchestrator.deployments import Orchestrator
     from orchestrator.engine.runner import Options
     from orchestrator.plugins import get_plugin_manager
-    from testenv.moto_server import start_moto
 
     server = start_moto(in_process=False, die_with_parent=True)
     os.environ.update({"AWS_ENDPOINT_URL": server.endpoint_url, "AWS_ACCESS_KEY_ID": "bench",

@@ -241,9 +241,13 @@ class Harness:
         """
         self._counter += 1
         name = id or f"node{self._counter}"
-        bp = self._load_text(_one_node_blueprint(name, node_type, properties or {}))
+        relationships = list(relationships)
+        # the targets as templates too, so validate_node sees the relationships as in a blueprint
+        bp = self._load_text(_one_node_blueprint(name, node_type, properties or {}, relationships))
         plan = build_plan(bp)
         node = NodeUnderTest(self, plan, f"{name}_0", deployment)
+        node.instance.relationships.clear()  # ... but hooks see the real targets, linked here
+        node.instance.host_id = None
         for rel_type, target in relationships:
             link = RelationshipUnderTest(self, rel_type, node, target, None)
             node.links.append((link.relationship, target))
@@ -380,8 +384,16 @@ def _sync(record: InstanceRecord) -> None:
         raise TypeError(f"runtime_properties of {record.id} must hold JSON values only: {exc}") from None
 
 
-def _one_node_blueprint(name: str, node_type: str, properties: Mapping[str, Any]) -> str:
-    return json.dumps({"node_templates": {name: {"type": node_type, "properties": dict(properties)}}})
+def _one_node_blueprint(name: str, node_type: str, properties: Mapping[str, Any],
+                        relationships: Iterable[tuple[str, NodeUnderTest]] = ()) -> str:
+    templates: dict[str, Any] = {name: {"type": node_type, "properties": dict(properties)}}
+    links = []
+    for rel_type, target in relationships:
+        templates.setdefault(target.node.name, {"type": target.node.type, "properties": dict(target.properties)})
+        links.append({"type": rel_type, "target": target.node.name})
+    if links:
+        templates[name]["relationships"] = links
+    return json.dumps({"node_templates": templates}, default=str)
 
 
 @pytest.fixture

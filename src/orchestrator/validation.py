@@ -120,7 +120,7 @@ def _mark(t: NodeTemplate, path: Any) -> Mark:
     """Where the value at ``path`` is written; the template's own mark for a default."""
     container: Any = t.properties
     mark = t.mark
-    for step in _steps(path):
+    for step in _steps(path) if path is not None else ():
         try:
             container[step]
         except (KeyError, IndexError, TypeError):

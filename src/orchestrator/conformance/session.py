@@ -29,6 +29,7 @@ from orchestrator.errors import OperationRetry, OrchestratorError
 from orchestrator.faults import CrashableStore, Faults
 from orchestrator.hookspecs import RELATIONSHIP_OPERATIONS
 from orchestrator.plugins import PluginManager, get_plugin_manager
+from orchestrator.sdk import Plugin
 from orchestrator.secrets import Secrets
 
 from .subject import Env, Fixtures, Listing, Subject, value_of
@@ -200,12 +201,22 @@ class Session:
             for name in (*INSTALL_OPS, *UNINSTALL_OPS):
                 if name in RELATIONSHIP_OPERATIONS:
                     for i, rel in enumerate(inst.relationships):
-                        if dispatcher.caller(rel.owner, name) is not None:
+                        if self._implements(dispatcher, rel.owner, rel.hierarchy, name):
                             found.append(Operation(name, f"{name}:{i}", rel.target_node, rel.type))
-                elif dispatcher.caller(node.owner, name) is not None:
+                elif self._implements(dispatcher, node.owner, node.hierarchy, name):
                     found.append(Operation(name, name))
             self._operations = found
         return self._operations
+
+    def _implements(self, dispatcher: Dispatcher, owner: str | None, hierarchy: list[str], name: str) -> bool:
+        """The owner implements the hook, and (for an SDK plugin) the type's class the method."""
+        if dispatcher.caller(owner, name) is None:
+            return False
+        plugin = self.pm.get_plugin(owner) if owner is not None else None
+        if isinstance(plugin, Plugin):
+            cls = plugin.class_for(hierarchy)
+            return cls is not None and callable(getattr(cls, name, None))
+        return True
 
     def implements(self, name: str) -> bool:
         return any(op.name == name for op in self.operations())
