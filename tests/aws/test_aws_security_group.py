@@ -344,3 +344,12 @@ def test_adopted_group_leaves_rules_another_deployment_added(node, ec2):
 ])
 def test_rule_matches_permission(rule, direction, permission, expected):
     assert rules.matches(rule, direction, permission) is expected
+
+
+def test_a_group_in_the_default_vpc_records_the_vpc_id(node, ec2):
+    """Issue 18: vpc_id was None at runtime for a group made without vpc_id (the docs say it is set)."""
+    default = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    sg = node(GROUP, "sg")
+    sg.call("create")
+    assert sg.runtime_properties["vpc_id"] == default
+    sg.call("delete")
