@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import json
 import textwrap
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from typing import Any
 import attrs
 import pytest
 
-from orchestrator import hookimpl
+from orchestrator import RecoverableError, hookimpl
 from orchestrator.conformance import Subject, conformance_tests, run_checks  # noqa: F401 (re-exported)
 from orchestrator.deployments import Orchestrator
 from orchestrator.dsl.model import MISSING
@@ -156,8 +157,13 @@ class NodeUnderTest:
         return [e.message for e in self.events if e.type == "log"]
 
     def call(self, hook: str, *, retry_number: int = 0, max_retries: int = 5) -> None:
-        """Run one lifecycle hook of this node's owning plugin; exceptions propagate."""
+        """Run one lifecycle hook of this node's owning plugin once; exceptions propagate."""
         self._harness.call_hook(self, hook, None, retry_number=retry_number, max_retries=max_retries)
+
+    def run(self, hook: str, *, max_retries: int = 20) -> int:
+        """Run a hook as the engine does: again after ``retry_after`` while it asks to be retried
+        (a ``wait_until``, a ``RecoverableError``); other errors propagate. The retries it took."""
+        return _retrying(lambda n: self.call(hook, retry_number=n, max_retries=max_retries), max_retries)
 
 
 class RelationshipUnderTest:
@@ -182,6 +188,10 @@ class RelationshipUnderTest:
 
     def call(self, hook: str, *, retry_number: int = 0, max_retries: int = 5) -> None:
         self._harness.call_hook(self.source, hook, self, retry_number=retry_number, max_retries=max_retries)
+
+    def run(self, hook: str, *, max_retries: int = 20) -> int:
+        """As ``NodeUnderTest.run``: retried while it asks to be."""
+        return _retrying(lambda n: self.call(hook, retry_number=n, max_retries=max_retries), max_retries)
 
 
 class Harness:
@@ -374,6 +384,18 @@ class Harness:
             for name, plugin in list(pm.list_name_plugin()):
                 pm.unregister(plugin, name=name)
         self._managers.clear()
+
+
+def _retrying(call: Any, max_retries: int) -> int:
+    for attempt in range(max_retries + 1):
+        try:
+            call(attempt)
+            return attempt
+        except RecoverableError as exc:
+            if attempt == max_retries:
+                raise
+            time.sleep(min(exc.retry_after if exc.retry_after is not None else 0.01, 5.0))
+    raise AssertionError("unreachable")
 
 
 def _sync(record: InstanceRecord) -> None:

@@ -2,17 +2,17 @@
 
 Retrying helps when the engine or a registry is briefly unreachable or overloaded
 (connection refused, timeouts, 5xx from a proxy); it cannot help with a missing image,
-a bad name or refused credentials, so those fail at once with the engine's own message.
+a bad name, refused credentials or a TLS handshake the engine refuses (a wrong CA, a
+missing client certificate), so those fail at once with the engine's (or TLS's) own
+words. The Docker SDK is imported on first use, not when the plugin loads.
 """
 
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import docker
-import requests
 
 from orchestrator import NonRecoverableError, RecoverableError
 
@@ -31,6 +31,9 @@ _TRANSIENT = re.compile(
     r"|i/o timeout|eof|no route to host|service unavailable|bad gateway|try again",
     re.IGNORECASE,
 )
+_TLS = re.compile(r"SSLError|CERTIFICATE_VERIFY_FAILED|certificate verify failed|certificate required"
+                  r"|bad certificate|unknown ca|wrong version number|TLSV1_ALERT|SSLV3_ALERT|handshake failure",
+                  re.IGNORECASE)
 
 
 def engine_message(exc: BaseException) -> str:
@@ -46,11 +49,31 @@ def is_permanent_message(message: str) -> bool:
     return bool(_PERMANENT.search(message)) and not _TRANSIENT.search(message)
 
 
+def tls_failure(exc: BaseException) -> BaseException | None:
+    """The TLS error in ``exc``'s chain (docker-py wraps it in its own exceptions), if any."""
+    import requests
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (ssl.SSLError, requests.exceptions.SSLError)) or _TLS.search(str(current)):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def classify(exc: BaseException, action: str) -> Exception:
     """The hook error to raise for an SDK exception met while doing *action*."""
+    import docker
+    import requests
+
     if isinstance(exc, (NonRecoverableError, RecoverableError)):
         return exc
     message = f"{action}: {engine_message(exc)}"
+    if tls_failure(exc) is not None:
+        return NonRecoverableError(f"{action}: the TLS handshake with the engine failed (check tls_verify, ca_cert, "
+                                   f"client_cert and client_key): {engine_message(exc)}")
     if isinstance(exc, docker.errors.APIError):
         status = exc.status_code or 0
         if status in (502, 503, 504, 429, 408):
@@ -76,6 +99,11 @@ def engine_errors(action: str) -> Iterator[None]:
         yield
     except (NonRecoverableError, RecoverableError):
         raise
-    except (docker.errors.DockerException, requests.exceptions.RequestException,
-            ConnectionError, TimeoutError) as exc:
-        raise classify(exc, action) from exc
+    except Exception as exc:
+        import docker
+        import requests
+
+        if isinstance(exc, (docker.errors.DockerException, requests.exceptions.RequestException,
+                            ConnectionError, TimeoutError, ssl.SSLError)):
+            raise classify(exc, action) from exc
+        raise

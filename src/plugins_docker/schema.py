@@ -129,3 +129,17 @@ CONTAINER_TYPES: dict[str, Any] = {
         },
     },
 }
+
+
+class Validated:
+    """``validate_node`` checks both Docker node types share (a mixin of their resource classes)."""
+
+    @classmethod
+    def validate(cls, node: Any) -> list[Any]:
+        from orchestrator.sdk import unresolved
+
+        host = node.properties.get("docker_host")
+        if isinstance(host, dict) and not host.get("url") and not unresolved(host):
+            return [("docker_host", "url is required here (only a host that knows its address, such as an "
+                                    "aws.ec2.Instance, derives one)")]
+        return []

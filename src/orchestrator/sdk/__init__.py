@@ -32,7 +32,7 @@ from orchestrator.sdk.resources import (
     Resource,
 )
 from orchestrator.sdk.values import unresolved
-from orchestrator.sdk.waiting import WAITING, next_interval, wait_until
+from orchestrator.sdk.waiting import WAITING, NotReady, next_interval, wait_until
 from orchestrator.sdk.wrappers import Wrappers, wrap_operations
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "EXTERNAL_PROPERTIES",
     "INSTANCE_MARKER",
     "WAITING",
+    "NotReady",
     "OwnedResource",
     "Plugin",
     "Problem",

@@ -11,7 +11,8 @@ the first poll of this execution (kept in the runtime property ``_waiting``). A 
 counts against the operation's retries (``--retries``), so the schedule also spreads
 the retries the operation has left over the time left: with few retries the pauses
 grow faster (say 0.1, 0.7, 5, 40, 250 s), so that a wait ends by ``timeout`` and never
-because the retries ran out first.
+because the retries ran out first. A probe that knows when to look again (a container
+that must stay up one more second) returns ``NotReady(after=seconds)``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,23 @@ WAITING = "_waiting"
 FIRST = 0.1
 MAX_INTERVAL = 5.0
 TIMEOUT = 300.0
+
+
+class NotReady:
+    """A probe's "not yet": falsy. ``after``: nothing will change for that many seconds, so the
+    next look is no sooner (the schedule may make it later, to last with the retries left)."""
+
+    __slots__ = ("after", "why")
+
+    def __init__(self, after: float | None = None, why: str = "") -> None:
+        self.after = after
+        self.why = why
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"NotReady(after={self.after!r}, why={self.why!r})"
 
 
 def wait_until(ctx: Any, probe: Callable[[], T], what: str, *, timeout: float = TIMEOUT, first: float = FIRST,
@@ -61,9 +79,13 @@ def wait_until(ctx: Any, probe: Callable[[], T], what: str, *, timeout: float = 
         runtime.pop(WAITING, None)
         raise NonRecoverableError(f"gave up waiting for {what} after {elapsed:.1f}s: the operation has no retries "
                                   f"left (it had {ctx.operation.max_retries}; raise --retries)")
-    interval = min(next_interval(prev, retries_left, left, first, max_interval), left)
+    interval = next_interval(prev, retries_left, left, first, max_interval)
+    if isinstance(value, NotReady) and value.after is not None:  # not sooner: nothing changes before
+        interval = max(interval, value.after)
+    interval = min(interval, left)
     runtime[WAITING] = {"for": key, "since": since, "interval": interval}
-    raise OperationRetry(f"waiting for {what} ({elapsed:.1f}s so far)", retry_after=interval)
+    why = f"; {value.why}" if isinstance(value, NotReady) and value.why else ""
+    raise OperationRetry(f"waiting for {what} ({elapsed:.1f}s so far{why})", retry_after=interval)
 
 
 def next_interval(prev: float | None, retries: int, left: float, first: float, cap: float) -> float:
