@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import tomllib
 
 from orchestrator import hookimpl
 
@@ -49,7 +49,7 @@ def test_changing_runtime_properties_in_place_between_calls_is_seen(orch: Any) -
     node.call("create")
     assert kept == {"seen": 43}  # the dict a test holds stays current
     node.runtime_properties["bad"] = object()
-    with pytest.raises(TypeError, match="runtime_properties of .* must hold JSON values only"):
+    with pytest.raises(TypeError, match=r"runtime_properties of .* must hold JSON values only"):
         node.call("create")
 
 

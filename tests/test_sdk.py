@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -161,7 +162,7 @@ def test_wait_until_asks_to_be_retried_with_a_short_first_pause_then_longer() ->
         with pytest.raises(OperationRetry) as info:
             wait_until(ctx, lambda: False, "the thing", clock=lambda: clock[0])
         pauses.append(info.value.retry_after)
-    assert all(b >= a for a, b in zip(pauses, pauses[1:])) and pauses[-1] <= 5.0  # doubling up to max_interval
+    assert all(b >= a for a, b in itertools.pairwise(pauses)) and pauses[-1] <= 5.0  # doubling up to max_interval
 
 
 def test_wait_until_gives_up_after_its_timeout_counted_across_retries() -> None:
@@ -182,7 +183,7 @@ def test_a_new_execution_starts_a_new_wait() -> None:
 
 
 def test_no_retries_left_is_said_plainly() -> None:
-    with pytest.raises(NonRecoverableError, match="no retries left .*raise --retries"):
+    with pytest.raises(NonRecoverableError, match=r"no retries left .*raise --retries"):
         wait_until(FakeCtx(retry_number=5, max_retries=5), lambda: False, "it")
 
 
@@ -203,7 +204,7 @@ def test_the_schedule_lasts_the_whole_budget_with_the_retries_there_are(retries:
         prev = pause
     assert pauses[0] == pytest.approx(0.1)
     assert spent == pytest.approx(budget)
-    assert all(b >= a - 1e-6 for a, b in zip(pauses, pauses[1:]))
+    assert all(b >= a - 1e-6 for a, b in itertools.pairwise(pauses))
 
 
 # ---------------------------------------------------------------- markers, values, wrappers
