@@ -80,6 +80,7 @@ class PluginManager(pluggy.PluginManager):
         self.type_sources: list[TypeSource] = []
         self.type_owner: dict[str, str] = {}  # type name -> plugin name
         self._dists: dict[str, tuple[str | None, str | None]] = {}
+        self._targets: dict[str, str] = {}  # plugin name -> its entry point's value ("pkg.mod:obj")
         self._from_text: set[str] = set()  # plugins whose types came as YAML text (real positions)
         # Secrets of the running execution: the hook tracer masks its output with it.
         self.masker: Callable[[str], str] = _unmasked
@@ -252,7 +253,7 @@ class PluginManager(pluggy.PluginManager):
                     if impl.plugin is plugin:
                         (wrappers if impl.wrapper or impl.hookwrapper else hooks).append(hook.name)
             dist, version = self._dists.get(name, (None, None))
-            module = getattr(plugin, "__name__", type(plugin).__module__)
+            module = self._targets.get(name) or getattr(plugin, "__name__", type(plugin).__module__)
             infos.append(PluginInfo(name, dist, version, module, self.types_of(name),
                                     sorted(set(hooks)), sorted(set(wrappers))))
         return infos
@@ -287,8 +288,10 @@ def get_plugin_manager(
         if plugins:
             known = _entry_points_of(plugins)
             for plugin in plugins:
-                name, dist, version = known.get(id(plugin)) or (
-                    getattr(plugin, "__name__", None) or type(plugin).__name__, None, None)
+                name, dist, version, target = known.get(id(plugin)) or (
+                    getattr(plugin, "__name__", None) or type(plugin).__name__, None, None, None)
+                if target:
+                    pm._targets[name] = target
                 pm.add_plugin(plugin, name, dist, version)
         if entry_points:
             load_entry_points(pm, env)
@@ -320,24 +323,26 @@ def load_entry_points(pm: PluginManager, env: Mapping[str, str]) -> None:
             pm._dists[ep.name] = (dist, version)
             pm._fail(ep.name, f"failed to import '{ep.value}': {_describe(exc)}")
             continue
+        pm._targets[ep.name] = ep.value
         pm.add_plugin(plugin, ep.name, dist, version)
 
 
-def _entry_points_of(plugins: Iterable[object]) -> dict[int, tuple[str, str | None, str | None]]:
-    """``id(plugin) -> (entry point name, distribution, version)`` for plugins an entry point names.
+def _entry_points_of(plugins: Iterable[object]) -> dict[int, tuple[str, str | None, str | None, str]]:
+    """``id(plugin) -> (entry point name, distribution, version, value)`` for plugins an entry point names.
 
     A plugin given as an object (``orch.use(module)`` in tests) gets the name it has under
     the command line, so ``ctx.plugin``, events and messages read the same everywhere.
     Only modules already imported are looked at: nothing is loaded here.
     """
     wanted = {id(p) for p in plugins}
-    found: dict[int, tuple[str, str | None, str | None]] = {}
+    found: dict[int, tuple[str, str | None, str | None, str]] = {}
     for ep in md.entry_points(group=ENTRY_POINT_GROUP):
         target: Any = sys.modules.get(ep.module)
         for part in (ep.attr or "").split(".") if ep.attr else ():
             target = getattr(target, part, None)
         if target is not None and id(target) in wanted and id(target) not in found:
-            found[id(target)] = (ep.name, ep.dist.name if ep.dist else None, ep.dist.version if ep.dist else None)
+            found[id(target)] = (ep.name, ep.dist.name if ep.dist else None, ep.dist.version if ep.dist else None,
+                                 ep.value)
     return found
 
 
