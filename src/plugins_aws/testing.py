@@ -1,6 +1,6 @@
 """Helpers for tests and conformance checks: what exists in AWS for a deployment.
 
-``list_resources`` finds resources by the ``orchestrator:deployment`` tag every created
+``list_resources`` finds resources by the ``orchestrator.deployment`` tag every created
 resource carries, so "nothing leaked" is one assertion::
 
     assert not any(list_resources("my-deployment").values())
