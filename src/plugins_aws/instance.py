@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -43,6 +44,7 @@ GONE_STATES = ("shutting-down", "terminated")
 GENERATION = "launch_generation"
 PREFLIGHT_TTL = 60.0  # seconds a passed preflight of (client, image, key pair) holds
 _checked: dict[tuple[Any, ...], float] = {}  # ... until this time.monotonic()
+_checking: dict[tuple[Any, ...], threading.Lock] = {}
 
 TYPES: dict[str, Any] = {
     "data_types": DOCKER_HOST_TYPES,
@@ -189,16 +191,17 @@ class Instance(AwsResource):
         template launch with one check, not fifty.
         """
         key = (id(self.client), image_id, key_name)
-        if _checked.get(key, 0.0) > time.monotonic():
-            return
-        images = call(self.client.describe_images, ImageIds=[image_id])["Images"]
-        if not images:
-            raise NonRecoverableError(f"image {image_id} is not visible to this account in this region")
-        if key_name:
-            call(self.client.describe_key_pairs, KeyNames=[key_name])
-        if len(_checked) > 1000:
-            _checked.clear()
-        _checked[key] = time.monotonic() + PREFLIGHT_TTL
+        with _checking.setdefault(key, threading.Lock()):  # ten launches at once ask once
+            if _checked.get(key, 0.0) > time.monotonic():
+                return
+            images = call(self.client.describe_images, ImageIds=[image_id])["Images"]
+            if not images:
+                raise NonRecoverableError(f"image {image_id} is not visible to this account in this region")
+            if key_name:
+                call(self.client.describe_key_pairs, KeyNames=[key_name])
+            if len(_checked) > 1000:
+                _checked.clear()
+            _checked[key] = time.monotonic() + PREFLIGHT_TTL
 
     # -- start and stop -------------------------------------------------------------
 

@@ -10,7 +10,6 @@ words. The Docker SDK is imported on first use, not when the plugin loads.
 from __future__ import annotations
 
 import re
-import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -51,6 +50,8 @@ def is_permanent_message(message: str) -> bool:
 
 def tls_failure(exc: BaseException) -> BaseException | None:
     """The TLS error in ``exc``'s chain (docker-py wraps it in its own exceptions), if any."""
+    import ssl
+
     import requests
 
     seen: set[int] = set()
@@ -100,6 +101,8 @@ def engine_errors(action: str) -> Iterator[None]:
     except (NonRecoverableError, RecoverableError):
         raise
     except Exception as exc:
+        import ssl
+
         import docker
         import requests
 
