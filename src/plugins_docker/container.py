@@ -106,16 +106,14 @@ class Container(schema.Validated, Resource):
                         container.reload()
                         if not (container.attrs.get("State") or {}).get("Running"):
                             return True
-                        sent, now = self.runtime.get(STOP_SENT), time.time()
-                        if sent is None or timeout <= 0:
-                            container.kill(signal="SIGKILL" if timeout <= 0 else _stop_signal(container))
-                            self.runtime[STOP_SENT] = now
-                            return NotReady(why="stop signal sent")
-                        if now - sent >= timeout:
-                            container.kill(signal="SIGKILL")
-                            return NotReady(why=f"killed: still running {timeout:g}s after the stop signal")
-                        return NotReady(why="stop signal sent")
+                        sent = self.runtime.get(STOP_SENT)
+                        late = timeout <= 0 or (sent is not None and time.time() - sent >= timeout)
+                        if sent is None or late:  # the stop signal once; SIGKILL once stop_timeout is over
+                            container.kill(signal="SIGKILL" if late else _stop_signal(container))
+                            self.runtime.setdefault(STOP_SENT, time.time())
+                        return NotReady(why="killed" if late else "stop signal sent")
                     except docker.errors.NotFound:
+                        self.runtime["state"] = "gone"
                         return True
                     except docker.errors.APIError as exc:
                         if exc.status_code == 409:  # "is not running": it stopped meanwhile
@@ -125,12 +123,8 @@ class Container(schema.Validated, Resource):
             self.wait_until(stopped, f"container {container.name} to stop", timeout=timeout + 30.0,
                             max_interval=max(0.1, min(1.0, timeout / 4)))
             self.runtime.pop(STOP_SENT, None)
-            with engine_errors(f"inspecting container {container.name} on {spec}"):
-                try:
-                    container.reload()
-                    self.runtime["state"] = container.status
-                except Exception:
-                    self.runtime["state"] = "gone"
+            if self.runtime.get("state") != "gone":
+                self.runtime["state"] = (container.attrs.get("State") or {}).get("Status", "exited")
         self.logger.info("stopped container %s", container.name)
 
     def delete(self) -> None:
@@ -231,30 +225,12 @@ def _create(client: docker.DockerClient, kwargs: dict[str, Any], deployment: str
         except docker.errors.APIError as exc:
             if exc.status_code != 409:
                 raise
-            owner = _owner_of(client, name)
+            taken = client.containers.get(name)
+            owner = {k: v for k, v in (taken.labels or {}).items() if k in labels.owner_labels("", "")}
             if owner == labels.owner_labels(deployment, instance):  # made by a racing attempt
-                return client.containers.get(name)
-            raise NonRecoverableError(f"{action}: {engine_message(exc)} (it belongs to "
-                                      f"{_describe_owner(owner)})") from exc
-
-
-def _owner_of(client: docker.DockerClient, name: str) -> dict[str, str] | None:
-    import docker
-
-    try:
-        found = client.containers.get(name)
-    except docker.errors.NotFound:
-        return None
-    container_labels = found.labels or {}
-    return {k: container_labels[k] for k in (labels.DEPLOYMENT_LABEL, labels.INSTANCE_LABEL)
-            if k in container_labels}
-
-
-def _describe_owner(owner: dict[str, str] | None) -> str:
-    if not owner:
-        return "something else than this orchestrator"
-    return (f"deployment {owner.get(labels.DEPLOYMENT_LABEL, '?')}, "
-            f"instance {owner.get(labels.INSTANCE_LABEL, '?')}")
+                return taken
+            whose = ", ".join(f"{k}={v}" for k, v in owner.items()) or "something else than this orchestrator"
+            raise NonRecoverableError(f"{action}: {engine_message(exc)} (it belongs to {whose})") from exc
 
 
 def remove(client: docker.DockerClient, container_id: str, spec: EngineSpec) -> bool | NotReady:

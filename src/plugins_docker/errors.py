@@ -30,9 +30,8 @@ _TRANSIENT = re.compile(
     r"|i/o timeout|eof|no route to host|service unavailable|bad gateway|try again",
     re.IGNORECASE,
 )
-_TLS = re.compile(r"SSLError|CERTIFICATE_VERIFY_FAILED|certificate verify failed|certificate required"
-                  r"|bad certificate|unknown ca|wrong version number|TLSV1_ALERT|SSLV3_ALERT|handshake failure",
-                  re.IGNORECASE)
+_TLS = re.compile(r"SSLError|certificate verify failed|certificate required|bad certificate|unknown ca"
+                  r"|wrong version number|TLSV1_ALERT|SSLV3_ALERT|handshake failure", re.IGNORECASE)
 
 
 def engine_message(exc: BaseException) -> str:
@@ -48,20 +47,15 @@ def is_permanent_message(message: str) -> bool:
     return bool(_PERMANENT.search(message)) and not _TRANSIENT.search(message)
 
 
-def tls_failure(exc: BaseException) -> BaseException | None:
-    """The TLS error in ``exc``'s chain (docker-py wraps it in its own exceptions), if any."""
-    import ssl
-
-    import requests
-
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (ssl.SSLError, requests.exceptions.SSLError)) or _TLS.search(str(current)):
-            return current
-        current = current.__cause__ or current.__context__
-    return None
+def tls_failure(exc: BaseException) -> bool:
+    """A TLS error anywhere in ``exc``'s chain (docker-py wraps it in its own exceptions)."""
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        if "SSLError" in type(exc).__name__ or _TLS.search(str(exc)):
+            return True
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
 
 
 def classify(exc: BaseException, action: str) -> Exception:
@@ -72,7 +66,7 @@ def classify(exc: BaseException, action: str) -> Exception:
     if isinstance(exc, (NonRecoverableError, RecoverableError)):
         return exc
     message = f"{action}: {engine_message(exc)}"
-    if tls_failure(exc) is not None:
+    if tls_failure(exc):
         return NonRecoverableError(f"{action}: the TLS handshake with the engine failed (check tls_verify, ca_cert, "
                                    f"client_cert and client_key): {engine_message(exc)}")
     if isinstance(exc, docker.errors.APIError):
@@ -101,12 +95,7 @@ def engine_errors(action: str) -> Iterator[None]:
     except (NonRecoverableError, RecoverableError):
         raise
     except Exception as exc:
-        import ssl
-
-        import docker
-        import requests
-
-        if isinstance(exc, (docker.errors.DockerException, requests.exceptions.RequestException,
-                            ConnectionError, TimeoutError, ssl.SSLError)):
-            raise classify(exc, action) from exc
-        raise
+        error = classify(exc, action)
+        if error is exc:
+            raise
+        raise error from exc

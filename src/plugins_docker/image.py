@@ -22,7 +22,7 @@ from orchestrator.sdk import Plugin, Resource
 from plugins_docker import labels, schema
 from plugins_docker.engine import EngineSpec, connect, engine_for
 from plugins_docker.errors import RETRY_AFTER, engine_errors, engine_message, is_permanent_message
-from plugins_docker.reference import image_reference, split_reference
+from plugins_docker.reference import image_reference
 
 if TYPE_CHECKING:
     import docker
@@ -113,7 +113,9 @@ def _local_image(client: docker.DockerClient, ref: str, spec: EngineSpec) -> Any
 
 def _pull(client: docker.DockerClient, ref: str, auth: dict[str, str] | None, spec: EngineSpec) -> None:
     """Pull and read the whole progress stream: errors can arrive in it after HTTP 200."""
-    repository, tag = split_reference(ref)
+    from docker.utils import parse_repository_tag
+
+    repository, tag = parse_repository_tag(ref)
     action = f"pulling {ref} on {spec}"
     with engine_errors(action):
         for chunk in client.api.pull(repository, tag, stream=True, decode=True, auth_config=auth):
