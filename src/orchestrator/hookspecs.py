@@ -89,14 +89,20 @@ def configure(ctx: OperationContext) -> None:
 def start(ctx: OperationContext) -> None:
     """Start the resource and wait until it is ready (running, healthy).
 
-    Targets of this instance's relationships are started before it; ``establish``
-    runs after this hook.
+    Wait by asking to be retried (``orchestrator.sdk.wait_until``), never by sleeping:
+    a sleeping hook holds a worker. Find a process or VM an earlier attempt started
+    before starting another. Targets of this instance's relationships are started
+    before it; ``establish`` runs after this hook.
     """
 
 
 @hookspec
 def stop(ctx: OperationContext) -> None:
-    """Stop the resource during ``uninstall``; called only if ``start`` was attempted."""
+    """Stop the resource during ``uninstall``; called only if ``start`` was attempted.
+
+    It must really stop it (the conformance suite checks with the subject's probe) and
+    be harmless when the resource is already stopped or gone.
+    """
 
 
 @hookspec
