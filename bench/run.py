@@ -27,6 +27,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import cli_bench  # noqa: E402
 import engine_bench  # noqa: E402
 import plan_bench  # noqa: E402
 import report  # noqa: E402
@@ -89,6 +90,7 @@ class Suite:
         self.started = time.time()
         self.t0 = time.perf_counter()
         self.meta: dict[str, Any] = {}
+        self.plugins: dict[str, Any] = {}  # cli_bench and aws_bench rows (plugins_report.py)
 
     # -- running -------------------------------------------------------------------
 
@@ -168,6 +170,16 @@ class Suite:
                 self.ours_engine(case, rep, runs)
                 self.cfy_engine(case, rep, runs)
 
+        print("== plugins: start-up of plan/status with every plugin; AWS, 50 instances on moto", flush=True)
+        self.plugins["cli"] = cli_bench.run(max(a.repeat, 5))
+        for r in self.plugins["cli"]:
+            print(f"  {r['case']:16} median {r['median_s'] * 1000:.0f} ms", flush=True)
+        aws = run_child([sys.executable, str(HERE / "aws_bench.py"), "--json", "--repeat", str(a.repeat)], RUN_TIMEOUT)
+        self.plugins["aws"] = aws.get("aws") or [aws]
+        for r in self.plugins["aws"]:
+            print(f"  aws: {r}", flush=True)
+        self.save()
+
         if capped_cfy and a.cloudify_timeout > 0:
             print(f"== plan: Cloudify at {capped_cfy}, once, capped at {a.cloudify_timeout:.0f} s", flush=True)
             for shape in SHAPES:
@@ -179,7 +191,7 @@ class Suite:
     def save(self, final: bool = False) -> None:
         data = {"meta": {**self.meta, "load_average_end": load_average(),
                          "suite_wall_s": round(time.perf_counter() - self.t0, 1), "complete": final},
-                "rows": self.rows}
+                "rows": self.rows, "plugins": self.plugins}
         tmp = self.out / "latest.json.tmp"
         tmp.write_text(json.dumps(data, indent=1) + "\n")
         tmp.replace(self.out / "latest.json")

@@ -57,7 +57,7 @@ import tomllib
 from testenv.dists import write_distribution
 
 import orchestrator
-from orchestrator import OperationRetry, hookimpl, hookspecs
+from orchestrator import hookspecs
 from orchestrator.cli import cli as orchestrator_cli
 from orchestrator.engine import context as context_module
 
@@ -172,10 +172,17 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
             del sys.modules[name]
 
 
-def plugin_modules(project: Project) -> list[types.ModuleType]:
-    """The modules the guide's entry points name, imported."""
+def plugin_modules(project: Project) -> list[Any]:
+    """The plugins the guide's entry points name (``module`` or ``module:attribute``), imported."""
     targets = _pyproject(project.files)["project"]["entry-points"]["orchestrator.plugins"].values()
-    return [importlib.import_module(t.split(":")[0]) for t in targets]
+    plugins = []
+    for target in targets:
+        module, _, attribute = target.partition(":")
+        plugin: Any = importlib.import_module(module)
+        for part in attribute.split(".") if attribute else ():
+            plugin = getattr(plugin, part)
+        plugins.append(plugin)
+    return plugins
 
 
 # ---------------------------------------------------------------- every block
@@ -285,34 +292,23 @@ class FakeCloud:
 
 
 def test_the_idempotency_pattern_survives_a_lost_response(orch: Any, project: Project) -> None:
+    from orchestrator.sdk import Plugin, owner_markers
+
     servers = _load(project, "patterns/servers.py")
     cloud = FakeCloud()
-
-    @hookimpl
-    def register_types() -> dict[str, Any]:
-        return {"node_types": {"cloudy.Server": {"derived_from": "orchestrator.nodes.Root",
-                                                 "properties": {"name": {"type": "string"}}}}}
-
-    @hookimpl
-    def create(ctx: Any) -> None:
-        servers.create_server(ctx, cloud)
-
-    @hookimpl
-    def delete(ctx: Any) -> None:
-        servers.delete_server(ctx, cloud)
-
-    plugin = types.ModuleType("cloudy")  # a plugin is any object with hookimpls
-    plugin.register_types, plugin.create, plugin.delete = register_types, create, delete
+    servers.Server.client = cloud
+    plugin = Plugin({"node_types": {"cloudy.Server": {"derived_from": "orchestrator.nodes.Root",
+                                                      "properties": {"name": {"type": "string"}}}}},
+                    {"cloudy.Server": servers.Server}, name="cloudy")
     orch.use(plugin)
     node = orch.node("cloudy.Server", {"name": "web"})
 
     cloud.lose_next_response = True
     with pytest.raises(ConnectionError):
         node.call("create")  # the server exists, its id was never saved
-    with pytest.raises(OperationRetry):
-        node.call("create", retry_number=1)  # found by its tags, id saved, not running yet
-    assert node.runtime_properties == {"server_id": "srv-1"}
-    node.call("create", retry_number=2)  # running now
+    node.call("create", retry_number=1)  # found by its markers, id saved
+    assert node.runtime_properties == {"server_id": "srv-1", "external_resource": False}
+    assert node.run("start") == 0  # running at the first look
     assert list(cloud.servers) == ["srv-1"]  # one server, whatever happened
 
     node.call("delete")
@@ -320,23 +316,9 @@ def test_the_idempotency_pattern_survives_a_lost_response(orch: Any, project: Pr
     assert cloud.servers == {}
 
     orphan = orch.node("cloudy.Server", {"name": "db"}, id="orphan")
-    cloud.create_server("db", servers.owner_tags(_FakeCtx("test", "orphan_0")))
-    orphan.call("delete")  # create died before saving: found by tags and deleted
+    cloud.create_server("db", owner_markers("test", "orphan_0"))
+    orphan.call("delete")  # create died before saving: found by its markers and deleted
     assert cloud.servers == {}
-
-
-@attrs.define
-class _FakeCtx:
-    deployment_id: str
-    instance_id: str
-
-    @property
-    def deployment(self) -> Any:
-        return types.SimpleNamespace(id=self.deployment_id)
-
-    @property
-    def instance(self) -> Any:
-        return types.SimpleNamespace(id=self.instance_id)
 
 
 def _load(project: Project, path: str) -> types.ModuleType:
@@ -448,7 +430,7 @@ def test_the_guide_project_builds_a_wheel(project: Project, tmp_path: Path) -> N
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         text = zf.read(entry_points).decode()
     assert "[orchestrator.plugins]" in text
-    assert "greeting = orchestrator_greeting.plugin" in text
+    assert "greeting = orchestrator_greeting.plugin:plugin" in text
     assert "orchestrator_greeting/plugin.py" in names
 
 

@@ -108,12 +108,12 @@ def test_plugins_list_shows_the_example_plugin(venv: Path, tmp_path: Path) -> No
     hello = plugins["hello"]
     assert hello["distribution"] == "orchestrator-hello"
     assert hello["version"] == "0.1.0"
-    assert hello["module"] == "orchestrator_hello.plugin"
+    assert hello["module"] == "orchestrator_hello.plugin:plugin"  # the entry point's value
     assert {"hello.File", "hello.Directory", "hello.relationships.file_in_directory"} <= set(hello["types"])
     assert {"register_types", "create", "delete", "establish", "unlink"} <= set(hello["hooks"])
 
     text = run(venv, "plugins", "list", cwd=tmp_path)
-    assert "hello  [orchestrator-hello 0.1.0]  module orchestrator_hello.plugin" in text.stdout
+    assert "hello  [orchestrator-hello 0.1.0]  module orchestrator_hello.plugin:plugin" in text.stdout
     assert "hello.File" in text.stdout
     assert "establish" in text.stdout
     assert text.stderr == ""

@@ -93,6 +93,20 @@ def register_types():
     raise ValueError("no types today")
 '''
 
+WRONG_ARGUMENT = '''
+from orchestrator import hookimpl
+
+
+@hookimpl
+def register_types():
+    return {"node_types": {"olt.WrongArgument": {"derived_from": "orchestrator.nodes.Root"}}}
+
+
+@hookimpl
+def create(context):
+    pass
+'''
+
 SHARED_TYPE = '''
 from orchestrator import hookimpl
 
@@ -108,6 +122,7 @@ PLUGINS = {
     "olt_broken_import": ("olt-broken-import", "olt_broken_import", BROKEN_IMPORT),
     "olt_misspelled": ("olt-misspelled", "olt_misspelled", MISSPELLED),
     "olt_types_raise": ("olt-types-raise", "olt_types_raise", TYPES_RAISE),
+    "olt_wrong_argument": ("olt-wrong-argument", "olt_wrong_argument", WRONG_ARGUMENT),
     "olt_dup_a": ("olt-dup-a", "olt_dup_a", SHARED_TYPE),
     "olt_dup_b": ("olt-dup-b", "olt_dup_b", SHARED_TYPE),
 }
@@ -117,14 +132,19 @@ EXPECTED_ERRORS = {
     "olt_broken_import": "failed to import 'olt_broken_import': RuntimeError: boom at import",
     "olt_misspelled": "hookimpl 'creat' (olt_misspelled.creat) matches no hook (did you mean 'create'?)",
     "olt_types_raise": "register_types failed: ValueError: no types today",
+    # issue 18: ours, not pluggy's three lines
+    "olt_wrong_argument": "hookimpl 'create' (olt_wrong_argument.create) takes 'context', which the hook does "
+                          "not pass; its arguments are: ctx (take only those you need, by name)",
     "olt_dup_b": "type 'olt.Shared' is registered by two plugins: 'olt_dup_a' and 'olt_dup_b'",
 }
 
-BROKEN = ("olt_broken_import", "olt_misspelled", "olt_types_raise", "olt_dup_a", "olt_dup_b")
+BROKEN = ("olt_broken_import", "olt_misspelled", "olt_types_raise", "olt_wrong_argument", "olt_dup_a",
+          "olt_dup_b")
 
 # Which broken plugins are present while a healthy plugin's blueprint is installed.
 BROKEN_SETS = [
-    pytest.param(("olt_broken_import", "olt_misspelled", "olt_types_raise"), id="import-hookimpl-types"),
+    pytest.param(("olt_broken_import", "olt_misspelled", "olt_types_raise", "olt_wrong_argument"),
+                 id="import-hookimpl-types"),
     pytest.param(("olt_dup_a", "olt_dup_b"), id="duplicate-type"),
 ]
 
@@ -237,7 +257,7 @@ def test_selection_by_environment(on_path: Path) -> None:
     assert "olt_healthy" in names and "olt_dup_b" in names
     assert not {"olt_broken_import", "olt_dup_a"} & names
     assert {e.plugin for e in without.load_errors if e.plugin.startswith("olt_")} == {
-        "olt_misspelled", "olt_types_raise"}
+        "olt_misspelled", "olt_types_raise", "olt_wrong_argument"}
 
     both = get_plugin_manager(env={"ORCHESTRATOR_PLUGINS": "olt_healthy,olt_misspelled",
                                    "ORCHESTRATOR_DISABLE_PLUGINS": "olt_misspelled"})
@@ -280,6 +300,18 @@ def test_plugins_list_reports_every_load_error(site: Path, tmp_path: Path) -> No
     assert healthy["hooks"] == ["configure", "create", "delete", "establish", "register_types"]
 
 
+def test_plugins_list_warns_of_an_entry_point_in_a_near_miss_group(site: Path, tmp_path: Path) -> None:
+    """Issue 18: ``orchestrator.plugin`` (no s) was silently ignored."""
+    write_distribution(site, "olt-near-miss", {"olt_near": "olt_healthy"}, {}, group="orchestrator.plugin")
+    write_distribution(site, "olt-unrelated", {"olt_other": "olt_healthy"}, {}, group="console_scripts")
+    proc = cli(site, "plugins", "list", cwd=tmp_path, ORCHESTRATOR_PLUGINS="olt_healthy")
+    assert proc.returncode == 0, proc.stderr  # a warning, not a load error
+    assert ("warning: plugin 'olt_near' (olt-near-miss 1.0): entry point 'olt_near = olt_healthy' is in group "
+            "'orchestrator.plugin', not 'orchestrator.plugins', so it is ignored (fix the group name in the "
+            "distribution's pyproject.toml)") in proc.stderr.splitlines()
+    assert "olt_other" not in proc.stderr
+
+
 @pytest.mark.parametrize("present", BROKEN_SETS)
 def test_install_prints_load_errors_and_still_succeeds(site: Path, tmp_path: Path,
                                                        present: tuple[str, ...]) -> None:
@@ -318,7 +350,8 @@ def test_selection_on_the_command_line(site: Path, tmp_path: Path) -> None:
     assert only["errors"] == []
 
     without = cli(site, "plugins", "list", cwd=tmp_path,
-                  ORCHESTRATOR_DISABLE_PLUGINS="olt_broken_import,olt_misspelled,olt_types_raise,olt_dup_b")
+                  ORCHESTRATOR_DISABLE_PLUGINS="olt_broken_import,olt_misspelled,olt_types_raise,olt_dup_b,"
+                                               "olt_wrong_argument")
     assert without.returncode == 0
     assert not [name for name in error_lines(without.stderr) if name.startswith("olt_")]
     assert "olt_healthy  [olt-healthy 1.0]" in without.stdout

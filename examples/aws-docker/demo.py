@@ -483,7 +483,7 @@ class Demo:
                 if left:
                     problems.append(f"AWS resources tagged with the deployment are left: {left}")
                 else:
-                    self.out.ok(f"AWS (moto): nothing tagged orchestrator:deployment={self.deployment}")
+                    self.out.ok(f"AWS (moto): nothing tagged orchestrator.deployment={self.deployment}")
         if self.engine is not None and _answers(self.engine):
             with _reported(problems, "checking the Docker engine for leftovers"):
                 left = self._docker_leftovers()

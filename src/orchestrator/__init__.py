@@ -1,14 +1,27 @@
 """orchestrator: YAML blueprints executed by pluggy plugins.
 
-Plugin authors need only the names exported here::
+Plugin authors need only the names exported here (and ``orchestrator.sdk``)::
 
-    from orchestrator import hookimpl, NonRecoverableError, RecoverableError
+    from orchestrator import OperationContext, hookimpl, NonRecoverableError, RecoverableError
 """
 
 from __future__ import annotations
 
 import pluggy
 
+from orchestrator.ctx import (
+    BlueprintContext,
+    DeploymentContext,
+    EntityContext,
+    InstanceContext,
+    Logger,
+    NodeContext,
+    NodeTemplateInfo,
+    OperationContext,
+    OperationInfo,
+    RelationshipContext,
+    RelationshipTemplateInfo,
+)
 from orchestrator.dsl.problems import BlueprintError
 from orchestrator.errors import (
     NonRecoverableError,
@@ -35,11 +48,22 @@ __all__ = [
     "DISTRIBUTION",
     "ENTRY_POINT_GROUP",
     "PROJECT_NAME",
+    "BlueprintContext",
     "BlueprintError",
+    "DeploymentContext",
+    "EntityContext",
+    "InstanceContext",
+    "Logger",
+    "NodeContext",
+    "NodeTemplateInfo",
     "NonRecoverableError",
+    "OperationContext",
+    "OperationInfo",
     "OperationRetry",
     "OrchestratorError",
     "RecoverableError",
+    "RelationshipContext",
+    "RelationshipTemplateInfo",
     "SkipOperation",
     "__version__",
     "hookimpl",

@@ -117,6 +117,12 @@ class Orchestrator:
         except BlueprintError as exc:
             problems.items.extend(exc.problems)
         problems.raise_if_any()
+        from orchestrator.dsl.loader import _load
+        from orchestrator.validation import validate_nodes
+
+        problems.items.extend(validate_nodes(self.pm, bp, lambda: _load(Path(path), given, self.pm.type_sources,
+                                                                         fast=False)))
+        problems.raise_if_any()
         return bp
 
     def plan(self, path: str | Path, inputs: Inputs = None) -> Plan:
@@ -154,7 +160,7 @@ class Orchestrator:
 
         dispatcher = Dispatcher(self.pm)
         diff = compute_diff(name, current or Plan({}, {}, {}), row.plan_version if row else 0, rows, version_plan,
-                            desired, lambda owner: dispatcher.caller(owner, "update") is not None)
+                            desired, lambda node: dispatcher.implements(node.owner, "update", node.hierarchy))
         old_plans = {}
         for change in diff.changes:
             r = rows.get(change.instance)

@@ -72,6 +72,11 @@ class Diff:
 ABSENT = object()  # the side of a change where a key or output does not exist
 
 
+def unfinished(row: InstanceRow) -> bool:
+    """Installed only in part: not started, or an operation began and did not finish."""
+    return row.state != "started" or any(v != "succeeded" for v in row.ops.values())
+
+
 def exists(row: InstanceRow | None) -> bool:
     """Whether anything was ever done to the instance (so it may hold a real resource)."""
     return row is not None and (bool(row.ops) or row.state not in ("uninitialized", "deleted"))
@@ -79,11 +84,11 @@ def exists(row: InstanceRow | None) -> bool:
 
 def compute(deployment: str, current: Plan, current_version: int, rows: Mapping[str, InstanceRow],
             versions: Callable[[int], Plan | None], desired: Plan,
-            updatable: Callable[[str | None], bool]) -> Diff:
+            updatable: Callable[[PlannedNode], bool]) -> Diff:
     """The changes that bring the deployment (``current`` plan, instance ``rows``) to ``desired``.
 
-    ``versions(n)`` gives an older plan an instance was installed with; ``updatable(owner)``
-    tells whether a type owner implements ``update``.
+    ``versions(n)`` gives an older plan an instance was installed with; ``updatable(node)``
+    tells whether the plugin of a node's type updates it in place.
     """
     changes: dict[str, Change] = {}
     unchanged: list[str] = []
@@ -110,7 +115,7 @@ def compute(deployment: str, current: Plan, current_version: int, rows: Mapping[
         change = _compare(iid, old_inst, old_node, inst, node, updatable)
         if change is not None:
             changes[iid] = change
-        elif row.state != "started":  # type: ignore[union-attr]
+        elif unfinished(row):  # type: ignore[arg-type]
             changes[iid] = Change(iid, inst.node, node.type, "create", "resume")
         else:
             unchanged.append(iid)
@@ -128,7 +133,7 @@ def compute(deployment: str, current: Plan, current_version: int, rows: Mapping[
 
 
 def _compare(iid: str, old_inst: PlannedInstance, old_node: PlannedNode, inst: PlannedInstance,
-             node: PlannedNode, updatable: Callable[[str | None], bool]) -> Change | None:
+             node: PlannedNode, updatable: Callable[[PlannedNode], bool]) -> Change | None:
     props = list(_paths(old_node.properties, node.properties, ""))
     old_keys, new_keys = _relationships(old_inst), _relationships(inst)
     added = [k for k in new_keys if k not in old_keys or new_keys[k] != old_keys[k]]
@@ -143,7 +148,7 @@ def _compare(iid: str, old_inst: PlannedInstance, old_node: PlannedNode, inst: P
         return Change(iid, inst.node, node.type, "replace",
                       f"{'properties' if len(forced) > 1 else 'property'} {', '.join(forced)} "
                       f"cannot change in place", props, added, removed)
-    if props and not updatable(node.owner):
+    if props and not updatable(node):
         return Change(iid, inst.node, node.type, "replace",
                       f"its plugin ({node.owner or 'none'}) has no update hook", props, added, removed)
     return Change(iid, inst.node, node.type, "update", "", props, added, removed)

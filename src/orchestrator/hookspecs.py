@@ -14,13 +14,13 @@ Return values of lifecycle and relationship hooks are ignored: state goes into
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import hookspec
 
 if TYPE_CHECKING:
-    from orchestrator.engine.context import OperationContext
+    from orchestrator.ctx import NodeTemplateInfo, OperationContext
 
 # ---------------------------------------------------------------- registration
 
@@ -37,6 +37,28 @@ def register_types() -> Mapping[str, Any] | str:
     another plugin's types. Registering a type name another plugin registered is an
     error naming both plugins. A plugin that registers no types owns no nodes; its
     hook wrappers see every call.
+    """
+
+
+# ---------------------------------------------------------------- validation
+
+
+@hookspec
+def validate_node(node: NodeTemplateInfo) -> Iterable[str | tuple[str | Sequence[str | int], str]] | None:
+    """Check one node template when the blueprint is loaded; return its problems.
+
+    Called by ``validate``, ``plan`` and ``install`` (after the core checked the property
+    values against the type's schema), once per node template, routed like lifecycle
+    hooks: only the plugin owning the template's type is asked. Catch here what the schema
+    cannot say but would fail at install anyway (two peers in one rule, a port range
+    that is upside down), so the user sees it before anything runs.
+
+    Return an iterable of problems (or ``None`` for none): a message about the whole
+    node, or ``(path, message)`` where ``path`` names the property value at fault, as a
+    property name or a sequence of keys and indexes (``("rules", 1)``). Each becomes a
+    ``FILE:LINE:COL: node template 'NAME': PATH: message`` line, and the command exits 2.
+    Values known only at run time are still their functions (``orchestrator.sdk.unresolved``):
+    do not report those. Must be quick and free of side effects (no API calls).
     """
 
 
@@ -67,14 +89,20 @@ def configure(ctx: OperationContext) -> None:
 def start(ctx: OperationContext) -> None:
     """Start the resource and wait until it is ready (running, healthy).
 
-    Targets of this instance's relationships are started before it; ``establish``
-    runs after this hook.
+    Wait by asking to be retried (``orchestrator.sdk.wait_until``), never by sleeping:
+    a sleeping hook holds a worker. Find a process or VM an earlier attempt started
+    before starting another. Targets of this instance's relationships are started
+    before it; ``establish`` runs after this hook.
     """
 
 
 @hookspec
 def stop(ctx: OperationContext) -> None:
-    """Stop the resource during ``uninstall``; called only if ``start`` was attempted."""
+    """Stop the resource during ``uninstall``; called only if ``start`` was attempted.
+
+    It must really stop it (the conformance suite checks with the subject's probe) and
+    be harmless when the resource is already stopped or gone.
+    """
 
 
 @hookspec
@@ -145,3 +173,5 @@ NODE_OPERATIONS = ("create", "configure", "start", "stop", "delete")
 RELATIONSHIP_OPERATIONS = ("preconfigure", "postconfigure", "establish", "unlink")
 DAY2_OPERATIONS = ("update", "check_drift")
 LIFECYCLE_HOOKS = NODE_OPERATIONS + RELATIONSHIP_OPERATIONS + DAY2_OPERATIONS
+ROUTED_HOOKS = (*LIFECYCLE_HOOKS, "validate_node")
+"""Every hook called only for the plugin that owns a type (plus type-less wrappers)."""

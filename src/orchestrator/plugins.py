@@ -11,8 +11,10 @@ that do not resolve against the core's and the other loaded plugins' types.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata as md
+import inspect
 import math
 import os
 import queue
@@ -78,6 +80,7 @@ class PluginManager(pluggy.PluginManager):
         self.type_sources: list[TypeSource] = []
         self.type_owner: dict[str, str] = {}  # type name -> plugin name
         self._dists: dict[str, tuple[str | None, str | None]] = {}
+        self._targets: dict[str, str] = {}  # plugin name -> its entry point's value ("pkg.mod:obj")
         self._from_text: set[str] = set()  # plugins whose types came as YAML text (real positions)
         # Secrets of the running execution: the hook tracer masks its output with it.
         self.masker: Callable[[str], str] = _unmasked
@@ -91,7 +94,11 @@ class PluginManager(pluggy.PluginManager):
         try:
             self.register(plugin, name=name)
         except BaseException as exc:  # pluggy validation, duplicate names, a hostile __getattr__
-            self._fail(name, f"cannot be registered: {exc}")
+            if self.get_plugin(name) is plugin:
+                self.unregister(plugin, name=name)  # pluggy may have added some hookimpls already
+            problems = _signature_problems(self, plugin)  # our words, when we have them
+            for problem in problems or [f"cannot be registered: {exc}"]:
+                self._fail(name, problem)
             return False
         unknown = [
             (hook.name, impl.function) for hook in self.get_hookcallers(plugin) or []
@@ -102,7 +109,7 @@ class PluginManager(pluggy.PluginManager):
             for hook_name, fn in unknown:
                 where = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', hook_name)}"
                 self._fail(name, f"hookimpl '{hook_name}' ({where}) matches no hook"
-                           f"{did_you_mean(hook_name, (*hookspecs.LIFECYCLE_HOOKS, 'register_types'))}")
+                           f"{did_you_mean(hook_name, _hook_names(self))}")
             return False
         return self._collect_types(plugin, name)
 
@@ -218,7 +225,7 @@ class PluginManager(pluggy.PluginManager):
         if owns_types:
             return
         for hook in self.get_hookcallers(plugin) or []:
-            if hook.name not in hookspecs.LIFECYCLE_HOOKS:
+            if hook.name not in hookspecs.ROUTED_HOOKS:
                 continue
             for impl in hook.get_hookimpls():
                 if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
@@ -245,7 +252,7 @@ class PluginManager(pluggy.PluginManager):
                     if impl.plugin is plugin:
                         (wrappers if impl.wrapper or impl.hookwrapper else hooks).append(hook.name)
             dist, version = self._dists.get(name, (None, None))
-            module = getattr(plugin, "__name__", type(plugin).__module__)
+            module = self._targets.get(name) or getattr(plugin, "__name__", type(plugin).__module__)
             infos.append(PluginInfo(name, dist, version, module, self.types_of(name),
                                     sorted(set(hooks)), sorted(set(wrappers))))
         return infos
@@ -277,9 +284,14 @@ def get_plugin_manager(
     try:
         for module_name in DEFAULT_PLUGINS:
             pm.add_plugin(importlib.import_module(module_name), BUILTIN_NAME, DISTRIBUTION, _version(DISTRIBUTION))
-        for plugin in plugins or ():
-            name = getattr(plugin, "__name__", None) or type(plugin).__name__
-            pm.add_plugin(plugin, name, None, None)
+        if plugins:
+            known = _entry_points_of(plugins)
+            for plugin in plugins:
+                name, dist, version, target = known.get(id(plugin)) or (
+                    getattr(plugin, "__name__", None) or type(plugin).__name__, None, None, None)
+                if target:
+                    pm._targets[name] = target
+                pm.add_plugin(plugin, name, dist, version)
         if entry_points:
             load_entry_points(pm, env)
     finally:
@@ -291,13 +303,15 @@ def get_plugin_manager(
 
 
 def load_entry_points(pm: PluginManager, env: Mapping[str, str]) -> None:
+    names: dict[int, tuple[str | None, str | None]] = {}  # a distribution's METADATA is parsed once
     for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         if not _selected(ep.name, env):
             continue
-        dist = ep.dist.name if ep.dist else None
-        version = ep.dist.version if ep.dist else None
+        dist, version = _dist_of(ep, names)
         if pm.has_plugin(ep.name) or ep.name in pm._dists:
             first = pm._dists.get(ep.name, (None, None))[0]
+            if first == dist and dist is not None:
+                continue  # given explicitly as well: the same plugin, already registered
             if first != dist or dist is None:
                 pm.load_errors.append(LoadError(ep.name, dist, version, f"entry point name '{ep.name}' is "
                                                 f"already used by {first or 'another plugin'}; skipped", fatal=False))
@@ -308,7 +322,113 @@ def load_entry_points(pm: PluginManager, env: Mapping[str, str]) -> None:
             pm._dists[ep.name] = (dist, version)
             pm._fail(ep.name, f"failed to import '{ep.value}': {_describe(exc)}")
             continue
+        pm._targets[ep.name] = ep.value
         pm.add_plugin(plugin, ep.name, dist, version)
+
+
+def _dist_of(ep: md.EntryPoint, cache: dict[int, tuple[str | None, str | None]]) -> tuple[str | None, str | None]:
+    """``(name, version)`` of the distribution declaring ``ep`` (parsing METADATA costs ~1 ms)."""
+    if ep.dist is None:
+        return None, None
+    key = id(ep.dist)
+    if key not in cache:
+        cache[key] = (ep.dist.name, ep.dist.version)
+    return cache[key]
+
+
+def _entry_points_of(plugins: Iterable[object]) -> dict[int, tuple[str, str | None, str | None, str]]:
+    """``id(plugin) -> (entry point name, distribution, version, value)`` for plugins an entry point names.
+
+    A plugin given as an object (``orch.use(module)`` in tests) gets the name it has under
+    the command line, so ``ctx.plugin``, events and messages read the same everywhere.
+    Only modules already imported are looked at: nothing is loaded here.
+    """
+    wanted = {id(p) for p in plugins}
+    found: dict[int, tuple[str, str | None, str | None, str]] = {}
+    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        target: Any = sys.modules.get(ep.module)
+        for part in (ep.attr or "").split(".") if ep.attr else ():
+            target = getattr(target, part, None)
+        if target is not None and id(target) in wanted and id(target) not in found:
+            found[id(target)] = (ep.name, ep.dist.name if ep.dist else None, ep.dist.version if ep.dist else None,
+                                 ep.value)
+    return found
+
+
+def near_miss_entry_points() -> list[LoadError]:
+    """Warnings for entry points in a group that looks like ``orchestrator.plugins`` but is not.
+
+    ``orchestrator.plugin`` or ``orchestrator_plugins`` is an easy typo, and such an
+    entry point is otherwise silently ignored. Reads every distribution's entry points,
+    so only ``plugins list`` asks.
+    """
+    warnings = []
+    for group in sorted(md.entry_points().groups):
+        if group == ENTRY_POINT_GROUP or not _looks_like_ours(group):
+            continue
+        for ep in md.entry_points(group=group):
+            dist = ep.dist.name if ep.dist else None
+            warnings.append(LoadError(
+                ep.name, dist, ep.dist.version if ep.dist else None,
+                f"entry point '{ep.name} = {ep.value}' is in group '{group}', not '{ENTRY_POINT_GROUP}', "
+                f"so it is ignored (fix the group name in the distribution's pyproject.toml)", fatal=False))
+    return warnings
+
+
+def _looks_like_ours(group: str) -> bool:
+    plain = group.lower().replace("-", ".").replace("_", ".").strip()
+    if plain == ENTRY_POINT_GROUP:
+        return True
+    return difflib.SequenceMatcher(None, plain, ENTRY_POINT_GROUP).ratio() >= 0.85
+
+
+def _hook_names(pm: pluggy.PluginManager) -> list[str]:
+    """The hooks that have a spec (a misspelled hookimpl makes pluggy add one without)."""
+    return sorted(name for name, caller in vars(pm.hook).items()
+                  if not name.startswith("_") and getattr(caller, "spec", None) is not None)
+
+
+def _signature_problems(pm: PluginManager, plugin: object) -> list[str]:
+    """Our words for the hookimpls pluggy would refuse: an argument the hook does not pass,
+    a wrapper that is not a generator. Empty when all is well (or the plugin resists inspection:
+    then pluggy's own check reports it)."""
+    problems = []
+    try:
+        for attr in dir(plugin):
+            opts = pm.parse_hookimpl_opts(plugin, attr)
+            if not opts:
+                continue
+            fn = getattr(plugin, attr)
+            hook_name = opts.get("specname") or attr
+            caller = getattr(pm.hook, hook_name, None)
+            spec = getattr(caller, "spec", None)
+            if spec is None:
+                continue  # a misspelled hook: reported once registered, with a suggestion
+            where = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', attr)}"
+            valid = [*spec.argnames, *spec.kwargnames]
+            wrong = [a for a in _required_args(fn) if a not in valid]
+            if wrong:
+                names = ", ".join(f"'{a}'" for a in wrong)
+                problems.append(
+                    f"hookimpl '{hook_name}' ({where}) takes {names}, which the hook does not pass; "
+                    f"its arguments are: {', '.join(valid) or 'none'} (take only those you need, by name)")
+            if (opts.get("wrapper") or opts.get("hookwrapper")) and not inspect.isgeneratorfunction(fn):
+                problems.append(f"hookimpl '{hook_name}' ({where}) is a wrapper but not a generator function: "
+                                f"it must 'yield' exactly once (or raise before it)")
+    except Exception:
+        return []
+    return problems
+
+
+def _required_args(fn: Any) -> list[str]:
+    """The arguments pluggy would pass by name: positional ones without a default."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    names = [p.name for p in signature.parameters.values() if p.kind in kinds and p.default is p.empty]
+    return names[1:] if names[:1] == ["self"] else names
 
 
 def plugin_timeout(env: Mapping[str, str]) -> float:

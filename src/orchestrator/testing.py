@@ -16,6 +16,12 @@ Any test suite with ``orchestrator`` installed gets the ``orch`` fixture::
         assert [c.hook for c in run.calls] == ["create", "start"]
         orch.uninstall()
 
+    def test_resume_after_a_crash_in_start(orch):
+        orch.use(my_plugin)
+        run = orch.install("blueprint.yaml", crash=orch.crash("start", node="file", at_save=1))
+        assert run.crashed == "save #1"                # the process "died" there
+        assert orch.install("blueprint.yaml").ok       # a new process resumes
+
 Everything runs in-process against a temporary state file; managers are closed and
 plugins unregistered after each test, even when it fails.
 """
@@ -23,7 +29,9 @@ plugins unregistered after each test, even when it fails.
 from __future__ import annotations
 
 import copy
+import json
 import textwrap
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +39,7 @@ from typing import Any
 import attrs
 import pytest
 
-from orchestrator import hookimpl
+from orchestrator import RecoverableError, hookimpl
 from orchestrator.conformance import Subject, conformance_tests, run_checks  # noqa: F401 (re-exported)
 from orchestrator.deployments import Orchestrator
 from orchestrator.dsl.model import MISSING
@@ -42,6 +50,7 @@ from orchestrator.engine.factory import ContextFactory
 from orchestrator.engine.options import Options
 from orchestrator.engine.results import ExecutionResult
 from orchestrator.engine.steps import save_runtime
+from orchestrator.faults import Crash, CrashableStore, Faults
 from orchestrator.hookspecs import LIFECYCLE_HOOKS, RELATIONSHIP_OPERATIONS
 from orchestrator.plan import Plan, PlannedInstance, PlannedRelationship, build_plan
 from orchestrator.plugins import PluginManager, get_plugin_manager
@@ -97,6 +106,7 @@ class RunResult:
     states: dict[str, str]
     runtime_properties: dict[str, dict[str, Any]]
     outputs: dict[str, Any]
+    crashed: str | None = None  # where a simulated crash fired: "before", "save #n", "after"
 
     @property
     def ok(self) -> bool:
@@ -136,21 +146,27 @@ class NodeUnderTest:
 
     @property
     def runtime_properties(self) -> dict[str, Any]:
+        """The instance's runtime properties: the same dict across calls; change it in place or
+        assign a new one, the next ``call()`` sees it."""
         return self.record.runtime
 
     @runtime_properties.setter
     def runtime_properties(self, value: Mapping[str, Any]) -> None:
-        import json
         self.record.runtime = dict(value)
-        self.record.runtime_json = json.dumps(self.record.runtime, sort_keys=True)
+        _sync(self.record)
 
     @property
     def logs(self) -> list[str]:
         return [e.message for e in self.events if e.type == "log"]
 
     def call(self, hook: str, *, retry_number: int = 0, max_retries: int = 5) -> None:
-        """Run one lifecycle hook of this node's owning plugin; exceptions propagate."""
+        """Run one lifecycle hook of this node's owning plugin once; exceptions propagate."""
         self._harness.call_hook(self, hook, None, retry_number=retry_number, max_retries=max_retries)
+
+    def run(self, hook: str, *, max_retries: int = 20) -> int:
+        """Run a hook as the engine does: again after ``retry_after`` while it asks to be retried
+        (a ``wait_until``, a ``RecoverableError``); other errors propagate. The retries it took."""
+        return _retrying(lambda n: self.call(hook, retry_number=n, max_retries=max_retries), max_retries)
 
 
 class RelationshipUnderTest:
@@ -176,6 +192,10 @@ class RelationshipUnderTest:
     def call(self, hook: str, *, retry_number: int = 0, max_retries: int = 5) -> None:
         self._harness.call_hook(self.source, hook, self, retry_number=retry_number, max_retries=max_retries)
 
+    def run(self, hook: str, *, max_retries: int = 20) -> int:
+        """As ``NodeUnderTest.run``: retried while it asks to be."""
+        return _retrying(lambda n: self.call(hook, retry_number=n, max_retries=max_retries), max_retries)
+
 
 class Harness:
     """The ``orch`` fixture: plugin managers, single hooks and whole blueprints, in-process."""
@@ -189,6 +209,7 @@ class Harness:
         self._managers: list[PluginManager] = []
         self._orchestrators: list[Orchestrator] = []
         self.recorder = CallRecorder()
+        self.faults = Faults("orchestrator.testing.faults")
         self._counter = 0
 
     # -- plugin managers ------------------------------------------------------------
@@ -208,7 +229,8 @@ class Harness:
     @property
     def pm(self) -> PluginManager:
         if self._pm is None:
-            self._pm = self.plugin_manager(*self._plugins, self.recorder, entry_points=self._entry_points)
+            self._pm = self.plugin_manager(*self._plugins, self.recorder, self.faults,
+                                           entry_points=self._entry_points)
             errors = [e for e in self._pm.load_errors if e.fatal]
             if errors:
                 raise AssertionError("plugins failed to load: " + "; ".join(map(str, errors)))
@@ -232,9 +254,13 @@ class Harness:
         """
         self._counter += 1
         name = id or f"node{self._counter}"
-        bp = self._load_text(_one_node_blueprint(name, node_type, properties or {}))
+        relationships = list(relationships)
+        # the targets as templates too, so validate_node sees the relationships as in a blueprint
+        bp = self._load_text(_one_node_blueprint(name, node_type, properties or {}, relationships))
         plan = build_plan(bp)
         node = NodeUnderTest(self, plan, f"{name}_0", deployment)
+        node.instance.relationships.clear()  # ... but hooks see the real targets, linked here
+        node.instance.host_id = None
         for rel_type, target in relationships:
             link = RelationshipUnderTest(self, rel_type, node, target, None)
             node.links.append((link.relationship, target))
@@ -262,6 +288,9 @@ class Harness:
             instances[item.id], records[item.id] = item.instance, item.record
             nodes.update(item.plan.nodes)
             todo.extend(target for _, target in item.links)
+        kept = {iid: rec.runtime for iid, rec in records.items()}
+        for rec in records.values():  # a test may have changed runtime_properties in place
+            _sync(rec)
         inst = node.instance
         if rel is not None:
             inst = PlannedInstance(node.id, node.node.name, node.instance.host_id, [rel.relationship])
@@ -283,6 +312,12 @@ class Harness:
             caller(ctx=ctx)
         finally:
             save_runtime(ctx)
+            for iid, rec in records.items():  # keep the dict a test holds up to date
+                same = kept[iid]
+                if rec.runtime is not same:
+                    same.clear()
+                    same.update(rec.runtime)
+                    rec.runtime = same
 
     # -- whole blueprints ------------------------------------------------------------
 
@@ -295,34 +330,51 @@ class Harness:
         return path
 
     def orchestrator(self) -> Orchestrator:
-        orch = Orchestrator(pm=self.pm, state_path=self.state_path)
+        """An orchestrator on the test's state file (a new one per workflow, like a new process)."""
+        orch = Orchestrator(pm=self.pm, state_path=self.state_path,
+                            store=CrashableStore(self.state_path, self.faults))
         self._orchestrators.append(orch)
         return orch
 
+    def crash(self, operation: str, node: str, *, at_save: int | None = None, before: bool = False,
+              target: str | None = None) -> Crash:
+        """A simulated crash for ``install(..., crash=...)`` / ``uninstall(crash=...)``: in
+        ``operation`` of template ``node``, before its ``at_save``-th ``ctx.instance.update()``
+        is written, or ``before`` the hook runs, or else right after it returned. The
+        state keeps exactly what a killed process leaves; the next workflow resumes."""
+        return Crash(operation, node, at_save, before, target)
+
     def install(self, blueprint: str | Path, inputs: Mapping[str, Any] | Iterable[str] | None = None, *,
                 deployment: str = "test", options: Options | None = None,
-                secrets: Mapping[str, Any] | None = None) -> RunResult:
+                secrets: Mapping[str, Any] | None = None, crash: Crash | None = None) -> RunResult:
         """Run install in-process; returns calls, events, states and outputs."""
         path = self.blueprint(blueprint)
         orch = self.orchestrator()
-        return self._run(orch, deployment, lambda listeners: orch.install(
+        return self._run(orch, deployment, crash, lambda listeners: orch.install(
             path, inputs if isinstance(inputs, Mapping) or inputs is None else list(inputs), deployment,
             options or FAST, listeners, Secrets(secrets or {}, env={}) if secrets is not None else None))
 
     def uninstall(self, *, deployment: str = "test", options: Options | None = None,
-                  secrets: Mapping[str, Any] | None = None) -> RunResult:
+                  secrets: Mapping[str, Any] | None = None, crash: Crash | None = None) -> RunResult:
         orch = self.orchestrator()
-        return self._run(orch, deployment, lambda listeners: orch.uninstall(
+        return self._run(orch, deployment, crash, lambda listeners: orch.uninstall(
             deployment, options or FAST, listeners, Secrets(secrets or {}, env={}) if secrets is not None else None))
 
-    def _run(self, orch: Orchestrator, deployment: str, run: Any) -> RunResult:
+    def _run(self, orch: Orchestrator, deployment: str, crash: Crash | None, run: Any) -> RunResult:
         events: list[Event] = []
         start = len(self.recorder.calls)
-        result = run([events.append])
+        self.pm  # noqa: B018 - built (and the fault injector registered) before arming it
+        if crash is not None:
+            crash.arm(self.faults)
+        try:
+            result = run([events.append])
+        finally:
+            crashed = self.faults.fired if crash is not None else None
+            self.faults.arm(None)
         _, _, rows = orch.status(deployment)
         outputs = orch.outputs(deployment)
         return RunResult(result, self.recorder.calls[start:], events, {i: r.state for i, r in rows.items()},
-                         {i: r.runtime for i, r in rows.items()}, outputs)
+                         {i: r.runtime for i, r in rows.items()}, outputs, crashed)
 
     def _load_text(self, text: str) -> Any:
         path = self.tmp_path / f"_harness_{self._counter}.yaml"
@@ -338,9 +390,36 @@ class Harness:
         self._managers.clear()
 
 
-def _one_node_blueprint(name: str, node_type: str, properties: Mapping[str, Any]) -> str:
-    import json
-    return json.dumps({"node_templates": {name: {"type": node_type, "properties": dict(properties)}}})
+def _retrying(call: Any, max_retries: int) -> int:
+    for attempt in range(max_retries + 1):
+        try:
+            call(attempt)
+            return attempt
+        except RecoverableError as exc:
+            if attempt == max_retries:
+                raise
+            time.sleep(min(exc.retry_after if exc.retry_after is not None else 0.01, 5.0))
+    raise AssertionError("unreachable")
+
+
+def _sync(record: InstanceRecord) -> None:
+    """Make the record's stored form follow its dict (what a hook's ctx is built from)."""
+    try:
+        record.runtime_json = json.dumps(record.runtime, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"runtime_properties of {record.id} must hold JSON values only: {exc}") from None
+
+
+def _one_node_blueprint(name: str, node_type: str, properties: Mapping[str, Any],
+                        relationships: Iterable[tuple[str, NodeUnderTest]] = ()) -> str:
+    templates: dict[str, Any] = {name: {"type": node_type, "properties": dict(properties)}}
+    links = []
+    for rel_type, target in relationships:
+        templates.setdefault(target.node.name, {"type": target.node.type, "properties": dict(target.properties)})
+        links.append({"type": rel_type, "target": target.node.name})
+    if links:
+        templates[name]["relationships"] = links
+    return json.dumps({"node_templates": templates}, default=str)
 
 
 @pytest.fixture

@@ -6,12 +6,7 @@ in each family's module.
 
 from __future__ import annotations
 
-from typing import Any
-
-from orchestrator import hookimpl
+from orchestrator.sdk import Plugin
 from plugins_aws.schema import DATA_TYPES
 
-
-@hookimpl
-def register_types() -> dict[str, Any]:
-    return {"data_types": DATA_TYPES}
+plugin = Plugin({"data_types": DATA_TYPES})

@@ -4,7 +4,9 @@ Its shape is what ``plugins_docker`` reads from a ``contained_in`` host: ``url``
 ``tls_verify``, ``ca_cert``, ``client_cert``, ``client_key`` (paths or PEM), ``timeout``.
 
 Shared by the instance plugin (on start) and the elastic IP plugin (an association
-changes the public address a derived URL points at).
+changes the public address a derived URL points at). The data type is the core's
+``orchestrator.datatypes.DockerHost`` (the Docker plugin reads the same);
+``aws.datatypes.DockerHost`` remains as another name for it.
 """
 
 from __future__ import annotations
@@ -12,30 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+CORE_TYPE = "orchestrator.datatypes.DockerHost"
 DATA_TYPE = "aws.datatypes.DockerHost"
 
 DATA_TYPES: dict[str, Any] = {
-    DATA_TYPE: {
-        "description": "A Docker engine on the instance. Without url, one is derived: "
-                       "tcp://<public ip, else private ip>:<port>.",
-        "properties": {
-            "url": {"type": "string", "required": False,
-                    "description": "e.g. tcp://1.2.3.4:2376 or unix:///var/run/docker.sock"},
-            "port": {"type": "integer", "required": False,
-                     "description": "For a derived url; default 2376 with TLS, else 2375."},
-            "use_private_ip": {"type": "boolean", "default": False,
-                               "description": "Derive the url from the private address."},
-            "tls_verify": {"type": "boolean", "default": False},
-            "ca_cert": {"type": "string", "required": False,
-                        "description": "CA certificate: a file path or PEM text."},
-            "client_cert": {"type": "string", "required": False,
-                            "description": "Client certificate: a file path or PEM text."},
-            "client_key": {"type": "string", "required": False,
-                           "description": "Client key: a file path or PEM text."},
-            "timeout": {"type": "integer", "required": False,
-                        "description": "Seconds the Docker plugin waits for one API call."},
-        },
-    },
+    DATA_TYPE: {"derived_from": CORE_TYPE, "description": "The same as orchestrator.datatypes.DockerHost."},
 }
 
 _PASSED_ON = ("ca_cert", "client_cert", "client_key", "timeout")

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator import NonRecoverableError, hookimpl
-from plugins_aws.client import ec2_client
+from orchestrator import EntityContext, NonRecoverableError
+from orchestrator.sdk import Plugin, Relationship
 from plugins_aws.docker_host import docker_host
 from plugins_aws.errors import call
 from plugins_aws.related import RESOURCE_ID
-from plugins_aws.resource import Resource
+from plugins_aws.resource import AwsResource, client_for, wait_options
 from plugins_aws.schema import resource_properties
-from plugins_aws.waiting import Waits
 
 TYPE = "aws.ec2.ElasticIP"
 INSTANCE_TO_EIP = "aws.relationships.instance_connected_to_elastic_ip"
@@ -47,14 +46,14 @@ TYPES: dict[str, Any] = {
 }
 
 
-class ElasticIP(Resource):
+class ElasticIP(AwsResource):
     kind = "elastic IP"
     tag_resource_types = ("elastic-ip",)
 
     def describe(self, resource_id: str) -> dict[str, Any] | None:
         return describe_address(self.client, resource_id)
 
-    def find(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return call(self.client.describe_addresses, Filters=filters)["Addresses"]
 
     def id_of(self, resource: dict[str, Any]) -> str:
@@ -75,7 +74,7 @@ class ElasticIP(Resource):
             call(self.client.disassociate_address, AssociationId=address["AssociationId"],
                  ignore=ASSOCIATION_NOT_FOUND)
         call(self.client.release_address, AllocationId=resource_id, ignore=NOT_FOUND,
-             retry_codes=("InvalidIPAddress.InUse",), retry_after=self.waits.interval)
+             retry_codes=("InvalidIPAddress.InUse",), retry_after=wait_options(self.properties)["max_interval"])
 
 
 def describe_address(client: Any, resource_id: str) -> dict[str, Any] | None:
@@ -86,16 +85,7 @@ def describe_address(client: Any, resource_id: str) -> dict[str, Any] | None:
     return addresses[0] if addresses else None
 
 
-def _sides(ctx: Any) -> tuple[Any, Any]:
-    """(address side, instance side) of the relationship, whichever way it points."""
-    if TYPE in ctx.source.node.type_hierarchy:
-        return ctx.source, ctx.target
-    if TYPE in ctx.target.node.type_hierarchy:
-        return ctx.target, ctx.source
-    raise NonRecoverableError(f"{ctx.source.instance.id} -> {ctx.target.instance.id}: neither end is an {TYPE}")
-
-
-def _show_address(instance: Any, public_ip: str | None) -> None:
+def _show_address(instance: EntityContext, public_ip: str | None) -> None:
     """Make the instance's runtime properties show (or stop showing) the elastic IP."""
     runtime = instance.instance.runtime_properties
     if public_ip:
@@ -108,59 +98,52 @@ def _show_address(instance: Any, public_ip: str | None) -> None:
         runtime["docker_host"] = host
 
 
-@hookimpl
-def register_types() -> dict[str, Any]:
-    return TYPES
+class Association(Relationship):
+    """Either direction: instance -> address or address -> instance."""
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        if TYPE in self.source.node.type_hierarchy:
+            self.eip, self.host = self.source, self.target
+        elif TYPE in self.target.node.type_hierarchy:
+            self.eip, self.host = self.target, self.source
+        else:
+            raise NonRecoverableError(f"{ctx.describe()}: neither end is an {TYPE}")
+        self.client = client_for(self.eip.node.properties)
+        self.runtime = self.eip.instance.runtime_properties
+
+    def establish(self) -> None:
+        allocation_id = self.runtime.get(RESOURCE_ID)
+        instance_id = self.host.instance.runtime_properties.get(RESOURCE_ID)
+        if not allocation_id or not instance_id:
+            raise NonRecoverableError(f"cannot associate: allocation id {allocation_id}, instance id {instance_id}")
+        address = describe_address(self.client, allocation_id)
+        if address is None:
+            raise NonRecoverableError(f"elastic IP {allocation_id} no longer exists")
+        if address.get("InstanceId") == instance_id and address.get("AssociationId"):
+            association_id = address["AssociationId"]  # a repeated establish
+        else:
+            association_id = call(self.client.associate_address, AllocationId=allocation_id,
+                                  InstanceId=instance_id, AllowReassociation=False,
+                                  retry_codes=("InvalidInstanceID.NotFound", "InvalidInstanceID"),
+                                  retry_after=wait_options(self.eip.node.properties)["max_interval"])["AssociationId"]
+        self.runtime.update({"association_id": association_id, "instance_id": instance_id})
+        _show_address(self.host, address["PublicIp"])
+        self.logger.info("associated %s (%s) with %s", address["PublicIp"], allocation_id, instance_id)
+
+    def unlink(self) -> None:
+        association_id = self.runtime.get("association_id")
+        instance_id = self.host.instance.runtime_properties.get(RESOURCE_ID)
+        if not association_id and self.runtime.get(RESOURCE_ID):  # establish may have died before saving it
+            address = describe_address(self.client, self.runtime[RESOURCE_ID]) or {}
+            if instance_id and address.get("InstanceId") == instance_id:
+                association_id = address.get("AssociationId")
+        if association_id:
+            call(self.client.disassociate_address, AssociationId=association_id, ignore=ASSOCIATION_NOT_FOUND)
+            self.logger.info("disassociated %s from %s", self.runtime.get("public_ip"), instance_id)
+        self.runtime.pop("association_id", None)
+        self.runtime.pop("instance_id", None)
+        _show_address(self.host, None)
 
 
-@hookimpl
-def create(ctx: Any) -> None:
-    ElasticIP(ctx).create()
-
-
-@hookimpl
-def delete(ctx: Any) -> None:
-    ElasticIP(ctx).delete()
-
-
-@hookimpl
-def establish(ctx: Any) -> None:
-    eip, instance = _sides(ctx)
-    client = ec2_client(eip.node.properties.get("client_config"))
-    runtime = eip.instance.runtime_properties
-    allocation_id, instance_id = runtime.get(RESOURCE_ID), instance.instance.runtime_properties.get(RESOURCE_ID)
-    if not allocation_id or not instance_id:
-        raise NonRecoverableError(f"cannot associate: allocation id {allocation_id}, instance id {instance_id}")
-    address = describe_address(client, allocation_id)
-    if address is None:
-        raise NonRecoverableError(f"elastic IP {allocation_id} no longer exists")
-    if address.get("InstanceId") == instance_id and address.get("AssociationId"):
-        association_id = address["AssociationId"]  # a repeated establish
-    else:
-        waits = Waits(eip.node.properties)
-        association_id = call(client.associate_address, AllocationId=allocation_id,
-                              InstanceId=instance_id, AllowReassociation=False,
-                              retry_codes=("InvalidInstanceID.NotFound", "InvalidInstanceID"),
-                              retry_after=waits.interval)["AssociationId"]
-    runtime.update({"association_id": association_id, "instance_id": instance_id})
-    _show_address(instance, address["PublicIp"])
-    ctx.logger.info("associated %s (%s) with %s", address["PublicIp"], allocation_id, instance_id)
-
-
-@hookimpl
-def unlink(ctx: Any) -> None:
-    eip, instance = _sides(ctx)
-    client = ec2_client(eip.node.properties.get("client_config"))
-    runtime = eip.instance.runtime_properties
-    association_id = runtime.get("association_id")
-    instance_id = instance.instance.runtime_properties.get(RESOURCE_ID)
-    if not association_id and runtime.get(RESOURCE_ID):  # establish may have died before saving it
-        address = describe_address(client, runtime[RESOURCE_ID]) or {}
-        if instance_id and address.get("InstanceId") == instance_id:
-            association_id = address.get("AssociationId")
-    if association_id:
-        call(client.disassociate_address, AssociationId=association_id, ignore=ASSOCIATION_NOT_FOUND)
-        ctx.logger.info("disassociated %s from %s", runtime.get("public_ip"), instance_id)
-    runtime.pop("association_id", None)
-    runtime.pop("instance_id", None)
-    _show_address(instance, None)
+plugin = Plugin(TYPES, {TYPE: ElasticIP, INSTANCE_TO_EIP: Association, EIP_TO_INSTANCE: Association})

@@ -3,15 +3,15 @@
 botocore's standard retry mode already retries throttling and 5xx answers a few times
 inside one call; what still escapes becomes a ``RecoverableError`` so the engine retries
 the whole operation later. Bad parameters become a ``NonRecoverableError`` quoting AWS's
-code and message, since retrying cannot fix them.
+code and message, since retrying cannot fix them. botocore is imported on the first
+call, not when the plugin is loaded (every command loads plugins).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection
 from typing import Any
-
-import botocore.exceptions
 
 from orchestrator import NonRecoverableError, RecoverableError
 
@@ -23,22 +23,23 @@ TRANSIENT_CODES = frozenset({
     "IncorrectInstanceState", "ConcurrentTagAccess", "DependencyViolation",
 })
 
-TRANSIENT_EXCEPTIONS = (
-    botocore.exceptions.ConnectionError,  # endpoint unreachable, timeouts, connection closed
-    botocore.exceptions.HTTPClientError,
-)
 
-CONFIG_EXCEPTIONS = (
-    botocore.exceptions.NoCredentialsError,
-    botocore.exceptions.PartialCredentialsError,
-    botocore.exceptions.NoRegionError,
-    botocore.exceptions.ParamValidationError,
-)
+@functools.cache
+def _botocore() -> Any:
+    import botocore.exceptions
+
+    return botocore.exceptions
 
 
-def error_code(exc: BaseException) -> str | None:
+def sdk_errors() -> tuple[type[Exception], ...]:
+    """The exceptions boto3 raises for AWS's answers and for its own failures."""
+    exceptions = _botocore()
+    return exceptions.BotoCoreError, exceptions.ClientError
+
+
+def error_code(exc: BaseException | None) -> str | None:
     """AWS's error code of a ``ClientError`` (e.g. ``InvalidKeyPair.NotFound``), else None."""
-    if isinstance(exc, botocore.exceptions.ClientError):
+    if exc is not None and isinstance(exc, _botocore().ClientError):
         return str(exc.response.get("Error", {}).get("Code") or "") or None
     return None
 
@@ -46,7 +47,8 @@ def error_code(exc: BaseException) -> str | None:
 def translate(exc: Exception, retry_codes: Collection[str] = (),
               retry_after: float | None = None) -> Exception:
     """The engine error for a boto3 failure (returned, for ``raise ... from exc``)."""
-    if isinstance(exc, botocore.exceptions.ClientError):
+    exceptions = _botocore()
+    if isinstance(exc, exceptions.ClientError):
         code = error_code(exc) or "Unknown"
         message = exc.response.get("Error", {}).get("Message") or str(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
@@ -54,9 +56,9 @@ def translate(exc: Exception, retry_codes: Collection[str] = (),
         if code in TRANSIENT_CODES or code in retry_codes or status >= 500:
             return RecoverableError(text, retry_after=retry_after)
         return NonRecoverableError(text)
-    if isinstance(exc, TRANSIENT_EXCEPTIONS):
+    if isinstance(exc, (exceptions.ConnectionError, exceptions.HTTPClientError)):
         return RecoverableError(f"AWS unreachable: {exc}", retry_after=retry_after)
-    if isinstance(exc, CONFIG_EXCEPTIONS):
+    if isinstance(exc, exceptions.BotoCoreError):  # credentials, region, parameters: retrying cannot help
         return NonRecoverableError(f"AWS client configuration: {exc}")
     return exc
 
@@ -71,7 +73,7 @@ def call(method: Callable[..., dict[str, Any]], /, *, ignore: Collection[str] = 
     """
     try:
         return method(**params)
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+    except sdk_errors() as exc:
         if error_code(exc) in ignore:
             return None
         raise translate(exc, retry_codes, retry_after) from exc
@@ -82,5 +84,5 @@ def paginate(client: Any, operation: str, result_key: str, **params: Any) -> lis
     try:
         pages = client.get_paginator(operation).paginate(**params)
         return [item for page in pages for item in page.get(result_key) or []]
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+    except sdk_errors() as exc:
         raise translate(exc) from exc

@@ -4,23 +4,29 @@ Launching is idempotent twice over: the ``ClientToken`` is derived from deployme
 instance id and a per-install generation saved *before* RunInstances, so AWS itself
 answers a repeated launch with the first instance; and the instance is tagged in the
 same call, so a resume that lost the id finds it by tag. ``start``/``stop``/``delete``
-wait in bounded polls (``poll_interval``, ``wait_timeout``), then hand back to the
-engine's retries.
+act, then look at once (AWS's answer often says the instance is already there); if not,
+they wait with ``wait_until``: the operation asks to be retried, first after 0.1 s, the
+pause doubling up to ``poll_interval``, for at most ``wait_timeout`` in all. No wait
+holds a worker.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
+from collections.abc import Iterable
 from typing import Any
 
-from orchestrator import NonRecoverableError, RecoverableError, hookimpl
-from plugins_aws.docker_host import DATA_TYPE as DOCKER_HOST
+from orchestrator import NodeTemplateInfo, NonRecoverableError, RecoverableError
+from orchestrator.sdk import Plugin, Problem
+from plugins_aws.docker_host import CORE_TYPE as DOCKER_HOST
 from plugins_aws.docker_host import DATA_TYPES as DOCKER_HOST_TYPES
 from plugins_aws.docker_host import docker_host
 from plugins_aws.errors import call, error_code, paginate
 from plugins_aws.related import one_target_id, target_ids
-from plugins_aws.resource import Resource
+from plugins_aws.resource import AwsResource
 from plugins_aws.schema import resource_properties
 from plugins_aws.tags import tag_specifications
 
@@ -36,6 +42,9 @@ NOT_FOUND = ("InvalidInstanceID.NotFound",)
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 GONE_STATES = ("shutting-down", "terminated")
 GENERATION = "launch_generation"
+PREFLIGHT_TTL = 60.0  # seconds a passed preflight of (client, image, key pair) holds
+_checked: dict[tuple[Any, ...], float] = {}  # ... until this time.monotonic()
+_checking: dict[tuple[Any, ...], threading.Lock] = {}
 
 TYPES: dict[str, Any] = {
     "data_types": DOCKER_HOST_TYPES,
@@ -73,9 +82,15 @@ TYPES: dict[str, Any] = {
 }
 
 
-class Instance(Resource):
+class Instance(AwsResource):
     kind = "instance"
     tag_resource_types = ("instance", "volume")
+
+    @classmethod
+    def validate(cls, node: NodeTemplateInfo) -> Iterable[Problem]:
+        if not node.properties.get("use_external_resource") and not node.properties.get("image_id"):
+            return ["image_id is required (unless use_external_resource is true)"]
+        return []
 
     # -- Resource -------------------------------------------------------------------
 
@@ -84,7 +99,7 @@ class Instance(Resource):
         instances = [i for r in (found or {}).get("Reservations", []) for i in r.get("Instances", [])]
         return instances[0] if instances else None
 
-    def find(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         filters = [*filters, {"Name": "instance-state-name", "Values": LIVE_STATES}]
         reservations = paginate(self.client, "describe_instances", "Reservations", Filters=filters)
         return [i for r in reservations for i in r["Instances"]]
@@ -128,9 +143,11 @@ class Instance(Resource):
         return instance
 
     def delete_existing(self, resource_id: str) -> None:
-        call(self.client.terminate_instances, ignore=NOT_FOUND, InstanceIds=[resource_id])
-        self.waits.until(lambda: self._state(resource_id) in (None, "terminated"),
-                         f"instance {resource_id} to terminate")
+        answer = call(self.client.terminate_instances, ignore=NOT_FOUND, InstanceIds=[resource_id])
+        if answer is None or _current(answer, "TerminatingInstances") == "terminated":
+            return
+        self.wait(lambda: self._state(resource_id) in (None, "terminated"), f"instance {resource_id} to terminate")
+
 
     # -- launching ------------------------------------------------------------------
 
@@ -138,9 +155,9 @@ class Instance(Resource):
         """Deterministic per deployment, instance and install generation; <= 64 ASCII chars."""
         generation = self.runtime.get(GENERATION)
         if not generation:
-            generation = self.runtime[GENERATION] = secrets.token_hex(6)
-            self.ctx.instance.update()  # before RunInstances: a resumed launch reuses it
-        seed = f"{self.ctx.deployment.id}\0{self.ctx.instance.id}\0{generation}"
+            generation = secrets.token_hex(6)
+            self.save(**{GENERATION: generation})  # before RunInstances: a resumed launch reuses it
+        seed = f"{self.ctx.deployment.id}\0{self.instance.id}\0{generation}"
         return "orch-" + hashlib.sha256(seed.encode()).hexdigest()[:56]
 
     def launch_parameters(self) -> dict[str, Any]:
@@ -168,12 +185,23 @@ class Instance(Resource):
         return params
 
     def preflight(self, image_id: str, key_name: str | None) -> None:
-        """Fail fast, with AWS's own words, on an image or key pair that cannot work."""
-        images = call(self.client.describe_images, ImageIds=[image_id])["Images"]
-        if not images:
-            raise NonRecoverableError(f"image {image_id} is not visible to this account in this region")
-        if key_name:
-            call(self.client.describe_key_pairs, KeyNames=[key_name])
+        """Fail fast, with AWS's own words, on an image or key pair that cannot work.
+
+        A pair that passed is not asked about again for a minute: fifty instances of one
+        template launch with one check, not fifty.
+        """
+        key = (id(self.client), image_id, key_name)
+        with _checking.setdefault(key, threading.Lock()):  # ten launches at once ask once
+            if _checked.get(key, 0.0) > time.monotonic():
+                return
+            images = call(self.client.describe_images, ImageIds=[image_id])["Images"]
+            if not images:
+                raise NonRecoverableError(f"image {image_id} is not visible to this account in this region")
+            if key_name:
+                call(self.client.describe_key_pairs, KeyNames=[key_name])
+            if len(_checked) > 1000:
+                _checked.clear()
+            _checked[key] = time.monotonic() + PREFLIGHT_TTL
 
     # -- start and stop -------------------------------------------------------------
 
@@ -181,17 +209,12 @@ class Instance(Resource):
         instance = self.describe(resource_id)
         return instance["State"]["Name"] if instance else None
 
-    def _require_id(self) -> str:
-        if not self.resource_id:
-            raise NonRecoverableError(f"{self.ctx.instance.id} has no instance id (create did not run)")
-        return self.resource_id
-
     def start(self) -> None:
-        rid = self._require_id()
+        rid = self.require_id()
         if self.external:
             instance = self.describe(rid)
             if instance is not None:
-                self.save(instance)
+                self.record(instance)
             return
 
         def running() -> bool:
@@ -200,18 +223,19 @@ class Instance(Resource):
                 return False
             state = instance["State"]["Name"]
             if state == "running":
-                self.save(instance)
+                self.record(instance)
                 return True
             if state == "stopped":
                 call(self.client.start_instances, InstanceIds=[rid])
-            elif state in GONE_STATES:
+                return self._state(rid) == "running" and running()  # a look at once: it may be running already
+            if state in GONE_STATES:
                 reason = (instance.get("StateReason") or {}).get("Message", "")
                 raise NonRecoverableError(f"instance {rid} is {state}{': ' + reason if reason else ''}")
             return False
 
-        self.waits.until(running, f"instance {rid} to be running")
-        self.ctx.logger.info("instance %s is running (public %s, private %s)", rid,
-                             self.runtime.get("public_ip_address"), self.runtime.get("private_ip_address"))
+        self.wait(running, f"instance {rid} to be running")
+        self.logger.info("instance %s is running (public %s, private %s)", rid,
+                         self.runtime.get("public_ip_address"), self.runtime.get("private_ip_address"))
 
     def stop(self) -> None:
         rid = self.resource_id
@@ -219,43 +243,28 @@ class Instance(Resource):
             return
 
         def stopped() -> bool:
-            state = self._state(rid)
-            if state in (None, "stopped", *GONE_STATES):
+            try:  # asking is cheaper than looking first: AWS answers with the state it is in now
+                answer = call(self.client.stop_instances, ignore=NOT_FOUND, InstanceIds=[rid])
+            except RecoverableError as exc:
+                if error_code(exc.__cause__) != "IncorrectInstanceState":  # pending, terminated, ...
+                    raise
+                answer = {}
+            except NonRecoverableError as exc:
+                if error_code(exc.__cause__) != "UnsupportedOperation":
+                    raise
+                self.logger.warning("instance %s cannot be stopped (%s); delete terminates it", rid, exc)
                 return True
-            if state == "running":
-                try:
-                    call(self.client.stop_instances, InstanceIds=[rid])
-                except NonRecoverableError as exc:
-                    if error_code(exc.__cause__) != "UnsupportedOperation":
-                        raise
-                    self.ctx.logger.warning("instance %s cannot be stopped (%s); delete terminates it",
-                                            rid, exc)
-                    return True
-            return False
+            if answer is None or _current(answer, "StoppingInstances") == "stopped":
+                return True
+            return self._state(rid) in (None, "stopped", *GONE_STATES)
 
-        self.waits.until(stopped, f"instance {rid} to stop")
+        self.wait(stopped, f"instance {rid} to stop")
 
 
-@hookimpl
-def register_types() -> dict[str, Any]:
-    return TYPES
+def _current(answer: dict[str, Any] | None, key: str) -> str | None:
+    """The state AWS says the (one) instance is in now, from a start/stop/terminate answer."""
+    changes = (answer or {}).get(key) or []
+    return changes[0].get("CurrentState", {}).get("Name") if changes else None
 
 
-@hookimpl
-def create(ctx: Any) -> None:
-    Instance(ctx).create()
-
-
-@hookimpl
-def start(ctx: Any) -> None:
-    Instance(ctx).start()
-
-
-@hookimpl
-def stop(ctx: Any) -> None:
-    Instance(ctx).stop()
-
-
-@hookimpl
-def delete(ctx: Any) -> None:
-    Instance(ctx).delete()
+plugin = Plugin(TYPES, {TYPE: Instance})

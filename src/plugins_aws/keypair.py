@@ -12,9 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from orchestrator import NonRecoverableError, hookimpl
+from orchestrator import NonRecoverableError
+from orchestrator.sdk import Plugin
 from plugins_aws.errors import call, error_code
-from plugins_aws.resource import Resource
+from plugins_aws.resource import AwsResource
 from plugins_aws.schema import resource_properties
 
 TYPE = "aws.ec2.KeyPair"
@@ -63,7 +64,7 @@ def check_writable(path: Path) -> None:
         raise NonRecoverableError(f"private_key_path {path}: its directory is not writable")
 
 
-class KeyPair(Resource):
+class KeyPair(AwsResource):
     kind = "key pair"
     tag_resource_types = ("key-pair",)
 
@@ -82,7 +83,7 @@ class KeyPair(Resource):
         pairs = (found or {}).get("KeyPairs") or []
         return pairs[0] if pairs else None
 
-    def find(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return call(self.client.describe_key_pairs, Filters=filters)["KeyPairs"]
 
     def id_of(self, resource: dict[str, Any]) -> str:
@@ -117,10 +118,9 @@ class KeyPair(Resource):
                 raise NonRecoverableError(f"private_key_path {path} already exists; refusing to "
                                           f"overwrite it (remove it or choose another path)")
             check_writable(path)  # before AWS makes a key whose private half could not be kept
-            self.runtime["private_key_path"] = str(path)  # ours from here on: uninstall removes it
-            self.ctx.instance.update()
+            self.save(private_key_path=str(path))  # ours from here on: uninstall removes it
         else:
-            self.ctx.logger.warning("no private_key_path: the private key of %s is discarded",
+            self.logger.warning("no private_key_path: the private key of %s is discarded",
                                     self.key_name)
         created = self._create_key_pair()
         material = created.pop("KeyMaterial")
@@ -130,7 +130,7 @@ class KeyPair(Resource):
             except OSError as exc:  # the key pair exists (tagged): uninstall deletes it
                 raise NonRecoverableError(f"cannot write the private key of {self.key_name} to "
                                           f"private_key_path {path}: {exc}") from exc
-            self.ctx.logger.info("wrote the private key of %s to %s (mode 0600)", self.key_name, path)
+            self.logger.info("wrote the private key of %s to %s (mode 0600)", self.key_name, path)
         return created
 
     def _create_key_pair(self) -> dict[str, Any]:
@@ -142,7 +142,7 @@ class KeyPair(Resource):
             if self._own_duplicate(exc) is None:
                 raise
         # ours, from an attempt whose tags were not yet searchable; its private key is lost
-        self.ctx.logger.warning("replacing key pair %s left by an interrupted create", self.key_name)
+        self.logger.warning("replacing key pair %s left by an interrupted create", self.key_name)
         self.delete_existing(self.key_name)
         return call(self.client.create_key_pair, **params)
 
@@ -163,16 +163,4 @@ class KeyPair(Resource):
             Path(written).unlink(missing_ok=True)
 
 
-@hookimpl
-def register_types() -> dict[str, Any]:
-    return TYPES
-
-
-@hookimpl
-def create(ctx: Any) -> None:
-    KeyPair(ctx).create()
-
-
-@hookimpl
-def delete(ctx: Any) -> None:
-    KeyPair(ctx).delete()
+plugin = Plugin(TYPES, {TYPE: KeyPair})

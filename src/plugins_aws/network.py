@@ -7,12 +7,14 @@ wait while AWS answers ``DependencyViolation`` (instances still terminating).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from orchestrator import NonRecoverableError, hookimpl
+from orchestrator import NodeTemplateInfo, NonRecoverableError
+from orchestrator.sdk import Plugin, Problem
 from plugins_aws.errors import call
 from plugins_aws.related import one_target_id
-from plugins_aws.resource import Resource
+from plugins_aws.resource import AwsResource
 from plugins_aws.schema import resource_properties
 
 VPC_TYPE = "aws.ec2.VPC"
@@ -52,6 +54,15 @@ TYPES: dict[str, Any] = {
 }
 
 
+class _Cidr:
+    @classmethod
+    def validate(cls, node: NodeTemplateInfo) -> Iterable[Problem]:
+        props = node.properties
+        if not props.get("use_external_resource") and not props.get("cidr_block"):
+            return ["cidr_block is required (unless use_external_resource is true)"]
+        return []
+
+
 def _require(properties: Any, name: str, kind: str) -> Any:
     value = properties.get(name)
     if not value:
@@ -59,7 +70,7 @@ def _require(properties: Any, name: str, kind: str) -> Any:
     return value
 
 
-class VPC(Resource):
+class VPC(_Cidr, AwsResource):
     kind = "VPC"
     tag_resource_types = ("vpc",)
 
@@ -68,7 +79,7 @@ class VPC(Resource):
         vpcs = (found or {}).get("Vpcs") or []
         return vpcs[0] if vpcs else None
 
-    def find(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return call(self.client.describe_vpcs, Filters=filters)["Vpcs"]
 
     def id_of(self, resource: dict[str, Any]) -> str:
@@ -88,8 +99,7 @@ class VPC(Resource):
 
     def configure(self) -> None:
         rid = self.resource_id
-        self.waits.until(lambda: (self.describe(rid) or {}).get("State") == "available",
-                         f"VPC {rid} to be available")
+        self.wait(lambda: (self.describe(rid) or {}).get("State") == "available", f"VPC {rid} to be available")
         if self.external:
             return
         for prop, attribute in (("enable_dns_support", "EnableDnsSupport"),
@@ -99,7 +109,7 @@ class VPC(Resource):
                      **{attribute: {"Value": bool(self.properties[prop])}})
 
 
-class Subnet(Resource):
+class Subnet(_Cidr, AwsResource):
     kind = "subnet"
     tag_resource_types = ("subnet",)
 
@@ -109,7 +119,7 @@ class Subnet(Resource):
         subnets = (found or {}).get("Subnets") or []
         return subnets[0] if subnets else None
 
-    def find(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return call(self.client.describe_subnets, Filters=filters)["Subnets"]
 
     def id_of(self, resource: dict[str, Any]) -> str:
@@ -136,31 +146,9 @@ class Subnet(Resource):
 
     def configure(self) -> None:
         rid = self.resource_id
-        self.waits.until(lambda: (self.describe(rid) or {}).get("State") == "available",
-                         f"subnet {rid} to be available")
+        self.wait(lambda: (self.describe(rid) or {}).get("State") == "available", f"subnet {rid} to be available")
         if self.properties.get("map_public_ip_on_launch") and not self.external:
             call(self.client.modify_subnet_attribute, SubnetId=rid, MapPublicIpOnLaunch={"Value": True})
 
 
-def _resource(ctx: Any) -> VPC | Subnet:
-    return Subnet(ctx) if SUBNET_TYPE in ctx.node.type_hierarchy else VPC(ctx)
-
-
-@hookimpl
-def register_types() -> dict[str, Any]:
-    return TYPES
-
-
-@hookimpl
-def create(ctx: Any) -> None:
-    _resource(ctx).create()
-
-
-@hookimpl
-def configure(ctx: Any) -> None:
-    _resource(ctx).configure()
-
-
-@hookimpl
-def delete(ctx: Any) -> None:
-    _resource(ctx).delete()
+plugin = Plugin(TYPES, {VPC_TYPE: VPC, SUBNET_TYPE: Subnet})

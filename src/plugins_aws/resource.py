@@ -1,191 +1,116 @@
-"""The create/delete flow every AWS resource type shares.
+"""What every AWS resource class shares, on top of the SDK's ``OwnedResource`` flow.
 
-``create`` never makes a second resource: it adopts an external one (verified), or
-re-checks the id saved by an earlier attempt, or finds one by its ownership tags (a
-create that crashed between the API call and saving the id), and only then creates.
-``delete`` never touches external resources, and also cleans up a resource whose id
-was never saved. Subclasses supply the few AWS calls that differ.
+``OwnedResource`` adopts, resumes, finds by ownership markers and only then creates;
+this adds the EC2 client (built on first use: boto3 is imported then, not when the
+plugin loads), ownership *tags*, waits bounded by the node's ``poll_interval`` /
+``wait_timeout``, and deletes that wait out AWS's ``DependencyViolation``. Subclasses
+supply the few AWS calls that differ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from orchestrator import NonRecoverableError, RecoverableError
-from plugins_aws.client import ec2_client
+from orchestrator.sdk import OwnedResource
 from plugins_aws.errors import call, error_code
 from plugins_aws.related import RESOURCE_ID
-from plugins_aws.tags import ownership_tags, tag_filters, tag_specifications, tags_of
-from plugins_aws.waiting import Waits
+from plugins_aws.tags import legacy, tag_filters, tag_specifications, tags_of
 
 EXTERNAL = "external_resource"
 
 
-class Resource:
+def client_for(properties: Mapping[str, Any]) -> Any:
+    """The EC2 client of a node's ``client_config``."""
+    from plugins_aws.client import ec2_client
+
+    return ec2_client(properties.get("client_config"))
+
+
+def wait_options(properties: Mapping[str, Any]) -> dict[str, float]:
+    """``wait_until`` options from a node's ``poll_interval`` and ``wait_timeout``."""
+    return {"max_interval": float(properties.get("poll_interval", 5.0)),
+            "timeout": float(properties.get("wait_timeout", 300.0))}
+
+
+class AwsResource(OwnedResource):
     """One AWS resource behind one node instance."""
 
-    kind: ClassVar[str] = "resource"  # for messages: "key pair", "security group", ...
+    id_key = RESOURCE_ID
+    external_key = EXTERNAL
     tag_resource_types: ClassVar[tuple[str, ...]] = ()  # TagSpecifications ResourceType(s)
 
-    def __init__(self, ctx: Any) -> None:
-        self.ctx = ctx
-        self.properties: Mapping[str, Any] = ctx.node.properties
-        self.runtime: dict[str, Any] = ctx.instance.runtime_properties
-        self.client = ec2_client(self.properties.get("client_config"))
-        self.waits = Waits(self.properties)
+    @functools.cached_property
+    def client(self) -> Any:
+        return client_for(self.properties)
 
-    # -- what subclasses implement ---------------------------------------------------
+    # -- OwnedResource, by tags ---------------------------------------------------------
 
-    def describe(self, resource_id: str) -> dict[str, Any] | None:
-        """The resource as AWS describes it; None if it does not exist."""
+    def find(self, markers: Mapping[str, str]) -> list[Any]:
+        return self.find_tagged(tag_filters(markers))
+
+    def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Resources matching ``filters`` (tag filters)."""
         raise NotImplementedError
 
-    def find(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Resources matching ``filters`` (the ownership tags)."""
-        raise NotImplementedError
+    def delete(self) -> None:
+        if not self.resource_id and not self.external:
+            try:
+                self.client  # noqa: B018 - can one be built at all?
+            except NonRecoverableError as exc:  # then create never made anything with it either
+                self.logger.warning("nothing to delete: no %s id was saved, and %s", self.kind, exc)
+                return
+            self.delete_legacy()
+        super().delete()
 
-    def create_new(self) -> dict[str, Any]:
-        """Create the resource, tagged with ``self.tag_specifications()``; its description."""
-        raise NotImplementedError
+    def delete_legacy(self) -> None:
+        """A resource of 0.1 whose create crashed before saving its id carries the old tag spelling."""
+        for found in self.find_tagged(tag_filters(legacy(self.markers))):
+            if not self.is_gone(found):
+                self.delete_existing(self.id_of(found))
+                self.logger.info("deleted %s %s (found by its 0.1 tags)", self.kind, self.id_of(found))
 
-    def delete_existing(self, resource_id: str) -> None:
-        """Delete the resource; must succeed if it is already gone."""
-        raise NotImplementedError
-
-    def id_of(self, resource: Mapping[str, Any]) -> str:
-        raise NotImplementedError
-
-    def runtime_of(self, resource: Mapping[str, Any]) -> dict[str, Any]:
-        """Runtime properties to record from a description (besides ``aws_resource_id``)."""
-        return {}
-
-    def is_gone(self, resource: Mapping[str, Any]) -> bool:
-        """True for a resource that exists only as a tombstone (a terminated instance)."""
-        return False
-
-    def adopt(self, resource: dict[str, Any]) -> dict[str, Any] | None:
-        """Take over a resource found by tag; None to delete it and create afresh."""
-        return resource
-
-    # -- helpers for subclasses ------------------------------------------------------
-
-    @property
-    def ownership(self) -> dict[str, str]:
-        return ownership_tags(self.ctx.deployment.id, self.ctx.instance.id)
+    # -- helpers ------------------------------------------------------------------------
 
     def owned(self, resource: Mapping[str, Any]) -> bool:
         """True if ``resource`` carries this node instance's ownership tags."""
-        return self.ownership.items() <= tags_of(resource).items()
+        return self.markers.items() <= tags_of(resource).items()
 
     def tags(self) -> dict[str, str]:
         """User tags plus the ownership tags (which a user cannot override)."""
-        return {**{str(k): str(v) for k, v in (self.properties.get("tags") or {}).items()},
-                **self.ownership}
+        return {**{str(k): str(v) for k, v in (self.properties.get("tags") or {}).items()}, **self.markers}
 
     def tag_specifications(self) -> list[dict[str, Any]]:
         return tag_specifications(self.tag_resource_types, self.tags())
 
     def default_name(self) -> str:
         """A name unique per deployment and instance, for resources that need one."""
-        return f"{self.ctx.deployment.id}-{self.ctx.instance.id}"
+        return f"{self.ctx.deployment.id}-{self.instance.id}"
 
-    @property
-    def resource_id(self) -> str | None:
-        return self.runtime.get(RESOURCE_ID)
-
-    @property
-    def external(self) -> bool:
-        return bool(self.runtime.get(EXTERNAL) or self.properties.get("use_external_resource"))
-
-    def save(self, resource: Mapping[str, Any], external: bool | None = None) -> None:
-        """Record the resource in runtime properties and persist them at once."""
-        self.runtime.update(self.runtime_of(resource))
-        self.runtime[RESOURCE_ID] = self.id_of(resource)
-        if external is not None:
-            self.runtime[EXTERNAL] = external
-        self.ctx.instance.update()
-
-    def forget(self) -> None:
-        """Drop what was recorded about a resource that no longer exists."""
-        self.runtime.pop(RESOURCE_ID, None)
+    def wait(self, probe: Callable[[], Any], what: str) -> Any:
+        """``wait_until`` bounded by the node's ``poll_interval`` and ``wait_timeout``."""
+        return self.wait_until(probe, what, **wait_options(self.properties))
 
     def delete_when_free(self, method: Any, what: str, ignore: tuple[str, ...], **params: Any) -> None:
-        """Delete, waiting (bounded) while AWS answers ``DependencyViolation``.
+        """Delete, waiting while AWS answers ``DependencyViolation``.
 
         Dependents (instances still terminating, rules in other groups) release a
         resource some time after they are gone; AWS says so with this code.
         """
-        logged = False
-
         def attempt() -> bool:
-            nonlocal logged
             try:
-                call(method, ignore=ignore, retry_after=self.waits.interval, **params)
+                call(method, ignore=ignore, **params)
             except RecoverableError as exc:
                 if error_code(exc.__cause__) != "DependencyViolation":
                     raise
-                if not logged:
-                    self.ctx.logger.info("%s is still in use; waiting", what)
-                    logged = True
                 return False
             return True
 
-        self.waits.until(attempt, f"{what} to be free of dependents (DependencyViolation)")
+        self.wait(attempt, f"{what} to be free of dependents (DependencyViolation)")
 
-    # -- the flows -------------------------------------------------------------------
-
-    def create(self) -> dict[str, Any]:
-        """Adopt, resume or create; returns the resource's description."""
-        log = self.ctx.logger
-        if self.properties.get("use_external_resource"):
-            rid = self.properties.get("resource_id")
-            if not rid:
-                raise NonRecoverableError(f"use_external_resource is true but no resource_id names "
-                                          f"the {self.kind} to use")
-            resource = self.describe(rid)
-            if resource is None or self.is_gone(resource):
-                raise NonRecoverableError(f"use_external_resource: {self.kind} '{rid}' does not exist")
-            self.save(resource, external=True)
-            log.info("using existing %s %s", self.kind, self.id_of(resource))
-            return resource
-        if self.resource_id:
-            resource = self.describe(self.resource_id)
-            if resource is not None and not self.is_gone(resource):
-                self.save(resource, external=False)
-                return resource
-            log.warning("%s %s recorded by an earlier attempt is gone; creating a new one",
-                        self.kind, self.resource_id)
-            self.forget()
-        for found in self.find(tag_filters(self.ownership)):
-            if self.is_gone(found):
-                continue
-            adopted = self.adopt(found)
-            if adopted is None:
-                log.warning("%s %s left by an interrupted create cannot be used; replacing it",
-                            self.kind, self.id_of(found))
-                self.delete_existing(self.id_of(found))
-                continue
-            log.info("found %s %s by its tags (left by an interrupted create); using it",
-                     self.kind, self.id_of(adopted))
-            self.save(adopted, external=False)
-            return adopted
-        resource = self.create_new()
-        self.save(resource, external=False)
-        log.info("created %s %s", self.kind, self.id_of(resource))
-        return resource
-
-    def delete(self) -> None:
-        """Delete what this instance created (found by tag if its id was never saved)."""
-        if self.external:
-            self.ctx.logger.info("%s %s is external: left in place", self.kind,
-                                 self.resource_id or self.properties.get("resource_id"))
-            return
-        if self.resource_id:
-            ids = [self.resource_id]
-        else:
-            ids = [self.id_of(r) for r in self.find(tag_filters(self.ownership)) if not self.is_gone(r)]
-        for rid in ids:
-            self.delete_existing(rid)
-            self.ctx.logger.info("deleted %s %s", self.kind, rid)
-        self.forget()
+    def require_id(self) -> str:
+        if not self.resource_id:
+            raise NonRecoverableError(f"{self.instance.id} has no {self.kind} id (create did not run)")
+        return self.resource_id

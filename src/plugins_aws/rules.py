@@ -48,33 +48,56 @@ _PEERS = {
 }
 
 
+class BadRule(ValueError):
+    """A rule that AWS would refuse, whatever the state of the account."""
+
+
 def ip_permission(rule: Mapping[str, Any], where: str) -> dict[str, Any]:
     """The ``IpPermissions`` entry for one rule; a clear error for an incomplete one."""
+    try:
+        return to_permission(rule)
+    except BadRule as exc:
+        raise NonRecoverableError(f"{where}: {exc}") from None
+
+
+def problem(rule: Mapping[str, Any]) -> str | None:
+    """Why AWS would refuse ``rule`` (checked at validate time); None if it may work."""
+    try:
+        to_permission(rule)
+    except BadRule as exc:
+        return str(exc)
+    return None
+
+
+def to_permission(rule: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``IpPermissions`` entry for one rule, or ``BadRule`` saying what is wrong."""
     proto = str(rule.get("ip_protocol") or "tcp").lower()
     proto = "-1" if proto == "all" else proto
     low, high, port = rule.get("from_port"), rule.get("to_port"), rule.get("port")
     if port is not None:
         if low is not None or high is not None:
-            raise NonRecoverableError(f"{where}: give either port or from_port/to_port, not both")
+            raise BadRule("give either port or from_port/to_port, not both")
         low = high = port
-    permission: dict[str, Any] = {"IpProtocol": proto}
+    result: dict[str, Any] = {"IpProtocol": proto}
     if low is not None:
-        permission["FromPort"], permission["ToPort"] = low, high if high is not None else low
+        result["FromPort"], result["ToPort"] = low, high if high is not None else low
     elif proto in _PORTED:
-        raise NonRecoverableError(f"{where}: a {proto} rule needs port or from_port")
+        raise BadRule(f"a {proto} rule needs port or from_port")
     elif proto in _ICMP:
-        permission["FromPort"] = permission["ToPort"] = -1
+        result["FromPort"] = result["ToPort"] = -1
+    if isinstance(result.get("FromPort"), int) and isinstance(result.get("ToPort"), int) \
+            and proto in _PORTED and result["FromPort"] > result["ToPort"]:
+        raise BadRule(f"from_port {result['FromPort']} is above to_port {result['ToPort']}")
     peers = [name for name in _PEERS if rule.get(name)]
     if len(peers) != 1:
-        raise NonRecoverableError(f"{where}: give exactly one of {', '.join(_PEERS)} "
-                                  f"(got {', '.join(peers) or 'none'})")
+        raise BadRule(f"give exactly one of {', '.join(_PEERS)} (got {', '.join(peers) or 'none'})")
     (peer,) = peers
     key, field = _PEERS[peer]
     entry = {field: rule[peer]}
     if rule.get("description"):
         entry["Description"] = rule["description"]
-    permission[key] = [entry]
-    return permission
+    result[key] = [entry]
+    return result
 
 
 def _method(client: Any, verb: str, direction: str) -> Any:

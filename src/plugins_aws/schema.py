@@ -31,10 +31,11 @@ CLIENT_PROPERTIES: dict[str, Any] = {
     "client_config": {"type": CLIENT_CONFIG, "default": {},
                       "description": "Region, credentials and endpoint for this node's calls."},
     "poll_interval": {"type": "float", "default": 5.0, "constraints": [{"greater_or_equal": 0}],
-                      "description": "Seconds between polls while waiting for AWS."},
-    "wait_timeout": {"type": "float", "default": 60.0, "constraints": [{"greater_or_equal": 0}],
-                     "description": "Seconds one operation waits in-process before it asks the "
-                                    "engine to retry it (bounds every wait, so nothing hangs)."},
+                      "description": "Longest pause between two looks while waiting for AWS (the "
+                                     "first comes after 0.1 s; longer when few --retries are left)."},
+    "wait_timeout": {"type": "float", "default": 300.0, "constraints": [{"greater_or_equal": 0}],
+                     "description": "Seconds an operation waits for AWS in all (it waits by asking "
+                                    "to be retried, never holding a worker); then it fails."},
 }
 
 EXTERNAL_PROPERTIES: dict[str, Any] = {

@@ -10,16 +10,18 @@ answers ``DependencyViolation`` (instances still terminating).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from typing import Any
 
-from orchestrator import NonRecoverableError, hookimpl
+from orchestrator import NodeTemplateInfo, NonRecoverableError
+from orchestrator.sdk import Plugin, Problem, Resource, unresolved
 from plugins_aws import rules
-from plugins_aws.client import ec2_client
 from plugins_aws.errors import call, error_code
 from plugins_aws.related import one_target_id
-from plugins_aws.resource import Resource
+from plugins_aws.resource import AwsResource, client_for
 from plugins_aws.schema import CLIENT_PROPERTIES, TAG_PROPERTIES, resource_properties
-from plugins_aws.tags import ownership_tags, tag_filters, tag_specifications
+from plugins_aws.tags import tag_filters, tag_specifications
 
 GROUP_TYPE = "aws.ec2.SecurityGroup"
 RULE_TYPE = "aws.ec2.SecurityGroupRule"
@@ -83,9 +85,33 @@ def rule_names(properties: Any) -> list[str]:
     return [f"{key}[{i}]" for key in ("rules", "egress_rules") for i in range(len(properties.get(key) or []))]
 
 
-class SecurityGroup(Resource):
+def rule_problems(properties: Any) -> list[Problem]:
+    """Every declared rule AWS would refuse, as ``((key, index), why)``: all of them, at validate time."""
+    found: list[Problem] = []
+    for key in ("rules", "egress_rules"):
+        declared = properties.get(key)
+        if not isinstance(declared, list):
+            continue  # a function (get_attribute) or absent: known at run time only
+        for i, rule in enumerate(declared):
+            if isinstance(rule, dict) and not _unknown_shape(rule):
+                why = rules.problem(rule)
+                if why:
+                    found.append(((key, i), why))
+    return found
+
+
+def _unknown_shape(rule: dict[str, Any]) -> bool:
+    """A port given by a run-time function: its range cannot be checked yet."""
+    return any(unresolved(rule.get(k)) for k in ("port", "from_port", "to_port", "ip_protocol"))
+
+
+class SecurityGroup(AwsResource):
     kind = "security group"
     tag_resource_types = ("security-group",)
+
+    @classmethod
+    def validate(cls, node: NodeTemplateInfo) -> Iterable[Problem]:
+        return rule_problems(node.properties)
 
     def describe(self, resource_id: str) -> dict[str, Any] | None:
         if resource_id.startswith("sg-"):
@@ -98,7 +124,7 @@ class SecurityGroup(Resource):
         groups = (found or {}).get("SecurityGroups") or []
         return groups[0] if groups else None
 
-    def find(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return call(self.client.describe_security_groups, Filters=filters)["SecurityGroups"]
 
     def id_of(self, resource: dict[str, Any]) -> str:
@@ -129,7 +155,13 @@ class SecurityGroup(Resource):
             if existing is not None and self.owned(existing):
                 return existing
             raise
-        return {"GroupId": created["GroupId"], "GroupName": name, "VpcId": vpc_id}
+        # no VpcId in the answer: in the default VPC, the group's own description says which
+        return {"GroupId": created["GroupId"], "GroupName": name, "VpcId": vpc_id or self.default_vpc_id()}
+
+    def default_vpc_id(self) -> str | None:
+        found = call(self.client.describe_vpcs, Filters=[{"Name": "is-default", "Values": ["true"]}])
+        vpcs = (found or {}).get("Vpcs") or []
+        return vpcs[0]["VpcId"] if vpcs else None
 
     def delete_existing(self, resource_id: str) -> None:
         self.delete_when_free(self.client.delete_security_group, f"security group {resource_id}",
@@ -147,7 +179,7 @@ class SecurityGroup(Resource):
             # a group created a moment ago may not be visible everywhere yet
             rules.authorize(self.client, group_id, direction, permission,
                             retry_codes=("InvalidGroup.NotFound",))
-        self.ctx.logger.info("security group %s: %d rule(s) authorized", group_id, len(declared))
+        self.logger.info("security group %s: %d rule(s) authorized", group_id, len(declared))
 
     def apply_rules_to_adopted(self, group_id: str, declared: list[tuple[str, dict[str, Any]]]) -> None:
         """Authorize the declared rules on an adopted group, tagged, recording which are ours.
@@ -170,14 +202,13 @@ class SecurityGroup(Resource):
                 new_ids = [r["SecurityGroupRuleId"] for r in same if self.owned(r)]
                 if not new_ids:
                     preexisting.append(where)
-                    self.ctx.logger.warning("security group %s: an identical %s rule (%s) existed before "
+                    self.logger.warning("security group %s: an identical %s rule (%s) existed before "
                                             "this deployment; uninstall leaves it", group_id, direction,
                                             ", ".join(r["SecurityGroupRuleId"] for r in same) or "?")
             owned.extend(i for i in new_ids if i not in owned)
         # saved once: a crash before this loses nothing, each rule we add carries our tags
-        self.runtime.update({OWNED_RULE_IDS: owned, PREEXISTING_RULES: preexisting})
-        self.ctx.instance.update()
-        self.ctx.logger.info("security group %s: %d rule(s) authorized, %d existed already", group_id,
+        self.save(**{OWNED_RULE_IDS: owned, PREEXISTING_RULES: preexisting})
+        self.logger.info("security group %s: %d rule(s) authorized, %d existed already", group_id,
                              len(declared) - len(preexisting), len(preexisting))
 
     def revoke_own_rules(self, group_id: str) -> None:
@@ -187,9 +218,12 @@ class SecurityGroup(Resource):
             rule_id = rule["SecurityGroupRuleId"]
             if rule_id in recorded or self.owned(rule):
                 rules.revoke_by_id(self.client, group_id, bool(rule.get("IsEgress")), rule_id)
-                self.ctx.logger.info("security group %s: revoked rule %s", group_id, rule_id)
+                self.logger.info("security group %s: revoked rule %s", group_id, rule_id)
         self.runtime.pop(OWNED_RULE_IDS, None)
         self.runtime.pop(PREEXISTING_RULES, None)
+
+    def configure(self) -> None:
+        self.apply_rules()
 
     def delete(self) -> None:
         if self.external and self.resource_id:  # leave an adopted group as it was found
@@ -197,15 +231,27 @@ class SecurityGroup(Resource):
         super().delete()
 
 
-class SecurityGroupRule:
+class SecurityGroupRule(Resource):
     """A rule node: authorized on create, revoked on delete."""
 
-    def __init__(self, ctx: Any) -> None:
-        self.ctx = ctx
-        self.properties = ctx.node.properties
-        self.runtime = ctx.instance.runtime_properties
-        self.client = ec2_client(self.properties.get("client_config"))
-        self.direction = self.properties.get("direction", "ingress")
+    @functools.cached_property
+    def client(self) -> Any:
+        return client_for(self.properties)
+
+    @property
+    def direction(self) -> str:
+        return str(self.properties.get("direction", "ingress"))
+
+    @classmethod
+    def validate(cls, node: NodeTemplateInfo) -> Iterable[Problem]:
+        found: list[Problem] = []
+        why = None if _unknown_shape(dict(node.properties)) else rules.problem(node.properties)
+        if why:
+            found.append(why)
+        if not node.properties.get("group_id") and not any(
+                GROUP_TYPE in rel.target_type_hierarchy for rel in node.relationships):
+            found.append(f"set group_id or relate the rule to an {GROUP_TYPE} ({RULE_IN_GROUP})")
+        return found
 
     def permission(self) -> dict[str, Any]:
         return rules.ip_permission(self.properties, self.ctx.node.id)
@@ -219,32 +265,29 @@ class SecurityGroupRule:
 
     def create(self) -> None:
         permission, group_id = self.permission(), self.group_id()
-        self.runtime.update({"group_id": group_id, "direction": self.direction})
-        self.ctx.instance.update()  # from here on, delete revokes it
-        tags = {**{str(k): str(v) for k, v in (self.properties.get("tags") or {}).items()},
-                **ownership_tags(self.ctx.deployment.id, self.ctx.instance.id)}
+        self.save(group_id=group_id, direction=self.direction)  # from here on, delete revokes it
+        tags = {**{str(k): str(v) for k, v in (self.properties.get("tags") or {}).items()}, **self.markers}
         rule_ids = rules.authorize(self.client, group_id, self.direction, permission,
                                    tag_specifications=tag_specifications(["security-group-rule"], tags))
         if rule_ids:
             self.runtime.pop("preexisting", None)
-            self.ctx.logger.info("authorized %s rule on %s", self.direction, group_id)
+            self.logger.info("authorized %s rule on %s", self.direction, group_id)
         else:  # it exists: ours from an earlier attempt (found by tag), or someone else's
             rule_ids = self.own_rule_ids(group_id)
             if rule_ids:
                 self.runtime.pop("preexisting", None)
-                self.ctx.logger.info("%s rule on %s exists already (%s)", self.direction, group_id,
+                self.logger.info("%s rule on %s exists already (%s)", self.direction, group_id,
                                      ", ".join(rule_ids))
             else:
                 self.runtime["preexisting"] = True
-                self.ctx.logger.warning("an identical %s rule existed on %s before this deployment; "
+                self.logger.warning("an identical %s rule existed on %s before this deployment; "
                                         "uninstall leaves it", self.direction, group_id)
         self.runtime.update({"aws_resource_id": rule_ids[0] if rule_ids else None,
                              "security_group_rule_ids": rule_ids})
 
     def own_rule_ids(self, group_id: str) -> list[str]:
         """Rules of ``group_id`` carrying this node instance's ownership tags."""
-        ownership = ownership_tags(self.ctx.deployment.id, self.ctx.instance.id)
-        found = call(self.client.describe_security_group_rules, Filters=tag_filters(ownership))
+        found = call(self.client.describe_security_group_rules, Filters=tag_filters(self.markers))
         return [r["SecurityGroupRuleId"] for r in (found or {}).get("SecurityGroupRules") or []
                 if r.get("GroupId") == group_id and bool(r.get("IsEgress")) == (self.direction == "egress")]
 
@@ -253,40 +296,12 @@ class SecurityGroupRule:
         if not group_id:  # create never got as far as authorizing
             return
         if self.runtime.get("preexisting"):
-            self.ctx.logger.info("leaving the %s rule on %s: it existed before this deployment",
+            self.logger.info("leaving the %s rule on %s: it existed before this deployment",
                                  self.direction, group_id)
             return
         rules.revoke(self.client, group_id, self.runtime.get("direction", self.direction),
                      self.permission())
-        self.ctx.logger.info("revoked %s rule on %s", self.direction, group_id)
+        self.logger.info("revoked %s rule on %s", self.direction, group_id)
 
 
-def _is_rule(ctx: Any) -> bool:
-    return RULE_TYPE in ctx.node.type_hierarchy
-
-
-@hookimpl
-def register_types() -> dict[str, Any]:
-    return TYPES
-
-
-@hookimpl
-def create(ctx: Any) -> None:
-    if _is_rule(ctx):
-        SecurityGroupRule(ctx).create()
-    else:
-        SecurityGroup(ctx).create()
-
-
-@hookimpl
-def configure(ctx: Any) -> None:
-    if not _is_rule(ctx):
-        SecurityGroup(ctx).apply_rules()
-
-
-@hookimpl
-def delete(ctx: Any) -> None:
-    if _is_rule(ctx):
-        SecurityGroupRule(ctx).delete()
-    else:
-        SecurityGroup(ctx).delete()
+plugin = Plugin(TYPES, {GROUP_TYPE: SecurityGroup, RULE_TYPE: SecurityGroupRule})

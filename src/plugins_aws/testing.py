@@ -1,6 +1,6 @@
 """Helpers for tests and conformance checks: what exists in AWS for a deployment.
 
-``list_resources`` finds resources by the ``orchestrator:deployment`` tag every created
+``list_resources`` finds resources by the ``orchestrator.deployment`` tag every created
 resource carries, so "nothing leaked" is one assertion::
 
     assert not any(list_resources("my-deployment").values())
@@ -16,8 +16,8 @@ from plugins_aws.client import ec2_client
 from plugins_aws.errors import paginate
 from plugins_aws.tags import DEPLOYMENT_TAG
 
-PLUGINS: tuple[object, ...] = (base, keypair, security_group, instance, elastic_ip, network)
-"""Every plugin module of the distribution, for ``orch.use(*PLUGINS)`` in tests."""
+PLUGINS: tuple[object, ...] = tuple(m.plugin for m in (base, keypair, security_group, instance, elastic_ip, network))
+"""Every plugin of the distribution (what its entry points name), for ``orch.use(*PLUGINS)`` in tests."""
 
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 

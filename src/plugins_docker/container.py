@@ -1,113 +1,184 @@
 """Plugin ``docker_container``: the ``docker.Container`` node type.
 
-Every container carries the labels ``orchestrator.deployment`` and
+Every container carries the ownership labels ``orchestrator.deployment`` and
 ``orchestrator.instance``; ``create`` looks for them first, so a create that was killed
 after the engine made the container (but before the state said so) adopts that container
 instead of making a second one. ``delete`` removes every container with the instance's
-labels, so nothing leaks even if the runtime properties were never saved.
+labels, so nothing leaks even if the runtime properties were never saved; and it needs
+no engine at all when ``create`` never reached one. ``start`` and ``stop`` wait with
+``wait_until`` (readiness, a stop signal given time to work): no worker is held.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-import docker
-
-from orchestrator import NonRecoverableError, RecoverableError, hookimpl
-from plugins_docker import labels, schema
+from orchestrator import NodeTemplateInfo, NonRecoverableError, RecoverableError
+from orchestrator.sdk import NotReady, Plugin, Problem, Resource
+from plugins_docker import labels, readiness, schema
 from plugins_docker.container_spec import create_kwargs, image_for
 from plugins_docker.engine import EngineSpec, connect, engine_for
-from plugins_docker.errors import RETRY_AFTER, engine_errors, engine_message
-from plugins_docker.readiness import wait_ready
+from plugins_docker.errors import engine_errors, engine_message
+
+if TYPE_CHECKING:
+    import docker
 
 REMOVAL_WAIT = 30.0  # seconds to wait for a removal the engine already has in progress
+RUNNING_SINCE = "running_since"  # runtime: when start first saw it running (its startup grace)
+STOP_SENT = "stop_sent_at"  # runtime: when stop sent the stop signal (SIGKILL follows stop_timeout later)
 
 
-@hookimpl
-def register_types() -> dict[str, Any]:
-    return schema.CONTAINER_TYPES
+class Container(schema.Validated, Resource):
+    @property
+    def spec(self) -> EngineSpec:
+        return engine_for(self.ctx)
 
+    def create(self) -> None:
+        spec = self.spec
+        deployment, instance = self.ctx.deployment.id, self.instance.id
+        with connect(spec) as client:
+            if self.runtime.get("engine") != str(spec):
+                self.save(engine=str(spec))  # from here on, delete looks on this engine
+            container = find_own(client, deployment, instance, spec, self.logger)
+            if container is not None:
+                self.logger.info("found container %s (%s) from an earlier attempt", container.name,
+                                 container.short_id)
+            else:
+                image = image_for(self.properties, self.instance.relationships)
+                kwargs = create_kwargs(self.properties, deployment, instance, image)
+                container = _create(client, kwargs, deployment, instance, spec)
+                self.logger.info("created container %s (%s) from %s on %s", container.name, container.short_id,
+                                 image, spec)
+            self.save(container_id=container.id, name=container.name, image=_image_of(container),
+                      state=container.status)
 
-@hookimpl
-def create(ctx: Any) -> None:
-    runtime, spec = ctx.instance.runtime_properties, engine_for(ctx)
-    deployment, instance = ctx.deployment.id, ctx.instance.id
-    with connect(spec) as client:
-        container = find_own(client, deployment, instance, spec, ctx.logger)
-        if container is not None:
-            ctx.logger.info("found container %s (%s) from an earlier attempt", container.name, container.short_id)
-        else:
-            image = image_for(ctx.node.properties, ctx.instance.relationships)
-            kwargs = create_kwargs(ctx.node.properties, deployment, instance, image)
-            container = _create(client, kwargs, deployment, instance, spec)
-            ctx.logger.info("created container %s (%s) from %s on %s", container.name, container.short_id,
-                            image, spec)
-        runtime.update(container_id=container.id, name=container.name, image=_image_of(container),
-                       state=container.status, engine=str(spec))
-        ctx.instance.update()
+    def start(self) -> None:
+        props, spec = self.properties, self.spec
+        with connect(spec) as client:
+            container = self.lookup(client, spec)
+            if container is None:
+                raise NonRecoverableError(
+                    f"container {self.runtime.get('name') or self.instance.id} is gone from {spec} "
+                    "(removed outside the orchestrator); uninstall and install again")
+            if container.status not in ("running", "restarting"):
+                self.runtime.pop(RUNNING_SINCE, None)
+                with engine_errors(f"starting container {container.name} on {spec}"):
+                    container.start()
 
+            def ready() -> Any:
+                since = self.runtime.get(RUNNING_SINCE)
+                result = readiness.check(container, grace=float(props.get("startup_grace", 1.0)),
+                                         running_for=None if since is None else time.time() - since,
+                                         log_tail=int(props.get("log_tail", 20)), where=str(spec))
+                if not result and since is None and (container.attrs.get("State") or {}).get("Running"):
+                    self.runtime[RUNNING_SINCE] = time.time()  # its startup grace counts from here
+                return result
 
-@hookimpl
-def start(ctx: Any) -> None:
-    props, runtime, spec = ctx.node.properties, ctx.instance.runtime_properties, engine_for(ctx)
-    with connect(spec) as client:
-        container = _lookup(client, ctx, spec)
-        if container is None:
-            raise NonRecoverableError(
-                f"container {runtime.get('name') or ctx.instance.id} is gone from {spec} "
-                "(removed outside the orchestrator); uninstall and install again")
-        if container.status not in ("running", "restarting"):
-            with engine_errors(f"starting container {container.name} on {spec}"):
-                container.start()
-        try:
-            state = wait_ready(container, timeout=float(props.get("start_timeout", 60.0)),
-                               grace=float(props.get("startup_grace", 1.0)),
-                               log_tail=int(props.get("log_tail", 20)), where=str(spec))
-        finally:
-            runtime["state"] = (container.attrs.get("State") or {}).get("Status", container.status)
-        runtime.update(ports=published_ports(container.attrs), pid=state.get("Pid"))
-        if state.get("Health"):
-            runtime["health"] = state["Health"].get("Status")
-    ctx.logger.info("container %s is %s", container.name, runtime.get("health") or "running")
-
-
-@hookimpl
-def stop(ctx: Any) -> None:
-    runtime, spec = ctx.instance.runtime_properties, engine_for(ctx)
-    timeout = int(ctx.node.properties.get("stop_timeout", 10))
-    with connect(spec) as client:
-        container = _lookup(client, ctx, spec)
-        if container is None:
-            runtime["state"] = "gone"
-            return
-        with engine_errors(f"stopping container {container.name} on {spec}"):
             try:
-                container.stop(timeout=timeout)
-                container.reload()
-            except docker.errors.NotFound:
-                runtime["state"] = "gone"
+                state = self.wait_until(ready, f"container {container.name} to be ready",
+                                        timeout=float(props.get("start_timeout", 60.0)), max_interval=1.0)
+            finally:
+                self.runtime["state"] = (container.attrs.get("State") or {}).get("Status", container.status)
+            self.runtime.pop(RUNNING_SINCE, None)
+            self.runtime.update(ports=published_ports(container.attrs), pid=state.get("Pid"))
+            if state.get("Health"):
+                self.runtime["health"] = state["Health"].get("Status")
+        self.logger.info("container %s is %s", container.name, self.runtime.get("health") or "running")
+
+    def stop(self) -> None:
+        """The stop signal, then SIGKILL once ``stop_timeout`` has passed, as ``docker stop`` does;
+        but the waiting in between is ``wait_until``'s, not a blocked API call."""
+        spec, timeout = self.spec, float(self.properties.get("stop_timeout", 10))
+        with connect(spec) as client:
+            container = self.lookup(client, spec)
+            if container is None:
+                self.runtime["state"] = "gone"
                 return
-        runtime["state"] = container.status
-    ctx.logger.info("stopped container %s", container.name)
 
+            def stopped() -> Any:
+                import docker
 
-@hookimpl
-def delete(ctx: Any) -> None:
-    runtime, spec = ctx.instance.runtime_properties, engine_for(ctx)
-    with connect(spec) as client:
-        ids = {c.id for c in _labelled(client, ctx.deployment.id, ctx.instance.id, spec)}
-        if runtime.get("container_id"):
-            ids.add(runtime["container_id"])
-        for container_id in sorted(ids):
-            remove(client, container_id, spec)
-    for key in ("container_id", "pid", "health", "ports"):
-        runtime.pop(key, None)
-    runtime["state"] = "deleted"
-    ctx.logger.info("removed %d container(s)", len(ids))
+                with engine_errors(f"stopping container {container.name} on {spec}"):
+                    try:
+                        container.reload()
+                        if not (container.attrs.get("State") or {}).get("Running"):
+                            return True
+                        sent = self.runtime.get(STOP_SENT)
+                        late = timeout <= 0 or (sent is not None and time.time() - sent >= timeout)
+                        if sent is None or late:  # the stop signal once; SIGKILL once stop_timeout is over
+                            container.kill(signal="SIGKILL" if late else _stop_signal(container))
+                            self.runtime.setdefault(STOP_SENT, time.time())
+                        return NotReady(why="killed" if late else "stop signal sent")
+                    except docker.errors.NotFound:
+                        self.runtime["state"] = "gone"
+                        return True
+                    except docker.errors.APIError as exc:
+                        if exc.status_code == 409:  # "is not running": it stopped meanwhile
+                            return True
+                        raise
+
+            self.wait_until(stopped, f"container {container.name} to stop", timeout=timeout + 30.0,
+                            max_interval=max(0.1, min(1.0, timeout / 4)))
+            self.runtime.pop(STOP_SENT, None)
+            if self.runtime.get("state") != "gone":
+                self.runtime["state"] = (container.attrs.get("State") or {}).get("Status", "exited")
+        self.logger.info("stopped container %s", container.name)
+
+    def delete(self) -> None:
+        spec = self.spec
+        with contextlib.ExitStack() as stack:
+            try:
+                client = stack.enter_context(connect(spec))
+            except RecoverableError as exc:
+                if "engine" in self.runtime or self.runtime.get("container_id"):
+                    raise  # create reached the engine: what it made must be removed there
+                self.logger.info("create never reached an engine (and %s is unreachable: %s): nothing to "
+                                 "remove", spec, exc)
+                return
+            ids = {c.id for c in _labelled(client, self.ctx.deployment.id, self.instance.id, spec)}
+            if self.runtime.get("container_id"):
+                ids.add(self.runtime["container_id"])
+            for container_id in sorted(ids):
+                self.wait_until(lambda cid=container_id: remove(client, cid, spec),
+                                f"the removal of container {container_id[:12]} in progress", timeout=REMOVAL_WAIT)
+        for key in ("container_id", "pid", "health", "ports", "engine", STOP_SENT, RUNNING_SINCE):
+            self.runtime.pop(key, None)
+        self.runtime["state"] = "deleted"
+        self.logger.info("removed %d container(s)", len(ids))
+
+    def lookup(self, client: docker.DockerClient, spec: EngineSpec) -> Any:
+        """The container by its recorded id, else by its labels; None if it is gone."""
+        import docker
+
+        container_id = self.runtime.get("container_id")
+        if container_id:
+            with engine_errors(f"inspecting container {container_id[:12]} on {spec}"):
+                try:
+                    return client.containers.get(container_id)
+                except docker.errors.NotFound:
+                    pass
+        return find_own(client, self.ctx.deployment.id, self.instance.id, spec, self.logger)
+
+    @classmethod
+    def validate(cls, node: NodeTemplateInfo) -> Iterable[Problem]:
+        found = list(super().validate(node))
+        props = node.properties
+        if not props.get("image") and not any(
+                schema.USES_IMAGE in rel.type_hierarchy or schema.IMAGE_TYPE in rel.target_type_hierarchy
+                for rel in node.relationships):
+            found.append(f"no image: set the image property or add a relationship {schema.USES_IMAGE} to a "
+                         f"{schema.IMAGE_TYPE} node")
+        return found
 
 
 # ---------------------------------------------------------------- engine helpers
+
+
+def _stop_signal(container: Any) -> str:
+    return str((container.attrs.get("Config") or {}).get("StopSignal") or "SIGTERM")
 
 
 def find_own(client: docker.DockerClient, deployment: str, instance: str, spec: EngineSpec,
@@ -126,6 +197,8 @@ def _labelled(client: docker.DockerClient, deployment: str, instance: str, spec:
     ``containers.list()`` would inspect them too, but fails as a whole when one of them
     is removed (or still being created) between the listing and its inspection.
     """
+    import docker
+
     found = []
     with engine_errors(f"listing containers on {spec}"):
         for summary in client.api.containers(all=True, filters=labels.label_filters(deployment, instance)):
@@ -136,20 +209,10 @@ def _labelled(client: docker.DockerClient, deployment: str, instance: str, spec:
     return found
 
 
-def _lookup(client: docker.DockerClient, ctx: Any, spec: EngineSpec) -> Any:
-    """The container by its recorded id, else by its labels; None if it is gone."""
-    container_id = ctx.instance.runtime_properties.get("container_id")
-    if container_id:
-        with engine_errors(f"inspecting container {container_id[:12]} on {spec}"):
-            try:
-                return client.containers.get(container_id)
-            except docker.errors.NotFound:
-                pass
-    return find_own(client, ctx.deployment.id, ctx.instance.id, spec, ctx.logger)
-
-
 def _create(client: docker.DockerClient, kwargs: dict[str, Any], deployment: str, instance: str,
             spec: EngineSpec) -> Any:
+    import docker
+
     name, image = kwargs["name"], kwargs["image"]
     action = f"creating container {name} from {image} on {spec}"
     with engine_errors(action):
@@ -162,48 +225,30 @@ def _create(client: docker.DockerClient, kwargs: dict[str, Any], deployment: str
         except docker.errors.APIError as exc:
             if exc.status_code != 409:
                 raise
-            owner = _owner_of(client, name)
+            taken = client.containers.get(name)
+            owner = {k: v for k, v in (taken.labels or {}).items() if k in labels.owner_labels("", "")}
             if owner == labels.owner_labels(deployment, instance):  # made by a racing attempt
-                return client.containers.get(name)
-            raise NonRecoverableError(f"{action}: {engine_message(exc)} (it belongs to "
-                                      f"{_describe_owner(owner)})") from exc
+                return taken
+            whose = ", ".join(f"{k}={v}" for k, v in owner.items()) or "something else than this orchestrator"
+            raise NonRecoverableError(f"{action}: {engine_message(exc)} (it belongs to {whose})") from exc
 
 
-def _owner_of(client: docker.DockerClient, name: str) -> dict[str, str] | None:
-    try:
-        found = client.containers.get(name)
-    except docker.errors.NotFound:
-        return None
-    container_labels = found.labels or {}
-    return {k: container_labels[k] for k in (labels.DEPLOYMENT_LABEL, labels.INSTANCE_LABEL)
-            if k in container_labels}
+def remove(client: docker.DockerClient, container_id: str, spec: EngineSpec) -> bool | NotReady:
+    """Force-remove a container: True once it is gone; ``NotReady`` while the engine is
+    already removing it ("removal ... is already in progress")."""
+    import docker
 
-
-def _describe_owner(owner: dict[str, str] | None) -> str:
-    if not owner:
-        return "something else than this orchestrator"
-    return (f"deployment {owner.get(labels.DEPLOYMENT_LABEL, '?')}, "
-            f"instance {owner.get(labels.INSTANCE_LABEL, '?')}")
-
-
-def remove(client: docker.DockerClient, container_id: str, spec: EngineSpec) -> None:
-    """Force-remove a container; already gone is fine, a removal in progress is awaited."""
     action = f"removing container {container_id[:12]} on {spec}"
-    deadline = time.monotonic() + REMOVAL_WAIT
     with engine_errors(action):
-        while True:
-            try:
-                client.api.remove_container(container_id, force=True, v=False)
-                return
-            except docker.errors.NotFound:
-                return
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409 or time.monotonic() > deadline:
-                    if exc.status_code == 409:
-                        raise RecoverableError(f"{action}: {engine_message(exc)}",
-                                               retry_after=RETRY_AFTER) from exc
-                    raise
-                time.sleep(0.2)  # "removal of container ... is already in progress"
+        try:
+            client.api.remove_container(container_id, force=True, v=False)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:
+                return NotReady(after=0.2, why=engine_message(exc))
+            raise
+    return True
 
 
 def published_ports(attrs: dict[str, Any]) -> dict[str, list[str]]:
@@ -215,3 +260,7 @@ def published_ports(attrs: dict[str, Any]) -> dict[str, list[str]]:
 
 def _image_of(container: Any) -> str:
     return str((container.attrs.get("Config") or {}).get("Image") or "")
+
+
+plugin = Plugin(schema.CONTAINER_TYPES, {schema.CONTAINER_TYPE: Container})
+"""The plugin object the ``docker_container`` entry point names."""

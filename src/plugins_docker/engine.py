@@ -8,11 +8,14 @@ Resolution order (first match wins), so a container follows the machine it runs 
 3. the ``DOCKER_HOST`` environment variable (with ``DOCKER_TLS_VERIFY`` and
    ``DOCKER_CERT_PATH``);
 4. the local default engine (``docker.from_env()``).
+
+The Docker SDK is imported when a client is first built, not when the plugin loads.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import os
 import shutil
@@ -21,13 +24,13 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import docker
-from docker.tls import TLSConfig
+from typing import TYPE_CHECKING, Any, Protocol
 
 from orchestrator import NonRecoverableError
 from plugins_docker.errors import engine_errors
+
+if TYPE_CHECKING:
+    import docker
 
 CONTAINED_IN = "orchestrator.relationships.contained_in"
 DEFAULT_TIMEOUT = 60
@@ -115,46 +118,51 @@ def engine_for(ctx: Any) -> EngineSpec:
 def connect(spec: EngineSpec) -> Iterator[docker.DockerClient]:
     """A client for one operation (closed afterwards); engine errors become hook errors."""
     with engine_errors(f"connecting to the Docker engine {spec}"):
+        client_class = _client_classes()[1]
         if spec.url is None:
-            client = _DockerClient.from_env(timeout=spec.timeout)
+            client = client_class.from_env(timeout=spec.timeout)
         else:
-            client = _DockerClient(base_url=spec.url, tls=_tls(spec), timeout=spec.timeout)
+            client = client_class(base_url=spec.url, tls=_tls(spec), timeout=spec.timeout)
     try:
         yield client
     finally:
         client.close()
 
 
-class _APIClient(docker.APIClient):
-    """docker-py's API client, verifying a TLS engine against its own CA whatever the environment says.
+@functools.cache
+def _client_classes() -> tuple[type, type]:
+    """docker-py's API client and client, fixed to verify a TLS engine against its own CA.
 
     requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace a session's ``verify`` on
     every request that passes none (psf/requests#3829), and docker-py passes none: an
     engine whose certificate a private CA signed (``ca_cert``, ``DOCKER_CERT_PATH``) would
     be checked against the system bundle instead, and refused; ``tls_verify: false`` would
-    verify all the same. The session's own setting wins; proxy variables still apply.
+    verify all the same. The session's own setting wins; proxy variables still apply. The
+    API client asks the engine for its version while it is constructed, so the fix must be
+    in place before that: subclasses, not a patch applied afterwards. Built on first use.
     """
+    import docker
 
-    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
-                                   cert: Any) -> dict[str, Any]:
-        settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
-        if verify is None and self.verify is not True:  # the engine's CA file, or False
-            settings["verify"] = self.verify
-        return settings
+    class APIClient(docker.APIClient):
+        def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
+                                       cert: Any) -> dict[str, Any]:
+            settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if verify is None and self.verify is not True:  # the engine's CA file, or False
+                settings["verify"] = self.verify
+            return settings
 
+    class DockerClient(docker.DockerClient):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.api = APIClient(*args, **kwargs)
 
-class _DockerClient(docker.DockerClient):
-    """``docker.DockerClient`` (and its ``from_env``) on :class:`_APIClient`.
-
-    The API client asks the engine for its version while it is constructed, so the fix
-    must be in place before that: a subclass, not a patch applied afterwards.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.api = _APIClient(*args, **kwargs)
+    return APIClient, DockerClient
 
 
-def _tls(spec: EngineSpec) -> TLSConfig | bool:
+def _tls(spec: EngineSpec) -> Any:
+    """docker-py's ``TLSConfig`` for the spec, or False for plain TCP."""
+    import docker
+    from docker.tls import TLSConfig
+
     if not (spec.tls_verify or spec.ca_cert or spec.client_cert):
         return False
     if bool(spec.client_cert) != bool(spec.client_key):

@@ -2,7 +2,9 @@
 
 Retrying helps when the engine or a registry is briefly unreachable or overloaded
 (connection refused, timeouts, 5xx from a proxy); it cannot help with a missing image,
-a bad name or refused credentials, so those fail at once with the engine's own message.
+a bad name, refused credentials or a TLS handshake the engine refuses (a wrong CA, a
+missing client certificate), so those fail at once with the engine's (or TLS's) own
+words. The Docker SDK is imported on first use, not when the plugin loads.
 """
 
 from __future__ import annotations
@@ -10,9 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import docker
-import requests
 
 from orchestrator import NonRecoverableError, RecoverableError
 
@@ -31,6 +30,8 @@ _TRANSIENT = re.compile(
     r"|i/o timeout|eof|no route to host|service unavailable|bad gateway|try again",
     re.IGNORECASE,
 )
+_TLS = re.compile(r"SSLError|certificate verify failed|certificate required|bad certificate|unknown ca"
+                  r"|wrong version number|TLSV1_ALERT|SSLV3_ALERT|handshake failure", re.IGNORECASE)
 
 
 def engine_message(exc: BaseException) -> str:
@@ -46,11 +47,28 @@ def is_permanent_message(message: str) -> bool:
     return bool(_PERMANENT.search(message)) and not _TRANSIENT.search(message)
 
 
+def tls_failure(exc: BaseException) -> bool:
+    """A TLS error anywhere in ``exc``'s chain (docker-py wraps it in its own exceptions)."""
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        if "SSLError" in type(exc).__name__ or _TLS.search(str(exc)):
+            return True
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
 def classify(exc: BaseException, action: str) -> Exception:
     """The hook error to raise for an SDK exception met while doing *action*."""
+    import docker
+    import requests
+
     if isinstance(exc, (NonRecoverableError, RecoverableError)):
         return exc
     message = f"{action}: {engine_message(exc)}"
+    if tls_failure(exc):
+        return NonRecoverableError(f"{action}: the TLS handshake with the engine failed (check tls_verify, ca_cert, "
+                                   f"client_cert and client_key): {engine_message(exc)}")
     if isinstance(exc, docker.errors.APIError):
         status = exc.status_code or 0
         if status in (502, 503, 504, 429, 408):
@@ -76,6 +94,8 @@ def engine_errors(action: str) -> Iterator[None]:
         yield
     except (NonRecoverableError, RecoverableError):
         raise
-    except (docker.errors.DockerException, requests.exceptions.RequestException,
-            ConnectionError, TimeoutError) as exc:
-        raise classify(exc, action) from exc
+    except Exception as exc:
+        error = classify(exc, action)
+        if error is exc:
+            raise
+        raise error from exc

@@ -2,7 +2,8 @@
 
 Containers carry the labels ``orchestrator.deployment`` and ``orchestrator.instance``, so
 a resumed ``create`` finds its container and leak checks can list a deployment's
-containers without the state file. The engine cannot add labels to a pulled image, so an
+containers without the state file (the SDK's ownership markers, the same keys as the AWS
+plugin's tags). The engine cannot add labels to a pulled image, so an
 image this deployment pulled gets an extra local tag instead:
 ``orchestrator-pulled/<deployment>:<instance>``.
 """
@@ -12,13 +13,16 @@ from __future__ import annotations
 import hashlib
 import re
 
-DEPLOYMENT_LABEL = "orchestrator.deployment"
-INSTANCE_LABEL = "orchestrator.instance"
+from orchestrator.sdk import DEPLOYMENT_MARKER, INSTANCE_MARKER, owner_markers
+
+DEPLOYMENT_LABEL = DEPLOYMENT_MARKER
+INSTANCE_LABEL = INSTANCE_MARKER
 PULLED_REPOSITORY = "orchestrator-pulled"
 
 
 def owner_labels(deployment: str, instance: str) -> dict[str, str]:
-    return {DEPLOYMENT_LABEL: deployment, INSTANCE_LABEL: instance}
+    """The SDK's ownership markers, as labels."""
+    return owner_markers(deployment, instance)
 
 
 def label_filters(deployment: str, instance: str | None = None) -> dict[str, list[str]]:

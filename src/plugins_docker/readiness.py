@@ -1,56 +1,53 @@
-"""Waiting for a started container to be ready, and explaining why it is not.
+"""Is a started container ready, and if it never will be, why not.
 
 "Ready" means running (and healthy, when the container has a healthcheck, its own or
-the image's) and still running after ``startup_grace`` seconds. A container that exits,
-crash-loops or turns unhealthy fails ``start`` at once with the tail of its log, because
-starting it again would fail the same way; one that is merely slow is retried.
+the image's) and still running ``startup_grace`` seconds after it was first seen
+running. ``check`` inspects once: it returns the ``State`` when ready, a
+``NotReady`` (saying when to look again) when not yet, and raises
+``NonRecoverableError`` with the tail of the log for a container that exits,
+crash-loops or turns unhealthy, because starting it again would fail the same way.
+``start`` polls it through ``wait_until``, so waiting holds no worker.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from orchestrator import NonRecoverableError, RecoverableError
+from orchestrator.sdk import NotReady
 from plugins_docker.errors import engine_errors
 
-POLL = 0.1  # seconds between inspections; doubles up to MAX_POLL
-MAX_POLL = 1.0
 
-
-def wait_ready(container: Any, *, timeout: float, grace: float, log_tail: int, where: str,
-               clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-    """Poll until ready; returns the container's final ``State``."""
-    started = clock()
-    poll = POLL
-    while True:
-        with engine_errors(f"inspecting container {container.name} on {where}"):
-            container.reload()
-        state = container.attrs.get("State") or {}
-        status = state.get("Status")
-        health = (state.get("Health") or {}).get("Status")
-        if status in ("exited", "dead"):
-            raise NonRecoverableError(
-                f"container {container.name} exited with code {state.get('ExitCode')}"
-                f"{_engine_error(state)} right after it started{log_excerpt(container, log_tail, where)}")
-        if status == "restarting":
-            raise NonRecoverableError(
-                f"container {container.name} keeps restarting (exit code {state.get('ExitCode')})"
-                f"{log_excerpt(container, log_tail, where)}")
-        if status == "running":
-            if health == "unhealthy":
-                raise NonRecoverableError(
-                    f"container {container.name} is unhealthy: {_last_probe(state)}"
-                    f"{log_excerpt(container, log_tail, where)}")
-            if health == "healthy" or (health is None and clock() - started >= grace):
-                return state
-        elapsed = clock() - started
-        if elapsed >= timeout:
-            raise RecoverableError(f"container {container.name} is not ready after {elapsed:.1f}s "
-                                   f"(status {status}, health {health or 'none'})", retry_after=0)
-        sleep(min(poll, max(0.0, timeout - elapsed)))
-        poll = min(poll * 2, MAX_POLL)
+def check(container: Any, *, grace: float, running_for: float | None, log_tail: int,
+          where: str) -> dict[str, Any] | NotReady:
+    """One look at a started container. ``running_for``: seconds since it was first seen
+    running (None: not seen running yet)."""
+    with engine_errors(f"inspecting container {container.name} on {where}"):
+        container.reload()
+    state = container.attrs.get("State") or {}
+    status = state.get("Status")
+    health = (state.get("Health") or {}).get("Status")
+    if status in ("exited", "dead"):
+        raise NonRecoverableError(
+            f"container {container.name} exited with code {state.get('ExitCode')}"
+            f"{_engine_error(state)} right after it started{log_excerpt(container, log_tail, where)}")
+    if status == "restarting":
+        raise NonRecoverableError(
+            f"container {container.name} keeps restarting (exit code {state.get('ExitCode')})"
+            f"{log_excerpt(container, log_tail, where)}")
+    if status != "running":
+        return NotReady(why=f"status {status}")
+    if health == "unhealthy":
+        raise NonRecoverableError(
+            f"container {container.name} is unhealthy: {_last_probe(state)}{log_excerpt(container, log_tail, where)}")
+    if health == "healthy":
+        return state
+    if health is None:
+        waited = running_for or 0.0
+        if waited >= grace:
+            return state
+        return NotReady(after=grace - waited, why="running, within its startup grace")
+    return NotReady(why=f"health {health}")
 
 
 def log_excerpt(container: Any, lines: int, where: str) -> str:

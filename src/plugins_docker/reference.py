@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from docker.utils import parse_repository_tag
-
 from orchestrator import NonRecoverableError
 
 
 def image_reference(properties: Mapping[str, Any]) -> str:
     """``repository:tag`` or ``repository@digest``; a tag or digest inside repository wins."""
+    from docker.utils import parse_repository_tag  # the Docker SDK, loaded on first use
+
     repository = str(properties["repository"]).strip()
     if not repository:
         raise NonRecoverableError("docker.Image: repository is empty")

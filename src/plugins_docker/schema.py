@@ -1,7 +1,11 @@
 """Type declarations (blueprint form) of the Docker plugins.
 
-The image plugin owns the shared data types (``DockerHost``, ``RegistryAuth``) because a
-type name may be registered by one plugin only; the container plugin refers to them.
+The image plugin owns the shared data types (``RegistryAuth``, and the name
+``docker.datatypes.DockerHost``) because a type name may be registered by one plugin
+only; the container plugin refers to them. ``docker_host`` properties are of the core's
+``orchestrator.datatypes.DockerHost``, the type the AWS plugin publishes on instances
+and an ``orchestrator.nodes.Compute`` host may declare; ``docker.datatypes.DockerHost``
+remains as another name for it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from typing import Any
 IMAGE_TYPE = "docker.Image"
 CONTAINER_TYPE = "docker.Container"
 USES_IMAGE = "docker.relationships.container_uses_image"
+CORE_DOCKER_HOST = "orchestrator.datatypes.DockerHost"
 DOCKER_HOST_TYPE = "docker.datatypes.DockerHost"
 REGISTRY_AUTH_TYPE = "docker.datatypes.RegistryAuth"
 HEALTHCHECK_TYPE = "docker.datatypes.Healthcheck"
@@ -28,22 +33,12 @@ def _default(type_: str, default: Any, description: str, **extra: Any) -> dict[s
 
 
 DOCKER_HOST_PROPERTY = _optional(
-    DOCKER_HOST_TYPE, "The engine to use. Unset: the contained_in host's docker_host, "
+    CORE_DOCKER_HOST, "The engine to use (url required). Unset: the contained_in host's docker_host, "
     "then DOCKER_HOST, then the local default.")
 
 SHARED_DATA_TYPES: dict[str, Any] = {
-    DOCKER_HOST_TYPE: {
-        "description": "How to reach a Docker engine.",
-        "properties": {
-            "url": {"type": "string", "description": "unix:///var/run/docker.sock, tcp://HOST:2376, ..."},
-            "tls_verify": _default("boolean", False, "Verify the engine's certificate against ca_cert."),
-            "ca_cert": _optional("string", "CA certificate: a file path or PEM text."),
-            "client_cert": _optional("string", "Client certificate: a file path or PEM text."),
-            "client_key": _optional("string", "Client key: a file path or PEM text."),
-            "timeout": _default("integer", 60, "Seconds to wait for one API call.",
-                                constraints=[{"greater_than": 0}]),
-        },
-    },
+    DOCKER_HOST_TYPE: {"derived_from": CORE_DOCKER_HOST,
+                       "description": "The same as orchestrator.datatypes.DockerHost."},
     REGISTRY_AUTH_TYPE: {
         "description": "Registry credentials (pass the password with get_secret).",
         "properties": {
@@ -134,3 +129,17 @@ CONTAINER_TYPES: dict[str, Any] = {
         },
     },
 }
+
+
+class Validated:
+    """``validate_node`` checks both Docker node types share (a mixin of their resource classes)."""
+
+    @classmethod
+    def validate(cls, node: Any) -> list[Any]:
+        from orchestrator.sdk import unresolved
+
+        host = node.properties.get("docker_host")
+        if isinstance(host, dict) and not host.get("url") and not unresolved(host):
+            return [("docker_host", "url is required here (only a host that knows its address, such as an "
+                                    "aws.ec2.Instance, derives one)")]
+        return []

@@ -11,8 +11,8 @@ import docker
 
 from plugins_docker import container, image, labels
 
-PLUGINS: tuple[object, ...] = (image, container)
-"""Both plugin modules, for ``orch.use(*PLUGINS)`` in tests (the entry points load the same)."""
+PLUGINS: tuple[object, ...] = (image.plugin, container.plugin)
+"""Both plugins (what the entry points name), for ``orch.use(*PLUGINS)`` in tests."""
 
 
 def list_resources(deployment_id: str, base_url: str | None = None) -> dict[str, list[str]]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from aws_helpers import AMI, aws_answers
 
-from orchestrator import NonRecoverableError, RecoverableError
+from orchestrator import BlueprintError, NonRecoverableError, RecoverableError
+from plugins_aws.tags import DEPLOYMENT_TAG
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ def test_allocate_release(node, ec2):
     eip.call("create")
     rt = eip.runtime_properties
     assert rt["aws_resource_id"] == rt["allocation_id"] and rt["public_ip"]
-    assert {t["Key"] for t in _address(ec2, rt["allocation_id"])["Tags"]} >= {"orchestrator:deployment"}
+    assert {t["Key"] for t in _address(ec2, rt["allocation_id"])["Tags"]} >= {DEPLOYMENT_TAG}
     eip.call("delete")
     assert _released(ec2, rt["allocation_id"])
     eip.call("delete")
@@ -117,8 +118,8 @@ def test_vpc_and_subnet(node, ec2):
     subnet.call("configure")
     (desc,) = ec2.describe_subnets(SubnetIds=[subnet.runtime_properties["aws_resource_id"]])["Subnets"]
     assert desc["VpcId"] == vpc_id and desc["MapPublicIpOnLaunch"] is True
-    with pytest.raises(RecoverableError, match="DependencyViolation"):
-        node("aws.ec2.VPC", "vpc", wait_timeout=0, use_external_resource=False,
+    with pytest.raises(NonRecoverableError, match=r"gave up waiting for VPC .* \(DependencyViolation\)"):
+        node("aws.ec2.VPC", "vpc", wait_timeout=0, use_external_resource=False, cidr_block="10.30.0.0/16",
              runtime={"aws_resource_id": vpc_id, "external_resource": False}).call("delete")
     subnet.call("delete")
     vpc.call("delete")
@@ -128,8 +129,8 @@ def test_vpc_and_subnet(node, ec2):
 
 
 def test_network_errors(node, ec2):
-    with pytest.raises(NonRecoverableError, match="cidr_block is required"):
-        node("aws.ec2.VPC", "vpc").call("create")
+    with pytest.raises(BlueprintError, match=r"node template 'vpc\w+': cidr_block is required"):
+        node("aws.ec2.VPC", "vpc")  # found at validate time
     with pytest.raises(NonRecoverableError, match="AWS InvalidParameterValue in CreateVpc"):
         node("aws.ec2.VPC", "vpc", cidr_block="10.0.0.0/33").call("create")
     with pytest.raises(NonRecoverableError, match="set vpc_id or contain it"):
@@ -154,7 +155,7 @@ def test_association_errors_are_clear(aws_orch, node, ec2):
     with pytest.raises(NonRecoverableError, match=r"cannot associate: allocation id eipalloc-\S+, instance id None"):
         aws_orch.relationship(INSTANCE_TO_EIP, never_created, eip).call("establish")
     ec2.release_address(AllocationId=eip.runtime_properties["allocation_id"])
-    vm = node("aws.ec2.Instance", "vm", runtime={"aws_resource_id": "i-0123456789abcdef0"})
+    vm = node("aws.ec2.Instance", "vm", image_id=AMI, runtime={"aws_resource_id": "i-0123456789abcdef0"})
     with pytest.raises(NonRecoverableError, match=r"elastic IP eipalloc-\S+ no longer exists"):
         aws_orch.relationship(INSTANCE_TO_EIP, vm, eip).call("establish")
     eip.call("delete")  # released behind our back: still fine

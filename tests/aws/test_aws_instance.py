@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from aws_helpers import AMI, aws_answers
 
-from orchestrator import NonRecoverableError, RecoverableError
-from plugins_aws.tags import INSTANCE_TAG
+from orchestrator import BlueprintError, NonRecoverableError, OperationRetry, RecoverableError
+from plugins_aws.tags import DEPLOYMENT_TAG, INSTANCE_TAG
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def test_lifecycle_and_runtime_properties(node, ec2):
     assert iid.startswith("i-") and rt["launch_generation"]
     (inst,) = _live(ec2, vm.id)
     tags = {t["Key"]: t["Value"] for t in inst["Tags"]}
-    assert tags["Name"] == "web" and tags["team"] == "x" and tags["orchestrator:deployment"] == "test"
+    assert tags["Name"] == "web" and tags["team"] == "x" and tags[DEPLOYMENT_TAG] == "test"
     assert inst["InstanceType"] == "t3.nano" and inst["ImageId"] == AMI
     vm.call("start")
     for key in ("public_ip_address", "private_ip_address", "public_dns_name", "private_dns_name"):
@@ -122,10 +122,10 @@ def test_missing_key_pair_is_a_clear_error(node, ec2):
     assert _live(ec2, vm.id) == []
 
 
-def test_missing_image_id(node):
-    vm = node(INSTANCE, "vm")
-    with pytest.raises(NonRecoverableError, match="image_id is required"):
-        vm.call("create")
+def test_missing_image_id_is_found_at_validate_time(node):
+    with pytest.raises(BlueprintError, match=r"node template 'vm\w+': image_id is required"):
+        node(INSTANCE, "vm")
+    node(INSTANCE, "vm", use_external_resource=True, resource_id="i-0123456789abcdef0")  # adopting: fine
 
 
 def test_bad_parameter_from_aws(node, ec2):
@@ -145,16 +145,30 @@ def test_insufficient_capacity_is_recoverable(node, ec2, monkeypatch):
     vm.call("delete")
 
 
-def test_start_hands_back_to_the_engine_when_the_wait_is_over(node, ec2, monkeypatch):
-    vm = node(INSTANCE, "vm", image_id=AMI, wait_timeout=0, poll_interval=7)
+def test_start_waits_by_asking_to_be_retried_never_in_process(node, ec2, monkeypatch):
+    vm = node(INSTANCE, "vm", image_id=AMI, wait_timeout=60, poll_interval=7)
     vm.call("create")
-    # DescribeInstances never answering (eventual consistency) looks like "not yet"
-    with (aws_answers(monkeypatch, "DescribeInstances", "InvalidInstanceID.NotFound", times=5),
-          pytest.raises(RecoverableError, match="still waiting for instance") as info):
-        vm.call("start")
-    assert info.value.retry_after == 7
-    vm.call("start")
+    # DescribeInstances not knowing the instance yet (eventual consistency) is "not yet"
+    with aws_answers(monkeypatch, "DescribeInstances", "InvalidInstanceID.NotFound", times=2):
+        with pytest.raises(OperationRetry, match=r"waiting for instance i-\w+ to be running") as first:
+            vm.call("start")
+        assert first.value.retry_after == pytest.approx(0.1)  # a short first poll, then longer ones
+        with pytest.raises(OperationRetry) as second:
+            vm.call("start", retry_number=1)
+        assert 0.1 < second.value.retry_after <= 7
+        assert vm.runtime_properties["_waiting"]["for"].startswith("start: instance")
+        vm.call("start", retry_number=2)
     assert vm.runtime_properties["private_ip_address"]
+    assert "_waiting" not in vm.runtime_properties  # the wait is over
+    vm.call("delete")
+
+
+def test_a_wait_gives_up_after_wait_timeout(node, monkeypatch):
+    vm = node(INSTANCE, "vm", image_id=AMI, wait_timeout=0)
+    vm.call("create")
+    with (aws_answers(monkeypatch, "DescribeInstances", "InvalidInstanceID.NotFound", times=1),
+          pytest.raises(NonRecoverableError, match=r"gave up waiting for instance i-\w+ to be running after")):
+        vm.call("start")
     vm.call("delete")
 
 

@@ -147,7 +147,7 @@ def test_resume_when_tags_are_not_searchable_yet(node, ec2, monkeypatch):
     kp.call("create")
     first = kp.runtime_properties["key_pair_id"]
     kp.runtime_properties = {}
-    monkeypatch.setattr(KeyPair, "find", lambda self, filters: [])
+    monkeypatch.setattr(KeyPair, "find_tagged", lambda self, filters: [])
     kp.call("create")
     (pair,) = _pairs(ec2, f"test-{kp.id}")
     assert pair["KeyPairId"] == kp.runtime_properties["key_pair_id"] != first

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from aws_helpers import aws_answers, group_exists, ingress
 
-from orchestrator import NonRecoverableError, RecoverableError
+from orchestrator import BlueprintError, NonRecoverableError, OperationRetry, RecoverableError
 from plugins_aws import rules
 from plugins_aws.tags import INSTANCE_TAG
 from plugins_aws.testing import leaked
@@ -44,18 +44,16 @@ def test_create_authorize_delete(node, ec2):
 
 
 @pytest.mark.parametrize(("rule", "message"), [
-    ({"cidr_ip": "0.0.0.0/0"}, "rules\\[0\\]: a tcp rule needs port or from_port"),
+    ({"cidr_ip": "0.0.0.0/0"}, "property 'rules\\[1\\]': a tcp rule needs port or from_port"),
     ({"port": 22}, "give exactly one of cidr_ip"),
     ({"port": 22, "cidr_ip": "0.0.0.0/0", "source_group_id": "sg-1"}, "got cidr_ip, source_group_id"),
     ({"port": 22, "from_port": 22, "cidr_ip": "0.0.0.0/0"}, "port or from_port/to_port, not both"),
 ])
-def test_bad_rule_fails_before_anything_is_created(node, ec2, rule, message):
-    sg = node(GROUP, "sg", rules=[rule])
-    with pytest.raises(NonRecoverableError, match=message):
-        sg.call("create")
-    assert "aws_resource_id" not in sg.runtime_properties
-    tagged = ec2.describe_security_groups(Filters=[{"Name": f"tag:{INSTANCE_TAG}", "Values": [sg.id]}])
-    assert tagged["SecurityGroups"] == []
+def test_a_bad_rule_is_refused_at_validate_time(node, ec2, rule, message):
+    with pytest.raises(BlueprintError, match=message):
+        node(GROUP, "sg", rules=[{"port": 443, "cidr_ip": "0.0.0.0/0"}, rule])
+    assert ec2.describe_security_groups(Filters=[{"Name": f"tag:{INSTANCE_TAG}", "Values": ["sg*"]}])[
+        "SecurityGroups"] == []
 
 
 def test_aws_rejects_a_rule(node, ec2):
@@ -79,28 +77,28 @@ def test_rule_referencing_another_group(node, ec2):
     lb.call("delete")
 
 
-def test_delete_retries_while_aws_answers_dependency_violation(node, ec2, monkeypatch):
+def test_delete_asks_to_be_retried_while_aws_answers_dependency_violation(node, ec2, monkeypatch):
+    sg = node(GROUP, "sg", wait_timeout=30)
+    sg.call("create")
+    gid = sg.runtime_properties["aws_resource_id"]
+    with aws_answers(monkeypatch, "DeleteSecurityGroup", "DependencyViolation", times=2) as seen:
+        for attempt in range(2):  # what the engine does: run it again after retry_after
+            with pytest.raises(OperationRetry, match="to be free of dependents") as info:
+                sg.call("delete", retry_number=attempt)
+            assert info.value.retry_after < 1  # short pauses first (growing faster with few retries left)
+            assert group_exists(ec2, gid)
+        sg.call("delete", retry_number=2)
+    assert seen[0] == 2
+    assert not group_exists(ec2, gid)
+
+
+def test_delete_gives_up_after_wait_timeout(node, ec2, monkeypatch):
     sg = node(GROUP, "sg", wait_timeout=0)
     sg.call("create")
-    gid = sg.runtime_properties["aws_resource_id"]
-    with aws_answers(monkeypatch, "DeleteSecurityGroup", "DependencyViolation", times=1):
-        with pytest.raises(RecoverableError, match="DependencyViolation") as info:
-            sg.call("delete")
-        assert info.value.retry_after == pytest.approx(0.01)
-        assert group_exists(ec2, gid)
-        sg.call("delete", retry_number=1)  # the engine's retry
-    assert not group_exists(ec2, gid)
-
-
-def test_delete_waits_in_process_within_wait_timeout(node, ec2, monkeypatch):
-    sg = node(GROUP, "sg", wait_timeout=1.0)
-    sg.call("create")
-    gid = sg.runtime_properties["aws_resource_id"]
-    with aws_answers(monkeypatch, "DeleteSecurityGroup", "DependencyViolation", times=3) as seen:
+    with (aws_answers(monkeypatch, "DeleteSecurityGroup", "DependencyViolation", times=1),
+          pytest.raises(NonRecoverableError, match=r"gave up waiting for security group sg-\w+ to be free")):
         sg.call("delete")
-    assert seen[0] == 3
-    assert not group_exists(ec2, gid)
-    assert any("still in use" in m for m in sg.logs)
+    sg.call("delete")
 
 
 def test_throttling_is_recoverable(node, monkeypatch):
@@ -143,11 +141,9 @@ def test_egress_rule_node_by_group_id(node, ec2):
     sg.call("delete")
 
 
-def test_rule_without_a_group(node):
-    rule = node(RULE, "rule", port=22, cidr_ip="0.0.0.0/0")
-    with pytest.raises(NonRecoverableError, match="set group_id or relate the rule"):
-        rule.call("create")
-    rule.call("delete")  # nothing was authorized: nothing to revoke
+def test_rule_without_a_group_is_refused_at_validate_time(node):
+    with pytest.raises(BlueprintError, match="set group_id or relate the rule"):
+        node(RULE, "rule", port=22, cidr_ip="0.0.0.0/0")
 
 
 def test_use_external_resource_keeps_the_group_and_removes_only_our_rules(node, ec2):
@@ -192,7 +188,7 @@ def test_resume_when_tags_are_not_searchable_yet(node, monkeypatch):
     sg.call("create")
     gid = sg.runtime_properties["aws_resource_id"]
     sg.runtime_properties = {}
-    monkeypatch.setattr(SecurityGroup, "find", lambda self, filters: [])
+    monkeypatch.setattr(SecurityGroup, "find_tagged", lambda self, filters: [])
     sg.call("create")
     assert sg.runtime_properties["aws_resource_id"] == gid
 
@@ -348,3 +344,12 @@ def test_adopted_group_leaves_rules_another_deployment_added(node, ec2):
 ])
 def test_rule_matches_permission(rule, direction, permission, expected):
     assert rules.matches(rule, direction, permission) is expected
+
+
+def test_a_group_in_the_default_vpc_records_the_vpc_id(node, ec2):
+    """Issue 18: vpc_id was None at runtime for a group made without vpc_id (the docs say it is set)."""
+    default = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    sg = node(GROUP, "sg")
+    sg.call("create")
+    assert sg.runtime_properties["vpc_id"] == default
+    sg.call("delete")

@@ -14,7 +14,6 @@ from plugins_aws import client, errors, rules
 from plugins_aws.docker_host import docker_host
 from plugins_aws.tags import tag_filters, tag_specifications, tags_of
 from plugins_aws.testing import PLUGINS
-from plugins_aws.waiting import Waits
 
 NODE_TYPES = {
     "aws_keypair": ["aws.ec2.KeyPair"],
@@ -36,10 +35,10 @@ def _client_error(code: str, status: int = 400, op: str = "RunInstances") -> bot
 def test_entry_points_one_per_family():
     eps = {ep.name: ep.value for ep in md.entry_points(group="orchestrator.plugins")
            if ep.dist and ep.dist.name == "orchestrator-aws"}
-    assert eps == {"aws": "plugins_aws.base", "aws_keypair": "plugins_aws.keypair",
-                   "aws_security_group": "plugins_aws.security_group",
-                   "aws_ec2_instance": "plugins_aws.instance", "aws_elastic_ip": "plugins_aws.elastic_ip",
-                   "aws_network": "plugins_aws.network"}
+    assert eps == {"aws": "plugins_aws.base:plugin", "aws_keypair": "plugins_aws.keypair:plugin",
+                   "aws_security_group": "plugins_aws.security_group:plugin",
+                   "aws_ec2_instance": "plugins_aws.instance:plugin", "aws_elastic_ip": "plugins_aws.elastic_ip:plugin",
+                   "aws_network": "plugins_aws.network:plugin"}
 
 
 def test_types_are_owned_by_their_family_plugin():
@@ -52,11 +51,15 @@ def test_types_are_owned_by_their_family_plugin():
     assert pm.type_owner["aws.relationships.instance_connected_to_elastic_ip"] == "aws_elastic_ip"
 
 
+MINIMAL = {"aws.ec2.Instance": {"image_id": "ami-1"}, "aws.ec2.VPC": {"cidr_block": "10.0.0.0/16"},
+           "aws.ec2.Subnet": {"cidr_block": "10.0.1.0/24"}, "aws.ec2.SecurityGroupRule": {"group_id": "sg-1", "port": 22, "cidr_ip": "0.0.0.0/0"}}
+
+
 def test_every_type_loads_with_its_defaults(orch):
     orch.use(*PLUGINS)
     for types in NODE_TYPES.values():
         for name in types:
-            node = orch.node(name, {"client_config": {"region_name": "eu-west-1"}})
+            node = orch.node(name, {"client_config": {"region_name": "eu-west-1"}, **MINIMAL.get(name, {})})
             assert node.properties["poll_interval"] == 5.0
             assert node.properties["tags"] == {}
             if not name.endswith("Rule"):
@@ -178,10 +181,105 @@ def test_docker_host(spec, public, private, url):
     assert docker_host(None, public, private) is None
 
 
-def test_waits_are_bounded():
-    calls = []
-    Waits({"poll_interval": 0, "wait_timeout": 1}).until(lambda: calls.append(1) or len(calls) == 3, "x")
-    assert len(calls) == 3
-    with pytest.raises(RecoverableError, match="still waiting for the thing") as info:
-        Waits({"poll_interval": 0.5, "wait_timeout": 0}).until(lambda: False, "the thing")
-    assert info.value.retry_after == 0.5
+def test_waits_ask_to_be_retried_within_poll_interval_and_wait_timeout():
+    from plugins_aws.resource import wait_options
+
+    assert wait_options({"poll_interval": 2.0, "wait_timeout": 30.0}) == {"max_interval": 2.0, "timeout": 30.0}
+    assert wait_options({}) == {"max_interval": 5.0, "timeout": 300.0}
+
+
+# -- client configuration (issue 18) ------------------------------------------------------
+
+
+@pytest.fixture
+def no_credentials(monkeypatch, tmp_path):
+    """An environment where boto3's chain finds no credentials (and asks no metadata service)."""
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    client.clear_cache()
+    yield
+    client.clear_cache()
+
+
+def test_partial_credentials_are_completed_from_the_chain(monkeypatch, no_credentials):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-env")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-from-env")
+    assert client.credentials({"aws_session_token": "token"}) == {
+        "aws_access_key_id": "from-env", "aws_secret_access_key": "secret-from-env", "aws_session_token": "token"}
+    assert client.credentials({"aws_access_key_id": "mine"})["aws_secret_access_key"] == "secret-from-env"
+    assert client.credentials({"aws_access_key_id": "a", "aws_secret_access_key": "b"}) == {
+        "aws_access_key_id": "a", "aws_secret_access_key": "b"}
+    assert client.credentials({}) == {}
+    assert client.ec2_client({"aws_secret_access_key": "mine"}) is not None  # once a TypeError, retried 30 s
+
+
+def test_credentials_that_cannot_be_completed_fail_at_once_saying_why(no_credentials):
+    with pytest.raises(NonRecoverableError, match=r"client_config gives only aws_secret_access_key, and boto3's "
+                                                  r"chain .* has no aws_access_key_id"):
+        client.ec2_client({"aws_secret_access_key": "mine"})
+
+
+def test_a_bad_client_config_fails_install_at_once_and_uninstall_still_succeeds(orch, no_credentials):
+    orch.use(*PLUGINS)
+    run = orch.install("""
+        node_templates:
+          key:
+            type: aws.ec2.KeyPair
+            properties: {client_config: {aws_session_token: only-a-token}}
+    """)
+    assert not run.ok
+    (failure,) = run.failures
+    assert "has no aws_access_key_id nor aws_secret_access_key" in failure.message
+    assert [c.outcome for c in run.calls] == ["NonRecoverableError"]  # one attempt, not retries
+    gone = orch.uninstall()
+    assert gone.ok, gone.failures
+    assert any("nothing to delete" in line for line in gone.logs("key_0"))
+
+
+# -- validation (issue 18) ----------------------------------------------------------------
+
+
+def test_validate_reports_every_bad_rule_with_its_position(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "bp.yaml").write_text(
+        "node_templates:\n"
+        "  sg:\n"
+        "    type: aws.ec2.SecurityGroup\n"
+        "    properties:\n"
+        "      rules:\n"
+        "        - {port: 22, cidr_ip: 10.0.0.0/8}\n"
+        "        - {port: 80, cidr_ip: 0.0.0.0/0, source_group_id: sg-1}\n"
+        "      egress_rules:\n"
+        "        - {cidr_ip: 0.0.0.0/0}\n"
+        "        - {from_port: 90, to_port: 80, cidr_ip: 0.0.0.0/0}\n")
+    proc = subprocess.run([sys.executable, "-m", "orchestrator", "validate", "bp.yaml"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "bp.yaml:7:11: node template 'sg': property 'rules[1]': give exactly one of cidr_ip, cidr_ipv6, "
+        "source_group_id, prefix_list_id (got cidr_ip, source_group_id)",
+        "bp.yaml:9:11: node template 'sg': property 'egress_rules[0]': a tcp rule needs port or from_port",
+        "bp.yaml:10:11: node template 'sg': property 'egress_rules[1]': from_port 90 is above to_port 80",
+        "3 problems found",
+    ]
+    assert "Traceback" not in proc.stderr
+
+
+def test_rules_known_only_at_run_time_are_not_judged(orch):
+    orch.use(*PLUGINS)
+    bp = orch.blueprint("""
+        node_templates:
+          lb: {type: aws.ec2.SecurityGroup}
+          app:
+            type: aws.ec2.SecurityGroup
+            properties:
+              rules: [{port: 80, source_group_id: {get_attribute: [lb, group_id]}}]
+            relationships: [{type: orchestrator.relationships.depends_on, target: lb}]
+    """)
+    orch.orchestrator().load(bp)  # no problem: the peer is given, its value comes at run time

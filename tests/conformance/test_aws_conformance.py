@@ -1,6 +1,6 @@
 """Conformance of every AWS node type (moto server over HTTP, the plugin's real hooks).
 
-Each subject counts its own resources by the ``orchestrator:deployment`` tag every
+Each subject counts its own resources by the ``orchestrator.deployment`` tag every
 created resource carries (``plugins_aws.testing.list_resources``); after uninstall
 nothing of the deployment may be left (``leaked``). Adoption factories create the
 resource out of band, tagged for the deployment so the lister sees it; ``sweep`` removes
@@ -187,12 +187,12 @@ SUBJECTS = [
     aws_subject(
         "aws.ec2.SecurityGroup", "security_groups",
         properties={**FAST, "rules": [RULE]},
-        invalid_properties={**FAST, "rules": [{"port": 22}]},  # no peer
+        invalid_properties={**FAST, "group_name": "default"},  # every VPC has one (a rule without a peer: validate)
         adopt=adopt_security_group, delete=delete_security_group),
     aws_subject(
         "aws.ec2.SecurityGroupRule", "security_group_rules",
         properties={**FAST, **RULE},
-        invalid_properties={**FAST, "port": 443},  # no peer
+        invalid_properties={**FAST, **RULE, "group_id": "sg-00000000"},  # no such group
         blueprint=GROUP_NODE,
         relationships=[{"type": "aws.relationships.rule_contained_in_security_group", "target": "group"}],
         delete=revoke_rule),

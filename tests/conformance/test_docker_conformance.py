@@ -3,8 +3,9 @@
 - ``docker.Image`` pulls a busybox copy kept in the registry under its own name, made
   absent from the engine before each deployment, so every install really pulls it and
   the deployment's marker tag makes it listable (``plugins_docker.testing``).
-- ``docker.Container`` runs on a host node whose ``docker_host`` names the test engine
-  (extra blueprint text: a Compute type with that property, and ``contained_in``).
+- ``docker.Container`` runs on an ``orchestrator.nodes.Compute`` host whose ``docker_host``
+  names the test engine (extra blueprint text, and ``contained_in``); ``running`` lists the
+  deployment's running containers, for "stop stops".
 """
 
 from __future__ import annotations
@@ -119,19 +120,16 @@ def missing_image_properties(env: Env) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- docker.Container
 
-HOST = {
-    "node_types": {
-        "conformance.DockerHost": {
-            "derived_from": "orchestrator.nodes.Compute",
-            "properties": {"docker_host": {"type": "dict", "description": "{url: ...}"}},
-        },
-    },
-}
-
-
 def host_blueprint(env: Env) -> dict[str, Any]:
-    return {**HOST, "node_templates": {"host": {"type": "conformance.DockerHost",
-                                                "properties": {"docker_host": docker_host(env)}}}}
+    """A plain Compute host declaring its engine (issue 18: the docs said it could)."""
+    return {"node_templates": {"host": {"type": "orchestrator.nodes.Compute",
+                                        "properties": {"docker_host": docker_host(env)}}}}
+
+
+def running(env: Env) -> list[str]:
+    """The probe of "stop stops": the deployment's running containers."""
+    found = client(env).api.containers(filters={**labels.label_filters(env.deployment), "status": ["running"]})
+    return sorted((c.get("Names") or [c["Id"]])[0].lstrip("/") for c in found)
 
 
 def container_properties(env: Env) -> dict[str, Any]:
@@ -153,7 +151,14 @@ SUBJECTS = [
             invalid_properties=lambda env: {**container_properties(env), "image": "conformance/missing:nope"},
             blueprint=host_blueprint,
             relationships=[{"type": "orchestrator.relationships.contained_in", "target": "host"}],
-            cleanup=sweep, delete=remove_container, fixtures=["runnable_image"]),
+            running=running, cleanup=sweep, delete=remove_container, fixtures=["runnable_image"]),
+    Subject("docker.Container", listed("containers"), list_leftovers=everything, name="docker.Container (graceful stop)",
+            properties=lambda env: {**container_properties(env), "stop_timeout": 5,
+                                    "command": ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"]},
+            blueprint=host_blueprint,
+            relationships=[{"type": "orchestrator.relationships.contained_in", "target": "host"}],
+            running=running, cleanup=sweep, fixtures=["runnable_image"],
+            checks=["stop_stops", "operations_twice", "crash_in_operations"]),
 ]
 
 TestDockerConformance = conformance_tests(*SUBJECTS, plugins=PLUGINS, fixtures=["docker_engine"])

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from orchestrator_hello import plugin
+from orchestrator_hello import plugin as hello
 
 from orchestrator.conformance import Env, Subject, conformance_tests
 
@@ -99,8 +99,8 @@ SUBJECTS = [
             list_leftovers=in_root, setup=prepare, delete=delete_in_site),
 ]
 
-TestHelloConformance = conformance_tests(*SUBJECTS, plugins=[plugin])
+TestHelloConformance = conformance_tests(*SUBJECTS, plugins=[hello.plugin])
 
 
 def test_every_hello_node_type_has_a_subject() -> None:
-    assert set(plugin.TYPES["node_types"]) == {s.type for s in SUBJECTS}
+    assert set(hello.TYPES["node_types"]) == {s.type for s in SUBJECTS}

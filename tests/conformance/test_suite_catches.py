@@ -183,10 +183,12 @@ TestGoodSample = conformance_tests(subject("sample.Good"), plugins=[GOOD])
 def test_good_sample_passes_everything_without_pytest(tmp_path: Path) -> None:
     results = run_checks(subject("sample.Good"), plugins=[GOOD], tmp_path=tmp_path)
     assert [r.check for r in results] == list(CHECK_IDS)
-    assert all(r.status == PASS for r in results), format_report(results)
+    no_such_operation = {"operations_twice", "stop_stops"}  # it implements create and delete only
+    assert all(r.status == (SKIP if r.check in no_such_operation else PASS) for r in results), format_report(results)
     report = format_report(results)
     assert "PASS sample.Good  create twice         1 resource" in report
-    assert report.splitlines()[-1].startswith(f"{len(CHECK_IDS)} passed, 0 failed, 0 skipped in ")
+    assert "PASS sample.Good  crash in operations  resumed after every crash point (delete: after)" in report
+    assert report.splitlines()[-1].startswith(f"{len(CHECK_IDS) - 2} passed, 0 failed, 2 skipped in ")
 
 
 def test_good_sample_also_passes_with_deleter_left_to_the_plugin(tmp_path: Path) -> None:
@@ -211,7 +213,7 @@ LEAK = r"cf-{0}-\w{{6}}-\w{{8}}"  # a leaky file of deployment cf-<check>-<token
 
 @pytest.mark.parametrize("check, message", [
     ("create_twice", rf"^create ran twice and left 2 resources: {LEAK.format('twice')}, {LEAK.format('twice')}$"),
-    ("crash_in_create", rf"^crash before create's save #1: the resumed create left 2 resources: "
+    ("crash_in_create", rf"^crash before create's save #1: the resumed install left 2 resources: "
                         rf"{LEAK.format('crash1')}, {LEAK.format('crash1')} \(after the crash: 1 resource: "
                         rf"{LEAK.format('crash1')}\)$"),
     ("crash_then_uninstall", rf"^crash before create's save #1, then uninstall: it left 1 resource: "
@@ -227,7 +229,7 @@ def test_leaky_sample_is_caught_with_what_leaked(leaky_results: dict[str, Any], 
 
 
 @pytest.mark.parametrize("check, message", [
-    ("crash_in_create", rf"^crash after create returned: the resumed create left 2 resources: "
+    ("crash_in_create", rf"^crash after create returned: the resumed install left 2 resources: "
                         rf"{LEAK.format('crash1')}, {LEAK.format('crash1')} \(after the crash: 1 resource"),
     ("crash_then_uninstall", rf"^crash after create returned, then uninstall: it left 1 resource: "
                              rf"{LEAK.format('cun1')} "),
@@ -262,7 +264,7 @@ def test_leaky_sample_is_only_caught_where_it_is_wrong(leaky_results: dict[str, 
     ("deletes_adopted", "adopt_external", "uninstall did not leave the adopted resource alone: 1 resource: "
                                           "cf-adopt-"),
     ("adopt_copies", "adopt_external", "install with use_external_resource changed what exists"),
-    ("vague_error", "bad_properties", "create raised RuntimeError, not NonRecoverableError (4 attempts): "
+    ("vague_error", "bad_properties", "create raised RuntimeError, not NonRecoverableError (11 attempts): "
                                       "(no message)"),
 ])
 def test_careless_sample_is_caught(tmp_path: Path, flaw: str, check: str, message: str) -> None:
@@ -313,7 +315,8 @@ def test_in_pytest_each_check_is_an_item_and_failures_say_what_leaked(tmp_path: 
     out = proc.stdout
     assert proc.returncode == 1, out + proc.stderr
     for check in CHECK_IDS:
-        assert f"test_samples_conformance.py::TestGood::test_{check}[sample.Good] PASSED" in out, out
+        outcome = "SKIPPED" if check in ("operations_twice", "stop_stops") else "PASSED"
+        assert f"test_samples_conformance.py::TestGood::test_{check}[sample.Good] {outcome}" in out, out
     assert "TestLeaky::test_full_cycle[sample.Leaky] PASSED" in out
     assert "FAILED test_samples_conformance.py::TestLeaky::test_create_twice[sample.Leaky]" in out
     assert re.search(r"_ TestLeaky.test_create_twice\[sample.Leaky\] _+\nsample.Leaky create twice: "
@@ -322,4 +325,4 @@ def test_in_pytest_each_check_is_an_item_and_failures_say_what_leaked(tmp_path: 
     report = out.split("plugin conformance", 1)[1]
     assert re.search(r"PASS sample.Good   create twice         1 resource  \[\d+\.\d\ds\]", report), report
     assert re.search(r"FAIL sample.Leaky  create twice         create ran twice and left 2 resources", report)
-    assert re.search(r"10 passed, 1 failed, 0 skipped in \d", report), report
+    assert re.search(rf"{len(CHECK_IDS) - 1} passed, 1 failed, 2 skipped in \d", report), report

@@ -10,7 +10,7 @@ import pytest
 from docker_helpers import HARNESS_DEPLOYMENT, http_get, labelled
 from testenv._proc import free_port
 
-from orchestrator import NonRecoverableError, RecoverableError
+from orchestrator import BlueprintError, NonRecoverableError, OperationRetry, RecoverableError
 from plugins_docker import labels
 from plugins_docker.testing import list_resources
 
@@ -41,14 +41,15 @@ def test_lifecycle_labels_and_runtime_properties(container_node: Factory, client
     assert "MODE=test" in container.attrs["Config"]["Env"]
     assert container.attrs["HostConfig"]["NetworkMode"] == "host"
 
-    node.call("start")
+    assert node.run("start") > 0  # it waited (startup grace) by asking to be retried
     assert node.runtime_properties["state"] == "running" and node.runtime_properties["ports"] == {}
+    assert "running_since" not in node.runtime_properties and "_waiting" not in node.runtime_properties
     assert http_get(f"http://127.0.0.1:{port}/") == b"ok\n"
-    node.call("start")  # already running: fine
+    node.run("start")  # already running: fine
 
-    node.call("stop")
+    node.run("stop")
     assert node.runtime_properties["state"] == "exited"
-    node.call("stop")  # already stopped: fine
+    node.run("stop")  # already stopped: fine
     node.call("delete")
     assert _own(client, node.id) == []
     assert list_resources(HARNESS_DEPLOYMENT, engine_url)["containers"] == []
@@ -80,7 +81,7 @@ def test_container_exiting_at_once_fails_with_its_log(container_node: Factory) -
     node = container_node(command=["sh", "-c", "echo starting up; echo 'fatal: no config file' >&2; exit 3"])
     node.call("create")
     with pytest.raises(NonRecoverableError) as info:
-        node.call("start")
+        node.run("start")
     message = str(info.value)
     assert "exited with code 3" in message
     assert "fatal: no config file" in message and "starting up" in message
@@ -91,7 +92,7 @@ def test_crash_looping_container_fails(container_node: Factory) -> None:
     node = container_node(command=["sh", "-c", "echo crash; exit 1"], restart_policy="always", startup_grace=2.0)
     node.call("create")
     with pytest.raises(NonRecoverableError, match=r"(?s)(keeps restarting|exited with code 1).*crash"):
-        node.call("start")
+        node.run("start")
 
 
 def test_start_waits_for_healthy(container_node: Factory) -> None:
@@ -101,7 +102,7 @@ def test_start_waits_for_healthy(container_node: Factory) -> None:
                           healthcheck={"test": f"wget -q -O /dev/null http://127.0.0.1:{port}/", "interval": 0.1,
                                        "retries": 30})
     node.call("create")
-    node.call("start")
+    node.run("start")
     assert node.runtime_properties["health"] == "healthy"
     assert http_get(f"http://127.0.0.1:{port}/", timeout=1) == b"ok\n"
 
@@ -111,15 +112,17 @@ def test_unhealthy_container_fails(container_node: Factory) -> None:
                           healthcheck={"test": "echo probe says no; exit 1", "interval": 0.1, "retries": 1})
     node.call("create")
     with pytest.raises(NonRecoverableError, match=r"unhealthy.*probe says no"):
-        node.call("start")
+        node.run("start")
 
 
-def test_slow_start_is_retried(container_node: Factory) -> None:
+def test_a_start_that_never_gets_ready_gives_up_after_start_timeout(container_node: Factory) -> None:
     node = container_node(command=["sleep", "60"], start_timeout=0.3,
                           healthcheck={"test": "exit 1", "interval": 30, "retries": 3})
     node.call("create")
-    with pytest.raises(RecoverableError, match="not ready"):
-        node.call("start")
+    with pytest.raises(OperationRetry, match=r"waiting for container .* to be ready"):
+        node.call("start")  # one attempt: not ready yet, asks to be retried
+    with pytest.raises(NonRecoverableError, match=r"gave up waiting for container .* to be ready after .*timeout 0\.3s"):
+        node.run("start")
 
 
 def test_missing_image_is_non_recoverable(container_node: Factory, docker_registry: Any) -> None:
@@ -128,10 +131,9 @@ def test_missing_image_is_non_recoverable(container_node: Factory, docker_regist
         node.call("create")
 
 
-def test_no_image_at_all_is_non_recoverable(container_node: Factory) -> None:
-    node = container_node(image=None)
-    with pytest.raises(NonRecoverableError, match="no image"):
-        node.call("create")
+def test_no_image_at_all_is_refused_at_validate_time(container_node: Factory) -> None:
+    with pytest.raises(BlueprintError, match="no image: set the image property or add a relationship"):
+        container_node(image=None)
 
 
 def test_bad_name_is_non_recoverable(container_node: Factory) -> None:
@@ -196,3 +198,21 @@ def test_unreachable_engine_is_recoverable(container_node: Factory) -> None:
     node = container_node(docker_host={"url": "unix:///nonexistent/docker.sock"})
     with pytest.raises(RecoverableError, match="connecting to the Docker engine"):
         node.call("create")
+    node.call("delete")  # issue 18: nothing was created there, so the engine is not needed to delete it
+    assert "create never reached an engine" in node.logs[-1]
+
+
+def test_a_compute_host_can_declare_its_engine(docker_orch: Any, container_node: Factory, engine_url: str,
+                                               client: docker.DockerClient) -> None:
+    """Issue 18: the docs said an orchestrator.nodes.Compute host can simply declare docker_host."""
+    host = docker_orch.node("orchestrator.nodes.Compute", {"docker_host": {"url": engine_url}})
+    node = container_node(docker_host=None, command=["sleep", "60"], relationships=[(CONTAINED_IN, host)])
+    node.call("create")
+    assert "docker_host property" in node.runtime_properties["engine"]
+    assert len(_own(client, node.id)) == 1
+    node.call("delete")
+
+
+def test_docker_host_without_url_is_refused_at_validate_time(container_node: Factory) -> None:
+    with pytest.raises(BlueprintError, match=r"property 'docker_host': url is required"):
+        container_node(docker_host={"tls_verify": True})

@@ -145,3 +145,39 @@ def test_private_registry_without_credentials(docker_orch: Any, docker_host: dic
     node = _image(docker_orch, docker_host, repository=private_image)
     with pytest.raises(NonRecoverableError, match=r"no basic auth credentials|unauthorized"):
         node.call("create")
+
+
+def test_nodes_sharing_one_image_uninstall_cleanly_every_time(docker_orch: Any, docker_host: dict[str, str],
+                                                             client: docker.DockerClient, busybox_image: str,
+                                                             engine_url: str, deployment_id: str) -> None:
+    """Issue 18: three nodes naming one image (by tag, by digest, via repository) made about one
+    uninstall in four fail with "reference does not exist"."""
+    make_absent(client, busybox_image)
+    pulled = client.images.pull(busybox_image)
+    name, tag = busybox_image.rsplit(":", 1)
+    digest = next(d for d in pulled.attrs["RepoDigests"] if d.startswith(f"{name}@")).split("@", 1)[1]
+    make_absent(client, busybox_image)
+    if _has(client, f"{name}@{digest}"):
+        client.images.remove(f"{name}@{digest}", force=True)
+    bp = docker_orch.blueprint(f"""
+        node_templates:
+          by_tag: {{type: docker.Image, properties: {{repository: "{name}", tag: "{tag}", docker_host: {{url: "{engine_url}"}}}}}}
+          by_digest: {{type: docker.Image, properties: {{repository: "{name}", digest: "{digest}", docker_host: {{url: "{engine_url}"}}}}}}
+          in_repository: {{type: docker.Image, properties: {{repository: "{busybox_image}", docker_host: {{url: "{engine_url}"}}}}}}
+    """)
+    for attempt in range(4):
+        deployment = f"{deployment_id}-{attempt}"
+        installed = docker_orch.install(bp, deployment=deployment, options=FAST)
+        assert installed.ok, installed.failures
+        removed = docker_orch.uninstall(deployment=deployment, options=FAST)
+        assert removed.ok, removed.failures
+        assert list_resources(deployment, engine_url)["images"] == []
+        assert not _has(client, busybox_image) and not _has(client, f"{name}@{digest}")
+
+
+def _has(client: docker.DockerClient, ref: str) -> bool:
+    try:
+        client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return False
+    return True

@@ -198,6 +198,13 @@ def _api_error(status: int, explanation: str) -> docker.errors.APIError:
     (requests.exceptions.ReadTimeout("slow"), RecoverableError),
     (docker.errors.DockerException("Error while fetching server API version"), RecoverableError),
     (docker.errors.TLSParameterError("bad cert"), NonRecoverableError),
+    # a wrong CA or a missing client certificate: TLS's words, not retried like a network error
+    (requests.exceptions.SSLError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"),
+     NonRecoverableError),
+    (docker.errors.DockerException("Error while fetching server API version: HTTPSConnectionPool(host='h', "
+                                   "port=2376): Max retries exceeded (Caused by SSLError(SSLError(1, '[SSL: "
+                                   "TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required')))"),
+     NonRecoverableError),
 ])
 def test_classify(exc: Exception, kind: type) -> None:
     result = classify(exc, "doing it")
@@ -226,55 +233,46 @@ class _FakeContainer:
         return self._log
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += max(seconds, 0.01)
+def _check(container: _FakeContainer, grace: float = 1.0, running_for: float | None = None) -> Any:
+    return readiness.check(container, grace=grace, running_for=running_for, log_tail=5, where="engine")
 
 
-def _wait(container: _FakeContainer, timeout: float = 5.0, grace: float = 1.0) -> dict[str, Any]:
-    clock = _Clock()
-    return readiness.wait_ready(container, timeout=timeout, grace=grace, log_tail=5, where="engine",
-                                clock=clock, sleep=clock.sleep)
+RUNNING = {"Status": "running", "Running": True, "Pid": 42}
 
 
-RUNNING = {"Status": "running", "Pid": 42}
+def test_ready_once_running_for_the_grace_period() -> None:
+    not_yet = _check(_FakeContainer({"Status": "created"}))
+    assert not not_yet and not_yet.after is None
+    first_look = _check(_FakeContainer(RUNNING), running_for=None)
+    assert not first_look and first_look.after == 1.0  # nothing changes for a second: look then
+    assert not _check(_FakeContainer(RUNNING), running_for=0.4)
+    assert _check(_FakeContainer(RUNNING), running_for=1.2)["Pid"] == 42
+    assert _check(_FakeContainer(RUNNING), grace=0)["Pid"] == 42
 
 
-def test_ready_after_the_grace_period() -> None:
-    assert _wait(_FakeContainer({"Status": "created"}, RUNNING))["Pid"] == 42
-
-
-def test_exit_during_the_grace_period_fails_with_the_log() -> None:
-    container = _FakeContainer(RUNNING, RUNNING, {"Status": "exited", "ExitCode": 2})
+def test_exit_fails_with_the_log() -> None:
     with pytest.raises(NonRecoverableError, match=r"(?s)exited with code 2.*\| line two"):
-        _wait(container, grace=10.0)
+        _check(_FakeContainer({"Status": "exited", "ExitCode": 2}), grace=10.0)
 
 
 def test_healthcheck_decides_when_there_is_one() -> None:
     starting = {**RUNNING, "Health": {"Status": "starting"}}
     healthy = {**RUNNING, "Health": {"Status": "healthy"}}
-    assert _wait(_FakeContainer(starting, starting, healthy), grace=0)["Health"]["Status"] == "healthy"
+    assert not _check(_FakeContainer(starting), running_for=100)
+    assert _check(_FakeContainer(healthy), running_for=0)["Health"]["Status"] == "healthy"
     unhealthy = {**RUNNING, "Health": {"Status": "unhealthy", "Log": [{"ExitCode": 1, "Output": "refused"}]}}
     with pytest.raises(NonRecoverableError, match="probe exit code 1: refused"):
-        _wait(_FakeContainer(starting, unhealthy))
+        _check(_FakeContainer(unhealthy))
 
 
-def test_restarting_and_slow_containers() -> None:
+def test_restarting_fails_at_once() -> None:
     with pytest.raises(NonRecoverableError, match="keeps restarting"):
-        _wait(_FakeContainer({"Status": "restarting", "ExitCode": 1}))
-    with pytest.raises(RecoverableError, match="not ready"):
-        _wait(_FakeContainer({**RUNNING, "Health": {"Status": "starting"}}), timeout=1.0)
+        _check(_FakeContainer({"Status": "restarting", "ExitCode": 1}))
 
 
 def test_empty_log_is_said_so() -> None:
     with pytest.raises(NonRecoverableError, match="printed nothing"):
-        _wait(_FakeContainer({"Status": "exited", "ExitCode": 1}, log=b""))
+        _check(_FakeContainer({"Status": "exited", "ExitCode": 1}, log=b""))
 
 
 # ---------------------------------------------------------------- TLS settings
@@ -302,8 +300,8 @@ def test_engine_ca_wins_over_ca_bundle_variables(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
 
     def verify_used(**tls: Any) -> Any:  # version given: nothing is asked of an engine
-        client = engine._DockerClient(base_url="tcp://h:2376", version="1.41",
-                                      tls=docker.tls.TLSConfig(**tls) if tls else False)
+        client = engine._client_classes()[1](base_url="tcp://h:2376", version="1.41",
+                                             tls=docker.tls.TLSConfig(**tls) if tls else False)
         try:
             return client.api.merge_environment_settings("https://h:2376/version", {}, None, None, None)["verify"]
         finally:

@@ -35,6 +35,10 @@ class Owner:
         self.seen.append(("own-wrapper-start", ctx.instance.id))
         return (yield)
 
+    @hookimpl(specname="start")
+    def start_impl(self, ctx: Any) -> None:
+        self.seen.append(("start", ctx.instance.id))
+
 
 class Tracer:
     """A type-less plugin: its wrappers see every call, for every owner."""
@@ -83,9 +87,39 @@ def test_each_node_runs_only_its_owners_hooks(orch):
     assert [i for op, i in b.seen if op == "establish"] == ["w_0->y_0:b.link"]
     # a type-owning plugin's own wrapper sees only its own types
     assert sorted(i for op, i in a.seen if op == "own-wrapper-start") == ["x_0", "z_0"]
-    # a type-less plugin's wrappers see every call, core types included
-    assert sorted(i for op, i in tracer.seen if op == "create") == ["core_0", "w_0", "x_0", "y_0", "z_0"]
+    # a type-less plugin's wrappers see every call the engine makes (none for the core type:
+    # nothing implements its create)
+    assert sorted(i for op, i in tracer.seen if op == "create") == ["w_0", "x_0", "y_0", "z_0"]
     assert sorted(i for op, i in tracer.seen if op == "establish") == ["w_0->x_0", "w_0->y_0"]
+
+
+def test_a_wrapper_never_changes_which_operations_run(orch):
+    """Issue 18: a type-less wrapper made configure/postconfigure/establish run for every instance."""
+    a, b = Owner("plugin_a", "a"), Owner("plugin_b", "b")
+    orch.use(a, b)
+    without = orch.install(BLUEPRINT, deployment="plain")
+    tracer = Tracer()
+    every = _wrap_every_hook(tracer)
+    orch.use(a, b, every)
+    wrapped = orch.install(BLUEPRINT, deployment="wrapped")
+    assert without.ok and wrapped.ok
+    ops = lambda run: sorted((c.hook, c.instance) for c in run.calls)  # noqa: E731
+    assert ops(wrapped) == ops(without)
+    assert ("configure", "x_0") not in ops(wrapped) and ("create", "core_0") not in ops(wrapped)
+    assert ("start", "x_0") in ops(wrapped) and ("establish", "w_0->x_0") in ops(wrapped)
+    ran = sorted((e.type, e.instance, e.operation) for e in wrapped.events if e.type == "operation_started")
+    assert ran == sorted((e.type, e.instance, e.operation) for e in without.events if e.type == "operation_started")
+
+
+def _wrap_every_hook(tracer: Tracer) -> Any:
+    from orchestrator.sdk import wrap_operations
+
+    @wrap_operations(name="every")
+    def trace(ctx: Any) -> Any:
+        tracer.seen.append((ctx.operation.name, ctx.describe()))
+        return (yield)
+
+    return trace
 
 
 def test_dispatcher_caches_one_caller_per_owner_and_operation():
@@ -96,6 +130,7 @@ def test_dispatcher_caches_one_caller_per_owner_and_operation():
     impls = d.caller("plugin_a", "create").get_hookimpls()
     assert {pm.get_name(i.plugin) for i in impls} == {"plugin_a"}
     assert d.caller("plugin_a", "delete") is None  # nothing implements it: nothing runs
+    assert d.caller("orchestrator.builtin", "create") is None  # the core's types implement nothing
 
 
 def test_non_wrapper_hook_of_typeless_plugin_is_reported():

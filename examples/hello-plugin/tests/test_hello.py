@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from orchestrator_hello import plugin
+from orchestrator_hello.plugin import plugin
 
 from orchestrator import NonRecoverableError
 

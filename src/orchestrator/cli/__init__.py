@@ -384,7 +384,10 @@ def plugins_list(as_json: bool) -> None:
 
     Exits 1 when a plugin failed to load (warnings do not count).
     """
+    from orchestrator.plugins import near_miss_entry_points
+
     pm = get_plugin_manager()
+    pm.load_errors.extend(near_miss_entry_points())
     infos = pm.plugin_infos()
     failed = any(e.fatal for e in pm.load_errors)
     if as_json:

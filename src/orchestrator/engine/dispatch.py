@@ -2,8 +2,10 @@
 
 The one place that calls lifecycle hooks. For owner P and operation O the caller runs
 P's implementations of O plus the wrappers of plugins that own no types; other
-type-owning plugins are excluded. Callers are built once per (owner, operation) and
-cached, so routing costs one dict lookup per call on top of pluggy's own call.
+type-owning plugins are excluded. Whether O exists for P's types at all depends on P's
+own (non-wrapper) implementations only: installing a tracing wrapper never makes the
+engine run operations nothing implements. Callers are built once per (owner, operation)
+and cached, so routing costs one dict lookup per call on top of pluggy's own call.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ class Dispatcher:
         self._owners = set(pm.type_owner.values())
 
     def caller(self, owner: str | None, operation: str) -> Any | None:
-        """The hook caller for ``operation`` on a type owned by ``owner``; None if nothing implements it."""
+        """The hook caller for ``operation`` on a type owned by ``owner``; None if the owner does
+        not implement it (then there is nothing to do, whatever wrappers exist)."""
         key = (owner, operation)
         try:
             return self._callers[key]
@@ -30,11 +33,26 @@ class Dispatcher:
         if owner is not None and not self.pm.has_plugin(owner):
             raise PluginError(f"plugin '{owner}' is not installed (or failed to load); it owns types this "
                               f"deployment uses")
-        remove = [self.pm.get_plugin(name) for name in self._owners if name != owner]
-        hook = self.pm.subset_hook_caller(operation, [p for p in remove if p is not None])
-        caller = hook if hook.get_hookimpls() else None
+        plugin = self.pm.get_plugin(owner) if owner is not None else None
+        impls = getattr(self.pm.hook, operation).get_hookimpls()
+        caller = None
+        if plugin is not None and any(i.plugin is plugin and not (i.wrapper or i.hookwrapper) for i in impls):
+            remove = [self.pm.get_plugin(name) for name in self._owners if name != owner]
+            caller = self.pm.subset_hook_caller(operation, [p for p in remove if p is not None])
         self._callers[key] = caller
         return caller
+
+    def implements(self, owner: str | None, operation: str, hierarchy: list[str]) -> bool:
+        """Whether ``operation`` really does something for a type (``hierarchy``, root first).
+
+        A plugin object routing several types to classes (``orchestrator.sdk.Plugin``) has one
+        hookimpl for all of them; its ``handles(operation, hierarchy)`` tells which types'
+        classes implement it. That decides, for instance, update in place or replace.
+        """
+        if self.caller(owner, operation) is None:
+            return False
+        handles = getattr(self.pm.get_plugin(owner), "handles", None) if owner is not None else None
+        return bool(handles(operation, hierarchy)) if callable(handles) else True
 
     def check_owners(self, owners: set[str | None]) -> list[str]:
         """Owners a plan needs that this manager lacks (checked before anything runs)."""

@@ -212,8 +212,8 @@ def _update_steps(version: int, properties: bool, relationships: list[str],
     def steps(inst: PlannedInstance, rec: InstanceRecord) -> list[Step]:
         forget(inst, rec)  # relationships it lost, or re-makes, have no records any more
         result = [Step("update", f"update@{version}", None, "updating", None)] if properties else []
-        if rec.state != "started":  # what install (or an update) left unfinished; done steps are skipped
-            return result + install_steps(inst)
+        if rec.state != "started" or any(v != "succeeded" for k, v in rec.ops.items() if not k.startswith("update@")):
+            return result + install_steps(inst)  # what install (or an update) left unfinished; done ones skip
         index = {k: i for i, k in enumerate(relationship_keys(inst))}
         return result + [relationship_step("establish", index[k], k) for k in relationships if k in index]
 

@@ -10,9 +10,11 @@ Types
                          inside the directory, and the directory's ``MANIFEST`` lists the
                          file while both exist (``establish`` / ``unlink``)
 
-Every hook is idempotent, so a retried or resumed operation is safe: ``create`` adopts
-a file that already has our content (written by an attempt that crashed before its
-runtime properties were saved), ``delete`` is fine when the file is already gone.
+Built with ``orchestrator.sdk``: one class per type, one method per operation; the
+entry point names the ``plugin`` object at the bottom. Every operation is idempotent,
+so a retried or resumed one is safe: ``create`` adopts a file that already has our
+content (written by an attempt that crashed before saving), ``delete`` is fine when
+the file is already gone.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestrator import NonRecoverableError, hookimpl
+from orchestrator import NonRecoverableError
+from orchestrator.sdk import Plugin, Relationship, Resource
 
 DIRECTORY = "hello.Directory"
 FILE = "hello.File"
@@ -71,69 +74,113 @@ TYPES: dict[str, Any] = {
 _manifest_lock = threading.Lock()  # hooks of one deployment run in threads of one process
 
 
-@hookimpl
-def register_types() -> dict[str, Any]:
-    return TYPES
+class Directory(Resource):
+    def create(self) -> None:
+        path = Path(self.properties["path"]).expanduser().absolute()
+        if "created" not in self.runtime:
+            # Decide "ours or not" once, and save the answer before the side effect: a
+            # create resumed after a crash must not mistake its own directory for a stranger's.
+            self.save(path=str(path), created=not path.exists())
+        if path.exists() and not path.is_dir():
+            raise NonRecoverableError(f"{path} exists and is not a directory")
+        path.mkdir(parents=True, exist_ok=True)
+        self.logger.info("directory %s ready (%s)", path, "created" if self.runtime["created"] else "existed")
+
+    def delete(self) -> None:
+        path = Path(self.runtime.get("path") or self.properties["path"]).expanduser().absolute()
+        if not self.runtime.get("created"):
+            self.logger.info("leaving %s in place: it existed before this deployment", path)
+        elif not path.is_dir():
+            self.logger.info("directory %s is already gone", path)
+        elif any(path.iterdir()):
+            self.logger.warning("leaving %s in place: it holds files this deployment did not write", path)
+        else:
+            path.rmdir()
+            self.logger.info("removed directory %s", path)
+        self.runtime.pop("path", None)
+        self.runtime.pop("created", None)
 
 
-# ---------------------------------------------------------------- hello.Directory
+class File(Resource):
+    def directory(self) -> Path | None:
+        """The path of the directory this file is contained in, if any."""
+        for rel in self.instance.relationships:
+            if CONTAINED_IN in rel.type_hierarchy and DIRECTORY in rel.target.node.type_hierarchy:
+                target = rel.target
+                return Path(target.instance.runtime_properties.get("path") or target.node.properties["path"])
+        return None
+
+    def path(self) -> Path:
+        path = Path(self.properties["path"]).expanduser()
+        if not path.is_absolute():
+            path = (self.directory() or Path.cwd()) / path
+        return path.absolute()
+
+    def content(self) -> bytes:
+        if self.properties.get("template"):
+            return self.ctx.get_resource_and_render(self.properties["template"], self.properties["variables"])
+        return self.properties["content"].encode("utf-8")
+
+    def create(self) -> None:
+        path, data, mode = self.path(), self.content(), self.properties["mode"]
+        if not path.parent.is_dir():
+            raise NonRecoverableError(f"directory {path.parent} does not exist")
+        if path.is_dir():
+            raise NonRecoverableError(f"{path} is a directory")
+        if path.exists() and path.read_bytes() == data:
+            # Ours from an attempt that crashed before saving, or identical anyway: adopt it.
+            os.chmod(path, mode)
+            self.logger.info("%s already has the expected content", path)
+        elif path.exists() and self.runtime.get("path") != str(path):
+            raise NonRecoverableError(f"{path} exists with other content; refusing to overwrite a "
+                                      f"file this deployment did not write")
+        else:
+            write_atomically(path, data, mode)
+            self.logger.info("wrote %s (%d bytes, mode %s)", path, len(data), oct(mode))
+        self.save(path=str(path), sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+    def delete(self) -> None:
+        ours = "path" in self.runtime
+        path = Path(self.runtime["path"]) if ours else self.path()
+        try:
+            current = path.read_bytes()
+        except FileNotFoundError:
+            self.logger.info("%s is already gone", path)
+        else:
+            # Without saved runtime properties (create crashed before saving them) the file
+            # is ours only if it holds exactly what create would have written.
+            if ours or current == self.content():
+                path.unlink(missing_ok=True)
+                self.logger.info("removed %s", path)
+            else:
+                self.logger.warning("leaving %s in place: this deployment did not write it", path)
+        for key in ("path", "sha256", "size"):
+            self.runtime.pop(key, None)
 
 
-def create_directory(ctx: Any) -> None:
-    runtime = ctx.instance.runtime_properties
-    path = Path(ctx.node.properties["path"]).expanduser().absolute()
-    if "created" not in runtime:
-        # Decide "ours or not" once, and save the answer before the side effect: a
-        # create resumed after a crash must not mistake its own directory for a stranger's.
-        runtime["path"] = str(path)
-        runtime["created"] = not path.exists()
-        ctx.instance.update()
-    if path.exists() and not path.is_dir():
-        raise NonRecoverableError(f"{path} exists and is not a directory")
-    path.mkdir(parents=True, exist_ok=True)
-    ctx.logger.info("directory %s ready (%s)", path, "created" if runtime["created"] else "existed")
+class FileInDirectory(Relationship):
+    """The file (source) is listed in its directory's (target's) MANIFEST while both exist."""
 
+    def establish(self) -> None:
+        self.edit_manifest(lambda lines, name: lines.append(name))  # listed once: lines are a set
+        self.logger.info("listed %s in %s", self.source.instance.id, MANIFEST)
 
-def delete_directory(ctx: Any) -> None:
-    runtime = ctx.instance.runtime_properties
-    path = Path(runtime.get("path") or ctx.node.properties["path"]).expanduser().absolute()
-    if not runtime.get("created"):
-        ctx.logger.info("leaving %s in place: it existed before this deployment", path)
-    elif not path.is_dir():
-        ctx.logger.info("directory %s is already gone", path)
-    elif any(path.iterdir()):
-        ctx.logger.warning("leaving %s in place: it holds files this deployment did not write", path)
-    else:
-        path.rmdir()
-        ctx.logger.info("removed directory %s", path)
-    runtime.pop("path", None)
-    runtime.pop("created", None)
+    def unlink(self) -> None:
+        if "path" not in self.target.instance.runtime_properties:
+            return  # the directory is already gone
+        self.edit_manifest(lambda lines, name: lines.remove(name) if name in lines else None)
 
-
-# ---------------------------------------------------------------- hello.File
-
-
-def directory_of(ctx: Any) -> Path | None:
-    """The path of the directory this file is contained in, if any."""
-    for rel in ctx.instance.relationships:
-        if CONTAINED_IN in rel.type_hierarchy and DIRECTORY in rel.target.node.type_hierarchy:
-            target = rel.target
-            return Path(target.instance.runtime_properties.get("path") or target.node.properties["path"])
-    return None
-
-
-def file_path(ctx: Any) -> Path:
-    path = Path(ctx.node.properties["path"]).expanduser()
-    if not path.is_absolute():
-        path = (directory_of(ctx) or Path.cwd()) / path
-    return path.absolute()
-
-
-def file_content(ctx: Any) -> bytes:
-    props = ctx.node.properties
-    if props.get("template"):
-        return ctx.get_resource_and_render(props["template"], props["variables"])
-    return props["content"].encode("utf-8")
+    def edit_manifest(self, edit: Callable[[list[str], str], None]) -> None:
+        directory = Path(self.target.instance.runtime_properties["path"])
+        name = os.path.relpath(self.source.instance.runtime_properties["path"], directory)
+        manifest = directory / MANIFEST
+        with _manifest_lock:
+            lines = manifest.read_text("utf-8").splitlines() if manifest.exists() else []
+            edit(lines, name)
+            if lines:
+                manifest.write_text("".join(f"{line}\n" for line in sorted(set(lines))), "utf-8")
+            else:
+                manifest.unlink(missing_ok=True)
 
 
 def write_atomically(path: Path, data: bytes, mode: int) -> None:
@@ -149,101 +196,5 @@ def write_atomically(path: Path, data: bytes, mode: int) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def create_file(ctx: Any) -> None:
-    runtime = ctx.instance.runtime_properties
-    path, data, mode = file_path(ctx), file_content(ctx), ctx.node.properties["mode"]
-    if not path.parent.is_dir():
-        raise NonRecoverableError(f"directory {path.parent} does not exist")
-    if path.is_dir():
-        raise NonRecoverableError(f"{path} is a directory")
-    if path.exists() and path.read_bytes() == data:
-        # Ours from an attempt that crashed before saving, or identical anyway: adopt it.
-        os.chmod(path, mode)
-        ctx.logger.info("%s already has the expected content", path)
-    elif path.exists() and runtime.get("path") != str(path):
-        raise NonRecoverableError(f"{path} exists with other content; refusing to overwrite a "
-                                  f"file this deployment did not write")
-    else:
-        write_atomically(path, data, mode)
-        ctx.logger.info("wrote %s (%d bytes, mode %s)", path, len(data), oct(mode))
-    runtime.update(path=str(path), sha256=hashlib.sha256(data).hexdigest(), size=len(data))
-    ctx.instance.update()  # saved right after the side effect
-
-
-def delete_file(ctx: Any) -> None:
-    runtime = ctx.instance.runtime_properties
-    ours = "path" in runtime
-    path = Path(runtime["path"]) if ours else file_path(ctx)
-    try:
-        current = path.read_bytes()
-    except FileNotFoundError:
-        ctx.logger.info("%s is already gone", path)
-    else:
-        # Without saved runtime properties (create crashed before saving them) the file
-        # is ours only if it holds exactly what create would have written.
-        if ours or current == file_content(ctx):
-            path.unlink(missing_ok=True)
-            ctx.logger.info("removed %s", path)
-        else:
-            ctx.logger.warning("leaving %s in place: this deployment did not write it", path)
-    for key in ("path", "sha256", "size"):
-        runtime.pop(key, None)
-
-
-# ---------------------------------------------------------------- file_in_directory
-
-
-def _edit_manifest(ctx: Any, edit: Callable[[list[str], str], None]) -> None:
-    directory = Path(ctx.target.instance.runtime_properties["path"])
-    name = os.path.relpath(ctx.source.instance.runtime_properties["path"], directory)
-    manifest = directory / MANIFEST
-    with _manifest_lock:
-        lines = manifest.read_text("utf-8").splitlines() if manifest.exists() else []
-        edit(lines, name)
-        if lines:
-            manifest.write_text("".join(f"{line}\n" for line in sorted(set(lines))), "utf-8")
-        else:
-            manifest.unlink(missing_ok=True)
-
-
-@hookimpl
-def establish(ctx: Any) -> None:
-    """List the file in its directory's MANIFEST (idempotent: listed once)."""
-    _edit_manifest(ctx, lambda lines, name: lines.append(name))
-    ctx.logger.info("listed %s in %s", ctx.source.instance.id, MANIFEST)
-
-
-@hookimpl
-def unlink(ctx: Any) -> None:
-    """Take the file off the MANIFEST; the last file removes the MANIFEST itself."""
-    if "path" not in ctx.target.instance.runtime_properties:
-        return  # the directory is already gone
-    _edit_manifest(ctx, lambda lines, name: lines.remove(name) if name in lines else None)
-
-
-# ---------------------------------------------------------------- lifecycle routing
-
-# One plugin, two node types: each hook picks the implementation for the node's type
-# (walking the hierarchy, so a blueprint type derived from hello.File works too).
-OPERATIONS: dict[str, dict[str, Callable[[Any], None]]] = {
-    "create": {DIRECTORY: create_directory, FILE: create_file},
-    "delete": {DIRECTORY: delete_directory, FILE: delete_file},
-}
-
-
-def _run(operation: str, ctx: Any) -> None:
-    for type_name in reversed(ctx.node.type_hierarchy):
-        implementation = OPERATIONS[operation].get(type_name)
-        if implementation is not None:
-            implementation(ctx)
-            return
-
-
-@hookimpl
-def create(ctx: Any) -> None:
-    _run("create", ctx)
-
-
-@hookimpl
-def delete(ctx: Any) -> None:
-    _run("delete", ctx)
+plugin = Plugin(TYPES, {DIRECTORY: Directory, FILE: File, FILE_IN_DIRECTORY: FileInDirectory})
+"""The plugin object the ``hello`` entry point names."""
