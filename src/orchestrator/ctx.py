@@ -146,6 +146,9 @@ class OperationContext(Protocol):
     def operation(self) -> OperationInfo: ...
     @property
     def logger(self) -> Logger: ...
+    @property
+    def changes(self) -> Mapping[str, tuple[Any, Any]]:
+        """In ``update``: each changed property path -> ``(old, new)``; empty elsewhere."""
 
     def describe(self) -> str:
         """``card_0``, or ``card_0->bob_0`` in relationship hooks."""
