@@ -162,7 +162,7 @@ def _relationships(inst: PlannedInstance) -> dict[str, Any]:
 def _paths(old: Any, new: Any, prefix: str):
     """Leaf-level differences between two property values, as paths."""
     if isinstance(old, dict) and isinstance(new, dict) and not _is_function(old) and not _is_function(new):
-        for key in old.keys() | new.keys():
+        for key in sorted(old.keys() | new.keys(), key=str):
             path = f"{prefix}.{key}" if prefix else str(key)
             if key not in new:
                 yield PropertyChange(path, old[key], ABSENT, removed=True)

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from orchestrator import DISTRIBUTION
-from orchestrator.cli import output, signals
+from orchestrator.cli import diffview, output, signals
 from orchestrator.cli.progress import LiveProgress
 from orchestrator.deployments import Orchestrator, Prepared, UsageError
 from orchestrator.dsl.problems import BlueprintError, Problems
@@ -143,11 +143,28 @@ def validate(blueprint: str, inputs: tuple[str, ...], as_json: bool) -> None:
 @cli.command()
 @click.argument("blueprint", type=click.Path(dir_okay=False))
 @inputs_option
+@click.option("-d", "--deployment", default=None,
+              help="Compare with this deployment: what update would create, update, replace and delete.")
+@state_option
 @json_option
 @handle_errors
-def plan(blueprint: str, inputs: tuple[str, ...], as_json: bool) -> None:
-    """Show what install would do, in order: waves of operations that can run together."""
-    orch = _orchestrator()
+def plan(blueprint: str, inputs: tuple[str, ...], deployment: str | None, state: Path, state_recover: bool,
+         as_json: bool) -> None:
+    """Show what install would do, in order; with -d, what update would change in a deployment.
+
+    \b
+    Examples:
+      orchestrator plan blueprint.yaml -i replicas=3
+      orchestrator plan blueprint.yaml -d web --json
+    """
+    orch = _orchestrator(state, state_recover)
+    if deployment is not None:
+        proposal = orch.propose(blueprint, inputs, deployment)
+        if as_json:
+            output.echo_json(diffview.diff_data(proposal.diff, blueprint))
+        else:
+            diffview.print_diff(proposal.diff, blueprint)
+        return
     the_plan = orch.plan(blueprint, inputs)
     dispatcher = Dispatcher(orch.pm)
     available = set(orch.pm.type_owner.values()) | {None}
@@ -220,6 +237,97 @@ def install(blueprint: str, inputs: tuple[str, ...], deployment: str | None, con
                       operation_timeout=operation_timeout)
     prepared = orch.prepare_install(blueprint, inputs, deployment, _secrets(secrets_file))
     _run_workflow(prepared, options, as_json, debug)
+
+
+@cli.command()
+@click.argument("blueprint", type=click.Path(dir_okay=False))
+@inputs_option
+@click.option("-d", "--deployment", required=True, help="The deployment to change.")
+@execution_options
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before deleting or replacing instances (on a terminal).")
+@state_option
+@json_option
+@handle_errors
+def update(blueprint: str, inputs: tuple[str, ...], deployment: str, concurrency: int, retries: int,
+           retry_interval: float, operation_timeout: float, secrets_file: str | None, debug: bool, yes: bool,
+           state: Path, state_recover: bool, as_json: bool) -> None:
+    """Apply a changed blueprint (or inputs) to a deployment; rerun to resume.
+
+    Shows the diff first (as 'plan -d'), then: removals dependents first, then additions,
+    in-place updates (the plugin's update hook) and replacements targets first. On a
+    terminal it asks before deleting or replacing anything, unless --yes.
+
+    \b
+    Example:
+      orchestrator update blueprint.yaml -d web -i replicas=3
+    """
+    orch = _orchestrator(state, state_recover)
+    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
+                      operation_timeout=operation_timeout)
+    prepared = orch.prepare_update(blueprint, inputs, deployment, _secrets(secrets_file))
+    assert prepared.diff is not None
+    if not as_json:
+        diffview.print_diff(prepared.diff, blueprint)
+        click.echo()
+    counts = prepared.diff.counts()
+    destructive = (counts["delete"] or counts["replace"]) and not yes and not as_json
+    if destructive and sys.stdin.isatty() and not click.confirm(
+            f"Delete {counts['delete']} and replace {counts['replace']} instances?", default=False):
+        _fail("update cancelled: nothing was changed", 1)
+    _run_workflow(prepared, options, as_json, debug)
+
+
+@cli.command()
+@deployment_option
+@click.option("--exit-code", is_flag=True, help="Exit 3 when an instance drifted or is gone (for CI).")
+@click.option("--concurrency", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Instances checked at once.")
+@click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="YAML file of secrets for get_secret (environment: ORCHESTRATOR_SECRET_<NAME>).")
+@state_option
+@json_option
+@handle_errors
+def drift(deployment: str | None, exit_code: bool, concurrency: int, secrets_file: str | None, state: Path,
+          state_recover: bool, as_json: bool) -> None:
+    """Check whether the real resources still match the deployment (check_drift of each started instance).
+
+    Changes nothing. Each instance is in sync, drifted (what differs) or gone.
+
+    \b
+    Example:
+      orchestrator drift -d web --exit-code
+    """
+    orch = _orchestrator(state, state_recover)
+    prepared = orch.prepare_drift(deployment, _secrets(secrets_file))
+    interrupt = Interrupt()
+    with signals.stop_requests(interrupt):
+        result = prepared.run(Options(concurrency=concurrency, retries=2, retry_interval=0.5), [], interrupt)
+    checked, failed = [], []
+    plan = prepared.plan
+    failed_ids = {f.instance for f in result.failures}
+    steps = prepared.steps
+    assert steps is not None
+    for iid in steps.phases[0].instances():
+        if iid in failed_ids:
+            continue
+        node = plan.nodes[plan.instances[iid].node]
+        found = result.results.get(iid)
+        item = {"instance": iid, "node": node.name, "type": node.type, "status": diffview.drift_status(found)}
+        if found is not None:
+            item["differences"] = found if isinstance(found, dict) else {"gone": True}
+        checked.append(item)
+    failed = [f for f in result.failures if f.operation == "check_drift"]
+    data = diffview.drift_data(prepared.deployment, checked, failed)
+    if as_json:
+        output.echo_json(data)
+    else:
+        diffview.print_drift(data)
+        for note in result.notes:
+            click.echo(f"  {note}", err=True)
+    if not result.ok or failed:
+        sys.exit(1)
+    if exit_code and (data["summary"]["drifted"] or data["summary"]["gone"]):
+        sys.exit(3)
 
 
 @cli.command()
