@@ -1,0 +1,185 @@
+"""Day 2 through the real CLI and a real entry-point plugin: plan -d, update, drift, stable ids.
+
+The journal plugin records every hook call; ``resources`` counts, per instance, creates
+minus deletes from it: what really exists after any sequence of runs, kills included.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+from engine_helpers import journal_lines, wait_for
+
+pytestmark = pytest.mark.integration
+
+BASE = """
+inputs:
+  replicas: {default: 1}
+node_templates:
+  vm: {type: journal.Host, instances: 2}
+  app:
+    type: journal.Node
+    instances: {get_input: replicas}
+    properties: {value: one}
+    relationships:
+      - {type: orchestrator.relationships.contained_in, target: vm}
+      - {type: journal.connected_to, target: db}
+  db: {type: journal.Node}
+  cache: {type: journal.Node}
+outputs:
+  db: {value: {get_attribute: [db, address]}}
+"""
+
+
+def resources(tmp_path: Path) -> dict[str, int]:
+    """Per instance: creates minus deletes, as the plugin saw them (done ones only)."""
+    count: collections.Counter[str] = collections.Counter()
+    for line in journal_lines(tmp_path):
+        if line.startswith("done create "):
+            count[line.split()[2]] += 1
+        elif line.startswith("done delete "):
+            count[line.split()[2]] -= 1
+    return {i: n for i, n in count.items() if n}
+
+
+def diff(cli, state: str, *args: str) -> dict:
+    result = cli("plan", "bp.yaml", "-d", "bp", "--state", state, "--json", *args)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def actions(data: dict) -> dict[str, str]:
+    return {c["instance"]: c["action"] for c in data["changes"]}
+
+
+@pytest.fixture
+def installed(cli, tmp_path: Path) -> str:
+    (tmp_path / "bp.yaml").write_text(BASE)
+    state = str(tmp_path / "state.db")
+    result = cli("install", "bp.yaml", "--state", state)
+    assert result.returncode == 0, result.stderr
+    return state
+
+
+def test_plan_against_a_deployment_shows_each_kind_of_change(cli, tmp_path, installed):
+    assert diff(cli, installed) == {"deployment": "bp", "blueprint": "bp.yaml", "changes": [], "outputs": {},
+                                    "summary": {"create": 0, "update": 0, "replace": 0, "delete": 0, "unchanged": 6}}
+    text = cli("plan", "bp.yaml", "-d", "bp", "--state", installed)
+    assert "No changes: deployment 'bp' matches bp.yaml (6 instances)." in text.stdout
+    (tmp_path / "bp.yaml").write_text(BASE.replace("properties: {value: one}", "properties: {value: two}")
+                                      .replace("  db: {type: journal.Node}", "  db: {type: journal.Host}")
+                                      .replace("  cache: {type: journal.Node}\n", "")
+                                      .replace("  db: {value: {get_attribute: [db, address]}}",
+                                               "  db: {value: {get_attribute: [db, ip]}}"))
+    data = diff(cli, installed, "-i", "replicas=2")
+    assert actions(data) == {"app_0": "update", "app_2": "create", "app_1": "update", "app_3": "create",
+                             "db_0": "replace", "cache_0": "delete"}
+    app = next(c for c in data["changes"] if c["instance"] == "app_0")
+    assert app["properties"] == [{"path": "value", "old": "one", "new": "two"}]
+    assert app["relationships"] == {"relink": ["db_0/journal.connected_to"]}  # its target is replaced
+    db = next(c for c in data["changes"] if c["instance"] == "db_0")
+    assert db["reason"] == "its type changed from journal.Node"
+    assert data["outputs"] == {"db": {"old": {"get_attribute": ["db", "address"]},
+                                      "new": {"get_attribute": ["db", "ip"]}, "added": False, "removed": False}}
+    assert data["summary"] == {"create": 2, "update": 2, "replace": 1, "delete": 1, "unchanged": 2}
+    text = " ".join(cli("plan", "bp.yaml", "-d", "bp", "--state", installed, "-i", "replicas=2").stdout.split())
+    for line in ("2 to create, 2 to update, 1 to replace, 1 to delete; 2 unchanged",
+                 "~ app_0 journal.Node update", 'value: "one" -> "two"',
+                 "↻ relationship db_0/journal.connected_to", "-/+ db_0 journal.Host replace (its type changed",
+                 "- cache_0 journal.Node delete", "+ app_2 journal.Node create"):
+        assert line in text, (line, text)
+
+
+def test_a_property_marked_replace_on_change_and_relationship_changes(cli, tmp_path, installed):
+    (tmp_path / "bp.yaml").write_text(BASE.replace("properties: {value: one}", "properties: {value: one, zone: b}")
+                                      .replace("      - {type: journal.connected_to, target: db}\n",
+                                               "      - {type: journal.connected_to, target: cache}\n"))
+    data = diff(cli, installed)
+    app = next(c for c in data["changes"] if c["instance"] == "app_0")
+    assert app["action"] == "replace" and app["reason"] == "property zone cannot change in place"
+    assert app["relationships"] == {"added": ["cache_0/journal.connected_to"],
+                                    "removed": ["db_0/journal.connected_to"]}
+
+
+def test_update_applies_every_kind_and_ids_keep_their_meaning(cli, tmp_path, installed):
+    before = {i: journal_lines(tmp_path).count(f"done create {i}") for i in ("vm_0", "vm_1", "app_0", "app_1")}
+    assert before == {"vm_0": 1, "vm_1": 1, "app_0": 1, "app_1": 1}
+    (tmp_path / "bp.yaml").write_text(BASE.replace("properties: {value: one}", "properties: {value: two}")
+                                      .replace("  db: {type: journal.Node}", "  db: {type: journal.Node, "
+                                               "properties: {zone: b}}")
+                                      .replace("  cache: {type: journal.Node}\n", ""))
+    mark = len(journal_lines(tmp_path))
+    result = cli("update", "bp.yaml", "-d", "bp", "--state", installed, "-i", "replicas=2")
+    assert result.returncode == 0, result.stderr
+    run = journal_lines(tmp_path)[mark:]
+    assert "update app_0 value" in run and "update app_1 value" in run  # in place
+    assert run.index("done delete db_0") < run.index("create db_0")  # replaced: deleted first
+    assert run.index("unlink app_0 db_0") < run.index("delete db_0")  # its neighbours unlink before ...
+    assert run.index("done start db_0") < run.index("establish app_0 db_0")  # ... and establish after
+    assert "delete cache_0" in run and "create cache_0" not in run
+    assert not [line for line in run if line.split()[-1] in ("vm_0", "vm_1") and line.startswith("create")]
+    assert resources(tmp_path) == {i: 1 for i in ("vm_0", "vm_1", "app_0", "app_1", "app_2", "app_3", "db_0")}
+    status = json.loads(cli("status", "--state", installed, "--json").stdout)
+    hosts = {i["instance"]: i["state"] for i in status["instances"]}
+    assert hosts == dict.fromkeys(("vm_0", "vm_1", "app_0", "app_2", "app_1", "app_3", "db_0"), "started")
+    with sqlite3.connect(installed) as db:
+        plan = json.loads(db.execute("SELECT plan FROM deployments").fetchone()[0])
+    host_of = {i[0]: i[2] for i in plan["instances"]}
+    assert host_of["app_0"] == "vm_0" and host_of["app_1"] == "vm_1"  # kept their hosts
+    assert {host_of["app_2"], host_of["app_3"]} == {"vm_0", "vm_1"}  # new ids for new instances
+    assert diff(cli, installed, "-i", "replicas=2")["changes"] == []
+    # scaling down removes the newest, and a later scale-up never reuses an id
+    assert cli("update", "bp.yaml", "-d", "bp", "--state", installed).returncode == 0
+    assert sorted(resources(tmp_path)) == ["app_0", "app_1", "db_0", "vm_0", "vm_1"]
+    assert actions(diff(cli, installed, "-i", "replicas=2")) == {"app_4": "create", "app_5": "create"}
+
+
+def test_install_does_not_apply_changes_to_a_live_deployment(cli, tmp_path, installed):
+    (tmp_path / "bp.yaml").write_text(BASE.replace("  cache: {type: journal.Node}\n", ""))
+    refused = cli("install", "bp.yaml", "--state", installed)
+    assert refused.returncode == 2
+    assert "(1 to delete)" in refused.stderr and "orchestrator update bp.yaml -d bp" in refused.stderr
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_update_killed_at_random_points_then_rerun_leaves_each_resource_once(cli, tmp_path, installed, seed):
+    rng = random.Random(seed)
+    changed = (BASE.replace("properties: {value: one}", "properties: {value: two, sleep: 0.05}")
+               .replace("  db: {type: journal.Node}", "  db: {type: journal.Node, properties: {zone: b, sleep: 0.05}}")
+               .replace("  cache: {type: journal.Node}\n", "  extra: {type: journal.Node, instances: 2}\n"))
+    (tmp_path / "bp.yaml").write_text(changed)
+    for _ in range(3):
+        proc = cli("update", "bp.yaml", "-d", "bp", "--state", installed, "-i", "replicas=3", background=True)
+        mark = len(journal_lines(tmp_path))
+        wait_for(lambda mark=mark: len(journal_lines(tmp_path)) > mark + rng.randint(1, 12), what="progress")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    result = cli("update", "bp.yaml", "-d", "bp", "--state", installed, "-i", "replicas=3")
+    assert result.returncode == 0, result.stderr
+    expected = {"vm_0", "vm_1", "db_0", "extra_0", "extra_1", *(f"app_{n}" for n in range(6))}
+    assert resources(tmp_path) == dict.fromkeys(expected, 1)
+    assert diff(cli, installed, "-i", "replicas=3")["changes"] == []
+
+
+def test_drift_reports_in_sync_drifted_and_gone_and_exit_code(cli, tmp_path, installed):
+    clean = cli("drift", "--state", installed, "--exit-code")
+    assert clean.returncode == 0, clean.stderr
+    assert "drift of deployment 'bp': 6 in sync" in clean.stdout
+    journal = tmp_path / "journal.log"
+    Path(f"{journal}.drift.db_0").write_text(json.dumps({"value": {"recorded": "x", "actual": "y"}}))
+    Path(f"{journal}.drift.cache_0").write_text('"gone"')
+    text = cli("drift", "--state", installed)
+    assert text.returncode == 0
+    assert "4 in sync, 1 drifted, 1 gone" in text.stdout and "db_0     journal.Node  drifted  value:" in text.stdout
+    data = json.loads(cli("drift", "--state", installed, "--json").stdout)
+    assert data["summary"] == {"in sync": 4, "drifted": 1, "gone": 1, "failed": 0}
+    assert cli("drift", "--state", installed, "--exit-code").returncode == 3
+    with sqlite3.connect(installed) as db:
+        states = {s for (s,) in db.execute("SELECT state FROM instances")}
+    assert states == {"started"}  # a check changes nothing
