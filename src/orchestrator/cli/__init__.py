@@ -188,7 +188,8 @@ def _run_workflow(prepared: Prepared, options: Options, as_json: bool, debug: bo
         if as_json:
             result = prepared.run(options, [output.json_listener, say], interrupt)
         elif sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
-            with LiveProgress(prepared.plan, prepared.workflow) as progress:
+            assert prepared.steps is not None
+            with LiveProgress(prepared.steps) as progress:
                 result = prepared.run(options, [progress], interrupt)
         else:
             result = prepared.run(options, [output.plain_listener, say], interrupt)

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orchestrator.engine.events import Event
-from orchestrator.plan import Plan
+from orchestrator.engine.workflows import Workflow
 
 STYLES = {"pending": "dim", "running": "cyan", "retrying": "yellow", "failed": "bold red", "done": "green"}
 ICONS = {"pending": "·", "running": "▶", "retrying": "↻", "failed": "✗", "done": "✓"}
@@ -37,13 +37,18 @@ class _Row:
 class LiveProgress:
     """A listener that keeps per-instance status and renders it with ``rich.live``."""
 
-    def __init__(self, plan: Plan, workflow: str, console: Console | None = None) -> None:
-        self.plan = plan
-        self.workflow = workflow
+    def __init__(self, workflow: Workflow, console: Console | None = None) -> None:
+        self.workflow = workflow.name
         self.console = console or Console(stderr=False)
-        waves = plan.waves()
-        self.waves = list(reversed(waves)) if workflow == "uninstall" else waves
-        self.rows = {iid: _Row() for iid in plan.instances}
+        several = len(workflow.phases) > 1
+        self.waves: list[tuple[str, list[str]]] = []  # (label, instances), in the order they run
+        self.types: dict[str, str] = {}
+        for phase in workflow.phases:
+            for n, wave in enumerate(phase.waves(), start=1):
+                self.waves.append((f"{phase.name} · wave {n}" if several else f"wave {n}", wave))
+            for iid in phase.instances():
+                self.types.setdefault(iid, phase.plan.nodes[phase.plan.instances[iid].node].type)
+        self.rows = {iid: _Row() for iid in self.types}
         self.logs: list[str] = []
         self.started = time.monotonic()
         self.stopping = False  # a stop was requested: no new operations start
@@ -108,9 +113,9 @@ class LiveProgress:
         table.add_column(no_wrap=True)
         now = time.monotonic()
         full = len(self.rows) <= FULL_LISTING
-        for n, wave in enumerate(self.waves, start=1):
+        for label, wave in self.waves:
             counts = self._counts(wave)
-            table.add_row("", Text(f"wave {n}", style="bold"), f"{counts['done']}/{len(wave)} done", "")
+            table.add_row("", Text(label, style="bold"), f"{counts['done']}/{len(wave)} done", "")
             for iid in wave:
                 row = self.rows[iid]
                 if not full and row.status in ("pending", "done"):
@@ -120,8 +125,7 @@ class LiveProgress:
                     detail = f"{row.op} {now - row.since:4.1f}s"
                 elif row.status == "retrying":
                     detail = f"{row.op}: {row.detail}"
-                node = self.plan.nodes[self.plan.instances[iid].node]
-                table.add_row(Text(ICONS[row.status], style=STYLES[row.status]), iid, node.type,
+                table.add_row(Text(ICONS[row.status], style=STYLES[row.status]), iid, self.types[iid],
                               Text(detail[:90], style=STYLES[row.status]))
         return table
 

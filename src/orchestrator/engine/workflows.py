@@ -59,6 +59,20 @@ class Phase:
     def instances(self) -> list[str]:
         return [i for i in self.plan.instances if self.only is None or i in self.only]
 
+    def waves(self) -> list[list[str]]:
+        """Generations of this phase's walk: every instance comes after all it waits for."""
+        import graphlib
+
+        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(self.graph())
+        sorter.prepare()
+        waves = []
+        while sorter.is_active():
+            ready = list(sorter.get_ready())
+            waves.append(ready)
+            sorter.done(*ready)
+        order = {iid: n for n, iid in enumerate(self.plan.instances)}
+        return [sorted(wave, key=order.__getitem__) for wave in waves]
+
     def graph(self) -> dict[str, set[str]]:
         """Each instance -> the instances it waits for, within this phase."""
         order = self.instances()  # plan order: the first ready instances start in it
