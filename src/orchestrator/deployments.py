@@ -233,15 +233,18 @@ class Orchestrator:
         row = self.deployment(deployment, write=True)
         plan = Plan.from_json(row.plan)
         self._check_plugins(plan)
-        rows = self.store.instances(row.id)
-        phases = []
-        for version in sorted({r.plan_version or row.plan_version for r in rows.values()}, reverse=True):
-            text = row.plan if version == row.plan_version else self.store.plan_version(row.id, version)
-            if text is None:
-                continue
-            ids = frozenset(i for i, r in rows.items() if (r.plan_version or row.plan_version) == version)
-            phases.extend(phase for phase in workflows.uninstall(Plan.from_json(text)).phases)
-            phases[-1] = attrs.evolve(phases[-1], only=ids & set(phases[-1].plan.instances))
+        versions = self.store.instance_versions(row.id)
+        phases = workflows.uninstall(plan).phases
+        older = sorted({v for v in versions.values() if v is not None and v != row.plan_version}, reverse=True)
+        for version in older:  # instances an update left at an older plan (deleted from the latest)
+            text = self.store.plan_version(row.id, version)
+            if text is not None:
+                old = workflows.uninstall(Plan.from_json(text)).phases[0]
+                phases.append(attrs.evolve(old, only=frozenset(i for i, v in versions.items()
+                                                               if v == version and i in old.plan.instances)))
+        if older:  # the latest plan's phase leaves those to theirs
+            phases[0] = attrs.evolve(phases[0], only=frozenset(i for i, v in versions.items()
+                                                               if v in (None, row.plan_version) and i in plan.instances))
         # Uninstall does not insist on secrets: often only create needed them. A hook that
         # reads a property whose secret is missing fails with a message naming it.
         return Prepared(self, "uninstall", row.id, plan, Secrets() if secrets is None else secrets,
@@ -271,7 +274,10 @@ class Orchestrator:
                               ((i.id, i.node) for i in plan.instances.values()))
 
     def _settle(self, proposal: Proposal) -> None:
-        self.store.settle_plan(proposal.deployment, proposal.version, proposal.diff.unchanged)
+        if proposal.base is None:
+            return  # a new deployment: every instance got its version as it was installed
+        self.store.settle_plan(proposal.deployment, proposal.version, proposal.diff.unchanged,
+                               set(proposal.plan.instances))
 
     def _execute(self, prepared: Prepared, options: Options | None, listeners: Iterable[Listener],
                  interrupt: Interrupt | None) -> ExecutionResult:

@@ -387,16 +387,13 @@ class StateStore:
         return version
 
     @_translated
-    def settle_plan(self, deployment: str, version: int, unchanged: Iterable[str]) -> None:
+    def settle_plan(self, deployment: str, version: int, unchanged: Iterable[str], wanted: set[str]) -> None:
         """After an update: instances it found unchanged are of the new version too; instances
-        gone from the plan are forgotten; plan versions no instance needs are dropped."""
+        gone from the plan (not in ``wanted``) are forgotten; plan versions no instance needs
+        are dropped."""
         with self.transaction() as db:
             db.executemany("UPDATE instances SET plan_version = ? WHERE deployment = ? AND id = ? AND "
                            "plan_version IS NOT NULL", [(version, deployment, i) for i in unchanged])
-            plan = db.execute("SELECT plan FROM deployments WHERE id = ?", (deployment,)).fetchone()[0]
-            from orchestrator.plan import Plan
-
-            wanted = set(Plan.from_json(plan).instances)
             rows = db.execute("SELECT id, state FROM instances WHERE deployment = ?", (deployment,)).fetchall()
             db.executemany("DELETE FROM instances WHERE deployment = ? AND id = ?",
                            [(deployment, i) for i, state in rows
@@ -404,6 +401,13 @@ class StateStore:
             db.execute("DELETE FROM plans WHERE deployment = ? AND version != ? AND version NOT IN "
                        "(SELECT plan_version FROM instances WHERE deployment = ? AND plan_version IS NOT NULL)",
                        (deployment, version, deployment))
+
+    @_translated
+    def instance_versions(self, deployment: str) -> dict[str, int | None]:
+        """Each instance's plan version (None: never installed), without reading the rest of it."""
+        with self._lock:
+            return dict(self._db.execute("SELECT id, plan_version FROM instances WHERE deployment = ?",
+                                         (deployment,)).fetchall())
 
     @_translated
     def set_leftovers(self, deployment: str, leftovers: list[dict[str, Any]]) -> None:
@@ -453,13 +457,8 @@ class StateStore:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    cur = db.execute(
-                        "UPDATE instances SET state = ?, ops = ?, runtime = coalesce(?, runtime), updated_at = ?, "
-                        "error = ?, secret_keys = coalesce(?, secret_keys), plan_version = coalesce(?, plan_version) "
-                        "WHERE deployment = ? AND id = ? AND "
-                        "(? IS NULL OR EXISTS (SELECT 1 FROM locks WHERE deployment = ? AND execution = ?))",
-                        (state, ops_json, runtime_json, time.time(), error, keys, version, deployment, instance,
-                         execution, deployment, execution))
+                    cur = db.execute(_RECORD, (state, ops_json, runtime_json, time.time(), error, keys, version,
+                                               deployment, instance, execution, deployment, execution))
                     if cur.rowcount != 1:
                         raise self._lost(deployment, execution, instance)
                     if events:
@@ -624,5 +623,9 @@ def _recovery_advice(path: Path) -> str:
             f"{path.name}.lineage")
 
 
+_RECORD = ("UPDATE instances SET state = ?, ops = ?, runtime = coalesce(?, runtime), updated_at = ?, error = ?, "
+           "secret_keys = coalesce(?, secret_keys), plan_version = coalesce(?, plan_version) "
+           "WHERE deployment = ? AND id = ? AND "
+           "(? IS NULL OR EXISTS (SELECT 1 FROM locks WHERE deployment = ? AND execution = ?))")
 _INSERT_EVENT = ("INSERT INTO events (ts, deployment, execution, instance, operation, plugin, type, level, message) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
