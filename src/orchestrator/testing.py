@@ -354,6 +354,30 @@ class Harness:
             path, inputs if isinstance(inputs, Mapping) or inputs is None else list(inputs), deployment,
             options or FAST, listeners, Secrets(secrets or {}, env={}) if secrets is not None else None))
 
+    def update(self, blueprint: str | Path, inputs: Mapping[str, Any] | Iterable[str] | None = None, *,
+               deployment: str = "test", options: Options | None = None,
+               secrets: Mapping[str, Any] | None = None, crash: Crash | None = None) -> RunResult:
+        """Run update in-process (the diff of the blueprint against the deployment, applied)."""
+        path = self.blueprint(blueprint)
+        orch = self.orchestrator()
+        return self._run(orch, deployment, crash, lambda listeners: orch.update(
+            path, inputs if isinstance(inputs, Mapping) or inputs is None else list(inputs), deployment,
+            options or FAST, listeners, Secrets(secrets or {}, env={}) if secrets is not None else None))
+
+    def diff(self, blueprint: str | Path, inputs: Mapping[str, Any] | Iterable[str] | None = None, *,
+             deployment: str = "test") -> Any:
+        """What update would do (``orchestrator.diff.Diff``): ``.by_action("replace")``, ``.changes``."""
+        inputs = inputs if isinstance(inputs, Mapping) or inputs is None else list(inputs)
+        return self.orchestrator().propose(self.blueprint(blueprint), inputs, deployment).diff
+
+    def drift(self, *, deployment: str = "test") -> dict[str, Any]:
+        """``check_drift`` of every started instance: instance id -> what it returned (None: in sync)."""
+        orch = self.orchestrator()
+        result = orch.prepare_drift(deployment).run(FAST)
+        if not result.ok:
+            raise AssertionError(f"drift failed: {'; '.join(map(str, result.failures))}")
+        return dict(result.results)
+
     def uninstall(self, *, deployment: str = "test", options: Options | None = None,
                   secrets: Mapping[str, Any] | None = None, crash: Crash | None = None) -> RunResult:
         orch = self.orchestrator()

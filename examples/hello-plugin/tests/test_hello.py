@@ -210,3 +210,42 @@ def test_reinstalling_creates_nothing_twice(hello, tmp_path):
     assert again.ok
     assert again.calls == []  # every operation already succeeded
     assert again.outputs == first.outputs
+
+
+def test_day_two_a_changed_greeting_is_rewritten_in_place_and_drift_is_seen(hello, tmp_path):
+    out = tmp_path / "out"
+    assert hello.install(BLUEPRINT, inputs={"directory": str(out)}).ok
+    changed = {"directory": str(out), "name": "Ada"}
+
+    diff = hello.diff(BLUEPRINT, inputs=changed)
+    assert {c.instance: c.action for c in diff.changes} == {"greeting_0": "update", "readme_0": "update"}
+
+    run = hello.update(BLUEPRINT, inputs=changed)
+
+    assert run.ok, run.failures
+    assert sorted(run.calls_of("update")) == ["greeting_0", "readme_0"]  # in place: no delete, no create
+    assert not run.calls_of("create") and not run.calls_of("delete")
+    assert (out / "greeting.txt").read_text().startswith("Hello, Ada!")
+    assert hello.diff(BLUEPRINT, inputs=changed).changes == []
+    assert hello.drift() == {"site_0": None, "greeting_0": None, "readme_0": None}
+
+    (out / "greeting.txt").write_text("edited by hand\n")
+    (out / "README").unlink()
+    drift = hello.drift()
+    assert set(drift["greeting_0"]) == {"content"} and drift["readme_0"] == "gone" and drift["site_0"] is None
+
+
+def test_day_two_a_new_path_replaces_the_file(hello, tmp_path):
+    out = tmp_path / "out"
+    assert hello.install(BLUEPRINT, inputs={"directory": str(out)}).ok
+    moved = BLUEPRINT.read_text().replace("path: README", "path: README.txt")
+    diff = hello.diff(moved, inputs={"directory": str(out)})
+    (replaced,) = diff.by_action("replace")
+    assert replaced.instance == "readme_0" and "path" in replaced.reason
+
+    run = hello.update(moved, inputs={"directory": str(out)})
+
+    assert run.ok, run.failures
+    assert run.calls_of("delete") == ["readme_0"] and run.calls_of("create") == ["readme_0"]
+    assert (out / "README.txt").exists() and not (out / "README").exists()
+    assert (out / "MANIFEST").read_text() == "README.txt\ngreeting.txt\n"

@@ -11,7 +11,10 @@ Types
                          file while both exist (``establish`` / ``unlink``)
 
 Built with ``orchestrator.sdk``: one class per type, one method per operation; the
-entry point names the ``plugin`` object at the bottom. Every operation is idempotent,
+entry point names the ``plugin`` object at the bottom. Day 2: a file's content and mode
+change in place (``update``); a new ``path`` replaces it (``replace_on_change``), and so
+does a directory's; ``check_drift`` compares what is on disk with what was written.
+Every operation is idempotent,
 so a retried or resumed one is safe: ``create`` adopts a file that already has our
 content (written by an attempt that crashed before saving), ``delete`` is fine when
 the file is already gone.
@@ -42,6 +45,7 @@ TYPES: dict[str, Any] = {
             "description": "A local directory, created with its parents.",
             "properties": {
                 "path": {"type": "string", "required": True, "constraints": [{"min_length": 1}],
+                         "replace_on_change": True,
                          "description": "Absolute, or relative to the working directory."},
             },
         },
@@ -50,6 +54,7 @@ TYPES: dict[str, Any] = {
             "description": "A local file with fixed content or a rendered template.",
             "properties": {
                 "path": {"type": "string", "required": True, "constraints": [{"min_length": 1}],
+                         "replace_on_change": True,
                          "description": "Absolute, or relative to the hello.Directory the file "
                                         "is contained in (else to the working directory)."},
                 "content": {"type": "string", "default": "Hello, world!\n"},
@@ -85,6 +90,10 @@ class Directory(Resource):
             raise NonRecoverableError(f"{path} exists and is not a directory")
         path.mkdir(parents=True, exist_ok=True)
         self.logger.info("directory %s ready (%s)", path, "created" if self.runtime["created"] else "existed")
+
+    def check_drift(self) -> str | None:
+        path = Path(self.runtime.get("path") or self.properties["path"])
+        return None if path.is_dir() else "gone"
 
     def delete(self) -> None:
         path = Path(self.runtime.get("path") or self.properties["path"]).expanduser().absolute()
@@ -138,6 +147,27 @@ class File(Resource):
             write_atomically(path, data, mode)
             self.logger.info("wrote %s (%d bytes, mode %s)", path, len(data), oct(mode))
         self.save(path=str(path), sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+    def update(self) -> None:
+        """New content or mode, in place (a new path replaces the file instead)."""
+        path, data, mode = Path(self.runtime["path"]), self.content(), self.properties["mode"]
+        write_atomically(path, data, mode)
+        self.logger.info("rewrote %s (%s changed)", path, ", ".join(sorted(self.ctx.changes)))
+        self.save(sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+    def check_drift(self) -> dict[str, Any] | str | None:
+        path = Path(self.runtime.get("path") or self.path())
+        try:
+            data, mode = path.read_bytes(), path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            return "gone"
+        drift: dict[str, Any] = {}
+        if hashlib.sha256(data).hexdigest() != self.runtime.get("sha256"):
+            drift["content"] = {"recorded_sha256": self.runtime.get("sha256"),
+                                "actual_sha256": hashlib.sha256(data).hexdigest()}
+        if mode != self.properties["mode"]:
+            drift["mode"] = {"recorded": oct(self.properties["mode"]), "actual": oct(mode)}
+        return drift or None
 
     def delete(self) -> None:
         ours = "path" in self.runtime
