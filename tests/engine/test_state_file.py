@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 BLUEPRINT = """
 node_templates:
   a: {type: journal.Node}
-  b: {type: journal.Node, relationships: [{type: orchestrator.relationships.depends_on, target: a}]}
+  b: {type: journal.Node, relationships: [{type: journal.connected_to, target: a}]}
 outputs:
   where: {value: {get_attribute: [a, address]}}
 """
@@ -160,16 +160,25 @@ def test_a_state_of_the_previous_version_is_migrated_keeping_a_copy(cli, install
         rows = {t: db.execute(f"SELECT * FROM {t}").fetchall() for t in ("deployments", "instances")}
     old = tmp_path / "old" / "state.db"
     old.parent.mkdir()
+    indexed = [(*r[:4], r[4].replace("a_0/journal.connected_to", "0"), *r[5:7]) for r in rows["instances"]]
+    assert any('"establish:0": "succeeded"' in r[4] for r in indexed)  # as version 1 named it
     with sqlite3.connect(old) as db:
         db.executescript(V1_SCHEMA)
         db.executemany("INSERT INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?)", [r[:7] for r in rows["deployments"]])
-        db.executemany("INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?)", [r[:7] for r in rows["instances"]])
+        db.executemany("INSERT INTO instances VALUES (?, ?, ?, ?, ?, ?, ?)", indexed)
         db.execute("PRAGMA user_version = 1")
     status = cli("status", "--state", str(old))
     assert status.returncode == 0, status.stderr
     assert "a_0" in status.stdout and "started" in status.stdout
     assert (old.parent / "state.db.v1").exists()
+    with sqlite3.connect(old) as db:
+        ops = json.loads(db.execute("SELECT ops FROM instances WHERE id = 'b_0'").fetchone()[0])
+        assert ops["establish:a_0/journal.connected_to"] == "succeeded"
+        assert db.execute("SELECT count(*) FROM plans").fetchone()[0] == 1
+    assert cli("plan", "bp.yaml", "-d", "bp", "--state", str(old)).stdout.startswith("No changes")
+    mark = len((tmp_path / "journal.log").read_text().splitlines())
     assert cli("uninstall", "--state", str(old)).returncode == 0
+    assert "unlink b_0 a_0" in (tmp_path / "journal.log").read_text().splitlines()[mark:]
 
 
 def _mount(*args: str) -> None:
