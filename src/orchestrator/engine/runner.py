@@ -204,7 +204,7 @@ class Runner:
         ex = self.ex
         with ex.lock:
             ex.abandoned = True
-            running = list(ex.running.values())
+            running = list(ex.running)
             for op in running:
                 op.detached = True
             self.abandoned = [str(op) for op in running]
@@ -219,13 +219,14 @@ class Runner:
     def _check_timeouts(self) -> None:
         ex = self.ex
         now = time.monotonic()
-        expired = [op for op in list(ex.running.values()) if op.deadline <= now]
+        expired = [op for op in list(ex.running) if op.deadline <= now]
         if not expired:
             return
         with ex.lock:
             for op in expired:
-                if ex.running.pop(id(op), None) is None:
+                if op not in ex.running:
                     continue  # it finished meanwhile
+                ex.running.discard(op)
                 # Its worker is stuck in the hook: a new one takes its place (and its count in
                 # _active); if the stuck one ever returns, it ends without recording anything.
                 op.detached = True

@@ -78,7 +78,7 @@ class Execution:
     records: dict[str, InstanceRecord]
     stop: threading.Event = attrs.field(factory=threading.Event)  # set: no new operation starts
     lock: threading.Lock = attrs.field(factory=threading.Lock)
-    running: dict[int, Running] = attrs.field(factory=dict)  # hook calls in progress (under ``lock``)
+    running: set[Running] = attrs.field(factory=set)  # hook calls in progress (under ``lock``)
     attempts: dict[tuple[str, str], int] = attrs.field(factory=dict)  # retries owed, by (instance, step)
     failures: list[Failure] = attrs.field(factory=list)
     results: dict[str, Any] = attrs.field(factory=dict)  # what hooks returned, by instance (drift, ...)
@@ -265,14 +265,14 @@ class StepRunner:
         """Run a plugin's hook without the engine lock, where the supervisor can time it out."""
         ex = self.ex
         op.deadline = time.monotonic() + op.timeout
-        key = id(op)
-        ex.running[key] = op
+        running = ex.running
+        running.add(op)
         ex.lock.release()
         try:
             return caller(ctx=ctx)
         finally:
             ex.lock.acquire()
-            ex.running.pop(key, None)
+            running.discard(op)
             if op.detached:
                 raise Detached()
 
