@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import collections
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -131,48 +131,53 @@ class Orchestrator:
             return build_plan(bp)
 
     def propose(self, path: str | Path, inputs: Inputs = None, deployment: str | None = None,
-                secrets: Mapping[str, Any] | None = None, *, write: bool = False) -> Proposal:
+                secrets: Mapping[str, Any] | None = None, *, write: bool = False,
+                counts: Mapping[str, int] | None = None, remove: Set[str] = frozenset()) -> Proposal:
         """The blueprint planned against the deployment (kept ids), and the diff to get there.
 
         A deployment that does not exist yet is all ``create``. Reading only (``write=False``)
-        never creates the state.
+        never creates the state. ``counts`` overrides templates' instance counts and
+        ``remove`` names instances to drop first (scale).
         """
         bp = self.load(path, inputs, secrets)
         name = deployment or deployment_id_for(path)
+        for template, count in (counts or {}).items():
+            bp.templates[template].instances = count
         store = self.store if write else (self.reader if self.state_path.exists() else None)
         row = store.get_deployment(name) if store is not None else None
         rows = store.instances(name) if row is not None and store is not None else {}
         current = Plan.from_json(row.plan) if row is not None else None
         with gc_paused():
-            desired = build_plan(bp, current)
+            desired = build_plan(bp, current, remove)
         self._check_plugins(desired)
-        loaded: dict[int, Plan] = {}
-
-        def version_plan(version: int) -> Plan | None:
-            if row is not None and version == row.plan_version:
-                return current
-            if version not in loaded and store is not None:
-                text = store.plan_version(name, version)
-                if text is None:
-                    return None
-                loaded[version] = Plan.from_json(text)
-            return loaded.get(version)
-
+        version_plan = self._version_plans(store, name, row, current)
         dispatcher = Dispatcher(self.pm)
         diff = compute_diff(name, current or Plan({}, {}, {}), row.plan_version if row else 0, rows, version_plan,
                             desired, lambda node: dispatcher.implements(node.owner, "update", node.hierarchy))
-        old_plans = {}
-        for change in diff.changes:
-            r = rows.get(change.instance)
-            if r is not None and exists(r):
-                old_plans[change.instance] = (version_plan(r.plan_version) if r.plan_version is not None
-                                              else current) or desired
         if row is None:
             version = 1
         else:
             version = row.plan_version + (0 if desired.to_json() == row.plan else 1)
-        return Proposal(name, bp, desired, diff, row, old_plans, version,
+        return Proposal(name, bp, desired, diff, row, _old_plans(diff, rows, version_plan, desired), version,
                         store.last_execution(name) if row is not None and store is not None else None)
+
+    @staticmethod
+    def _version_plans(store: StateStore | None, name: str, row: DeploymentRow | None,
+                       current: Plan | None) -> Callable[[int | None], Plan | None]:
+        """The plan of each version of the deployment (read once each); None: the latest."""
+        loaded: dict[int, Plan] = {}
+
+        def version_plan(version: int | None) -> Plan | None:
+            if version is None or (row is not None and version == row.plan_version):
+                return current
+            if version not in loaded and store is not None:
+                text = store.plan_version(name, version)
+                if text is None:
+                    return current
+                loaded[version] = Plan.from_json(text)
+            return loaded.get(version, current)
+
+        return version_plan
 
     # -- workflows ----------------------------------------------------------------
 
@@ -427,6 +432,17 @@ class Prepared:
     def run(self, options: Options | None = None, listeners: Iterable[Listener] = (),
             interrupt: Interrupt | None = None) -> ExecutionResult:
         return self.orchestrator._execute(self, options, listeners, interrupt)
+
+
+def _old_plans(diff: Diff, rows: Mapping[str, InstanceRow], version_plan: Callable[[int | None], Plan | None],
+               fallback: Plan) -> dict[str, Plan]:
+    """Per changed instance that exists, the plan it was installed or updated with."""
+    result = {}
+    for change in diff.changes:
+        row = rows.get(change.instance)
+        if row is not None and exists(row):
+            result[change.instance] = version_plan(row.plan_version) or fallback
+    return result
 
 
 def secret_names_of(plan: Plan) -> set[str]:

@@ -132,6 +132,20 @@ def compute(deployment: str, current: Plan, current_version: int, rows: Mapping[
     return Diff(deployment, ordered, _outputs(current.outputs, desired.outputs), unchanged)
 
 
+def forced(deployment: str, plan: Plan, reasons: Mapping[str, str]) -> Diff:
+    """Reinstall some instances of a deployment as they are planned (heal): each is replaced,
+    with what it contains; its neighbours re-run their relationship hooks toward it."""
+    changes: dict[str, Change] = {}
+    for iid, reason in reasons.items():
+        inst = plan.instances[iid]
+        node = plan.nodes[inst.node]
+        changes[iid] = Change(iid, inst.node, node.type, "replace", reason)
+    unchanged = [i for i in plan.instances if i not in changes]
+    _cascade(plan, changes, unchanged)
+    _relink(plan, changes, unchanged)
+    return Diff(deployment, [changes[i] for i in plan.instances if i in changes], {}, unchanged)
+
+
 def _compare(iid: str, old_inst: PlannedInstance, old_node: PlannedNode, inst: PlannedInstance,
              node: PlannedNode, updatable: Callable[[PlannedNode], bool]) -> Change | None:
     props = list(_paths(old_node.properties, node.properties, ""))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import graphlib
 import hashlib
 import json
+from collections.abc import Set
 from typing import Any
 
 import attrs
@@ -151,11 +152,12 @@ class Plan:
         return plan
 
 
-def build_plan(bp: Blueprint, previous: Plan | None = None) -> Plan:
+def build_plan(bp: Blueprint, previous: Plan | None = None, remove: Set[str] = frozenset()) -> Plan:
     """Expand templates into instances; ``contained_in`` children are replicated per host.
 
     Against ``previous`` (the deployment's plan), each template keeps its instances that
-    stand on a host it still has (as many as it now wants, oldest first); others get new ids.
+    stand on a host it still has (as many as it now wants, oldest first, never those in
+    ``remove``); others get new ids.
     """
     nodes = {
         t.name: PlannedNode(t.name, t.type, t.hierarchy, t.owner, t.values, sorted(t.runtime_paths),
@@ -173,7 +175,7 @@ def build_plan(bp: Blueprint, previous: Plan | None = None) -> Plan:
         kept = _kept(previous, name, template.host)
         for host in hosts:
             host_id = host.id if host is not None else None
-            ids = kept.get(host_id, [])[:template.instances]
+            ids = [i for i in kept.get(host_id, []) if i not in remove][:template.instances]
             while len(ids) < template.instances:
                 n = counters.get(name, 0)
                 counters[name] = n + 1

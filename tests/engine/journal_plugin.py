@@ -98,13 +98,27 @@ def _behave(ctx: Any, props: Any, runtime: dict) -> None:
                                retry_after=props.get("retry_after") or None)
 
 
+def resource(instance: str) -> str | None:
+    """The "real resource" of an instance: a file beside the journal, made and removed
+    idempotently, so what exists after any crash and resume can be counted."""
+    path = os.environ.get("ORCH_TEST_JOURNAL")
+    return f"{path}.res/{instance}" if path else None
+
+
 def _node_hook(op: str) -> Any:
     def hook(ctx: Any) -> None:
         journal(f"{op} {ctx.instance.id}")
         _behave(ctx, ctx.node.properties, ctx.instance.runtime_properties)
+        marker = resource(ctx.instance.id)
         if op == "create":
             ctx.instance.runtime_properties["created"] = ctx.instance.runtime_properties.get("created", 0) + 1
             ctx.instance.runtime_properties["address"] = f"addr-{ctx.instance.id}"
+            if marker:
+                os.makedirs(os.path.dirname(marker), exist_ok=True)
+                with open(marker, "a"):
+                    pass
+        elif op == "delete" and marker and os.path.exists(marker):
+            os.unlink(marker)
         journal(f"done {op} {ctx.instance.id}")
 
     hook.__name__ = op

@@ -214,7 +214,11 @@ def update(diff: Diff, desired: Plan, version: int, old_plans: Mapping[str, Plan
                     only=frozenset(steps)) for key, steps in removals.items()]
     phases.append(Phase(name if name == "install" else "apply", desired, "targets_first", _dispatch(additions),
                         done_state="started", only=frozenset(additions), version=version, changes=changes))
-    return Workflow(name, phases, prepare=prepare_for_install)
+    # Only what is installed again in place is brought back from a half-done uninstall; what
+    # is deleted (or replaced) keeps its records, so its removal knows what to undo.
+    kept = frozenset(c.instance for c in diff.changes if c.action in ("create", "update"))
+    return Workflow(name, phases, prepare=lambda records: prepare_for_install(
+        {i: r for i, r in records.items() if i in kept}))
 
 
 def _dispatch(by_instance: Mapping[str, StepsOf]) -> StepsOf:
