@@ -14,13 +14,14 @@ from typing import Any
 
 import attrs
 
-from orchestrator.diff import Diff, exists
+from orchestrator.diff import Change, Diff, exists, unfinished
 from orchestrator.diff import compute as compute_diff
+from orchestrator.diff import forced as forced_diff
 from orchestrator.dsl.functions import resolve_runtime
 from orchestrator.dsl.inputs import GivenInput, given_from_mapping, parse_input_args
 from orchestrator.dsl.loader import gc_paused, load_blueprint
 from orchestrator.dsl.model import Blueprint
-from orchestrator.dsl.problems import BlueprintError, Mark, Problem, Problems
+from orchestrator.dsl.problems import BlueprintError, Mark, Problem, Problems, did_you_mean
 from orchestrator.engine import workflows
 from orchestrator.engine.context import InstanceRecord
 from orchestrator.engine.dispatch import Dispatcher
@@ -233,6 +234,83 @@ class Orchestrator:
         return Prepared(self, "update", proposal.deployment, proposal.plan, secrets, lambda: self._save(proposal),
                         workflow, lambda result: self._settle(proposal), proposal.diff)
 
+    def prepare_heal(self, deployment: str | None = None, instances: Sequence[str] = (),
+                     drifted: Mapping[str, Any] | None = None, secrets: Mapping[str, Any] | None = None) -> Prepared:
+        """Reinstall instances as planned: the given ones, else every failed, unfinished, drifted or
+        gone one (``drifted``: what ``check_drift`` returned per instance), with what they contain;
+        their neighbours re-run their relationship hooks toward them. Nothing else is touched."""
+        row = self.deployment(deployment, write=True)
+        plan = Plan.from_json(row.plan)
+        self._check_plugins(plan)
+        rows = self.store.instances(row.id)
+        reasons: dict[str, str] = {}
+        unknown = [i for i in instances if i not in plan.instances]
+        if unknown:
+            raise UsageError(f"deployment '{row.id}' has no instance {', '.join(map(repr, unknown))} "
+                             f"(instances: {', '.join(plan.instances)})")
+        for iid in instances:
+            reasons[iid] = "asked for"
+        if not instances:
+            for iid in plan.instances:
+                r = rows.get(iid)
+                found = (drifted or {}).get(iid)
+                if r is not None and (r.state == "failed" or r.error):
+                    reasons[iid] = f"failed: {r.error}" if r.error else "failed"
+                elif found is not None:
+                    reasons[iid] = "gone" if found == "gone" or (isinstance(found, dict) and "gone" in found) else \
+                        f"drifted: {', '.join(map(str, found)) if isinstance(found, dict) else found}"
+                elif r is not None and exists(r) and unfinished(r):
+                    reasons[iid] = f"unfinished ({r.state})"
+        diff = forced_diff(row.id, plan, reasons)
+        version_plan = self._version_plans(self.store, row.id, row, plan)
+        workflow = workflows.update(diff, plan, row.plan_version, _old_plans(diff, rows, version_plan, plan), "heal")
+        return Prepared(self, "heal", row.id, plan, Secrets() if secrets is None else secrets,
+                        lambda: self._check_unchanged(row), workflow, None, diff)
+
+    def prepare_scale(self, deployment: str | None, changes: Mapping[str, str], remove: Sequence[str] = (),
+                      secrets: Mapping[str, Any] | None = None) -> Prepared:
+        """More or fewer instances of templates (``{"app": "3" | "+1" | "-1"}``); ``remove`` names the
+        ones to take away (else the newest go). The blueprint is read again from where the deployment
+        was installed from, with its inputs: it must not have changed otherwise (that is ``update``)."""
+        row = self.deployment(deployment, write=True)
+        plan = Plan.from_json(row.plan)
+        path = Path(row.blueprint)
+        if not path.is_file():
+            raise UsageError(f"scale reads the deployment's blueprint again, and {path} is gone; run "
+                             f"'orchestrator update BLUEPRINT -d {row.id}' from its new place first")
+        for iid in remove:
+            if iid not in plan.instances:
+                raise UsageError(f"deployment '{row.id}' has no instance '{iid}' to remove")
+        counts: dict[str, int] = {}
+        removed = collections.Counter(plan.instances[i].node for i in remove)
+        for template, spec in changes.items():
+            node = plan.nodes.get(template)
+            if node is None:
+                raise UsageError(f"deployment '{row.id}' has no node template '{template}'{did_you_mean(template, plan.nodes)}")
+            current = _per_host(plan, template)
+            spec = str(spec).strip()
+            try:
+                counts[template] = current + int(spec) if spec[:1] in "+-" else int(spec)
+            except ValueError:
+                raise UsageError(f"scale {template}={spec}: give a count, +K or -K") from None
+            if counts[template] < 0:
+                raise UsageError(f"scale {template}={spec}: {template} has {current} per host; it cannot go below 0")
+        for template, n in removed.items():
+            counts.setdefault(template, _per_host(plan, template) - n)
+        secrets = Secrets() if secrets is None else secrets
+        proposal = self.propose(path, dict(row.inputs), row.id, secrets, write=True, counts=counts,
+                                remove=frozenset(remove))
+        scaled = set(counts)
+        other = [c for c in proposal.diff.changes if not _scaling(c, proposal, scaled)]
+        if other:
+            what = ", ".join(f"{c.instance} ({c.action})" for c in other[:5])
+            raise UsageError(f"the blueprint {path} (or what it imports) changed since deployment '{row.id}' was "
+                             f"installed or updated ({what}); see it with 'orchestrator plan {path} -d {row.id}' "
+                             f"and apply it with update first")
+        workflow = workflows.update(proposal.diff, proposal.plan, proposal.version, proposal.old_plans, "scale")
+        return Prepared(self, "scale", row.id, proposal.plan, secrets, lambda: self._save(proposal), workflow,
+                        lambda result: self._settle(proposal), proposal.diff)
+
     def prepare_uninstall(self, deployment: str | None = None,
                           secrets: Mapping[str, Any] | None = None) -> Prepared:
         row = self.deployment(deployment, write=True)
@@ -432,6 +510,29 @@ class Prepared:
     def run(self, options: Options | None = None, listeners: Iterable[Listener] = (),
             interrupt: Interrupt | None = None) -> ExecutionResult:
         return self.orchestrator._execute(self, options, listeners, interrupt)
+
+
+def _per_host(plan: Plan, template: str) -> int:
+    """A template's instances per host instance (its ``instances`` count), as deployed."""
+    node = plan.nodes[template]
+    hosts = collections.Counter(plan.instances[i].host_id for i in node.instances)
+    return max(hosts.values(), default=0)
+
+
+def _scaling(change: Change, proposal: Proposal, scaled: set[str]) -> bool:
+    """Whether a change is what scaling those templates does: their instances (and what they
+    contain) come or go; others gain or lose relationships to them."""
+    if change.action == "update":
+        return not change.properties and not change.relink
+    if change.action not in ("create", "delete"):
+        return False
+    plan = proposal.old_plans.get(change.instance) if change.action == "delete" else proposal.plan
+    inst = plan.instances.get(change.instance) if plan is not None else None
+    while inst is not None:  # the instance, or a host it stands on, is of a scaled template
+        if inst.node in scaled:
+            return True
+        inst = plan.instances.get(inst.host_id) if inst.host_id else None  # type: ignore[union-attr]
+    return False
 
 
 def _old_plans(diff: Diff, rows: Mapping[str, InstanceRow], version_plan: Callable[[int | None], Plan | None],

@@ -266,16 +266,109 @@ def update(blueprint: str, inputs: tuple[str, ...], deployment: str, concurrency
     options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
                       operation_timeout=operation_timeout)
     prepared = orch.prepare_update(blueprint, inputs, deployment, _secrets(secrets_file))
+    _apply(prepared, f"Plan for {blueprint} against deployment '{prepared.deployment}'", options, as_json, debug,
+           yes)
+
+
+def _apply(prepared: Prepared, title: str, options: Options, as_json: bool, debug: bool, yes: bool,
+           dry_run: bool = False) -> None:
+    """Show what a day-2 workflow will do; on a terminal, ask before deleting or replacing; run it."""
     assert prepared.diff is not None
+    if as_json and dry_run:
+        output.echo_json(diffview.diff_data(prepared.diff, ""))
+        return
     if not as_json:
-        diffview.print_diff(prepared.diff, blueprint)
+        diffview.print_diff(prepared.diff, "", title=title)
+        if dry_run:
+            return
         click.echo()
     counts = prepared.diff.counts()
     destructive = (counts["delete"] or counts["replace"]) and not yes and not as_json
     if destructive and sys.stdin.isatty() and not click.confirm(
             f"Delete {counts['delete']} and replace {counts['replace']} instances?", default=False):
-        _fail("update cancelled: nothing was changed", 1)
+        _fail(f"{prepared.workflow} cancelled: nothing was changed", 1)
     _run_workflow(prepared, options, as_json, debug)
+
+
+@cli.command()
+@deployment_option
+@click.option("--instance", "instances", multiple=True, metavar="ID",
+              help="Heal this instance (repeatable); default: every failed, unfinished, drifted or gone one.")
+@click.option("--dry-run", is_flag=True, help="Only show what would be reinstalled.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before reinstalling (on a terminal).")
+@execution_options
+@state_option
+@json_option
+@handle_errors
+def heal(deployment: str | None, instances: tuple[str, ...], dry_run: bool, yes: bool, concurrency: int,
+         retries: int, retry_interval: float, operation_timeout: float, secrets_file: str | None, debug: bool,
+         state: Path, state_recover: bool, as_json: bool) -> None:
+    """Reinstall failed, gone or drifted instances (and what they contain); nothing else is touched.
+
+    Without --instance, check_drift runs first on every started instance. Each instance to
+    heal is uninstalled and installed again with its planned properties, with what is
+    contained in it; its neighbours re-run their relationship hooks toward it.
+
+    \b
+    Examples:
+      orchestrator heal -d web --dry-run
+      orchestrator heal -d web --instance vm_0
+    """
+    orch = _orchestrator(state, state_recover)
+    secrets = _secrets(secrets_file)
+    drifted = None
+    if not instances:
+        check = orch.prepare_drift(deployment, secrets)
+        with signals.stop_requests(Interrupt()):
+            found = check.run(Options(concurrency=concurrency, retries=2, retry_interval=0.5))
+        if not found.ok:
+            _fail("heal: check_drift failed: " + "; ".join(map(str, found.failures)), 1)
+        drifted = {i: r for i, r in found.results.items() if r is not None}
+    prepared = orch.prepare_heal(deployment, instances, drifted, secrets)
+    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
+                      operation_timeout=operation_timeout)
+    _apply(prepared, f"Heal of deployment '{prepared.deployment}'", options, as_json, debug, yes, dry_run)
+
+
+@cli.command()
+@deployment_option
+@click.argument("counts", nargs=-1, metavar="TEMPLATE=COUNT|+K|-K...")
+@click.option("--remove", "remove", multiple=True, metavar="ID",
+              help="Remove this instance (repeatable); else the newest go first.")
+@click.option("--dry-run", is_flag=True, help="Only show what would be added and removed.")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before removing instances (on a terminal).")
+@execution_options
+@state_option
+@json_option
+@handle_errors
+def scale(deployment: str | None, counts: tuple[str, ...], remove: tuple[str, ...], dry_run: bool, yes: bool,
+          concurrency: int, retries: int, retry_interval: float, operation_timeout: float, secrets_file: str | None,
+          debug: bool, state: Path, state_recover: bool, as_json: bool) -> None:
+    """Add or remove instances of node templates (with what they contain and their relationships).
+
+    COUNT is per host instance for a template contained in another (like 'instances' in the
+    blueprint). The deployment's blueprint is read again, with its inputs; the count holds
+    until the next update, which applies the blueprint's own count (plan -d shows it).
+
+    \b
+    Examples:
+      orchestrator scale -d web app=3
+      orchestrator scale -d web app=+1 db=-1
+      orchestrator scale -d web --remove app_2
+    """
+    if not counts and not remove:
+        _fail("error: nothing to scale: give TEMPLATE=COUNT, +K or -K, or --remove ID", 2)
+    changes: dict[str, str] = {}
+    for item in counts:
+        template, sep, spec = item.partition("=")
+        if not sep or not template or not spec:
+            _fail(f"error: '{item}' is not TEMPLATE=COUNT, TEMPLATE=+K or TEMPLATE=-K", 2)
+        changes[template] = spec
+    orch = _orchestrator(state, state_recover)
+    prepared = orch.prepare_scale(deployment, changes, remove, _secrets(secrets_file))
+    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
+                      operation_timeout=operation_timeout)
+    _apply(prepared, f"Scale of deployment '{prepared.deployment}'", options, as_json, debug, yes, dry_run)
 
 
 @cli.command()

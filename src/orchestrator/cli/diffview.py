@@ -66,16 +66,19 @@ def _change_data(change: Change) -> dict[str, Any]:
     return data
 
 
-def diff_lines(diff: Diff, blueprint: str) -> list[tuple[str, str]]:
-    """``(text, style)`` lines of the diff, in instance order."""
+def diff_lines(diff: Diff, blueprint: str, title: str = "") -> list[tuple[str, str]]:
+    """``(text, style)`` lines of the diff, in instance order; ``title`` heads it instead of
+    "Plan for BLUEPRINT against deployment ..." (heal, scale)."""
     counts = diff.counts()
     lines: list[tuple[str, str]] = []
     if diff.empty:
+        if title:
+            return [(f"{title}: nothing to do ({len(diff.unchanged)} instances).", "bold")]
         return [(f"No changes: deployment '{diff.deployment}' matches {blueprint} "
                  f"({len(diff.unchanged)} instances).", "bold")]
     summary = ", ".join(f"{n} to {action}" for action, n in counts.items() if n) or "no instance changes"
-    lines.append((f"Plan for {blueprint} against deployment '{diff.deployment}': {summary}; "
-                  f"{len(diff.unchanged)} unchanged", "bold"))
+    head = title or f"Plan for {blueprint} against deployment '{diff.deployment}'"
+    lines.append((f"{head}: {summary}; {len(diff.unchanged)} unchanged", "bold"))
     lines.append(("", ""))
     width = max((len(c.instance) for c in diff.changes), default=8)
     for change in diff.changes:
@@ -101,8 +104,8 @@ def diff_lines(diff: Diff, blueprint: str) -> list[tuple[str, str]]:
     return lines
 
 
-def print_diff(diff: Diff, blueprint: str, *, err: bool = False) -> None:
-    lines = diff_lines(diff, blueprint)
+def print_diff(diff: Diff, blueprint: str, *, err: bool = False, title: str = "") -> None:
+    lines = diff_lines(diff, blueprint, title)
     if not err and click.get_text_stream("stdout").isatty():
         from rich.console import Console
         from rich.text import Text
