@@ -7,6 +7,7 @@ and events. The CLI only parses arguments and prints what these return.
 from __future__ import annotations
 
 import collections
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from orchestrator.diff import Change, Diff, exists, unfinished
+from orchestrator.diff import Change, Diff, exists
 from orchestrator.diff import compute as compute_diff
 from orchestrator.diff import forced as forced_diff
 from orchestrator.dsl.functions import resolve_runtime
@@ -236,9 +237,10 @@ class Orchestrator:
 
     def prepare_heal(self, deployment: str | None = None, instances: Sequence[str] = (),
                      drifted: Mapping[str, Any] | None = None, secrets: Mapping[str, Any] | None = None) -> Prepared:
-        """Reinstall instances as planned: the given ones, else every failed, unfinished, drifted or
-        gone one (``drifted``: what ``check_drift`` returned per instance), with what they contain;
-        their neighbours re-run their relationship hooks toward them. Nothing else is touched."""
+        """Reinstall instances as planned: the given ones, else every failed, drifted or gone one
+        (``drifted``: what ``check_drift`` returned per instance), with what they contain; their
+        neighbours re-run their relationship hooks toward them. Nothing else is touched (an
+        install that merely stopped half way is finished by running install again)."""
         row = self.deployment(deployment, write=True)
         plan = Plan.from_json(row.plan)
         self._check_plugins(plan)
@@ -259,8 +261,6 @@ class Orchestrator:
                 elif found is not None:
                     reasons[iid] = "gone" if found == "gone" or (isinstance(found, dict) and "gone" in found) else \
                         f"drifted: {', '.join(map(str, found)) if isinstance(found, dict) else found}"
-                elif r is not None and exists(r) and unfinished(r):
-                    reasons[iid] = f"unfinished ({r.state})"
         diff = forced_diff(row.id, plan, reasons)
         version_plan = self._version_plans(self.store, row.id, row, plan)
         workflow = workflows.update(diff, plan, row.plan_version, _old_plans(diff, rows, version_plan, plan), "heal")
@@ -278,9 +278,19 @@ class Orchestrator:
         if not path.is_file():
             raise UsageError(f"scale reads the deployment's blueprint again, and {path} is gone; run "
                              f"'orchestrator update BLUEPRINT -d {row.id}' from its new place first")
-        for iid in remove:
+        request = json.dumps({"counts": dict(changes), "remove": sorted(remove)}, sort_keys=True)
+        last = self.store.last_request(row.id)
+        resuming = last is not None and last[0] == "scale" and last[1] != "succeeded" and last[2] == request
+        for iid in remove if not resuming else ():
             if iid not in plan.instances:
                 raise UsageError(f"deployment '{row.id}' has no instance '{iid}' to remove")
+        if resuming:
+            # The same scale, stopped half way (killed, failed): it resumes toward the target it set,
+            # which is the deployment's plan now; "+1" again would add one more.
+            rows = self.store.instances(row.id)
+            templates = {*changes, *(rows[i].node for i in remove if i in rows)}
+            changes = {t: str(_per_host(plan, t)) for t in templates if t in plan.nodes}
+            remove = ()
         counts: dict[str, int] = {}
         removed = collections.Counter(plan.instances[i].node for i in remove)
         for template, spec in changes.items():
@@ -309,7 +319,7 @@ class Orchestrator:
                              f"and apply it with update first")
         workflow = workflows.update(proposal.diff, proposal.plan, proposal.version, proposal.old_plans, "scale")
         return Prepared(self, "scale", row.id, proposal.plan, secrets, lambda: self._save(proposal), workflow,
-                        lambda result: self._settle(proposal), proposal.diff)
+                        lambda result: self._settle(proposal), proposal.diff, request)
 
     def prepare_uninstall(self, deployment: str | None = None,
                           secrets: Mapping[str, Any] | None = None) -> Prepared:
@@ -370,7 +380,8 @@ class Orchestrator:
         masker = Masker(s for name in secret_names_of(plan) if name in prepared.secrets
                         for s in secret_strings(prepared.secrets[name]))
         lease = lease_seconds()
-        execution = store.start_execution(deployment, prepared.workflow, lease, prepared.before)
+        execution = store.start_execution(deployment, prepared.workflow, lease, prepared.before,
+                                          request=prepared.request)
         sink = EventSink(store, deployment, execution, masker)
         sink.listeners.extend(listeners)
         workflow = prepared.steps
@@ -506,6 +517,7 @@ class Prepared:
     steps: workflows.Workflow | None = None
     after: Callable[[ExecutionResult], None] | None = None  # once it succeeded, still under the lock
     diff: Diff | None = None
+    request: str | None = None  # what was asked (scale's counts), so a rerun of the same resumes it
 
     def run(self, options: Options | None = None, listeners: Iterable[Listener] = (),
             interrupt: Interrupt | None = None) -> ExecutionResult:

@@ -179,3 +179,128 @@ def test_drift_reports_in_sync_drifted_and_gone_and_exit_code(cli, tmp_path, ins
     with sqlite3.connect(installed) as db:
         states = {s for (s,) in db.execute("SELECT state FROM instances")}
     assert states == {"started"}  # a check changes nothing
+
+
+# ---------------------------------------------------------------- heal and scale
+
+
+WEB = """
+node_templates:
+  vm: {type: journal.Host, instances: 2}
+  app:
+    type: journal.Node
+    relationships:
+      - {type: orchestrator.relationships.contained_in, target: vm}
+      - {type: journal.connected_to, target: db}
+  db: {type: journal.Node}
+  lb: {type: journal.Node, relationships: [{type: journal.connected_to, target: app}]}
+outputs:
+  apps: {value: {get_attribute: [app, address]}}
+"""
+
+
+@pytest.fixture
+def web(cli, tmp_path: Path) -> str:
+    (tmp_path / "bp.yaml").write_text(WEB)
+    state = str(tmp_path / "state.db")
+    result = cli("install", "bp.yaml", "--state", state)
+    assert result.returncode == 0, result.stderr
+    return state
+
+
+def touched(lines: list[str]) -> set[str]:
+    """Instances whose own hooks ran (relationship hooks count for the source)."""
+    return {line.split()[1] for line in lines if not line.startswith(("done ", "check_drift "))}
+
+
+def test_heal_reinstalls_what_is_gone_with_what_it_contains_and_nothing_else(cli, tmp_path, web):
+    Path(f"{tmp_path / 'journal.log'}.drift.vm_1").write_text('"gone"')
+    dry = cli("heal", "--state", web, "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert actions(json.loads(dry.stdout)) == {"vm_1": "replace", "app_1": "replace", "lb_0": "update"}
+    assert resources(tmp_path) == dict.fromkeys(("vm_0", "vm_1", "app_0", "app_1", "db_0", "lb_0"), 1)
+    mark = len(journal_lines(tmp_path))
+    healed = cli("heal", "--state", web)
+    assert healed.returncode == 0, healed.stderr
+    run = journal_lines(tmp_path)[mark:]
+    assert touched(run) == {"vm_1", "app_1", "lb_0"}  # db, vm_0, app_0 untouched
+    assert [line for line in run if " lb_0" in line and not line.startswith("check_drift")] == [
+        "unlink lb_0 app_1", "establish lb_0 app_1"]  # the lb re-associated with the new app only
+    assert run.index("done delete app_1") < run.index("delete vm_1")  # contained first
+    assert run.index("done start vm_1") < run.index("create app_1")  # and back on the new host
+    Path(f"{tmp_path / 'journal.log'}.drift.vm_1").unlink()
+    again = cli("heal", "--state", web, "--dry-run")
+    assert "nothing to do" in again.stdout
+
+
+def test_heal_of_a_failed_instance_and_of_a_named_one(cli, tmp_path):
+    (tmp_path / "bp.yaml").write_text(WEB.replace("  db: {type: journal.Node}", "  db: {type: journal.Node, "
+                                                  "properties: {fail: {start: 1}, retry_after: 0.01}}"))
+    state = str(tmp_path / "state.db")
+    assert cli("install", "bp.yaml", "--state", state, "--retries", "0").returncode == 1
+    plan = cli("heal", "--state", state, "--dry-run", "--json")
+    data = json.loads(plan.stdout)
+    assert actions(data) == {"app_0": "update", "app_1": "update", "db_0": "replace"}  # apps relink to db
+    assert next(c for c in data["changes"] if c["instance"] == "db_0")["reason"].startswith("failed: start")
+    mark = len(journal_lines(tmp_path))
+    healed = cli("heal", "--state", state, "--yes")  # its start fails once more, then succeeds
+    assert healed.returncode == 0, healed.stderr
+    assert touched(journal_lines(tmp_path)[mark:]) == {"db_0"}  # the unfinished apps are install's to finish
+    named = json.loads(cli("heal", "--state", state, "--instance", "vm_0", "--dry-run", "--json").stdout)
+    assert actions(named) == {"vm_0": "replace", "app_0": "replace", "lb_0": "update"}
+    unknown = cli("heal", "--state", state, "--instance", "vm_9")
+    assert unknown.returncode == 2 and "no instance 'vm_9'" in unknown.stderr
+
+
+def test_scale_out_and_in_with_contained_instances_and_relationships(cli, tmp_path, web):
+    out = cli("scale", "--state", web, "vm=+1")
+    assert out.returncode == 0, out.stderr
+    assert resources(tmp_path) == dict.fromkeys(("vm_0", "vm_1", "vm_2", "app_0", "app_1", "app_2", "db_0",
+                                                 "lb_0"), 1)
+    assert "establish lb_0 app_2" in journal_lines(tmp_path)  # relationships to the new one
+    outputs = json.loads(cli("outputs", "--state", web, "--json").stdout)
+    assert outputs == {"apps": ["addr-app_0", "addr-app_1", "addr-app_2"]}
+    inn = cli("scale", "--state", web, "--remove", "vm_0")
+    assert inn.returncode == 0, inn.stderr
+    assert sorted(resources(tmp_path)) == ["app_1", "app_2", "db_0", "lb_0", "vm_1", "vm_2"]
+    assert json.loads(cli("outputs", "--state", web, "--json").stdout) == {"apps": ["addr-app_1", "addr-app_2"]}
+    assert diff(cli, web)["changes"] == []  # two vms, as the blueprint says: it holds no scale "override"
+    assert cli("scale", "--state", web, "vm=3").returncode == 0
+    back = diff(cli, web)  # the blueprint's own count comes back with the next update
+    assert actions(back) == {"lb_0": "update", "vm_3": "delete", "app_3": "delete"}
+    bad = cli("scale", "--state", web, "nope=2")
+    assert bad.returncode == 2 and "no node template 'nope'" in bad.stderr
+    (tmp_path / "bp.yaml").write_text(WEB.replace("  db: {type: journal.Node}",
+                                                  "  db: {type: journal.Node, properties: {value: 1}}"))
+    changed = cli("scale", "--state", web, "vm=+1")
+    assert changed.returncode == 2 and "changed since deployment 'bp'" in changed.stderr
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_heal_and_scale_killed_at_random_points_then_rerun_do_everything_once(cli, tmp_path, seed):
+    rng = random.Random(seed)
+    (tmp_path / "bp.yaml").write_text(WEB.replace("{type: journal.Host, instances: 2}",
+                                                  "{type: journal.Host, instances: 2, properties: {sleep: 0.03}}"))
+    web = str(tmp_path / "state.db")
+    assert cli("install", "bp.yaml", "--state", web).returncode == 0
+    for command in (["scale", "vm=+2"], ["heal", "--instance", "vm_1"], ["scale", "--remove", "vm_0"]):
+        proc = cli(*command, "--state", web, "--yes", background=True)
+        mark = len(journal_lines(tmp_path))
+        try:
+            wait_for(lambda mark=mark: len(journal_lines(tmp_path)) > mark + rng.randint(1, 10), timeout=10,
+                     what="progress")
+        except AssertionError:
+            pass  # it may finish first
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        if proc.returncode == 0:
+            continue  # it finished before the kill
+        if command[0] == "heal":  # a heal resumed is a heal of what is unfinished
+            result = cli("heal", "--state", web, "--instance", "vm_1", "--yes")
+        else:  # the same scale again: it resumes toward the target it set (not one more "+2")
+            result = cli(*command[:1], "--state", web, "--yes", *command[1:])
+        assert result.returncode == 0, result.stderr
+    expected = {"vm_1", "vm_2", "vm_3", "app_1", "app_2", "app_3", "db_0", "lb_0"}
+    assert resources(tmp_path) == dict.fromkeys(expected, 1)
+    status = json.loads(cli("status", "--state", web, "--json").stdout)
+    assert {i["instance"]: i["state"] for i in status["instances"]} == dict.fromkeys(expected, "started")

@@ -293,7 +293,7 @@ def _apply(prepared: Prepared, title: str, options: Options, as_json: bool, debu
 @cli.command()
 @deployment_option
 @click.option("--instance", "instances", multiple=True, metavar="ID",
-              help="Heal this instance (repeatable); default: every failed, unfinished, drifted or gone one.")
+              help="Heal this instance (repeatable); default: every failed, drifted or gone one.")
 @click.option("--dry-run", is_flag=True, help="Only show what would be reinstalled.")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before reinstalling (on a terminal).")
 @execution_options

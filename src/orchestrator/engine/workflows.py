@@ -208,7 +208,7 @@ def update(diff: Diff, desired: Plan, version: int, old_plans: Mapping[str, Plan
         props = {p.path: (p.old, p.new) for p in change.properties}
         changes[iid] = props
         additions[iid] = _update_steps(version, bool(props), [*change.added, *change.relink],
-                                       _forget([*change.removed, *change.relink]))
+                                       _forget([*change.removed, *change.relink]), finish=name != "heal")
     gone = frozenset(c.instance for c in diff.changes if c.action in ("delete", "replace"))
     phases = [Phase("remove", plans_by_id[key], "dependents_first", _dispatch(steps), removes=gone,
                     only=frozenset(steps)) for key, steps in removals.items()]
@@ -226,12 +226,18 @@ def _dispatch(by_instance: Mapping[str, StepsOf]) -> StepsOf:
 
 
 def _update_steps(version: int, properties: bool, relationships: list[str],
-                  forget: Callable[[PlannedInstance, InstanceRecord], None]) -> StepsOf:
+                  forget: Callable[[PlannedInstance, InstanceRecord], None], finish: bool = True) -> StepsOf:
+    """The update hook if properties changed, then the establish of new (or re-made) relationships;
+    with ``finish``, what install left unfinished too (heal leaves that to install)."""
     def steps(inst: PlannedInstance, rec: InstanceRecord) -> list[Step]:
         forget(inst, rec)  # relationships it lost, or re-makes, have no records any more
         result = [Step("update", f"update@{version}", None, "updating", None)] if properties else []
-        if rec.state != "started" or any(v != "succeeded" for k, v in rec.ops.items() if not k.startswith("update@")):
+        unfinished = rec.state != "started" or any(
+            v != "succeeded" for k, v in rec.ops.items() if not k.startswith("update@"))
+        if unfinished and finish:
             return result + install_steps(inst)  # what install (or an update) left unfinished; done ones skip
+        if unfinished:
+            return result  # not started: its relationships are established when install finishes it
         index = {k: i for i, k in enumerate(relationship_keys(inst))}
         return result + [relationship_step("establish", index[k], k) for k in relationships if k in index]
 

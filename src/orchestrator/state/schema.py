@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS executions (
     host TEXT NOT NULL,
     started_at REAL NOT NULL,
     ended_at REAL,
-    error TEXT
+    error TEXT,
+    request TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
@@ -126,6 +127,7 @@ MIGRATIONS: dict[int, tuple[str | Callable[[sqlite3.Connection], None], ...]] = 
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
     2: (
+        "ALTER TABLE executions ADD COLUMN request TEXT",
         "ALTER TABLE deployments ADD COLUMN plan_version INTEGER NOT NULL DEFAULT 1",
         "ALTER TABLE instances ADD COLUMN plan_version INTEGER",
         "CREATE TABLE IF NOT EXISTS plans (deployment TEXT NOT NULL, version INTEGER NOT NULL, "

@@ -524,7 +524,8 @@ class StateStore:
 
     @_translated
     def start_execution(self, deployment: str, workflow: str, lease: float | None = None,
-                        prepare: Callable[[], None] | None = None, backup: bool = True) -> int:
+                        prepare: Callable[[], None] | None = None, backup: bool = True,
+                        request: str | None = None) -> int:
         """Take the deployment's lock and record a new execution, in one transaction.
 
         A live holder's lock is refused with ``StateLockedError`` before anything is
@@ -545,8 +546,9 @@ class StateStore:
                 self._clear_lock(current, "interrupted", now)
             if prepare is not None:
                 prepare()
-            cur = db.execute("INSERT INTO executions (deployment, workflow, status, pid, host, started_at) "
-                             "VALUES (?, ?, 'started', ?, ?, ?)", (deployment, workflow, me.pid, me.host, now))
+            cur = db.execute("INSERT INTO executions (deployment, workflow, status, pid, host, started_at, request) "
+                             "VALUES (?, ?, 'started', ?, ?, ?, ?)", (deployment, workflow, me.pid, me.host, now,
+                                                                      request))
             execution_id = int(cur.lastrowid or 0)
             db.execute("INSERT INTO locks (deployment, execution, pid, host, proc_start, workflow, acquired_at, "
                        "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -589,6 +591,13 @@ class StateStore:
             db.execute("UPDATE executions SET status = ?, ended_at = ?, error = ? WHERE id = ? AND status = 'started'",
                        (status, time.time(), error, execution))
             db.execute("DELETE FROM locks WHERE execution = ?", (execution,))
+
+    @_translated
+    def last_request(self, deployment: str) -> tuple[str, str, str | None] | None:
+        """The latest execution's ``(workflow, status, request)``: what a rerun may resume."""
+        with self._lock:
+            return self._db.execute("SELECT workflow, status, request FROM executions WHERE deployment = ? "
+                                    "ORDER BY id DESC LIMIT 1", (deployment,)).fetchone()
 
     @_translated
     def last_execution(self, deployment: str) -> int | None:
