@@ -26,7 +26,11 @@ from orchestrator.sdk import (
 TYPES: dict[str, Any] = {
     "node_types": {
         "kit.Base": {"derived_from": "orchestrator.nodes.Root", "properties": {"size": {"type": "integer", "default": 1}}},
-        "kit.Other": {"derived_from": "orchestrator.nodes.Root"},
+        "kit.Other": {"derived_from": "orchestrator.nodes.Root",
+                      "operations": {"greet": {"description": "Say hello.",
+                                               "inputs": {"name": {"type": "string"},
+                                                          "times": {"type": "integer", "default": 1}}},
+                                     "missing": {}}},
     },
     "relationships": {"kit.link": {"derived_from": "orchestrator.relationships.connected_to"}},
 }
@@ -49,6 +53,9 @@ class Base(Resource):
 class Other(Resource):
     def start(self) -> None:
         SEEN.append(("Other.start", self.instance.id))
+
+    def greet(self, name: str, times: int) -> dict[str, Any]:
+        return {"greeting": f"hello {name}" * times, "from": self.instance.id}
 
 
 class Link(Relationship):
@@ -78,7 +85,7 @@ def _clear() -> None:
 
 def test_hookimpls_are_generated_for_the_operations_some_class_implements() -> None:
     hooks = {name for name in dir(plugin) if hasattr(getattr(plugin, name), "orchestrator_impl")}
-    assert hooks == {"register_types", "create", "delete", "start", "establish", "validate_node"}
+    assert hooks == {"register_types", "create", "delete", "start", "establish", "validate_node", "run_operation"}
 
 
 def test_each_type_runs_its_class_and_derived_types_the_nearest_class(orch: Any) -> None:
@@ -91,6 +98,21 @@ def test_each_type_runs_its_class_and_derived_types_the_nearest_class(orch: Any)
     assert run.runtime_properties["a_0"] == {"made": True, "peer": "o_0"}
     assert orch.uninstall().ok
     assert sorted(i for op, i in SEEN if op == "Base.delete") == ["a_0", "d_0"]
+
+
+def test_a_custom_operation_is_the_method_of_its_name_called_with_its_inputs(orch: Any) -> None:
+    from orchestrator import BlueprintError
+
+    orch.use(plugin)
+    node = orch.node("kit.Other")
+    assert node.operation("greet", name="ada") == {"greeting": "hello ada", "from": node.id}
+    with pytest.raises(BlueprintError, match="input 'times' of operation 'greet': expected integer, got string"):
+        node.operation("greet", name="ada", times="2")
+    with pytest.raises(NonRecoverableError, match="declares operation 'missing' but its class Other has no method"):
+        node.operation("missing")
+    assert orch.install("node_templates: {o: {type: kit.Other}, a: {type: kit.Base}}").ok
+    assert orch.execute("greet", {"name": "bo", "times": 2}) == {"o_0": {"greeting": "hello bohello bo",
+                                                                        "from": "o_0"}}
 
 
 def test_validate_routes_to_the_class_and_reports_where(orch: Any) -> None:

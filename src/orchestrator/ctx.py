@@ -85,6 +85,9 @@ class OperationInfo(Protocol):
     def retry_number(self) -> int: ...
     @property
     def max_retries(self) -> int: ...
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """A custom operation's inputs (``run_operation``), checked; ``{}`` for the others."""
 
     def retry(self, message: str = ..., after: float | None = None) -> None:
         """Raise ``OperationRetry``: run this operation again after ``after`` seconds."""

@@ -61,12 +61,12 @@ class UsageError(OrchestratorError):
 Inputs = Sequence[str] | Mapping[str, Any] | None
 
 
-def _given(inputs: Inputs, problems: Problems) -> dict[str, GivenInput]:
+def _given(inputs: Inputs, problems: Problems, label: str = "<-i>") -> dict[str, GivenInput]:
     if inputs is None:
         return {}
     if isinstance(inputs, Mapping):
         return given_from_mapping(inputs)
-    return parse_input_args(inputs, problems)
+    return parse_input_args(inputs, problems, label)
 
 
 def deployment_id_for(path: str | Path) -> str:
@@ -196,6 +196,12 @@ class Orchestrator:
                options: Options | None = None, listeners: Iterable[Listener] = (),
                secrets: Mapping[str, Any] | None = None) -> ExecutionResult:
         return self.prepare_update(path, inputs, deployment, secrets).run(options, listeners)
+
+    def execute(self, deployment: str | None, operation: str, params: Inputs = None, nodes: Sequence[str] = (),
+                instances: Sequence[str] = (), options: Options | None = None, listeners: Iterable[Listener] = (),
+                secrets: Mapping[str, Any] | None = None) -> ExecutionResult:
+        """A custom operation; ``result.results`` holds what each instance's hook returned."""
+        return self.prepare_execute(deployment, operation, params, nodes, instances, secrets).run(options, listeners)
 
     def prepare_install(self, path: str | Path, inputs: Inputs = None, deployment: str | None = None,
                         secrets: Mapping[str, Any] | None = None) -> Prepared:
@@ -353,6 +359,69 @@ class Orchestrator:
         return Prepared(self, "drift", row.id, plan, Secrets() if secrets is None else secrets,
                         lambda: self._check_unchanged(row), workflows.drift(plan, started, None))
 
+    def prepare_execute(self, deployment: str | None, operation: str, params: Inputs = None,
+                        nodes: Sequence[str] = (), instances: Sequence[str] = (),
+                        secrets: Mapping[str, Any] | None = None) -> Prepared:
+        """A custom operation on the started instances that offer it (of ``nodes``, or just
+        ``instances``), its inputs checked against each node type's declaration first."""
+        from orchestrator.operations import Catalogue
+
+        row = self.deployment(deployment, write=True)
+        plan = Plan.from_json(row.plan)
+        self._check_plugins(plan)
+        catalogue = Catalogue(self.pm)
+        offered = {name: catalogue.of(node) for name, node in plan.nodes.items()}
+        offering = [name for name, ops in offered.items() if operation in ops]
+        if not offering:
+            known = sorted({op for ops in offered.values() for op in ops})
+            raise UsageError(f"no node of deployment '{row.id}' has an operation '{operation}'"
+                             f"{did_you_mean(operation, known) or ''}"
+                             f" ({'its operations: ' + ', '.join(known) if known else 'its nodes declare none'}; "
+                             f"see 'orchestrator operations -d {row.id}')")
+        for name in nodes:
+            if name not in plan.nodes:
+                raise UsageError(f"deployment '{row.id}' has no node template '{name}'{did_you_mean(name, plan.nodes)}")
+            if name not in offering:
+                raise UsageError(f"node '{name}' ({plan.nodes[name].type}) has no operation '{operation}' "
+                                 f"(nodes that have it: {', '.join(offering)})")
+        for iid in instances:
+            if iid not in plan.instances:
+                raise UsageError(f"deployment '{row.id}' has no instance '{iid}'{did_you_mean(iid, plan.instances)}")
+            if plan.instances[iid].node not in offering:
+                node = plan.nodes[plan.instances[iid].node]
+                raise UsageError(f"instance '{iid}' ({node.type}) has no operation '{operation}' "
+                                 f"(nodes that have it: {', '.join(offering)})")
+        rows = self.store.instances(row.id)
+        if instances:
+            stopped = [i for i in instances if rows.get(i) is None or rows[i].state != "started"]
+            if stopped:
+                raise UsageError("; ".join(f"instance '{i}' is {rows[i].state if i in rows else 'uninitialized'}"
+                                           for i in stopped) + f": {operation} runs on started instances")
+            selected = frozenset(instances)
+        else:
+            chosen = nodes or offering
+            selected = frozenset(i for n in chosen for i in plan.nodes[n].instances
+                                 if i in rows and rows[i].state == "started")
+            if not selected:
+                raise UsageError(f"no started instance of {', '.join(chosen)} in deployment '{row.id}' "
+                                 f"to run {operation} on (see 'orchestrator status -d {row.id}')")
+        dispatcher = Dispatcher(self.pm)
+        problems = Problems()
+        given = _given(params, problems, "<-p>")
+        inputs = {}
+        for name in sorted({plan.instances[i].node for i in selected}):
+            node = plan.nodes[name]
+            if not dispatcher.implements(node.owner, "run_operation", node.hierarchy):
+                raise PluginError(f"plugin '{node.owner}' declares operation '{operation}' on {node.type} but does "
+                                  f"not implement it (no run_operation hook, nor a method '{operation}' on its class)")
+            before = len(problems)
+            inputs[name] = catalogue.check_inputs(offered[name][operation], given, problems)
+            if len(problems) > before:
+                break  # the same -p arguments: one node's complaints are enough
+        problems.raise_if_any()
+        return Prepared(self, "execute", row.id, plan, Secrets() if secrets is None else secrets,
+                        lambda: self._check_unchanged(row), workflows.execute(plan, selected, operation, inputs))
+
     def _save(self, proposal: Proposal) -> None:
         """Under the lock: the deployment is still as proposed; its new plan is saved."""
         store, name = self.store, proposal.deployment
@@ -397,7 +466,7 @@ class Orchestrator:
             if result.status == "succeeded":
                 if prepared.after is not None:
                     prepared.after(result)
-                if prepared.workflow != "drift":
+                if prepared.workflow not in ("drift", "execute"):
                     self._record_leftovers(result, plan)
             return result
         finally:
@@ -484,6 +553,22 @@ class Orchestrator:
         contexts = ContextFactory(plan, records, OutputSecrets(secrets, reveal=show_secrets), row.id, lambda rec: None)
         lookup = RuntimeLookup(contexts, None)
         return {name: render_output(resolve_runtime(value, lookup), masker) for name, value in plan.outputs.items()}
+
+    def operations(self, deployment: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+        """Per node template of the deployment, the custom operations it offers (with their
+        inputs) and how many of its instances are started to run them on."""
+        from orchestrator.operations import Catalogue, describe
+
+        row, plan, rows = self.status(deployment)
+        catalogue = Catalogue(self.pm)
+        result = []
+        for name, node in plan.nodes.items():
+            ops = catalogue.of(node)
+            if ops:
+                started = [i for i in node.instances if i in rows and rows[i].state == "started"]
+                result.append({"node": name, "type": node.type, "plugin": node.owner, "instances": len(node.instances),
+                               "started": started, "operations": [describe(op) for op in ops.values()]})
+        return row.id, result
 
     def events(self, deployment: str | None = None, after: int = 0) -> list[Event]:
         row = self.deployment(deployment)

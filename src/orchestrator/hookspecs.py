@@ -169,9 +169,21 @@ def check_drift(ctx: OperationContext) -> Mapping[str, Any] | str | None:
     """
 
 
+@hookspec(firstresult=True)
+def run_operation(ctx: OperationContext) -> Any:
+    """Run a custom operation the type declared (``operations:`` in ``register_types``).
+
+    Called by ``orchestrator execute -d NAME OPERATION`` on each selected started instance,
+    in parallel. ``ctx.operation.name`` is the operation, ``ctx.operation.inputs`` its
+    inputs, checked against the declared schema (defaults filled in) before anything ran.
+    Return a JSON-able result: it is recorded as an event and printed. A plugin built with
+    ``orchestrator.sdk.Plugin`` implements it as a method named like the operation.
+    """
+
+
 NODE_OPERATIONS = ("create", "configure", "start", "stop", "delete")
 RELATIONSHIP_OPERATIONS = ("preconfigure", "postconfigure", "establish", "unlink")
-DAY2_OPERATIONS = ("update", "check_drift")
+DAY2_OPERATIONS = ("update", "check_drift", "run_operation")
 LIFECYCLE_HOOKS = NODE_OPERATIONS + RELATIONSHIP_OPERATIONS + DAY2_OPERATIONS
 ROUTED_HOOKS = (*LIFECYCLE_HOOKS, "validate_node")
 """Every hook called only for the plugin that owns a type (plus type-less wrappers)."""

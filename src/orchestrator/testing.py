@@ -168,6 +168,25 @@ class NodeUnderTest:
         (a ``wait_until``, a ``RecoverableError``); other errors propagate. The retries it took."""
         return _retrying(lambda n: self.call(hook, retry_number=n, max_retries=max_retries), max_retries)
 
+    def operation(self, name: str, /, **inputs: Any) -> Any:
+        """Run custom operation ``name`` (``run_operation``) once and return its result, the
+        inputs checked against the type's declaration first (defaults filled in), as
+        ``orchestrator execute`` does; a bad input raises ``BlueprintError``."""
+        from orchestrator.dsl.inputs import given_from_mapping
+        from orchestrator.dsl.problems import Problems
+        from orchestrator.operations import Catalogue
+
+        catalogue = Catalogue(self._harness.pm)
+        declared = catalogue.of(self.node)
+        if name not in declared:
+            raise AssertionError(f"{self.node.type} declares no operation '{name}' "
+                                 f"(it declares: {', '.join(declared) or 'none'})")
+        problems = Problems()
+        values = catalogue.check_inputs(declared[name], given_from_mapping(inputs), problems, label="<inputs>")
+        problems.raise_if_any()
+        return self._harness.call_hook(self, "run_operation", None, retry_number=0, max_retries=5,
+                                       custom=(name, values))
+
 
 class RelationshipUnderTest:
     """A relationship instance between two ``NodeUnderTest``, for relationship hooks."""
@@ -276,7 +295,7 @@ class Harness:
         return RelationshipUnderTest(self, rel_type, source, target, properties)
 
     def call_hook(self, node: NodeUnderTest, hook: str, rel: RelationshipUnderTest | None, *,
-                  retry_number: int, max_retries: int) -> None:
+                  retry_number: int, max_retries: int, custom: tuple[str, Mapping[str, Any]] | None = None) -> Any:
         instances: dict[str, PlannedInstance] = {}
         records: dict[str, InstanceRecord] = {}
         nodes: dict[str, Any] = {}
@@ -306,10 +325,13 @@ class Harness:
         owner = rel.relationship.owner if rel is not None else node.node.owner
         caller = Dispatcher(self.pm).caller(owner, hook)
         if caller is None:
-            return
-        ctx = contexts.operation(inst, hook, retry_number, 0 if rel is not None else None, owner)
+            if custom is not None:
+                raise AssertionError(f"plugin '{owner}' declares operation '{custom[0]}' but implements no "
+                                     "run_operation hook")
+            return None
+        ctx = contexts.operation(inst, hook, retry_number, 0 if rel is not None else None, owner, custom=custom)
         try:
-            caller(ctx=ctx)
+            return caller(ctx=ctx)
         finally:
             save_runtime(ctx)
             for iid, rec in records.items():  # keep the dict a test holds up to date
@@ -376,6 +398,16 @@ class Harness:
         result = orch.prepare_drift(deployment).run(FAST)
         if not result.ok:
             raise AssertionError(f"drift failed: {'; '.join(map(str, result.failures))}")
+        return dict(result.results)
+
+    def execute(self, operation: str, params: Mapping[str, Any] | None = None, *, nodes: Iterable[str] = (),
+                instances: Iterable[str] = (), deployment: str = "test") -> dict[str, Any]:
+        """A custom operation on a deployment's started instances, as ``orchestrator execute``:
+        instance id -> what it returned. A failure raises ``AssertionError`` naming it."""
+        result = self.orchestrator().execute(deployment, operation, dict(params or {}), list(nodes),
+                                             list(instances), FAST)
+        if not result.ok:
+            raise AssertionError(f"execute {operation} failed: {'; '.join(map(str, result.failures))}")
         return dict(result.results)
 
     def uninstall(self, *, deployment: str = "test", options: Options | None = None,

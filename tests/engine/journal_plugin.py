@@ -10,6 +10,7 @@ journal, since a hung attempt's runtime properties are discarded), ``log`` (a li
 operation logs, e.g. to fill a disk), ``zone`` (changing it replaces the instance).
 ``update`` journals the changed paths; ``check_drift`` reports what the file
 ``<journal>.drift.<instance>`` holds (JSON), if it exists: a test's out-of-band change.
+Custom operations: ``echo`` (``text`` times ``times``) and ``whoami``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ TYPES = {
                 "log": {"type": "string", "default": ""},
                 "zone": {"type": "string", "default": "a", "replace_on_change": True},
                 "value": {"required": False},
+            },
+            "operations": {
+                "echo": {"description": "Say the text back, times over, with the instance's address.",
+                         "inputs": {"text": {"type": "string", "description": "what to say"},
+                                    "times": {"type": "integer", "default": 1,
+                                              "constraints": [{"greater_or_equal": 1}]}}},
+                "whoami": {"description": "The instance and its node, one per line."},
             },
         },
         "journal.Host": {"derived_from": "orchestrator.nodes.Compute",
@@ -160,6 +168,16 @@ def check_drift(ctx: Any) -> Any:
         with open(path) as f:
             return json.load(f)
     return None
+
+
+@hookimpl
+def run_operation(ctx: Any) -> Any:
+    journal(f"run {ctx.operation.name} {ctx.instance.id}")
+    _behave(ctx, ctx.node.properties, ctx.instance.runtime_properties)
+    if ctx.operation.name == "echo":
+        inputs = ctx.operation.inputs
+        return {"text": inputs["text"] * inputs["times"], "address": ctx.instance.runtime_properties.get("address")}
+    return f"{ctx.instance.id}\n{ctx.node.id}"
 
 
 create = _node_hook("create")

@@ -426,6 +426,71 @@ def drift(deployment: str | None, exit_code: bool, concurrency: int, secrets_fil
 
 @cli.command()
 @deployment_option
+@click.argument("operation")
+@click.option("--node", "nodes", multiple=True, metavar="TEMPLATE",
+              help="Only the instances of this node template (repeatable).")
+@click.option("--instance", "instances", multiple=True, metavar="ID", help="Only this instance (repeatable).")
+@click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE|FILE",
+              help="The operation's inputs: KEY=VALUE (';'-separated pairs allowed) or a YAML file; repeatable.")
+@execution_options
+@state_option
+@json_option
+@handle_errors
+def execute(deployment: str | None, operation: str, nodes: tuple[str, ...], instances: tuple[str, ...],
+            params: tuple[str, ...], concurrency: int, retries: int, retry_interval: float,
+            operation_timeout: float, secrets_file: str | None, debug: bool, state: Path, state_recover: bool,
+            as_json: bool) -> None:
+    """Run a custom operation a plugin declares (see 'orchestrator operations') on started instances.
+
+    Every started instance that offers OPERATION runs it, in parallel, unless --node or
+    --instance choose. Its inputs are checked against the declared schema before anything
+    runs. Each instance's result is printed and kept as an event. Exits 1 if one failed.
+
+    \b
+    Examples:
+      orchestrator execute -d web reboot --node vm
+      orchestrator execute -d web logs --instance app_0 -p tail=20
+      orchestrator execute -d web exec -p 'command=[sh, -c, "df -h"]' --json
+    """
+    if nodes and instances:
+        _fail("error: choose instances with --node or with --instance, not both", 2)
+    orch = _orchestrator(state, state_recover)
+    prepared = orch.prepare_execute(deployment, operation, params, nodes, instances, _secrets(secrets_file))
+    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
+                      operation_timeout=operation_timeout)
+    interrupt = Interrupt()
+    with signals.stop_requests(interrupt):
+        if not as_json and sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
+            assert prepared.steps is not None
+            with LiveProgress(prepared.steps) as progress:
+                result = prepared.run(options, [progress], interrupt)
+        else:
+            result = prepared.run(options, [output.stop_notice_listener], interrupt)
+    data = output.execute_data(prepared, operation, result)
+    if as_json:
+        output.echo_json(data)
+    else:
+        output.print_execute(data, result, debug)
+    _exit_after(result)
+
+
+@cli.command()
+@deployment_option
+@state_option
+@json_option
+@handle_errors
+def operations(deployment: str | None, state: Path, state_recover: bool, as_json: bool) -> None:
+    """List the custom operations each node template of a deployment offers, with their inputs."""
+    orch = _orchestrator(state, state_recover)
+    name, nodes = orch.operations(deployment)
+    if as_json:
+        output.echo_json({"deployment": name, "nodes": nodes})
+    else:
+        output.print_operations(name, nodes)
+
+
+@cli.command()
+@deployment_option
 @execution_options
 @click.option("--ignore-failures", is_flag=True,
               help="Go on past failing stop/delete operations (after their retries) and uninstall everything "
@@ -586,16 +651,21 @@ def plugins_list(as_json: bool) -> None:
 
     Exits 1 when a plugin failed to load (warnings do not count).
     """
+    from orchestrator.operations import Catalogue, describe
     from orchestrator.plugins import near_miss_entry_points
 
     pm = get_plugin_manager()
     pm.load_errors.extend(near_miss_entry_points())
     infos = pm.plugin_infos()
+    declared = Catalogue(pm).node_types
+    operations = {i.name: {t: [describe(op) for op in declared[t].own_operations.values()]
+                           for t in i.types if t in declared and declared[t].own_operations} for i in infos}
     failed = any(e.fatal for e in pm.load_errors)
     if as_json:
         output.echo_json({
             "plugins": [{"name": i.name, "distribution": i.distribution, "version": i.version,
-                         "module": i.module, "types": i.types, "hooks": i.hooks, "wrappers": i.wrappers}
+                         "module": i.module, "types": i.types, "hooks": i.hooks, "wrappers": i.wrappers,
+                         "operations": operations[i.name]}
                         for i in infos],
             "errors": [{"plugin": e.plugin, "distribution": e.distribution, "version": e.version,
                         "error": e.error, "fatal": e.fatal} for e in pm.load_errors],
@@ -608,6 +678,8 @@ def plugins_list(as_json: bool) -> None:
             click.echo(f"  types:    {', '.join(i.types)}")
         if i.hooks:
             click.echo(f"  hooks:    {', '.join(i.hooks)}")
+        for type_name, ops in operations[i.name].items():
+            click.echo(f"  operations of {type_name}: {', '.join(op['name'] for op in ops)}")
         if i.wrappers:
             click.echo(f"  wrappers: {', '.join(i.wrappers)}")
     for e in pm.load_errors:

@@ -114,3 +114,78 @@ def print_summary(result: ExecutionResult, debug: bool) -> None:
         click.echo(f"  may have been left behind: {', '.join(sorted({f.instance for f in left}))} "
                    f"(their runtime properties are kept; 'status' lists them, a rerun of uninstall retries them)",
                    err=True)
+
+
+def execute_data(prepared: Any, operation: str, result: ExecutionResult) -> dict[str, Any]:
+    """Per selected instance (in plan order), what the custom operation returned or why it failed."""
+    plan, steps = prepared.plan, prepared.steps
+    failures = {f.instance: f for f in result.failures}
+    items = []
+    for iid in steps.phases[0].instances():
+        item: dict[str, Any] = {"instance": iid, "node": plan.instances[iid].node}
+        if iid in failures:
+            item.update(status="failed", error=failures[iid].message)
+        elif iid in result.results:
+            item.update(status="succeeded", result=result.results[iid])
+        else:
+            item.update(status="not run")
+        items.append(item)
+    counts = {s: sum(1 for i in items if i["status"] == s) for s in ("succeeded", "failed", "not run")}
+    return {"deployment": result.deployment, "operation": operation, "execution": result.execution,
+            "status": result.status, "duration": round(result.duration, 3), "results": items, "summary": counts}
+
+
+def _result_text(value: Any) -> str:
+    if value is None:
+        return "done"
+    if isinstance(value, str):
+        return value
+    compact = json.dumps(value, ensure_ascii=False, default=str)
+    return compact if len(compact) <= 100 else json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def print_execute(data: dict[str, Any], result: ExecutionResult, debug: bool) -> None:
+    """Each instance's result (a text as it is, other values as JSON), then one summary line."""
+    for item in data["results"]:
+        if item["status"] == "succeeded":
+            text = _result_text(item["result"]).rstrip("\n")
+            if "\n" in text:
+                click.echo(f"{item['instance']}:")
+                click.echo("\n".join(f"  {line}" for line in text.split("\n")))
+            else:
+                click.echo(f"{item['instance']}: {text}")
+        elif item["status"] == "failed":
+            click.echo(f"{item['instance']}: FAILED: {item['error']}", err=True)
+        else:
+            click.echo(f"{item['instance']}: not run (the execution stopped first)", err=True)
+    summary = data["summary"]
+    parts = [f"{summary['succeeded']} succeeded"] + [f"{summary[k]} {k}" for k in ("failed", "not run") if summary[k]]
+    # on stderr: stdout holds only the results (``execute ... > out.txt``)
+    click.echo(f"{data['operation']} on {len(data['results'])} instance{'s' if len(data['results']) != 1 else ''} "
+               f"of deployment '{data['deployment']}': {', '.join(parts)} in {result.duration:.2f}s", err=True)
+    for note in result.notes:
+        click.echo(f"  {note}", err=True)
+    if debug:
+        for failure in result.failures:
+            if failure.traceback:
+                click.echo(failure.traceback, err=True)
+
+
+def print_operations(deployment: str, nodes: list[dict[str, Any]]) -> None:
+    """Per node template, its operations with a line per input (type, default, description)."""
+    if not nodes:
+        click.echo(f"deployment '{deployment}': its node types declare no custom operations")
+        return
+    click.echo(f"deployment '{deployment}'")
+    for node in nodes:
+        started = len(node["started"])
+        click.echo(f"  {node['node']} ({node['type']}, {started} of {node['instances']} instances started)")
+        width = max(len(op["name"]) for op in node["operations"])
+        for op in node["operations"]:
+            click.echo(f"    {op['name']:<{width}}  {op['description']}".rstrip())
+            for name, spec in op["inputs"].items():
+                kind = spec["type"] or "any"
+                extra = " (required)" if spec["required"] else (
+                    f" = {json.dumps(spec['default'], default=str)}" if "default" in spec else "")
+                desc = f"  {spec['description']}" if spec.get("description") else ""
+                click.echo(f"    {'':<{width}}    -p {name}: {kind}{extra}{desc}")

@@ -36,8 +36,8 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def parse_input_args(args: Iterable[str], problems: Problems) -> dict[str, GivenInput]:
-    """Read every ``-i`` argument; later arguments override earlier ones."""
+def parse_input_args(args: Iterable[str], problems: Problems, label: str = "<-i>") -> dict[str, GivenInput]:
+    """Read every ``-i`` argument (``-p`` for ``label="<-p>"``); later arguments override earlier ones."""
     given: dict[str, GivenInput] = {}
     for n, arg in enumerate(args, start=1):
         if _PAIR.match(arg) and not Path(arg).is_file():
@@ -45,20 +45,19 @@ def parse_input_args(args: Iterable[str], problems: Problems) -> dict[str, Given
             for part in arg.split(";"):
                 if part.strip():
                     key, sep, value = part.partition("=")
-                    mark = Mark("<-i>", n, col + len(key) + 1)
+                    mark = Mark(label, n, col + len(key) + 1)
                     if not sep or not key.strip():
-                        problems.add(Mark("<-i>", n, col), f"expected KEY=VALUE, got {shown(repr(part))}")
+                        problems.add(Mark(label, n, col), f"expected KEY=VALUE, got {shown(repr(part))}")
                     else:
-                        name_mark = Mark("<-i>", n, col + len(key) - len(key.lstrip()))
+                        name_mark = Mark(label, n, col + len(key) - len(key.lstrip()))
                         given[key.strip()] = GivenInput(value, mark, text=True, name_mark=name_mark)
                 col += len(part) + 1
             continue
         path = Path(arg)
-        label = display_path(path)
         if not path.is_file():
-            problems.add(Mark("<-i>", n, 1), f"inputs file '{shown(arg)}' does not exist (and is not KEY=VALUE)")
+            problems.add(Mark(label, n, 1), f"inputs file '{shown(arg)}' does not exist (and is not KEY=VALUE)")
             continue
-        data = read_yaml_file(path, label, problems)
+        data = read_yaml_file(path, display_path(path), problems)
         if data is None:
             continue
         if not isinstance(data, dict):

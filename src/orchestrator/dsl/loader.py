@@ -279,6 +279,13 @@ def _build_types(sections: Mapping[str, YDict], sources: Sequence[TypeSource],
     return defined
 
 
+def plugin_types(sources: Sequence[TypeSource]) -> dict[str, dict[str, TypeDef]]:
+    """The types the plugins register, per section, resolved (operations included); problems
+    are the plugins' own and were reported when they loaded."""
+    empty = {name: merged_mapping() for name in MERGED_SECTIONS}
+    return _build_types(empty, sources, Problems())
+
+
 def plugin_type_source(plugin: str, result: Any) -> TypeSource:
     """Normalise one ``register_types()`` result (mapping or YAML text) into a TypeSource.
 
@@ -643,4 +650,4 @@ def _read_outputs(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems: P
         bp.outputs[str(name)] = Output(str(name), value, description_of(body, f"output '{shown(name)}'", problems), omark)
 
 
-__all__ = ["load_blueprint", "plugin_type_source"]
+__all__ = ["load_blueprint", "plugin_type_source", "plugin_types"]

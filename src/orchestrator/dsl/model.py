@@ -44,6 +44,16 @@ class PropertyDef:
 
 
 @attrs.define(slots=True)
+class OperationDef:
+    """A custom operation a plugin declares on its node type (``orchestrator execute``)."""
+
+    name: str
+    description: str
+    inputs: dict[str, PropertyDef]
+    mark: Mark = NOWHERE
+
+
+@attrs.define(slots=True)
 class TypeDef:
     """A node type, relationship type or data type after ``derived_from`` is resolved."""
 
@@ -57,6 +67,8 @@ class TypeDef:
     properties: dict[str, PropertyDef] = attrs.field(factory=dict)
     hierarchy: list[str] = attrs.field(factory=list)  # root first, itself last
     owner: str | None = None  # plugin whose hooks run for this type (routing)
+    own_operations: dict[str, OperationDef] = attrs.field(factory=dict)
+    operations: dict[str, OperationDef] = attrs.field(factory=dict)  # its own and its ancestors'
 
 
 @attrs.define(slots=True)

@@ -7,17 +7,19 @@ ancestor (contract §2).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
 
-from orchestrator.dsl.model import PropertyDef, TypeDef
+from orchestrator.dsl.model import OperationDef, PropertyDef, TypeDef
 from orchestrator.dsl.problems import Mark, Pending, Problems, did_you_mean, shown
 from orchestrator.dsl.schema import PRIMITIVE_TYPES, description_of, parse_property_defs
 from orchestrator.dsl.yaml_source import YDict, key_mark, mark_of
 
-TYPE_KEYS = ("derived_from", "properties", "description")
+TYPE_KEYS = ("derived_from", "properties", "description", "operations")
+OPERATION_KEYS = ("description", "inputs")
 KINDS = {"node_types": "node type", "relationships": "relationship type", "data_types": "data type"}
 
 
@@ -62,6 +64,15 @@ def parse_type_section(
         props = parse_property_defs(body.get("properties"), mark_of(body, "properties"), "property", problems,
                                     owner=f"{kind} '{shown(name)}'")
         new = TypeDef(kind, name, parent, props, mark, body, plugin=plugin)
+        if "operations" in body:
+            if plugin is None:
+                problems.add(key_mark(body, "operations"), f"{kind} '{shown(name)}': operations are declared by the "
+                             "plugin that runs them (in register_types), not in a blueprint")
+            elif section != "node_types":
+                problems.add(key_mark(body, "operations"), f"{kind} '{shown(name)}': only node types have operations")
+            else:
+                new.own_operations = parse_operations(body["operations"], mark_of(body, "operations"),
+                                                      f"{kind} '{shown(name)}'", problems)
         old = defined.get(name)
         if old is not None:
             if section == "data_types" and old.plugin and plugin and old.raw == body:
@@ -75,6 +86,38 @@ def parse_type_section(
                 problems.inexact |= isinstance(old.mark, Pending)
             continue
         defined[name] = new
+
+
+def parse_operations(raw: Any, mark: Mark, owner: str, problems: Problems) -> dict[str, OperationDef]:
+    """``operations: {NAME: {description: ..., inputs: {NAME: property definition}}}``."""
+    if not isinstance(raw, dict):
+        problems.add(mark, f"{owner}: operations must be a mapping of operation name to its definition")
+        return {}
+    result = {}
+    for name, body in raw.items():
+        name = str(name)
+        where = f"{owner}: operation '{shown(name)}'"
+        omark = key_mark(raw, name)
+        if not re.fullmatch(r"[A-Za-z_][\w-]*", name):
+            problems.add(omark, f"{where}: an operation name is a word (letters, digits, _ and -)")
+            continue
+        if name in RESERVED_OPERATIONS:
+            problems.add(omark, f"{where}: {name} is a lifecycle operation, not a custom one")
+            continue
+        body = {} if body is None else body
+        if not isinstance(body, dict):
+            problems.add(omark, f"{where} must be a mapping (description, inputs)")
+            continue
+        for key in body:
+            if key not in OPERATION_KEYS:
+                problems.add(key_mark(body, key), f"unknown key '{shown(key)}' in {where}{did_you_mean(key, OPERATION_KEYS)}")
+        inputs = parse_property_defs(body.get("inputs"), mark_of(body, "inputs"), "input", problems, owner=where)
+        result[name] = OperationDef(name, description_of(body, where, problems), inputs, omark)
+    return result
+
+
+RESERVED_OPERATIONS = ("create", "configure", "start", "stop", "delete", "update", "check_drift",
+                       "preconfigure", "postconfigure", "establish", "unlink")
 
 
 def resolve_types(defined: dict[str, TypeDef], problems: Problems) -> None:
@@ -119,10 +162,12 @@ def resolve_types(defined: dict[str, TypeDef], problems: Problems) -> None:
             parent = defined[c.derived_from] if c.derived_from is not None else None
             if parent is None:
                 c.hierarchy, c.properties, c.owner = [c.name], dict(c.own_properties), c.plugin
+                c.operations = dict(c.own_operations)
             else:
                 c.hierarchy = [*parent.hierarchy, c.name]
                 c.properties = merge_properties(parent.properties, c.own_properties)
                 c.owner = c.plugin or parent.owner
+                c.operations = {**parent.operations, **c.own_operations}
 
 
 def check_data_types(data_types: Mapping[str, TypeDef], problems: Problems) -> None:
@@ -191,7 +236,8 @@ def merge_properties(parent: Mapping[str, PropertyDef], own: Mapping[str, Proper
 def check_property_types(types: Iterable[TypeDef], data_types: Mapping[str, TypeDef], problems: Problems) -> None:
     """Every property's ``type`` and ``entry_schema`` names a primitive or a data type."""
     for t in types:
-        for prop in t.own_properties.values():
+        inputs = [(f"operation '{shown(o.name)}': input", p) for o in t.own_operations.values() for p in o.inputs.values()]
+        for what, prop in [*(("property", p) for p in t.own_properties.values()), *inputs]:
             for key, name in (("type", prop.type), ("entry_schema", prop.entry_schema)):
                 if name is not None and name not in PRIMITIVE_TYPES and name not in data_types:
                     where = mark_of(prop.raw, key) if isinstance(prop.raw, dict) else prop.mark
@@ -199,7 +245,7 @@ def check_property_types(types: Iterable[TypeDef], data_types: Mapping[str, Type
                         where = mark_of(prop.raw[key], "type")  # the {type: NAME} form
                     problems.add(
                         where,
-                        f"{t.kind} '{shown(t.name)}': property '{shown(prop.name)}' has unknown type '{shown(name)}'"
+                        f"{t.kind} '{shown(t.name)}': {what} '{shown(prop.name)}' has unknown type '{shown(name)}'"
                         f"{did_you_mean(name, [*PRIMITIVE_TYPES, *data_types])}",
                     )
 

@@ -221,12 +221,14 @@ class BlueprintContext:
 class OperationInfo:
     """``ctx.operation``: the running operation and its retry budget."""
 
-    __slots__ = ("max_retries", "name", "retry_number")
+    __slots__ = ("inputs", "max_retries", "name", "retry_number")
 
-    def __init__(self, name: str, retry_number: int, max_retries: int) -> None:
+    def __init__(self, name: str, retry_number: int, max_retries: int,
+                 inputs: Mapping[str, Any] | None = None) -> None:
         self.name = name
         self.retry_number = retry_number
         self.max_retries = max_retries
+        self.inputs = dict(inputs or {})  # a custom operation's inputs (run_operation)
 
     def retry(self, message: str = "operation asked to be retried", after: float | None = None) -> None:
         """Ask the engine to run this operation again (after ``after`` seconds)."""

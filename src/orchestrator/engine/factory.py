@@ -51,13 +51,16 @@ class ContextFactory:
 
     def operation(self, inst: PlannedInstance, op: str, attempt: int, relationship: int | None,
                   owner: str | None, live: Callable[[], bool] | None = None,
-                  changes: Mapping[str, tuple[Any, Any]] | None = None) -> OperationContext:
+                  changes: Mapping[str, tuple[Any, Any]] | None = None,
+                  custom: tuple[str, Mapping[str, Any]] | None = None) -> OperationContext:
         """The ``ctx`` of operation ``op`` of ``inst`` (of its ``relationship``-th relationship);
         ``live()`` turns False once the operation timed out or was abandoned: from then on what
         its hook does is discarded."""
         plan = self.plan
         node = plan.nodes[inst.node]
-        operation = OperationInfo(op, attempt, self.max_retries)
+        if custom is not None:  # run_operation: the operation is the one declared
+            op = custom[0]
+        operation = OperationInfo(op, attempt, self.max_retries, custom[1] if custom is not None else None)
         logger = OperationLogger(f"{inst.id}.{op}", self._log(inst.id, op, owner, live))
         persist, records = self.persist, self.records
         if relationship is None:

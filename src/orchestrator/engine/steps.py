@@ -15,6 +15,7 @@ import json
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -29,6 +30,8 @@ from orchestrator.engine.workflows import Phase, Step
 from orchestrator.errors import NonRecoverableError, RecoverableError, SkipOperation
 from orchestrator.plan import PlannedInstance
 from orchestrator.state import StateStore
+
+RESULT_EVENT_LIMIT = 65536  # characters of a custom operation's result kept in its event
 
 
 class Deferred(Exception):
@@ -149,7 +152,8 @@ class StepRunner:
             owner = rel.owner if rel is not None else node.owner
             caller = ex.dispatcher.caller(owner, step.op)
             if caller is None:  # nothing implements it: nothing to do
-                rec.ops[step.key] = "succeeded"
+                if not step.transient:
+                    rec.ops[step.key] = "succeeded"
                 continue
             try:
                 if step.transient:
@@ -229,9 +233,12 @@ class StepRunner:
         ex = self.ex
         attempt = ex.attempts.pop((inst.id, step.key), 0) if ex.attempts else 0
         op = Running(inst.id, step, attempt, owner, timeout or ex.options.operation_timeout)
-        ctx = self.contexts.operation(inst, step.op, attempt, step.relationship, owner, op.live)
+        spec = self.phase.custom if step.op == "run_operation" else None
+        custom = (spec[0], spec[1].get(inst.node, {})) if spec is not None else None
+        ctx = self.contexts.operation(inst, step.op, attempt, step.relationship, owner, op.live, custom=custom)
         sink = ex.sink
-        self.emit(sink.make("operation_started", f"{step.op} started", rec.id, step.op, owner))
+        name = custom[0] if custom is not None else step.op
+        self.emit(sink.make("operation_started", f"{name} started", rec.id, name, owner))
         ex.operations += 1
         try:
             result = self._call_hook(caller, ctx, op)
@@ -240,19 +247,36 @@ class StepRunner:
         except Exception as exc:
             if isinstance(exc, RecoverableError) and attempt < ex.options.retries:
                 self.retry_later(inst.id, step, owner, attempt, _message(exc), backoff(ex.options, exc, attempt))
-            return self._check_failed(inst, step, owner, _message(exc), exc)
+            return self._check_failed(inst, name, owner, _message(exc), exc)
         except BaseException as exc:
-            return self._check_failed(inst, step, owner, f"{_message(exc)} (raised by the plugin)", exc)
+            return self._check_failed(inst, name, owner, f"{_message(exc)} (raised by the plugin)", exc)
+        if custom is not None:  # what a custom operation returned is kept with the events, secrets masked
+            result = self._custom_result(result, sink.masker)
+            text = json.dumps(result, ensure_ascii=False)
+            if len(text) > RESULT_EVENT_LIMIT:
+                text = f"{text[:RESULT_EVENT_LIMIT]}... ({len(text)} characters; shown whole by execute)"
+            self.emit(sink.make("operation_result", text, rec.id, name, owner))
         ex.results[inst.id] = result
-        self.emit(sink.make("operation_succeeded", f"{step.op} succeeded", rec.id, step.op, owner))
+        self.emit(sink.make("operation_succeeded", f"{name} succeeded", rec.id, name, owner))
         return True
 
-    def _check_failed(self, inst: PlannedInstance, step: Step, owner: str | None, message: str,
+    @staticmethod
+    def _custom_result(result: Any, masker: Callable[[str], str]) -> Any:
+        """A custom operation's result as JSON data (what is not JSON-able becomes its ``str``),
+        with every secret the deployment uses masked."""
+        text = json.dumps(result, default=str, ensure_ascii=False)
+        masked = masker(text)
+        try:
+            return json.loads(masked)
+        except ValueError:  # a mask cut through JSON syntax: the masked text itself
+            return masked
+
+    def _check_failed(self, inst: PlannedInstance, name: str, owner: str | None, message: str,
                       exc: BaseException) -> bool:
         ex = self.ex
         masker = ex.sink.masker
-        self.emit(ex.sink.make("operation_failed", f"{step.op} failed: {message}", inst.id, step.op, owner, "error"))
-        ex.failures.append(Failure(inst.id, step.op, owner, masker(message),
+        self.emit(ex.sink.make("operation_failed", f"{name} failed: {message}", inst.id, name, owner, "error"))
+        ex.failures.append(Failure(inst.id, name, owner, masker(message),
                                    masker("".join(traceback.format_exception(exc)))))
         return False
 

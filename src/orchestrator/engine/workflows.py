@@ -51,6 +51,7 @@ class Phase:
     removes: bool | frozenset[str] = False  # (these) instances are gone once done: records cleared
     only: frozenset[str] | None = None
     version: int | None = None  # once done, the instance is of this plan version
+    custom: tuple[str, Mapping[str, Mapping[str, Any]]] | None = None  # run_operation: (operation, inputs per node)
     changes: Mapping[str, Mapping[str, tuple[Any, Any]]] = attrs.field(factory=dict)  # ctx.changes of updates
 
     def removing(self, iid: str) -> bool:
@@ -250,5 +251,15 @@ def drift(plan: Plan, instances: frozenset[str], execution: int | None) -> Workf
     return Workflow("drift", [Phase("drift", plan, "any", lambda inst, rec: [check], only=instances)])
 
 
+def execute(plan: Plan, instances: frozenset[str], operation: str,
+            inputs: Mapping[str, Mapping[str, Any]]) -> Workflow:
+    """A custom operation (``run_operation``) on the selected instances, all at once, with the
+    inputs checked for each node template (``inputs[node]``); recorded as events, never on
+    the instances."""
+    step = Step("run_operation", f"run_operation:{operation}", None, None, None, transient=True)
+    return Workflow("execute", [Phase("execute", plan, "any", lambda inst, rec: [step], only=instances,
+                                      custom=(operation, {n: dict(v) for n, v in inputs.items()}))])
+
+
 WORKFLOWS: dict[str, Callable[..., Workflow]] = {"install": install, "uninstall": uninstall, "update": update,
-                                                 "drift": drift}
+                                                 "drift": drift, "execute": execute}

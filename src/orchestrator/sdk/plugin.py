@@ -19,10 +19,11 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from orchestrator import hookimpl, hookspecs
+from orchestrator import NonRecoverableError, hookimpl, hookspecs
 from orchestrator.sdk.resources import Relationship, Resource
 
 VALIDATE = "validate_node"
+RUN_OPERATION = "run_operation"
 
 
 def ctx_hooks() -> tuple[str, ...]:
@@ -51,8 +52,14 @@ class Plugin:
         if types is not None and "register_types" not in defined:
             self.register_types = hookimpl(specname="register_types")(lambda: self.types)
         for hook in ctx_hooks():
+            if hook == RUN_OPERATION:
+                continue
             if hook not in defined and any(callable(getattr(c, hook, None)) for c in self.classes.values()):
                 setattr(self, hook, hookimpl(specname=hook)(self._router(hook)))
+        self.operations = _declared_operations(types)  # type -> its own custom operations' names
+        if RUN_OPERATION not in defined and any(
+                callable(getattr(cls, op, None)) for t, cls in self.classes.items() for op in self._operations_of(t)):
+            self.run_operation = hookimpl(specname=RUN_OPERATION)(lambda ctx: self._run_operation(ctx))
         if VALIDATE not in defined and any(_validates(c) for c in self.classes.values()):
             self.validate_node = hookimpl(specname=VALIDATE)(lambda node: self._validate(node))
 
@@ -73,7 +80,23 @@ class Plugin:
     def handles(self, hook: str, hierarchy: Iterable[str]) -> bool:
         """Whether the class of a type (``hierarchy``, root first) implements ``hook``."""
         cls = self.class_for(hierarchy)
+        if hook == RUN_OPERATION:
+            return cls is not None and any(callable(getattr(cls, op, None)) for t in hierarchy
+                                           for op in self._operations_of(t))
         return cls is not None and callable(getattr(cls, hook, None))
+
+    def _operations_of(self, type_name: str) -> list[str]:
+        return self.operations.get(type_name, [])
+
+    def _run_operation(self, ctx: Any) -> Any:
+        """``run_operation``: the method named like the operation, on the type's class, called
+        with the (checked) inputs as keyword arguments."""
+        cls = self.class_for(ctx.node.type_hierarchy)
+        method = getattr(cls, ctx.operation.name, None) if cls is not None else None
+        if not callable(method):
+            raise NonRecoverableError(f"{ctx.node.type} declares operation '{ctx.operation.name}' but its class "
+                                      f"{getattr(cls, '__name__', None)} has no method of that name")
+        return getattr(cls(ctx), ctx.operation.name)(**ctx.operation.inputs)
 
     def _router(self, hook: str) -> Callable[[Any], Any]:
         def route(ctx: Any) -> Any:
@@ -90,6 +113,19 @@ class Plugin:
     def _validate(self, node: Any) -> list[Any]:
         cls = self.class_for(node.type_hierarchy)
         return list(cls.validate(node) or ()) if cls is not None else []
+
+
+def _declared_operations(types: Mapping[str, Any] | str | None) -> dict[str, list[str]]:
+    """Each node type's custom operations, as ``register_types`` declares them."""
+    if isinstance(types, str):
+        import yaml
+
+        types = yaml.safe_load(types)
+    node_types = (types or {}).get("node_types") if isinstance(types, Mapping) else None
+    if not isinstance(node_types, Mapping):
+        return {}
+    return {name: list(body.get("operations") or {}) for name, body in node_types.items()
+            if isinstance(body, Mapping) and isinstance(body.get("operations"), Mapping)}
 
 
 def _validates(cls: type) -> bool:
