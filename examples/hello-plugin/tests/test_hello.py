@@ -249,3 +249,19 @@ def test_day_two_a_new_path_replaces_the_file(hello, tmp_path):
     assert run.calls_of("delete") == ["readme_0"] and run.calls_of("create") == ["readme_0"]
     assert (out / "README.txt").exists() and not (out / "README").exists()
     assert (out / "MANIFEST").read_text() == "README.txt\ngreeting.txt\n"
+
+
+def test_cat_shows_a_file_and_checks_its_inputs(hello, tmp_path):
+    from orchestrator import BlueprintError
+
+    out = tmp_path / "out"
+    assert hello.install(BLUEPRINT, inputs={"directory": str(out), "name": "Ada"}).ok
+    assert hello.execute("cat", {"lines": 1}, nodes=["greeting"]) == {"greeting_0": "Hello, Ada!\n"}
+    assert hello.execute("cat", nodes=["readme"]) == {"readme_0": "This directory greets Ada.\n"}
+    file = hello.node("hello.File", {"path": str(tmp_path / "x.txt")})
+    file.call("create")
+    with pytest.raises(BlueprintError, match="input 'lines' of operation 'cat': -1 is not greater than or equal to 0"):
+        file.operation("cat", lines=-1)
+    (tmp_path / "x.txt").unlink()
+    with pytest.raises(NonRecoverableError, match="is gone"):
+        file.operation("cat")

@@ -13,8 +13,8 @@ Types
 Built with ``orchestrator.sdk``: one class per type, one method per operation; the
 entry point names the ``plugin`` object at the bottom. Day 2: a file's content and mode
 change in place (``update``); a new ``path`` replaces it (``replace_on_change``), and so
-does a directory's; ``check_drift`` compares what is on disk with what was written.
-Every operation is idempotent,
+does a directory's; ``check_drift`` compares what is on disk with what was written; the
+custom operation ``cat`` shows a file. Every lifecycle operation is idempotent,
 so a retried or resumed one is safe: ``create`` adopts a file that already has our
 content (written by an attempt that crashed before saving), ``delete`` is fine when
 the file is already gone.
@@ -65,6 +65,12 @@ TYPES: dict[str, Any] = {
                 "mode": {"type": "integer", "default": 420,  # 0o644
                          "constraints": [{"in_range": [0, 511]}],  # 0o000 .. 0o777
                          "description": "Permission bits, in decimal (420 is 0o644)."},
+            },
+            "operations": {  # orchestrator execute -d NAME cat [-p lines=N]
+                "cat": {"description": "The file's content as it is on disk now.",
+                        "inputs": {"lines": {"type": "integer", "default": 0,
+                                             "constraints": [{"greater_or_equal": 0}],
+                                             "description": "Only the first N lines (0: all)."}}},
             },
         },
     },
@@ -168,6 +174,15 @@ class File(Resource):
         if mode != self.properties["mode"]:
             drift["mode"] = {"recorded": oct(self.properties["mode"]), "actual": oct(mode)}
         return drift or None
+
+    def cat(self, lines: int) -> str:
+        """The custom operation ``cat`` (``orchestrator execute``): reads, changes nothing."""
+        path = Path(self.runtime.get("path") or self.path())
+        try:
+            text = path.read_text("utf-8", errors="replace")
+        except FileNotFoundError:
+            raise NonRecoverableError(f"{path} is gone (orchestrator heal writes it again)") from None
+        return "".join(text.splitlines(keepends=True)[:lines]) if lines else text
 
     def delete(self) -> None:
         ours = "path" in self.runtime
