@@ -50,6 +50,9 @@ from orchestrator.state import (
     InstanceRow,
     LockInfo,
     StateStore,
+    display,
+    open_store,
+    state_exists,
 )
 from orchestrator.state.leases import LeaseKeeper, lease_seconds
 
@@ -83,7 +86,7 @@ class Orchestrator:
     """
 
     pm: PluginManager = attrs.field(factory=get_plugin_manager)
-    state_path: Path = DEFAULT_STATE
+    state_path: Path | str = DEFAULT_STATE  # a SQLite file, or a postgresql:// URL
     recover: bool = False
     _store: StateStore | None = None
 
@@ -92,15 +95,20 @@ class Orchestrator:
         """The state, open for writing."""
         if self._store is None or not self._store.writable:
             self.close()
-            self._store = StateStore(self.state_path, recover=self.recover)
+            self._store = open_store(self.state_path, recover=self.recover)
         return self._store
 
     @property
     def reader(self) -> StateStore:
         """The state, open for reading (a missing file is "no state at PATH")."""
         if self._store is None:
-            self._store = StateStore(self.state_path, create=False, recover=self.recover)
+            self._store = open_store(self.state_path, create=False, recover=self.recover)
         return self._store
+
+    @property
+    def where(self) -> str:
+        """The state's location fit to print (a URL without its password)."""
+        return display(self.state_path)
 
     def close(self) -> None:
         if self._store is not None:
@@ -145,7 +153,7 @@ class Orchestrator:
         name = deployment or deployment_id_for(path)
         for template, count in (counts or {}).items():
             bp.templates[template].instances = count
-        store = self.store if write else (self.reader if self.state_path.exists() else None)
+        store = self.store if write else (self.reader if state_exists(self.state_path) else None)
         row = store.get_deployment(name) if store is not None else None
         rows = store.instances(name) if row is not None and store is not None else {}
         current = Plan.from_json(row.plan) if row is not None else None
@@ -234,7 +242,7 @@ class Orchestrator:
         proposal = self.propose(path, inputs, deployment, secrets, write=True)
         if proposal.base is None:
             known = ", ".join(self.store.deployment_ids()) or "none"
-            raise UsageError(f"no deployment '{proposal.deployment}' in {self.state_path} to update (known: {known}); "
+            raise UsageError(f"no deployment '{proposal.deployment}' in {self.where} to update (known: {known}); "
                              f"install it first")
         self._check_secrets(proposal.plan, secrets, proposal.blueprint)
         workflow = workflows.update(proposal.diff, proposal.plan, proposal.version, proposal.old_plans)
@@ -520,14 +528,14 @@ class Orchestrator:
         if deployment is None:
             ids = store.deployment_ids()
             if not ids:
-                raise UsageError(f"no deployments in {self.state_path}; run install first")
+                raise UsageError(f"no deployments in {self.where}; run install first")
             if len(ids) > 1:
-                raise UsageError(f"several deployments in {self.state_path} ({', '.join(ids)}); choose one with -d")
+                raise UsageError(f"several deployments in {self.where} ({', '.join(ids)}); choose one with -d")
             deployment = ids[0]
         row = store.get_deployment(deployment)
         if row is None:
             known = ", ".join(store.deployment_ids()) or "none"
-            raise UsageError(f"no deployment '{deployment}' in {self.state_path} (known: {known})")
+            raise UsageError(f"no deployment '{deployment}' in {self.where} (known: {known})")
         return row
 
     def status(self, deployment: str | None = None) -> tuple[DeploymentRow, Plan, dict[str, InstanceRow]]:

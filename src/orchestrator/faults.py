@@ -30,7 +30,7 @@ import attrs
 from orchestrator import hookimpl
 from orchestrator.errors import RecoverableError
 from orchestrator.hookspecs import LIFECYCLE_HOOKS, RELATIONSHIP_OPERATIONS
-from orchestrator.state import StateStore
+from orchestrator.state import SqliteStore
 
 
 @attrs.define(frozen=True)
@@ -54,7 +54,7 @@ class SimulatedCrash(BaseException):
     """The process "dies" here: nothing after this point runs or is recorded."""
 
 
-class CrashableStore(StateStore):
+class CrashableStore(SqliteStore):
     """The state as a process that dies at a simulated crash leaves it: once the crash fired,
     no instance write lands (the execution's own end is still recorded, so the next run
     needs no lock takeover)."""

@@ -55,6 +55,7 @@ from orchestrator.hookspecs import LIFECYCLE_HOOKS, RELATIONSHIP_OPERATIONS
 from orchestrator.plan import Plan, PlannedInstance, PlannedRelationship, build_plan
 from orchestrator.plugins import PluginManager, get_plugin_manager
 from orchestrator.secrets import Secrets
+from orchestrator.state import NullStore
 
 FAST = Options(concurrency=10, retries=5, retry_interval=0.01, max_backoff=0.05)
 
@@ -315,7 +316,7 @@ class Harness:
             inst = PlannedInstance(node.id, node.node.name, node.instance.host_id, [rel.relationship])
             instances[node.id] = inst
         plan = Plan(nodes, instances, {}, str(self.tmp_path / "blueprint.yaml"))
-        sink = EventSink(None, node.deployment, None)
+        sink = EventSink(NullStore(), node.deployment, None)
         sink.listeners.append(node.events.append)
 
         def emit(level: str, text: str, instance: str, op: str, owner: str | None) -> None:

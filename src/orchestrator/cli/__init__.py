@@ -28,7 +28,7 @@ from orchestrator.engine.results import ExecutionResult
 from orchestrator.errors import PluginError, StateError, StateLockedError, StatePathError
 from orchestrator.plugins import get_plugin_manager
 from orchestrator.secrets import load_secrets
-from orchestrator.state import DEFAULT_STATE
+from orchestrator.state import DEFAULT_STATE, display, is_url
 
 
 def _fail(message: str, code: int) -> None:
@@ -61,10 +61,16 @@ def state_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--state-recover", "state_recover", is_flag=True,
                       help="If the state file is damaged, or lost deployments it had, put back the copy taken "
                            "when the last execution started (STATE.backup); the damaged file is kept aside.")(fn)
-    return click.option("--state", "state", type=click.Path(path_type=Path),
+    return click.option("--state", "state", metavar="PATH|URL", callback=_state_location,
                         default=lambda: os.environ.get("ORCHESTRATOR_STATE", str(DEFAULT_STATE)),
                         show_default=str(DEFAULT_STATE),
-                        help="SQLite state file (environment: ORCHESTRATOR_STATE).")(fn)
+                        help="The state: a SQLite file, or a PostgreSQL database as postgresql://USER@HOST/DB "
+                             "(password from ~/.pgpass or PGPASSWORD; environment: ORCHESTRATOR_STATE).")(fn)
+
+
+def _state_location(ctx: click.Context, param: click.Parameter, value: str) -> Path | str:
+    """A path stays a path; a ``postgresql://`` URL stays text."""
+    return value if is_url(value) else Path(value)
 
 
 def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -106,7 +112,7 @@ def execution_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _orchestrator(state: Path | None = None, recover: bool = False, plugins: bool = True) -> Orchestrator:
+def _orchestrator(state: Path | str | None = None, recover: bool = False, plugins: bool = True) -> Orchestrator:
     pm = get_plugin_manager() if plugins else get_plugin_manager(entry_points=False)
     for error in pm.load_errors:
         click.echo(f"{'error' if error.fatal else 'warning'}: {error}", err=True)
@@ -114,7 +120,7 @@ def _orchestrator(state: Path | None = None, recover: bool = False, plugins: boo
     if recover:  # recover now, and say so before anything else
         store = orch.store
         click.echo(f"warning: {store.recovered}" if store.recovered else
-                   f"--state-recover: {orch.state_path} is healthy; nothing to recover", err=True)
+                   f"--state-recover: {display(orch.state_path)} is healthy; nothing to recover", err=True)
     return orch
 
 
@@ -148,7 +154,7 @@ def validate(blueprint: str, inputs: tuple[str, ...], as_json: bool) -> None:
 @state_option
 @json_option
 @handle_errors
-def plan(blueprint: str, inputs: tuple[str, ...], deployment: str | None, state: Path, state_recover: bool,
+def plan(blueprint: str, inputs: tuple[str, ...], deployment: str | None, state: Path | str, state_recover: bool,
          as_json: bool) -> None:
     """Show what install would do, in order; with -d, what update would change in a deployment.
 
@@ -225,7 +231,7 @@ def _secrets(path: str | None) -> Any:
 @json_option
 @handle_errors
 def install(blueprint: str, inputs: tuple[str, ...], deployment: str | None, concurrency: int, retries: int,
-            retry_interval: float, operation_timeout: float, secrets_file: str | None, debug: bool, state: Path,
+            retry_interval: float, operation_timeout: float, secrets_file: str | None, debug: bool, state: Path | str,
             state_recover: bool, as_json: bool) -> None:
     """Create, configure and start every node instance; rerun to resume after a failure.
 
@@ -251,7 +257,7 @@ def install(blueprint: str, inputs: tuple[str, ...], deployment: str | None, con
 @handle_errors
 def update(blueprint: str, inputs: tuple[str, ...], deployment: str, concurrency: int, retries: int,
            retry_interval: float, operation_timeout: float, secrets_file: str | None, debug: bool, yes: bool,
-           state: Path, state_recover: bool, as_json: bool) -> None:
+           state: Path | str, state_recover: bool, as_json: bool) -> None:
     """Apply a changed blueprint (or inputs) to a deployment; rerun to resume.
 
     Shows the diff first (as 'plan -d'), then: removals dependents first, then additions,
@@ -302,7 +308,7 @@ def _apply(prepared: Prepared, title: str, options: Options, as_json: bool, debu
 @handle_errors
 def heal(deployment: str | None, instances: tuple[str, ...], dry_run: bool, yes: bool, concurrency: int,
          retries: int, retry_interval: float, operation_timeout: float, secrets_file: str | None, debug: bool,
-         state: Path, state_recover: bool, as_json: bool) -> None:
+         state: Path | str, state_recover: bool, as_json: bool) -> None:
     """Reinstall failed, gone or drifted instances (and what they contain); nothing else is touched.
 
     Without --instance, check_drift runs first on every started instance. Each instance to
@@ -343,7 +349,7 @@ def heal(deployment: str | None, instances: tuple[str, ...], dry_run: bool, yes:
 @handle_errors
 def scale(deployment: str | None, counts: tuple[str, ...], remove: tuple[str, ...], dry_run: bool, yes: bool,
           concurrency: int, retries: int, retry_interval: float, operation_timeout: float, secrets_file: str | None,
-          debug: bool, state: Path, state_recover: bool, as_json: bool) -> None:
+          debug: bool, state: Path | str, state_recover: bool, as_json: bool) -> None:
     """Add or remove instances of node templates (with what they contain and their relationships).
 
     COUNT is per host instance for a template contained in another (like 'instances' in the
@@ -381,7 +387,7 @@ def scale(deployment: str | None, counts: tuple[str, ...], remove: tuple[str, ..
 @state_option
 @json_option
 @handle_errors
-def drift(deployment: str | None, exit_code: bool, concurrency: int, secrets_file: str | None, state: Path,
+def drift(deployment: str | None, exit_code: bool, concurrency: int, secrets_file: str | None, state: Path | str,
           state_recover: bool, as_json: bool) -> None:
     """Check whether the real resources still match the deployment (check_drift of each started instance).
 
@@ -438,7 +444,7 @@ def drift(deployment: str | None, exit_code: bool, concurrency: int, secrets_fil
 @handle_errors
 def execute(deployment: str | None, operation: str, nodes: tuple[str, ...], instances: tuple[str, ...],
             params: tuple[str, ...], concurrency: int, retries: int, retry_interval: float,
-            operation_timeout: float, secrets_file: str | None, debug: bool, state: Path, state_recover: bool,
+            operation_timeout: float, secrets_file: str | None, debug: bool, state: Path | str, state_recover: bool,
             as_json: bool) -> None:
     """Run a custom operation a plugin declares (see 'orchestrator operations') on started instances.
 
@@ -479,7 +485,7 @@ def execute(deployment: str | None, operation: str, nodes: tuple[str, ...], inst
 @state_option
 @json_option
 @handle_errors
-def operations(deployment: str | None, state: Path, state_recover: bool, as_json: bool) -> None:
+def operations(deployment: str | None, state: Path | str, state_recover: bool, as_json: bool) -> None:
     """List the custom operations each node template of a deployment offers, with their inputs."""
     orch = _orchestrator(state, state_recover)
     name, nodes = orch.operations(deployment)
@@ -499,7 +505,7 @@ def operations(deployment: str | None, state: Path, state_recover: bool, as_json
 @json_option
 @handle_errors
 def uninstall(deployment: str | None, concurrency: int, retries: int, retry_interval: float,
-              operation_timeout: float, secrets_file: str | None, debug: bool, ignore_failures: bool, state: Path,
+              operation_timeout: float, secrets_file: str | None, debug: bool, ignore_failures: bool, state: Path | str,
               state_recover: bool, as_json: bool) -> None:
     """Stop and delete every node instance, dependents before their targets.
 
@@ -521,7 +527,7 @@ def uninstall(deployment: str | None, concurrency: int, retries: int, retry_inte
 @state_option
 @json_option
 @handle_errors
-def unlock(deployment: str, force: bool, state: Path, state_recover: bool, as_json: bool) -> None:
+def unlock(deployment: str, force: bool, state: Path | str, state_recover: bool, as_json: bool) -> None:
     """Clear a deployment's lock left by an execution that cannot finish.
 
     A lock is a lease its execution renews while it runs (ORCHESTRATOR_LOCK_LEASE seconds,
@@ -552,7 +558,7 @@ def unlock(deployment: str, force: bool, state: Path, state_recover: bool, as_js
 @state_option
 @json_option
 @handle_errors
-def status(deployment: str | None, state: Path, state_recover: bool, as_json: bool) -> None:
+def status(deployment: str | None, state: Path | str, state_recover: bool, as_json: bool) -> None:
     """List node instances and their states (with the error of failed ones)."""
     orch = _orchestrator(state, state_recover, plugins=False)
     row, the_plan, rows = orch.status(deployment)
@@ -597,7 +603,7 @@ def status(deployment: str | None, state: Path, state_recover: bool, as_json: bo
 @state_option
 @json_option
 @handle_errors
-def outputs(deployment: str | None, secrets_file: str | None, show_secrets: bool, state: Path,
+def outputs(deployment: str | None, secrets_file: str | None, show_secrets: bool, state: Path | str,
             state_recover: bool, as_json: bool) -> None:
     """Show the blueprint's outputs, resolved against the deployment's runtime properties."""
     orch = _orchestrator(state, state_recover, plugins=False)
@@ -614,7 +620,7 @@ def outputs(deployment: str | None, secrets_file: str | None, show_secrets: bool
 @state_option
 @json_option
 @handle_errors
-def events(deployment: str | None, state: Path, state_recover: bool, as_json: bool) -> None:
+def events(deployment: str | None, state: Path | str, state_recover: bool, as_json: bool) -> None:
     """Show the deployment's events: operations, retries, failures and plugin logs."""
     orch = _orchestrator(state, state_recover, plugins=False)
     rows = orch.events(deployment)

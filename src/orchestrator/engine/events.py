@@ -70,7 +70,7 @@ Listener = Callable[[Event], None]
 class EventSink:
     """Where the engine and ``ctx.logger`` report; thread-safe."""
 
-    def __init__(self, store: StateStore | None, deployment: str, execution: int | None,
+    def __init__(self, store: StateStore, deployment: str, execution: int | None,
                  masker: Masker | None = None) -> None:
         self.store = store
         self.deployment = deployment
@@ -89,8 +89,7 @@ class EventSink:
                 event.type, event.level, event.message)
 
     def emit(self, event: Event) -> None:
-        if self.store is not None:
-            self.store.add_event(self.row(event))
+        self.store.add_event(self.row(event))
         self.publish(event)
 
     def publish(self, event: Event) -> None:

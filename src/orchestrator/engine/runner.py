@@ -48,7 +48,7 @@ POLL = 0.1  # seconds between the supervisor's looks at signals, timeouts and th
 class Runner:
     """Runs one workflow of one deployment; build a new one per execution."""
 
-    def __init__(self, *, store: StateStore | None, deployment: str, dispatcher: Dispatcher, sink: EventSink,
+    def __init__(self, *, store: StateStore, deployment: str, dispatcher: Dispatcher, sink: EventSink,
                  options: Options, secrets: Mapping[str, Any] | None = None, plans: list[Plan] = (),
                  records: dict[str, InstanceRecord] | None = None, interrupt: Interrupt | None = None) -> None:
         self.secrets = secrets or {}
@@ -73,11 +73,11 @@ class Runner:
         return self.ex.records
 
     @staticmethod
-    def _load_records(store: StateStore | None, deployment: str, plans: list[Plan],
+    def _load_records(store: StateStore, deployment: str, plans: list[Plan],
                       sink: EventSink) -> dict[str, InstanceRecord]:
         """The instances as stored; values a plugin copied from a secret are masked from here on,
         even when this execution does not have the secret itself."""
-        rows = store.instances(deployment) if store else {}
+        rows = store.instances(deployment)
         records = {}
         for plan in plans:
             for iid, inst in plan.instances.items():

@@ -73,7 +73,7 @@ class Execution:
     lets go of it only while a plugin's hook runs, so hooks run in parallel but the
     bookkeeping does not ping-pong the GIL between threads at every sqlite3 call."""
 
-    store: StateStore | None
+    store: StateStore
     deployment: str
     sink: EventSink
     dispatcher: Dispatcher
@@ -338,14 +338,13 @@ class StepRunner:
             raise Detached()  # the execution is over: record nothing more
         rec.state = state
         sink = ex.sink
-        if ex.store is not None:
-            rows = [EventSink.row(e) for e in events]
-            masker = sink.masker
-            with rec.lock:  # same order as persist(): record lock, then the store's
-                runtime = rec.runtime_json if runtime_json is not None else None
-                keys = masker.secret_keys(rec.runtime) if runtime is not None and masker else None
-                ex.store.record(ex.deployment, rec.id, state, json.dumps(rec.ops), runtime, rows,
-                                sink.execution, rec.error, keys, version)
+        rows = [EventSink.row(e) for e in events]
+        masker = sink.masker
+        with rec.lock:  # same order as persist(): record lock, then the store's
+            runtime = rec.runtime_json if runtime_json is not None else None
+            keys = masker.secret_keys(rec.runtime) if runtime is not None and masker else None
+            ex.store.record(ex.deployment, rec.id, state, json.dumps(rec.ops), runtime, rows,
+                            sink.execution, rec.error, keys, version)
         if version is not None:
             rec.version = version
         for event in events:
@@ -356,12 +355,10 @@ class StepRunner:
 def persist(execution: Execution, rec: InstanceRecord) -> None:
     """Write an instance's runtime properties now (``ctx.instance.update()``); under the record's
     lock, so a stale copy never lands last."""
-    if execution.store is not None:
-        masker = execution.sink.masker
-        with rec.lock:
-            keys = masker.secret_keys(rec.runtime) if masker else None
-            execution.store.save_runtime(execution.deployment, rec.id, rec.runtime_json, execution.sink.execution,
-                                         keys)
+    masker = execution.sink.masker
+    with rec.lock:
+        keys = masker.secret_keys(rec.runtime) if masker else None
+        execution.store.save_runtime(execution.deployment, rec.id, rec.runtime_json, execution.sink.execution, keys)
 
 
 def save_runtime(ctx: OperationContext) -> None:

@@ -72,3 +72,18 @@ class LockInfo:
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.acquired_at))
         return (f"execution {self.execution} ({self.workflow}) of pid {self.pid} on {self.host}, "
                 f"running since {since}")
+
+
+@attrs.define(slots=True, frozen=True)
+class OperationOutcome:
+    """One dispatch of an operation to a worker: who runs it, and what came of it."""
+
+    token: str
+    instance: str
+    key: str
+    worker: str | None  # the worker that claimed it (None: not yet)
+    claimed_until: float | None  # its claim's lease: a worker gone silent past it lost it
+    outcome: str | None  # JSON once finished: {"ok": ..., "result": ..., "runtime": ..., "error": ...}
+
+    def live_claim(self, now: float) -> bool:
+        return self.outcome is None and self.worker is not None and (self.claimed_until or 0) > now

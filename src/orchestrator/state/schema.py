@@ -6,7 +6,8 @@ beside it first); a state from a newer one is refused, never guessed at.
 
 Plans are versioned: ``plans`` keeps every plan an instance was last installed or updated
 with (``instances.plan_version``), so a diff compares each instance with what it really
-is, even after an update that stopped half way.
+is, even after an update that stopped half way. ``operations`` and ``resources`` serve
+workers on other hosts (``--executor celery``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS deployments (
@@ -89,7 +90,29 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+""" + """
+CREATE TABLE IF NOT EXISTS operations (
+    deployment TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    key TEXT NOT NULL,
+    token TEXT NOT NULL,
+    worker TEXT,
+    claimed_until REAL,
+    outcome TEXT,
+    dispatched_at REAL NOT NULL,
+    PRIMARY KEY (deployment, instance, key)
+);
+CREATE INDEX IF NOT EXISTS operations_by_worker ON operations (worker);
+CREATE TABLE IF NOT EXISTS resources (
+    deployment TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    archive BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (deployment, digest)
+);
 """
+WORKER_TABLES = TABLES[TABLES.index("CREATE TABLE IF NOT EXISTS operations"):]
+"""Version 4: what workers on other hosts need (operation dispatches, the blueprint's files)."""
 
 def _relationship_keys_v3(db: sqlite3.Connection) -> None:
     """Version 3 names relationship steps ``establish:TARGET/TYPE`` (was ``establish:INDEX``),
@@ -134,6 +157,7 @@ MIGRATIONS: dict[int, tuple[str | Callable[[sqlite3.Connection], None], ...]] = 
         "plan TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (deployment, version))",
         _relationship_keys_v3,
     ),
+    3: tuple(statement for statement in WORKER_TABLES.split(";") if statement.strip()),
 }
 
 

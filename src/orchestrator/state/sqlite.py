@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,7 +30,7 @@ from urllib.parse import quote
 from orchestrator.errors import LockLostError, StateError, StateLockedError, StatePathError
 from orchestrator.state import schema
 from orchestrator.state.leases import Holder, busy_message, lease_seconds, why_free
-from orchestrator.state.records import DeploymentRow, Event, InstanceRow, LockInfo
+from orchestrator.state.records import DeploymentRow, Event, InstanceRow, LockInfo, OperationOutcome
 from orchestrator.state.safety import (
     Lineage,
     backup_path,
@@ -87,7 +87,7 @@ def _translated(method: F) -> F:
     """Let no ``sqlite3`` error out of a store method: each becomes a ``StateError``."""
 
     @functools.wraps(method)
-    def wrapper(self: StateStore, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
         except (sqlite3.Error, OSError) as exc:
@@ -96,7 +96,7 @@ def _translated(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class StateStore:
+class SqliteStore:
     """All reads and writes of one state file; safe to share between threads.
 
     ``create=False`` opens an existing state for reading only: a missing file is a
@@ -106,6 +106,7 @@ class StateStore:
 
     def __init__(self, path: str | Path = DEFAULT_STATE, *, create: bool = True, recover: bool = False) -> None:
         self.path = Path(path)
+        self.location = str(path)
         self.writable = create
         self.recovered: str | None = None  # what --state-recover did, for the user
         self._lock = threading.RLock()
@@ -424,32 +425,40 @@ class StateStore:
             if self._lineage_id is not None:
                 write_lineage(self.path, Lineage(self._lineage_id,
                                                  frozenset(self.deployment_ids()) - {deployment}))
-            for table in ("instances", "events", "executions", "locks"):
+            for table in ("instances", "events", "executions", "locks", "plans", "operations", "resources"):
                 db.execute(f"DELETE FROM {table} WHERE deployment = ?", (deployment,))
             db.execute("DELETE FROM deployments WHERE id = ?", (deployment,))
 
     # -- instances -----------------------------------------------------------------
 
     @_translated
-    def instances(self, deployment: str) -> dict[str, InstanceRow]:
+    def instances(self, deployment: str, ids: Iterable[str] | None = None) -> dict[str, InstanceRow]:
+        """The deployment's instances (only ``ids`` when given)."""
+        sql = ("SELECT id, node, state, ops, runtime, updated_at, error, secret_keys, plan_version FROM instances "
+               "WHERE deployment = ?")
+        args: list[Any] = [deployment]
+        if ids is not None:
+            wanted = list(ids)
+            sql += f" AND id IN ({', '.join('?' * len(wanted))})" if wanted else " AND 0"
+            args += wanted
         with self._lock:
-            rows = self._db.execute(
-                "SELECT id, node, state, ops, runtime, updated_at, error, secret_keys, plan_version FROM instances "
-                "WHERE deployment = ?", (deployment,)).fetchall()
+            rows = self._db.execute(sql, args).fetchall()
         return {r[0]: InstanceRow(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5], r[6],
                                   json.loads(r[7]) if r[7] else [], r[8]) for r in rows}
 
 
     def record(self, deployment: str, instance: str, state: str, ops_json: str, runtime_json: str | None,
                events: list[tuple], execution: int | None = None, error: str | None = None,
-               secret_keys: list[str] | None = None, version: int | None = None) -> None:
+               secret_keys: list[str] | None = None, version: int | None = None,
+               forget: Iterable[str] = ()) -> None:
         """One atomic write: state and finished operations, runtime properties if changed, events.
 
         ``events`` are rows as ``EventSink.row`` makes them. With ``execution``, the write
         happens only while that execution still holds the deployment's lock (else
         ``LockLostError``). ``secret_keys`` (when known) names the runtime properties that
         hold a secret. This is the engine's hot path (about one call per operation): no
-        context manager, one ``executemany``.
+        context manager, one ``executemany``. ``forget`` names operations whose worker dispatch
+        this write settles (deleted with it).
         """
         db = self._db
         keys = None if secret_keys is None else json.dumps(secret_keys)
@@ -463,6 +472,9 @@ class StateStore:
                         raise self._lost(deployment, execution, instance)
                     if events:
                         db.executemany(_INSERT_EVENT, events)
+                    if forget:  # the worker dispatches this write settles
+                        db.executemany("DELETE FROM operations WHERE deployment = ? AND instance = ? AND key = ?",
+                                       [(deployment, instance, key) for key in forget])
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
@@ -493,6 +505,32 @@ class StateStore:
             if cur.rowcount != 1:
                 raise self._lost(deployment, execution, instance)
 
+    @_translated
+    def merge_runtime(self, deployment: str, instance: str, changed: Mapping[str, Any], removed: Iterable[str],
+                      execution: int | None = None, token: str | None = None) -> bool:
+        """Key-by-key changes of an instance's runtime properties, read and written in one
+        transaction (a worker's ``ctx.instance.update()``); False when ``token`` was superseded."""
+        removed = list(removed)
+        with self.transaction() as db:
+            if execution is not None:
+                holder = self.lock(deployment)
+                if holder is None or holder.execution != execution:
+                    raise self._lost(deployment, execution, instance)
+            if token is not None and db.execute(
+                    "SELECT 1 FROM operations WHERE deployment = ? AND token = ?", (deployment, token)).fetchone() is None:
+                return False
+            row = db.execute("SELECT runtime FROM instances WHERE deployment = ? AND id = ?",
+                             (deployment, instance)).fetchone()
+            if row is None:
+                raise self._lost(deployment, None, instance)
+            runtime = json.loads(row[0])
+            for key in removed:
+                runtime.pop(key, None)
+            runtime.update(changed)
+            db.execute("UPDATE instances SET runtime = ?, updated_at = ? WHERE deployment = ? AND id = ?",
+                       (json.dumps(runtime, sort_keys=True), time.time(), deployment, instance))
+        return True
+
     # -- events --------------------------------------------------------------------
 
     @_translated
@@ -500,6 +538,19 @@ class StateStore:
         """``event`` is (ts, deployment, execution, instance, operation, plugin, type, level, message)."""
         with self._lock:
             self._db.execute(_INSERT_EVENT, event)
+
+    @_translated
+    def add_events(self, events: list[tuple], execution: int | None = None) -> None:
+        """Several events at once; with ``execution``, only while it holds its deployment's lock."""
+        if not events:
+            return
+        with self.transaction() as db:
+            if execution is not None:
+                deployment = events[0][1]
+                holder = self.lock(deployment)
+                if holder is None or holder.execution != execution:
+                    raise self._lost(deployment, execution)
+            db.executemany(_INSERT_EVENT, events)
 
     @_translated
     def events(self, deployment: str, after: int = 0, execution: int | None = None) -> list[Event]:
@@ -616,6 +667,87 @@ class StateStore:
                 "WHERE deployment = ? ORDER BY id", (deployment,)).fetchall()
 
 
+    # -- operations run by workers -------------------------------------------------
+
+    @_translated
+    def dispatch_operation(self, deployment: str, instance: str, key: str, token: str,
+                           adopt: bool = False) -> OperationOutcome | None:
+        now = time.time()
+        with self.transaction() as db:
+            if adopt:
+                row = db.execute(_SELECT_OPERATION + " WHERE deployment = ? AND instance = ? AND key = ?",
+                                 (deployment, instance, key)).fetchone()
+                if row is not None:
+                    found = OperationOutcome(*row)
+                    if found.live_claim(now) or (found.outcome is not None and json.loads(found.outcome).get("ok")):
+                        return found
+            db.execute("INSERT INTO operations (deployment, instance, key, token, worker, claimed_until, outcome, "
+                       "dispatched_at) VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?) ON CONFLICT (deployment, instance, key) "
+                       "DO UPDATE SET token = excluded.token, worker = NULL, claimed_until = NULL, outcome = NULL, "
+                       "dispatched_at = excluded.dispatched_at", (deployment, instance, key, token, now))
+        return None
+
+    @_translated
+    def claim_operation(self, deployment: str, instance: str, key: str, token: str, worker: str,
+                        lease: float) -> bool:
+        now = time.time()
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE operations SET worker = ?, claimed_until = ? WHERE deployment = ? AND instance = ? AND "
+                "key = ? AND token = ? AND outcome IS NULL AND (worker IS NULL OR worker = ? OR claimed_until < ?)",
+                (worker, now + lease, deployment, instance, key, token, worker, now))
+            return cur.rowcount == 1
+
+    @_translated
+    def renew_claims(self, worker: str, lease: float) -> None:
+        with self._lock:
+            self._db.execute("UPDATE operations SET claimed_until = ? WHERE worker = ? AND outcome IS NULL",
+                             (time.time() + lease, worker))
+
+    @_translated
+    def finish_operation(self, deployment: str, instance: str, key: str, token: str, worker: str,
+                         outcome: str) -> bool:
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE operations SET outcome = ?, claimed_until = NULL WHERE deployment = ? AND instance = ? AND "
+                "key = ? AND token = ? AND worker = ? AND outcome IS NULL",
+                (outcome, deployment, instance, key, token, worker))
+            return cur.rowcount == 1
+
+    @_translated
+    def outcomes(self, deployment: str, tokens: Iterable[str]) -> dict[str, OperationOutcome]:
+        wanted = list(tokens)
+        if not wanted:
+            return {}
+        with self._lock:
+            rows = self._db.execute(
+                _SELECT_OPERATION + f" WHERE deployment = ? AND token IN ({', '.join('?' * len(wanted))}) "
+                "AND worker IS NOT NULL", [deployment, *wanted]).fetchall()
+        return {r[0]: OperationOutcome(*r) for r in rows}
+
+    @_translated
+    def forget_operation(self, deployment: str, instance: str, key: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM operations WHERE deployment = ? AND instance = ? AND key = ?",
+                             (deployment, instance, key))
+
+    # -- the blueprint's files -----------------------------------------------------
+
+    @_translated
+    def save_resources(self, deployment: str, digest: str, archive: bytes) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO resources (deployment, digest, archive, created_at) VALUES (?, ?, ?, ?)",
+                       (deployment, digest, archive, time.time()))
+            db.execute("DELETE FROM resources WHERE deployment = ? AND digest != ?", (deployment, digest))
+
+    @_translated
+    def resources(self, deployment: str, digest: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT archive FROM resources WHERE deployment = ? AND digest = ?",
+                                   (deployment, digest)).fetchone()
+        return bytes(row[0]) if row else None
+
+
 def take_backup_as(state: Path, target: Path) -> None:
     """A copy of the state under another name (before a migration)."""
     take_backup(state)
@@ -638,3 +770,4 @@ _RECORD = ("UPDATE instances SET state = ?, ops = ?, runtime = coalesce(?, runti
            "(? IS NULL OR EXISTS (SELECT 1 FROM locks WHERE deployment = ? AND execution = ?))")
 _INSERT_EVENT = ("INSERT INTO events (ts, deployment, execution, instance, operation, plugin, type, level, message) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_SELECT_OPERATION = "SELECT token, instance, key, worker, claimed_until, outcome FROM operations"
