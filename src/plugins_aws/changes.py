@@ -51,7 +51,7 @@ def previous(properties: Mapping[str, Any], changes: Mapping[str, tuple[Any, Any
         if not rest:
             value = None if _absent(old) else copy.deepcopy(old)
             continue
-        keys: list[str | int] = [int(i) if i is not None else k for i, k in _TOKEN.findall(rest)]
+        keys: list[str | int] = [int(i) if i else k for i, k in _TOKEN.findall(rest)]
         value = _put(value, keys, old, path)
     return value
 

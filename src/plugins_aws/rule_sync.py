@@ -3,9 +3,10 @@
 Pure functions over the rules AWS describes (DescribeSecurityGroupRules, with their
 tags) and the declared ``(name, direction, IpPermission)`` triples, so every decision is
 unit-testable. The rule that matters: a rule is revoked only if it is provably ours
-(``ours(rule)``: tagged with this node instance's ownership tags, or a 0.1 group's rule
-matching an old declaration); anything else on the group, added by hand or by another
-node (a ``SecurityGroupRule``), is left alone, and drift reports the hand-made ones.
+(``ours(rule)``: tagged with this node instance's ownership tags, or, on a group
+configured by an earlier version, matching the old declaration); anything else on the
+group, added by hand or by another node (a ``SecurityGroupRule``), is left alone, and
+drift reports the hand-made ones.
 """
 
 from __future__ import annotations

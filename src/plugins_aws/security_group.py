@@ -37,7 +37,7 @@ RULE_IN_GROUP = "aws.relationships.rule_contained_in_security_group"
 VPC_TYPE = "aws.ec2.VPC"
 NOT_FOUND = ("InvalidGroup.NotFound",)
 ALLOW_ALL_EGRESS = rule_sync.DEFAULT_EGRESS
-RULES_TAGGED = "rules_tagged"  # own group: its rules carry our ownership tags (not so before 0.2)
+RULES_TAGGED = "rules_tagged"  # own group: its rules carry our ownership tags (not so in earlier versions)
 OWNED_RULE_IDS = "owned_rule_ids"  # adopted group: ids of the rules this instance authorized
 PREEXISTING_RULES = "preexisting_rules"  # adopted group: declared rules that were there already
 
@@ -275,7 +275,7 @@ class SecurityGroup(AwsResource):
             rules.update_description(self.client, group_id, direction, permission)
         self.revoke_rules(group_id, rule_sync.to_revoke(existing, declared, ours))
         self.default_egress(group_id, existing, declared)
-        if not self.runtime.get(RULES_TAGGED):  # a 0.1 group: its declared rules are ours, say so
+        if not self.runtime.get(RULES_TAGGED):  # configured by an earlier version: its declared rules are ours, say so
             untagged = [r["SecurityGroupRuleId"] for r in existing
                         if rule_sync.declared_match(r, declared) and ours(r) and not self.owned(r)]
             if untagged:
@@ -291,7 +291,7 @@ class SecurityGroup(AwsResource):
             return lambda rule: rule["SecurityGroupRuleId"] in recorded or self.owned(rule)
         if self.runtime.get(RULES_TAGGED):
             return self.owned
-        # configured by 0.1, whose rules carry no tags: the ones the old properties declared are ours
+        # configured by an earlier version, whose rules carry no tags: the ones the old properties declared are ours
         try:
             old = named_rules({key: previous(self.properties, self.ctx.changes, key)
                                for key in ("rules", "egress_rules")})

@@ -70,9 +70,10 @@ def drift(resources: Mapping[str, Any] | None, actual: Mapping[str, Any]) -> dic
     """``resources.*`` entries where the engine's HostConfig differs from the declaration."""
     limits, found = wanted(resources), {}
     if (actual.get("Memory") or 0) != limits["Memory"]:
-        found["resources.memory"] = {"recorded": limits["Memory"] or None, "actual": actual.get("Memory") or None}
+        found["resources.memory"] = {"recorded": human(limits["Memory"]), "actual": human(actual.get("Memory"))}
     elif limits["Memory"] and (actual.get("MemorySwap") or 0) != limits["MemorySwap"]:
-        found["resources.memory_swap"] = {"recorded": limits["MemorySwap"], "actual": actual.get("MemorySwap")}
+        found["resources.memory_swap"] = {"recorded": human(limits["MemorySwap"]),
+                                          "actual": human(actual.get("MemorySwap"))}
     recorded = limits["CpuQuota"] / PERIOD if limits["CpuQuota"] > 0 else None
     if actual.get("NanoCpus"):
         cpus = actual["NanoCpus"] / 1e9
@@ -83,3 +84,15 @@ def drift(resources: Mapping[str, Any] | None, actual: Mapping[str, Any]) -> dic
     if cpus != recorded:
         found["resources.cpus"] = {"recorded": recorded, "actual": cpus}
     return found
+
+
+def human(size: int | None) -> str | None:
+    """``64m`` for 67108864 (the units ``resources`` is written in); None for no limit."""
+    if not size:
+        return None
+    if size < 0:
+        return str(size)
+    for unit, factor in (("g", 2**30), ("m", 2**20), ("k", 2**10)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
