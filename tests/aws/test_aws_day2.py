@@ -1,8 +1,8 @@
 """Day 2 on the moto server, through the real CLI and the installed plugin distribution.
 
 ``drift`` after out-of-band changes made with boto3 (a key pair deleted, an instance
-terminated, another stopped and resized, rules revoked and added by hand, a tag changed,
-an address disassociated); ``plan -d`` and ``update`` applying in-place changes (rules,
+terminated, another stopped, resized and put in another group, rules revoked and added by
+hand, a tag changed, an address disassociated); ``plan -d`` and ``update`` applying in-place changes (rules,
 tags, an instance type, a key file's path, a rule's description) and a replacement (a new
 image: new instance, the address re-associated by the relink), then an address moving to
 another instance; nothing leaks.
@@ -77,7 +77,7 @@ def drift(cwd: Path, deployment: str) -> tuple[int, dict[str, Any]]:
     return result.returncode, json.loads(result.stdout)
 
 
-def test_drift_after_out_of_band_changes(installed, ec2, deployment, tmp_path):
+def test_drift_after_out_of_band_changes(installed, ec2, deployment, tmp_path, request):
     rt = installed
     assert drift(tmp_path, deployment) == (0, {
         "deployment": deployment, "summary": {"in sync": 6, "drifted": 0, "gone": 0, "failed": 0},
@@ -93,6 +93,9 @@ def test_drift_after_out_of_band_changes(installed, ec2, deployment, tmp_path):
     ec2.terminate_instances(InstanceIds=[worker])
     ec2.stop_instances(InstanceIds=[web])
     ec2.modify_instance_attribute(InstanceId=web, InstanceType={"Value": "t3.large"})
+    extra = ec2.create_security_group(GroupName=f"{deployment}-by-hand", Description="by hand")["GroupId"]
+    request.addfinalizer(lambda: ec2.delete_security_group(GroupId=extra))
+    ec2.modify_instance_attribute(InstanceId=web, Groups=[group, extra])
     ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
     added = ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
@@ -112,7 +115,8 @@ def test_drift_after_out_of_band_changes(installed, ec2, deployment, tmp_path):
             "rules (not declared)": {"recorded": None, "actual": [f"tcp 8080 from 203.0.113.0/24 ({added_id})"]}}),
         "https_0": ("in sync", None),
         "web_0": ("drifted", {"state": {"recorded": "running", "actual": "stopped"},
-                              "instance_type": {"recorded": "t3.micro", "actual": "t3.large"}}),
+                              "instance_type": {"recorded": "t3.micro", "actual": "t3.large"},
+                              "security_groups": {"recorded": [group], "actual": sorted([group, extra])}}),
         "worker_0": ("gone", {"gone": f"instance {worker} is terminated"}),
         "public_ip_0": ("drifted", {"association": {"recorded": web, "actual": None}}),
     }

@@ -17,6 +17,8 @@ import pytest
 from aws_helpers import AMI, aws_answers
 
 from orchestrator import NonRecoverableError
+from orchestrator.diff import ABSENT
+from plugins_aws.network import VPC, Subnet
 from plugins_aws.security_group import RULES_TAGGED, SecurityGroup
 
 pytestmark = pytest.mark.integration
@@ -95,3 +97,33 @@ def test_an_adopted_group_loses_only_the_rules_this_deployment_added(node, ec2):
     group.call("delete")
     assert sorted(ingress(ec2, gid)) == [22]
     ec2.delete_security_group(GroupId=gid)
+
+
+def test_vpc_and_subnet_settings_drift_and_change_in_place(node, ec2):
+    vpc = node("aws.ec2.VPC", cidr_block="10.70.0.0/16", enable_dns_hostnames=True,
+               tags={"env": "test", "tier": "net"})
+    vpc.run("create"), vpc.run("configure")
+    subnet = node("aws.ec2.Subnet", cidr_block="10.70.1.0/24", vpc_id=vpc.runtime_properties["aws_resource_id"])
+    subnet.run("create"), subnet.run("configure")
+    vpc_id, subnet_id = vpc.runtime_properties["aws_resource_id"], subnet.runtime_properties["aws_resource_id"]
+    assert VPC(update_ctx(vpc, {}, {})).check_drift() is None
+    assert Subnet(update_ctx(subnet, {}, {})).check_drift() is None
+
+    ec2.modify_vpc_attribute(VpcId=vpc_id, EnableDnsHostnames={"Value": False})
+    ec2.create_tags(Resources=[vpc_id], Tags=[{"Key": "env", "Value": "prod"}])
+    ec2.modify_subnet_attribute(SubnetId=subnet_id, MapPublicIpOnLaunch={"Value": True})
+    assert VPC(update_ctx(vpc, {}, {})).check_drift() == {
+        "tags.env": {"recorded": "test", "actual": "prod"},
+        "enable_dns_hostnames": {"recorded": True, "actual": False}}
+    assert Subnet(update_ctx(subnet, {}, {})).check_drift() == {
+        "map_public_ip_on_launch": {"recorded": False, "actual": True}}
+
+    new_vpc = {"enable_dns_hostnames": False, "tags": {"owner": "ops"}}
+    VPC(update_ctx(vpc, new_vpc, {"enable_dns_hostnames": (True, False), "tags.env": ("test", ABSENT),
+                                  "tags.tier": ("net", ABSENT), "tags.owner": (ABSENT, "ops")})).update()
+    Subnet(update_ctx(subnet, {"map_public_ip_on_launch": True}, {"map_public_ip_on_launch": (False, True)})).update()
+    assert VPC(update_ctx(vpc, new_vpc, {})).check_drift() is None
+    assert Subnet(update_ctx(subnet, {"map_public_ip_on_launch": True}, {})).check_drift() is None
+    (found,) = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]  # tier removed; env, changed by hand since, stays
+    assert {t["Key"]: t["Value"] for t in found["Tags"] if "." not in t["Key"]} == {"env": "prod", "owner": "ops"}
+    subnet.run("delete"), vpc.run("delete")

@@ -1,7 +1,8 @@
 """Day 2 on a real dockerd, through the real CLI and the installed plugin distribution.
 
-``drift`` after out-of-band changes made with the Docker SDK (a container stopped, one
-removed and run again from another image, one removed, the image's reference deleted);
+``drift`` after out-of-band changes made with the Docker SDK (a container given another
+memory limit and stopped, one removed and run again from another image, one removed,
+the image's reference deleted);
 ``plan -d`` and ``update`` changing a container's restart policy and limits in place (the
 same container) and replacing containers whose environment or image changed (new
 containers, the old ones gone); nothing leaks.
@@ -85,7 +86,9 @@ def test_drift_after_out_of_band_changes(installed, client, engine_url, busybox_
     code, report = drift(tmp_path, deployment_id)
     assert (code, report["summary"]) == (0, {"in sync": 4, "drifted": 0, "gone": 0, "failed": 0})
 
-    client.containers.get(rt["web_0"]["container_id"]).kill()
+    web = client.containers.get(rt["web_0"]["container_id"])
+    web.update(mem_limit="96m", memswap_limit="192m")
+    web.kill()
     worker = client.containers.get(rt["worker_0"]["container_id"])
     worker.remove(force=True)  # and run again from another image, with its name and labels
     again = client.containers.run(other, ["sleep", "3600"], name=worker.name, detach=True, network_mode="host",
@@ -99,7 +102,8 @@ def test_drift_after_out_of_band_changes(installed, client, engine_url, busybox_
     engine = f"{engine_url} (from the node's docker_host property)"
     assert {i["instance"]: (i["status"], i.get("differences")) for i in report["instances"]} == {
         "busybox_0": ("gone", {"gone": f"image {busybox_local} is no longer on {engine}"}),
-        "web_0": ("drifted", {"state": {"recorded": "running", "actual": "exited"}}),
+        "web_0": ("drifted", {"state": {"recorded": "running", "actual": "exited"},
+                              "resources.memory": {"recorded": "64m", "actual": "96m"}}),
         "worker_0": ("drifted", {"container_id": {"recorded": worker.id[:12], "actual": again.id[:12]},
                                  "image": {"recorded": busybox_local, "actual": other}}),
         "spare_0": ("gone", {"gone": f"container {rt['spare_0']['name']} is no longer on {engine}"}),
