@@ -29,7 +29,7 @@ from plugins_docker.testing import list_resources
 
 pytestmark = pytest.mark.integration
 
-OTHER = "orchestrator-day2/other:1"  # a second reference, tagged locally from busybox
+BASE, OTHER = "orchestrator-day2/base:1", "orchestrator-day2/other:1"  # local tags of busybox: no pulls
 
 
 def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -50,19 +50,22 @@ def runtime(cwd: Path, deployment: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def other(client: docker.DockerClient, busybox_local: str) -> Iterator[str]:
-    client.images.get(busybox_local).tag(*OTHER.split(":"))
-    yield OTHER
-    with contextlib.suppress(docker.errors.ImageNotFound):
-        client.images.remove(OTHER)
+def base(client: docker.DockerClient, busybox_local: str) -> Iterator[str]:
+    """The image the blueprint runs, and OTHER: two local references (a test may remove them)."""
+    image = client.images.get(busybox_local)
+    for ref in (BASE, OTHER):
+        image.tag(*ref.split(":"))
+    yield BASE
+    for ref in (BASE, OTHER):
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(ref)
 
 
 @pytest.fixture
-def installed(engine_url: str, busybox_local: str, other: str, deployment_id: str,
-              tmp_path: Path) -> Iterator[dict[str, dict[str, Any]]]:
+def installed(engine_url: str, base: str, deployment_id: str, tmp_path: Path) -> Iterator[dict[str, dict[str, Any]]]:
     """``day2.yaml`` installed as ``deployment_id`` in ``tmp_path``; its runtime properties."""
     (tmp_path / "bp.yaml").write_text((BLUEPRINTS / "day2.yaml").read_text())
-    inputs = ["-i", f"docker_url={engine_url}", "-i", f"repository={busybox_local}"]
+    inputs = ["-i", f"docker_url={engine_url}", "-i", f"repository={base}"]
     (tmp_path / "inputs").write_text("\n".join(inputs))
     cli("install", "bp.yaml", "-d", deployment_id, *inputs, cwd=tmp_path)
     yield runtime(tmp_path, deployment_id)
@@ -80,8 +83,7 @@ def drift(cwd: Path, deployment: str) -> tuple[int, dict[str, Any]]:
     return result.returncode, json.loads(result.stdout)
 
 
-def test_drift_after_out_of_band_changes(installed, client, engine_url, busybox_local, other, deployment_id,
-                                         tmp_path):
+def test_drift_after_out_of_band_changes(installed, client, engine_url, base, deployment_id, tmp_path):
     rt = installed
     code, report = drift(tmp_path, deployment_id)
     assert (code, report["summary"]) == (0, {"in sync": 4, "drifted": 0, "gone": 0, "failed": 0})
@@ -91,21 +93,21 @@ def test_drift_after_out_of_band_changes(installed, client, engine_url, busybox_
     web.kill()
     worker = client.containers.get(rt["worker_0"]["container_id"])
     worker.remove(force=True)  # and run again from another image, with its name and labels
-    again = client.containers.run(other, ["sleep", "3600"], name=worker.name, detach=True, network_mode="host",
+    again = client.containers.run(OTHER, ["sleep", "3600"], name=worker.name, detach=True, network_mode="host",
                                   labels=labels.owner_labels(deployment_id, "worker_0"))
     client.containers.get(rt["spare_0"]["container_id"]).remove(force=True)
-    client.images.remove(busybox_local, force=True)  # the reference goes; the image stays as OTHER
+    client.images.remove(base)  # the reference goes; the image stays (busybox, OTHER)
 
     code, report = drift(tmp_path, deployment_id)
     assert code == 3
     assert report["summary"] == {"in sync": 0, "drifted": 2, "gone": 2, "failed": 0}
     engine = f"{engine_url} (from the node's docker_host property)"
     assert {i["instance"]: (i["status"], i.get("differences")) for i in report["instances"]} == {
-        "busybox_0": ("gone", {"gone": f"image {busybox_local} is no longer on {engine}"}),
+        "busybox_0": ("gone", {"gone": f"image {base} is no longer on {engine}"}),
         "web_0": ("drifted", {"state": {"recorded": "running", "actual": "exited"},
                               "resources.memory": {"recorded": "64m", "actual": "96m"}}),
         "worker_0": ("drifted", {"container_id": {"recorded": worker.id[:12], "actual": again.id[:12]},
-                                 "image": {"recorded": busybox_local, "actual": other}}),
+                                 "image": {"recorded": base, "actual": OTHER}}),
         "spare_0": ("gone", {"gone": f"container {rt['spare_0']['name']} is no longer on {engine}"}),
     }
 
@@ -114,7 +116,7 @@ def plan(cwd: Path, deployment: str) -> dict[str, Any]:
     return json.loads(cli("plan", "bp.yaml", "-d", deployment, "--json", *inputs(cwd), cwd=cwd).stdout)
 
 
-def test_update_in_place_then_replacements(installed, client, other, deployment_id, tmp_path):
+def test_update_in_place_then_replacements(installed, client, deployment_id, tmp_path):
     rt = installed
     web_id, worker_id = rt["web_0"]["container_id"], rt["worker_0"]["container_id"]
     text = (BLUEPRINTS / "day2.yaml").read_text()
@@ -135,7 +137,7 @@ def test_update_in_place_then_replacements(installed, client, other, deployment_
         "running", {"Name": "on-failure", "MaximumRetryCount": 3}, 128 * 2**20, 50_000, 100_000)
 
     replacing = (in_place.replace("environment: {GREETING: hello}", "environment: {GREETING: bonjour}")
-                 .replace("      image: {get_input: repository}\n", f"      image: {other}\n"))
+                 .replace("      image: {get_input: repository}\n", f"      image: {OTHER}\n"))
     (tmp_path / "bp.yaml").write_text(replacing)
     changes = {c["instance"]: c for c in plan(tmp_path, deployment_id)["changes"]}
     assert {i: (c["action"], c["reason"]) for i, c in changes.items()} == {
@@ -150,7 +152,7 @@ def test_update_in_place_then_replacements(installed, client, other, deployment_
     web, worker = (client.containers.get(after[i]["container_id"]) for i in ("web_0", "worker_0"))
     assert web.id != web_id and worker.id != worker_id
     assert "GREETING=bonjour" in web.attrs["Config"]["Env"] and web.attrs["HostConfig"]["Memory"] == 128 * 2**20
-    assert (worker.attrs["Config"]["Image"], worker.status) == (other, "running")
+    assert (worker.attrs["Config"]["Image"], worker.status) == (OTHER, "running")
 
     assert plan(tmp_path, deployment_id)["changes"] == []
     assert drift(tmp_path, deployment_id)[0] == 0
