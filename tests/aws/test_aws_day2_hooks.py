@@ -2,8 +2,10 @@
 
 An instance type AWS refuses (the instance runs again as it was), a group configured
 by an earlier version (its rules carry no tags: the old declaration says which are
-ours), an adopted group (only the rules this deployment added are revoked). ``update`` reads ``ctx.changes``,
-which the harness does not set, so those calls get a small ctx of their own.
+ours), an adopted group (only the rules this deployment added are revoked), VPC and
+subnet settings, key pair tags and a key that was never written. ``update`` reads
+``ctx.changes``, which the harness does not set, so those calls get a small ctx of
+their own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from aws_helpers import AMI, aws_answers
 
 from orchestrator import NonRecoverableError
 from orchestrator.diff import ABSENT
+from plugins_aws.keypair import KeyPair
 from plugins_aws.network import VPC, Subnet
 from plugins_aws.security_group import RULES_TAGGED, SecurityGroup
 
@@ -127,3 +130,19 @@ def test_vpc_and_subnet_settings_drift_and_change_in_place(node, ec2):
     (found,) = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]  # tier removed; env, changed by hand since, stays
     assert {t["Key"]: t["Value"] for t in found["Tags"] if "." not in t["Key"]} == {"env": "prod", "owner": "ops"}
     subnet.run("delete"), vpc.run("delete")
+
+
+def test_key_pair_tags_change_in_place_and_a_discarded_key_cannot_be_written_later(node, ec2, tmp_path):
+    key = node("aws.ec2.KeyPair")  # no private_key_path: the private key is discarded
+    key.call("create")
+    name = key.runtime_properties["key_name"]
+    KeyPair(update_ctx(key, {"tags": {"owner": "ops"}}, {"tags.owner": (ABSENT, "ops")})).update()
+    (found,) = ec2.describe_key_pairs(KeyNames=[name])["KeyPairs"]
+    assert {t["Key"]: t["Value"] for t in found["Tags"]}["owner"] == "ops"
+    assert KeyPair(update_ctx(key, {"tags": {"owner": "ops"}}, {})).check_drift() is None
+    later = update_ctx(key, {"private_key_path": str(tmp_path / "k.pem")}, {"private_key_path": (ABSENT, "k.pem")})
+    with pytest.raises(NonRecoverableError, match="discarded when it was created"):
+        KeyPair(later).update()
+    ec2.delete_key_pair(KeyName=name)  # behind our back
+    assert KeyPair(update_ctx(key, {}, {})).check_drift() == {"gone": f"key pair {name} no longer exists"}
+    key.call("delete")
