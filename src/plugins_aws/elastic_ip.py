@@ -5,6 +5,10 @@ Allocated on create, released on delete; the association is the relationship's j
 address (recommended: the instance, and anything contained in it, is finished only
 once the address is attached) or the address connected to an instance. The instance's
 ``public_ip_address`` (and a derived ``docker_host`` url) follow the association.
+
+Day 2: an address changes only its tags in place; the association moves with the
+relationships (the engine unlinks the old one and establishes the new one), and
+``check_drift`` reports an address released or associated elsewhere than recorded.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ from typing import Any
 
 from orchestrator import EntityContext, NonRecoverableError
 from orchestrator.sdk import Plugin, Relationship
+from plugins_aws.changes import differs
 from plugins_aws.docker_host import docker_host
 from plugins_aws.errors import call
 from plugins_aws.related import RESOURCE_ID
 from plugins_aws.resource import AwsResource, client_for, wait_options
-from plugins_aws.schema import resource_properties
+from plugins_aws.schema import replaced, resource_properties
 
 TYPE = "aws.ec2.ElasticIP"
 INSTANCE_TO_EIP = "aws.relationships.instance_connected_to_elastic_ip"
@@ -31,7 +36,7 @@ TYPES: dict[str, Any] = {
             "derived_from": "orchestrator.nodes.Root",
             "description": "An Elastic IP address; associate it through a relationship.",
             "properties": resource_properties({
-                "domain": {"type": "string", "default": "vpc", "constraints": [{"valid_values": ["vpc"]}]},
+                "domain": replaced({"type": "string", "default": "vpc", "constraints": [{"valid_values": ["vpc"]}]}),
             }),
         },
     },
@@ -75,6 +80,11 @@ class ElasticIP(AwsResource):
                  ignore=ASSOCIATION_NOT_FOUND)
         call(self.client.release_address, AllocationId=resource_id, ignore=NOT_FOUND,
              retry_codes=("InvalidIPAddress.InUse",), retry_after=wait_options(self.properties)["max_interval"])
+
+    def drift_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """The instance the address is attached to, against the one ``establish`` recorded."""
+        recorded, actual = self.runtime.get("instance_id") or None, resource.get("InstanceId") or None
+        return {"association": differs(recorded, actual)} if recorded != actual else {}
 
 
 def describe_address(client: Any, resource_id: str) -> dict[str, Any] | None:

@@ -8,6 +8,12 @@ act, then look at once (AWS's answer often says the instance is already there); 
 they wait with ``wait_until``: the operation asks to be retried, first after 0.1 s, the
 pause doubling up to ``poll_interval``, for at most ``wait_timeout`` in all. No wait
 holds a worker.
+
+Day 2: ``instance_type`` changes in place (stop, modify, start, each wait a retry),
+and so do ``security_group_ids``, ``name`` and ``tags`` (the instance and its volumes)
+and ``docker_host``; the image, key pair, subnet, user data and launch ``parameters``
+cannot change on a launched instance, so they replace it. ``check_drift`` reports an
+instance terminated, stopped, of another type, or in other groups than declared.
 """
 
 from __future__ import annotations
@@ -21,13 +27,14 @@ from typing import Any
 
 from orchestrator import NodeTemplateInfo, NonRecoverableError, RecoverableError
 from orchestrator.sdk import Plugin, Problem
+from plugins_aws.changes import changed, differs, previous
 from plugins_aws.docker_host import CORE_TYPE as DOCKER_HOST
 from plugins_aws.docker_host import DATA_TYPES as DOCKER_HOST_TYPES
 from plugins_aws.docker_host import docker_host
 from plugins_aws.errors import call, error_code, paginate
 from plugins_aws.related import one_target_id, target_ids
 from plugins_aws.resource import AwsResource
-from plugins_aws.schema import resource_properties
+from plugins_aws.schema import replaced, resource_properties
 from plugins_aws.tags import tag_specifications
 
 TYPE = "aws.ec2.Instance"
@@ -54,17 +61,20 @@ TYPES: dict[str, Any] = {
             "description": "An EC2 instance. Key pair, security groups and subnet may come from "
                            "relationships to aws.ec2.KeyPair / SecurityGroup / Subnet nodes.",
             "properties": resource_properties({
-                "image_id": {"type": "string", "required": False,
-                             "description": "The AMI (required unless use_external_resource)."},
-                "instance_type": {"type": "string", "default": "t3.micro"},
-                "key_name": {"type": "string", "required": False},
+                "image_id": replaced({"type": "string", "required": False,
+                                      "description": "The AMI (required unless use_external_resource)."}),
+                "instance_type": {"type": "string", "default": "t3.micro",
+                                  "description": "Changed in place: the instance is stopped, modified "
+                                                 "and started again."},
+                "key_name": replaced({"type": "string", "required": False}),
                 "security_group_ids": {"type": "list", "entry_schema": "string", "default": []},
-                "subnet_id": {"type": "string", "required": False},
-                "user_data": {"type": "string", "required": False},
+                "subnet_id": replaced({"type": "string", "required": False}),
+                "user_data": replaced({"type": "string", "required": False,
+                                       "description": "Run at first boot: a change replaces the instance."}),
                 "name": {"type": "string", "required": False, "description": "The Name tag."},
-                "parameters": {"type": "dict", "default": {},
-                               "description": "More RunInstances parameters, as boto3 names "
-                                              "them (e.g. IamInstanceProfile, BlockDeviceMappings)."},
+                "parameters": replaced({"type": "dict", "default": {},
+                                        "description": "More RunInstances parameters, as boto3 names "
+                                                       "them (e.g. IamInstanceProfile, BlockDeviceMappings)."}),
                 "docker_host": {"type": DOCKER_HOST, "required": False,
                                 "description": "A Docker engine on this instance, copied to the "
                                                "docker_host runtime property."},
@@ -166,13 +176,10 @@ class Instance(AwsResource):
         if not image_id:
             raise NonRecoverableError("image_id is required (unless use_external_resource is true)")
         key_name = props.get("key_name") or one_target_id(self.ctx, KEYPAIR_TYPE, "key pair")
-        groups = list(dict.fromkeys([*(props.get("security_group_ids") or []),
-                                     *target_ids(self.ctx, SECURITY_GROUP_TYPE)]))
+        groups = self.security_groups()
         subnet_id = props.get("subnet_id") or one_target_id(self.ctx, SUBNET_TYPE, "subnet")
         self.preflight(image_id, key_name)
         tags = self.tags()
-        if props.get("name"):
-            tags.setdefault("Name", props["name"])
         params: dict[str, Any] = {
             **(props.get("parameters") or {}),
             "ImageId": image_id, "InstanceType": props.get("instance_type", "t3.micro"),
@@ -183,6 +190,17 @@ class Instance(AwsResource):
                     "SubnetId": subnet_id, "UserData": props.get("user_data")}
         params.update({k: v for k, v in optional.items() if v})
         return params
+
+    def security_groups(self) -> list[str]:
+        """``security_group_ids`` and every related group, in order, once each."""
+        return list(dict.fromkeys([*(self.properties.get("security_group_ids") or []),
+                                   *target_ids(self.ctx, SECURITY_GROUP_TYPE)]))
+
+    def tags(self) -> dict[str, str]:
+        tags = super().tags()
+        if self.properties.get("name"):
+            tags.setdefault("Name", str(self.properties["name"]))
+        return tags
 
     def preflight(self, image_id: str, key_name: str | None) -> None:
         """Fail fast, with AWS's own words, on an image or key pair that cannot work.
@@ -259,6 +277,94 @@ class Instance(AwsResource):
             return self._state(rid) in (None, "stopped", *GONE_STATES)
 
         self.wait(stopped, f"instance {rid} to stop")
+
+    # -- day 2 ----------------------------------------------------------------------
+
+    tag_properties = ("tags", "name")
+
+    def previous_tags(self) -> dict[str, object]:
+        tags = super().previous_tags()
+        name = previous(self.properties, self.ctx.changes, "name")
+        if name and "Name" not in tags:
+            tags["Name"] = name
+        return tags
+
+    def tag_targets(self) -> list[str]:
+        """The instance and its volumes (both were tagged at launch)."""
+        instance = self.describe(self.require_id()) or {}
+        volumes = [m["Ebs"]["VolumeId"] for m in instance.get("BlockDeviceMappings") or [] if m.get("Ebs")]
+        return [self.require_id(), *volumes]
+
+    def update(self) -> None:
+        """Tags, security groups, then the type (stop, modify, start); runtime properties follow."""
+        rid = self.require_id()
+        if self.external:  # adopted: never stopped nor modified; docker_host may still change
+            instance = self.describe(rid)
+            if instance is not None:
+                self.record(instance)
+            return
+        self.update_tags()
+        if changed(self.ctx.changes, "security_group_ids"):
+            groups = self.security_groups()
+            if groups:
+                call(self.client.modify_instance_attribute, InstanceId=rid, Groups=groups)
+                self.logger.info("instance %s: security groups %s", rid, ", ".join(groups))
+        self.resize(rid, str(self.properties.get("instance_type", "t3.micro")))
+
+    def resize(self, rid: str, wanted: str) -> None:
+        """Bring the instance to ``wanted`` and running: one step per look, each wait a retry."""
+        def done() -> bool:
+            instance = self.describe(rid)
+            if instance is None or self.is_gone(instance):
+                raise NonRecoverableError(f"instance {rid} is {self.state_of(instance) if instance else 'gone'}: "
+                                          f"it cannot be updated (uninstall and install it again)")
+            state, current = instance["State"]["Name"], instance.get("InstanceType")
+            if current != wanted:
+                if state == "stopped":
+                    self.modify_type(rid, current, wanted)
+                    call(self.client.start_instances, InstanceIds=[rid])
+                elif state == "running":
+                    self.logger.info("instance %s: stopping it to change its type from %s to %s", rid, current,
+                                     wanted)
+                    call(self.client.stop_instances, InstanceIds=[rid])
+                return False
+            if state == "stopped":  # modified (by an earlier attempt, or by hand): start it
+                call(self.client.start_instances, InstanceIds=[rid])
+                return False
+            if state != "running":
+                return False
+            self.record(instance)
+            return True
+
+        self.wait(done, f"instance {rid} to run as {wanted}")
+
+    def modify_type(self, rid: str, current: str | None, wanted: str) -> None:
+        """Change a stopped instance's type; one AWS refuses leaves it running as it was."""
+        try:
+            call(self.client.modify_instance_attribute, InstanceId=rid, InstanceType={"Value": wanted})
+        except NonRecoverableError:
+            call(self.client.start_instances, InstanceIds=[rid])
+            raise
+        self.logger.info("instance %s: type changed from %s to %s", rid, current, wanted)
+
+    def state_of(self, resource: dict[str, Any]) -> str:
+        return str(resource["State"]["Name"])
+
+    def drift_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        if self.external:
+            return {}
+        found: dict[str, Any] = {}
+        state = resource["State"]["Name"]
+        if state != "running":
+            found["state"] = differs("running", state)
+        wanted = self.properties.get("instance_type", "t3.micro")
+        if resource.get("InstanceType") != wanted:
+            found["instance_type"] = differs(wanted, resource.get("InstanceType"))
+        groups = self.security_groups()
+        actual = sorted(g["GroupId"] for g in resource.get("SecurityGroups") or [])
+        if groups and sorted(groups) != actual:
+            found["security_groups"] = differs(sorted(groups), actual)
+        return found
 
 
 def _current(answer: dict[str, Any] | None, key: str) -> str | None:

@@ -4,6 +4,11 @@ AWS hands out a generated private key exactly once, so it goes straight to
 ``private_key_path`` (mode 0600, created exclusively) and is never logged nor put in
 runtime properties. A key pair found by tag whose private key file was never written
 (a crash in between) is useless, so it is replaced rather than adopted.
+
+Day 2: AWS cannot change a key pair, so its name, type and public key replace it; its
+tags change in place, and a new ``private_key_path`` moves the file. ``check_drift``
+notices a key pair deleted (or deleted and made again: another fingerprint) and a
+private key file that disappeared.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from typing import Any
 
 from orchestrator import NonRecoverableError
 from orchestrator.sdk import Plugin
+from plugins_aws.changes import changed, differs
 from plugins_aws.errors import call, error_code
 from plugins_aws.resource import AwsResource
-from plugins_aws.schema import resource_properties
+from plugins_aws.schema import replaced, resource_properties
 
 TYPE = "aws.ec2.KeyPair"
 NOT_FOUND = ("InvalidKeyPair.NotFound",)
@@ -27,16 +33,17 @@ TYPES: dict[str, Any] = {
             "derived_from": "orchestrator.nodes.Root",
             "description": "An EC2 key pair: generated (private key saved to a file) or imported.",
             "properties": resource_properties({
-                "key_name": {"type": "string", "required": False,
-                             "description": "Defaults to '<deployment>-<instance id>'."},
-                "key_type": {"type": "string", "default": "rsa",
-                             "constraints": [{"valid_values": ["rsa", "ed25519"]}]},
-                "public_key_material": {"type": "string", "required": False,
-                                        "description": "An OpenSSH public key to import instead "
-                                                       "of generating a key pair."},
+                "key_name": replaced({"type": "string", "required": False,
+                                      "description": "Defaults to '<deployment>-<instance id>'."}),
+                "key_type": replaced({"type": "string", "default": "rsa",
+                                      "constraints": [{"valid_values": ["rsa", "ed25519"]}]}),
+                "public_key_material": replaced({"type": "string", "required": False,
+                                                 "description": "An OpenSSH public key to import instead "
+                                                                "of generating a key pair."}),
                 "private_key_path": {"type": "string", "required": False,
                                      "description": "Where to write a generated private key "
-                                                    "(mode 0600; removed by uninstall)."},
+                                                    "(mode 0600; removed by uninstall; a new path "
+                                                    "moves the file)."},
             }),
         },
     },
@@ -161,6 +168,64 @@ class KeyPair(AwsResource):
         written = self.runtime.pop("private_key_path", None)
         if written and not self.external:
             Path(written).unlink(missing_ok=True)
+
+    # -- day 2 ------------------------------------------------------------------------
+
+    def tag_targets(self) -> list[str]:
+        pair_id = self.runtime.get("key_pair_id")
+        if not pair_id:  # recorded by every create since 0.1; looked up for anything older
+            pair_id = (self.describe(self.require_id()) or {}).get("KeyPairId")
+        if not pair_id:
+            raise NonRecoverableError(f"key pair {self.resource_id} no longer exists: its tags cannot change")
+        return [pair_id]
+
+    def update(self) -> None:
+        super().update()
+        if changed(self.ctx.changes, "private_key_path") and not self.external:
+            self.move_private_key()
+
+    def move_private_key(self) -> None:
+        """Move the private key file to the new ``private_key_path`` (never overwriting a file)."""
+        recorded, path = self.runtime.get("private_key_path"), self.private_key_path
+        if self.properties.get("public_key_material"):
+            return  # imported: there is no private key here
+        if path is None:
+            if recorded:
+                self.logger.warning("private_key_path is no longer set: the private key stays at %s (it is not "
+                                    "deleted before the key pair is)", recorded)
+            return
+        if recorded == str(path):
+            return  # moved already (a repeated update)
+        if not recorded:
+            raise NonRecoverableError(f"the private key of {self.key_name} was discarded when it was created (no "
+                                      f"private_key_path): it cannot be written to {path} now; give the key pair "
+                                      f"another key_name to replace it")
+        material = _read(Path(recorded), self.key_name)
+        if path.exists() and _read(path, self.key_name) != material:
+            raise NonRecoverableError(f"private_key_path {path} already exists; refusing to overwrite it")
+        if not path.exists():
+            check_writable(path)
+            write_private_key(path, material, replace=False)
+        self.save(private_key_path=str(path))  # before the old file goes: a rerun finds the move done
+        Path(recorded).unlink(missing_ok=True)
+        self.logger.info("moved the private key of %s from %s to %s", self.key_name, recorded, path)
+
+    def drift_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        recorded = self.runtime.get("key_fingerprint")
+        if recorded and resource.get("KeyFingerprint") != recorded:  # deleted and made again by hand
+            found["key_fingerprint"] = differs(recorded, resource.get("KeyFingerprint"))
+        written = self.runtime.get("private_key_path")
+        if written and not Path(written).is_file():
+            found["private_key_path"] = differs(written, None)
+        return found
+
+
+def _read(path: Path, key_name: str) -> str:
+    try:
+        return path.read_text("ascii")
+    except OSError as exc:
+        raise NonRecoverableError(f"cannot read the private key of {key_name} at {path}: {exc}") from exc
 
 
 plugin = Plugin(TYPES, {TYPE: KeyPair})

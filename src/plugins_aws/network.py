@@ -3,6 +3,10 @@
 Enough for a blueprint to build its own network; a subnet (or a security group) finds
 its VPC through any relationship to an ``aws.ec2.VPC`` node, or ``vpc_id``. Deletes
 wait while AWS answers ``DependencyViolation`` (instances still terminating).
+
+Day 2: a VPC's DNS attributes and a subnet's ``map_public_ip_on_launch`` (and both
+tags) change in place; CIDR blocks, tenancy, VPC and zone replace them. ``check_drift``
+compares the same settings (a VPC's DNS attributes only when declared: one call each).
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from typing import Any
 
 from orchestrator import NodeTemplateInfo, NonRecoverableError
 from orchestrator.sdk import Plugin, Problem
+from plugins_aws.changes import changed, differs
 from plugins_aws.errors import call
 from plugins_aws.related import one_target_id
 from plugins_aws.resource import AwsResource
-from plugins_aws.schema import resource_properties
+from plugins_aws.schema import replaced, resource_properties
 
 VPC_TYPE = "aws.ec2.VPC"
 SUBNET_TYPE = "aws.ec2.Subnet"
@@ -27,10 +32,10 @@ TYPES: dict[str, Any] = {
             "derived_from": "orchestrator.nodes.Root",
             "description": "A VPC.",
             "properties": resource_properties({
-                "cidr_block": {"type": "string", "required": False,
-                               "description": "e.g. 10.0.0.0/16 (required unless external)."},
-                "instance_tenancy": {"type": "string", "default": "default",
-                                     "constraints": [{"valid_values": ["default", "dedicated"]}]},
+                "cidr_block": replaced({"type": "string", "required": False,
+                                        "description": "e.g. 10.0.0.0/16 (required unless external)."}),
+                "instance_tenancy": replaced({"type": "string", "default": "default",
+                                              "constraints": [{"valid_values": ["default", "dedicated"]}]}),
                 "enable_dns_support": {"type": "boolean", "required": False},
                 "enable_dns_hostnames": {"type": "boolean", "required": False},
             }),
@@ -39,10 +44,10 @@ TYPES: dict[str, Any] = {
             "derived_from": "orchestrator.nodes.Root",
             "description": "A subnet of a VPC (vpc_id, or contained in an aws.ec2.VPC node).",
             "properties": resource_properties({
-                "cidr_block": {"type": "string", "required": False,
-                               "description": "e.g. 10.0.1.0/24 (required unless external)."},
-                "vpc_id": {"type": "string", "required": False},
-                "availability_zone": {"type": "string", "required": False},
+                "cidr_block": replaced({"type": "string", "required": False,
+                                        "description": "e.g. 10.0.1.0/24 (required unless external)."}),
+                "vpc_id": replaced({"type": "string", "required": False}),
+                "availability_zone": replaced({"type": "string", "required": False}),
                 "map_public_ip_on_launch": {"type": "boolean", "default": False},
             }),
         },
@@ -52,6 +57,9 @@ TYPES: dict[str, Any] = {
                            "description": "A subnet or security group lives in the target VPC."},
     },
 }
+
+
+DNS_ATTRIBUTES = {"enable_dns_support": "EnableDnsSupport", "enable_dns_hostnames": "EnableDnsHostnames"}
 
 
 class _Cidr:
@@ -102,11 +110,33 @@ class VPC(_Cidr, AwsResource):
         self.wait(lambda: (self.describe(rid) or {}).get("State") == "available", f"VPC {rid} to be available")
         if self.external:
             return
-        for prop, attribute in (("enable_dns_support", "EnableDnsSupport"),
-                                ("enable_dns_hostnames", "EnableDnsHostnames")):
+        self.set_dns()
+
+    def set_dns(self, only: tuple[str, ...] = tuple(DNS_ATTRIBUTES)) -> None:
+        for prop in only:
             if self.properties.get(prop) is not None:
-                call(self.client.modify_vpc_attribute, VpcId=rid,
-                     **{attribute: {"Value": bool(self.properties[prop])}})
+                call(self.client.modify_vpc_attribute, VpcId=self.resource_id,
+                     **{DNS_ATTRIBUTES[prop]: {"Value": bool(self.properties[prop])}})
+
+    def update(self) -> None:
+        super().update()
+        dns = tuple(p for p in DNS_ATTRIBUTES if changed(self.ctx.changes, p))
+        if dns and not self.external:
+            self.set_dns(dns)
+            self.logger.info("VPC %s: %s set", self.resource_id, ", ".join(dns))
+
+    def drift_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for prop, attribute in DNS_ATTRIBUTES.items():
+            wanted = self.properties.get(prop)
+            if wanted is None or self.external:
+                continue
+            answer = call(self.client.describe_vpc_attribute, VpcId=resource["VpcId"],
+                          Attribute=attribute[0].lower() + attribute[1:])
+            actual = (answer or {}).get(attribute, {}).get("Value")
+            if actual is not None and bool(actual) != bool(wanted):
+                found[prop] = differs(bool(wanted), bool(actual))
+        return found
 
 
 class Subnet(_Cidr, AwsResource):
@@ -149,6 +179,20 @@ class Subnet(_Cidr, AwsResource):
         self.wait(lambda: (self.describe(rid) or {}).get("State") == "available", f"subnet {rid} to be available")
         if self.properties.get("map_public_ip_on_launch") and not self.external:
             call(self.client.modify_subnet_attribute, SubnetId=rid, MapPublicIpOnLaunch={"Value": True})
+
+    def update(self) -> None:
+        super().update()
+        if changed(self.ctx.changes, "map_public_ip_on_launch") and not self.external:
+            wanted = bool(self.properties.get("map_public_ip_on_launch"))
+            call(self.client.modify_subnet_attribute, SubnetId=self.require_id(),
+                 MapPublicIpOnLaunch={"Value": wanted})
+            self.logger.info("subnet %s: map_public_ip_on_launch %s", self.resource_id, wanted)
+
+    def drift_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        wanted, actual = bool(self.properties.get("map_public_ip_on_launch")), bool(resource.get("MapPublicIpOnLaunch"))
+        if self.external or wanted == actual:
+            return {}
+        return {"map_public_ip_on_launch": differs(wanted, actual)}
 
 
 plugin = Plugin(TYPES, {VPC_TYPE: VPC, SUBNET_TYPE: Subnet})

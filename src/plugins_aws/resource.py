@@ -5,6 +5,10 @@ this adds the EC2 client (built on first use: boto3 is imported then, not when t
 plugin loads), ownership *tags*, waits bounded by the node's ``poll_interval`` /
 ``wait_timeout``, and deletes that wait out AWS's ``DependencyViolation``. Subclasses
 supply the few AWS calls that differ.
+
+Day 2: ``update`` changes the tags in place (subclasses add what else AWS changes in
+place; what it cannot is ``replace_on_change`` in the type), and ``check_drift``
+describes the resource once and compares it with what was declared.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from typing import Any, ClassVar
 
 from orchestrator import NonRecoverableError, RecoverableError
 from orchestrator.sdk import OwnedResource
+from plugins_aws.changes import changed, previous_tags, tag_drift, tag_edits
 from plugins_aws.errors import call, error_code
 from plugins_aws.related import RESOURCE_ID
-from plugins_aws.tags import legacy, tag_filters, tag_specifications, tags_of
+from plugins_aws.tags import legacy, tag_filters, tag_list, tag_specifications, tags_of
 
 EXTERNAL = "external_resource"
 
@@ -33,6 +38,18 @@ def wait_options(properties: Mapping[str, Any]) -> dict[str, float]:
     """``wait_until`` options from a node's ``poll_interval`` and ``wait_timeout``."""
     return {"max_interval": float(properties.get("poll_interval", 5.0)),
             "timeout": float(properties.get("wait_timeout", 300.0))}
+
+
+def retag(client: Any, ids: list[str], old: Mapping[str, Any], new: Mapping[str, str], logger: Any) -> None:
+    """Go from the ``old`` declared tags to the ``new`` ones on ``ids`` (``changes.tag_edits``)."""
+    to_set, to_remove = tag_edits(old, new)
+    if to_set:
+        call(client.create_tags, Resources=ids, Tags=tag_list(to_set))
+    if to_remove:
+        call(client.delete_tags, Resources=ids,
+             Tags=[{"Key": k, **({"Value": v} if v is not None else {})} for k, v in to_remove.items()])
+    logger.info("%s: tags set: %s; removed: %s", ", ".join(ids), ", ".join(sorted(to_set)) or "none",
+                ", ".join(sorted(to_remove)) or "none")
 
 
 class AwsResource(OwnedResource):
@@ -71,6 +88,52 @@ class AwsResource(OwnedResource):
             if not self.is_gone(found):
                 self.delete_existing(self.id_of(found))
                 self.logger.info("deleted %s %s (found by its 0.1 tags)", self.kind, self.id_of(found))
+
+    # -- day 2 --------------------------------------------------------------------------
+
+    tag_properties: ClassVar[tuple[str, ...]] = ("tags",)  # properties that make up the tags
+
+    def update(self) -> None:
+        """Apply the new tags; an adopted resource is left as it was found."""
+        if self.external:
+            self.logger.info("%s %s is adopted: its tags and settings are left as they are", self.kind,
+                             self.resource_id)
+            return
+        self.update_tags()
+
+    def previous_tags(self) -> dict[str, object]:
+        """The tags the old properties declared (with the ownership tags)."""
+        return {**previous_tags(self.properties, self.ctx.changes), **self.markers}
+
+    def update_tags(self) -> None:
+        """Set new or changed tags, and remove the ones no longer declared (never anyone else's)."""
+        if not changed(self.ctx.changes, *self.tag_properties):
+            return
+        retag(self.client, self.tag_targets(), self.previous_tags(), self.tags(), self.logger)
+
+    def tag_targets(self) -> list[str]:
+        """The ids ``create_tags`` takes for this resource."""
+        return [self.require_id()]
+
+    def check_drift(self) -> dict[str, Any] | None:
+        """Describe once; ``{"gone": why}``, or what differs from the declared properties."""
+        rid = self.require_id()
+        resource = self.describe(rid)
+        if resource is None:
+            return {"gone": f"{self.kind} {rid} no longer exists"}
+        if self.is_gone(resource):
+            return {"gone": f"{self.kind} {rid} is {self.state_of(resource)}"}
+        found = {} if self.external else tag_drift(self.tags(), tags_of(resource))
+        found.update(self.drift_of(resource))
+        return found or None
+
+    def drift_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        """What differs besides the tags (subclasses)."""
+        return {}
+
+    def state_of(self, resource: dict[str, Any]) -> str:
+        """The word for a tombstone's state (``terminated``)."""
+        return "gone"
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -164,3 +164,37 @@ def revoke_by_id(client: Any, group_id: str, is_egress: bool, rule_id: str) -> N
     """Remove one rule by its security-group-rule id; nothing to do if it is already gone."""
     call(_method(client, "revoke", "egress" if is_egress else "ingress"), ignore=RULE_GONE,
          GroupId=group_id, SecurityGroupRuleIds=[rule_id])
+
+
+# ---------------------------------------------------------------- for people (drift reports, logs)
+
+
+def _ports(proto: str, low: Any, high: Any) -> str:
+    if proto not in ("tcp", "udp") or low in (None, -1):
+        return ""
+    return f" {low}" if low == high else f" {low}-{high}"
+
+
+def permission_text(direction: str, permission: Mapping[str, Any]) -> str:
+    """``tcp 80 from 0.0.0.0/0`` (ingress) or ``all to 10.0.0.0/8`` (egress)."""
+    proto = _protocol(permission.get("IpProtocol", "-1"))
+    peer = next((entries[0][_PEER_FIELDS[key]] for key, entries in permission.items()
+                 if key in _PEER_FIELDS and entries), "?")
+    text = f"{'all' if proto == '-1' else proto}{_ports(proto, permission.get('FromPort'), permission.get('ToPort'))}"
+    return f"{text} {'to' if direction == 'egress' else 'from'} {peer}"
+
+
+def rule_text(rule: Mapping[str, Any]) -> str:
+    """A described rule (DescribeSecurityGroupRules) in ``permission_text``'s words."""
+    proto = _protocol(rule.get("IpProtocol", "-1"))
+    peer = ((rule.get("ReferencedGroupInfo") or {}).get("GroupId") or rule.get("CidrIpv4")
+            or rule.get("CidrIpv6") or rule.get("PrefixListId") or "?")
+    text = f"{'all' if proto == '-1' else proto}{_ports(proto, rule.get('FromPort'), rule.get('ToPort'))}"
+    return f"{text} {'to' if rule.get('IsEgress') else 'from'} {peer}"
+
+
+def update_description(client: Any, group_id: str, direction: str, permission: dict[str, Any]) -> None:
+    """Give an existing rule the description ``permission`` carries (AWS changes it in place)."""
+    _method(client, "revoke", direction)  # checks the direction
+    call(getattr(client, f"update_security_group_rule_descriptions_{direction}"), GroupId=group_id,
+         IpPermissions=[permission])

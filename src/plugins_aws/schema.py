@@ -2,6 +2,10 @@
 
 Kept as plain dicts so each plugin module composes its own type from them; the data
 types themselves are registered once, by the ``aws`` plugin (``plugins_aws.base``).
+
+``replace_on_change`` marks what an update cannot change in place: a resource lives in
+one account and region (``client_config``), and adopting another one is another
+resource (``use_external_resource``, ``resource_id``).
 """
 
 from __future__ import annotations
@@ -27,9 +31,18 @@ DATA_TYPES: dict[str, Any] = {
     },
 }
 
+
+
+def replaced(prop: dict[str, Any]) -> dict[str, Any]:
+    """A property schema whose change replaces the resource (``replace_on_change``)."""
+    return {**prop, "replace_on_change": True}
+
+
 CLIENT_PROPERTIES: dict[str, Any] = {
-    "client_config": {"type": CLIENT_CONFIG, "default": {},
-                      "description": "Region, credentials and endpoint for this node's calls."},
+    "client_config": replaced({"type": CLIENT_CONFIG, "default": {},
+                               "description": "Region, credentials and endpoint for this node's calls "
+                                              "(a change replaces the resource: it may be another "
+                                              "account or region)."}),
     "poll_interval": {"type": "float", "default": 5.0, "constraints": [{"greater_or_equal": 0}],
                       "description": "Longest pause between two looks while waiting for AWS (the "
                                      "first comes after 0.1 s; longer when few --retries are left)."},
@@ -39,11 +52,11 @@ CLIENT_PROPERTIES: dict[str, Any] = {
 }
 
 EXTERNAL_PROPERTIES: dict[str, Any] = {
-    "use_external_resource": {"type": "boolean", "default": False,
-                              "description": "Adopt the existing resource named by resource_id: "
-                                             "verified on create, never deleted by uninstall."},
-    "resource_id": {"type": "string", "required": False,
-                    "description": "The id (or name) of the resource to adopt."},
+    "use_external_resource": replaced({"type": "boolean", "default": False,
+                                       "description": "Adopt the existing resource named by resource_id: "
+                                                      "verified on create, never deleted by uninstall."}),
+    "resource_id": replaced({"type": "string", "required": False,
+                             "description": "The id (or name) of the resource to adopt."}),
 }
 
 TAG_PROPERTIES: dict[str, Any] = {

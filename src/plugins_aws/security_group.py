@@ -6,6 +6,13 @@ own node, related to its group, with its own lifecycle. On an adopted group the 
 are tagged with the ownership tags and uninstall revokes only those: a declared rule
 that existed before the deployment stays. Deleting a group waits while AWS
 answers ``DependencyViolation`` (instances still terminating).
+
+Day 2: rules, egress rules, ``revoke_default_egress`` and tags change in place (name,
+description and VPC cannot: they replace the group). Every rule this plugin authorizes
+carries the node instance's ownership tags, so an update revokes exactly the rules it
+made and no declaration wants any more, never one added by hand or by another node;
+``check_drift`` reports declared rules that are missing and rules added by hand
+(``plugins_aws.rule_sync``).
 """
 
 from __future__ import annotations
@@ -16,19 +23,21 @@ from typing import Any
 
 from orchestrator import NodeTemplateInfo, NonRecoverableError
 from orchestrator.sdk import Plugin, Problem, Resource, unresolved
-from plugins_aws import rules
+from plugins_aws import rule_sync, rules
+from plugins_aws.changes import Unknown, changed, differs, previous, previous_tags, tag_drift
 from plugins_aws.errors import call, error_code
 from plugins_aws.related import one_target_id
-from plugins_aws.resource import AwsResource, client_for
-from plugins_aws.schema import CLIENT_PROPERTIES, TAG_PROPERTIES, resource_properties
-from plugins_aws.tags import tag_filters, tag_specifications
+from plugins_aws.resource import AwsResource, client_for, retag
+from plugins_aws.schema import CLIENT_PROPERTIES, TAG_PROPERTIES, replaced, resource_properties
+from plugins_aws.tags import tag_filters, tag_list, tag_specifications, tags_of
 
 GROUP_TYPE = "aws.ec2.SecurityGroup"
 RULE_TYPE = "aws.ec2.SecurityGroupRule"
 RULE_IN_GROUP = "aws.relationships.rule_contained_in_security_group"
 VPC_TYPE = "aws.ec2.VPC"
 NOT_FOUND = ("InvalidGroup.NotFound",)
-ALLOW_ALL_EGRESS = {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+ALLOW_ALL_EGRESS = rule_sync.DEFAULT_EGRESS
+RULES_TAGGED = "rules_tagged"  # own group: its rules carry our ownership tags (not so in earlier versions)
 OWNED_RULE_IDS = "owned_rule_ids"  # adopted group: ids of the rules this instance authorized
 PREEXISTING_RULES = "preexisting_rules"  # adopted group: declared rules that were there already
 
@@ -39,11 +48,11 @@ TYPES: dict[str, Any] = {
             "derived_from": "orchestrator.nodes.Root",
             "description": "A security group with its ingress and egress rules.",
             "properties": resource_properties({
-                "group_name": {"type": "string", "required": False,
-                               "description": "Defaults to '<deployment>-<instance id>'."},
-                "description": {"type": "string", "default": "managed by orchestrator"},
-                "vpc_id": {"type": "string", "required": False,
-                           "description": "Else the related aws.ec2.VPC, else the default VPC."},
+                "group_name": replaced({"type": "string", "required": False,
+                                        "description": "Defaults to '<deployment>-<instance id>'."}),
+                "description": replaced({"type": "string", "default": "managed by orchestrator"}),
+                "vpc_id": replaced({"type": "string", "required": False,
+                                    "description": "Else the related aws.ec2.VPC, else the default VPC."}),
                 "rules": {"type": "list", "entry_schema": rules.RULE_DATA_TYPE, "default": [],
                           "description": "Ingress rules."},
                 "egress_rules": {"type": "list", "entry_schema": rules.RULE_DATA_TYPE, "default": []},
@@ -56,11 +65,12 @@ TYPES: dict[str, Any] = {
             "derived_from": "orchestrator.nodes.Root",
             "description": "One rule of a security group (group_id, or related to the group).",
             "properties": {
-                **CLIENT_PROPERTIES, **TAG_PROPERTIES, **rules.RULE_FIELDS,
-                "direction": {"type": "string", "default": "ingress",
-                              "constraints": [{"valid_values": ["ingress", "egress"]}]},
-                "group_id": {"type": "string", "required": False,
-                             "description": "Else the related aws.ec2.SecurityGroup."},
+                **CLIENT_PROPERTIES, **TAG_PROPERTIES,
+                **{name: prop if name == "description" else replaced(prop) for name, prop in rules.RULE_FIELDS.items()},
+                "direction": replaced({"type": "string", "default": "ingress",
+                                       "constraints": [{"valid_values": ["ingress", "egress"]}]}),
+                "group_id": replaced({"type": "string", "required": False,
+                                      "description": "Else the related aws.ec2.SecurityGroup."}),
             },
         },
     },
@@ -69,6 +79,11 @@ TYPES: dict[str, Any] = {
                         "description": "A SecurityGroupRule belongs to a SecurityGroup."},
     },
 }
+
+
+def named_rules(properties: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """(``rules[0]``, direction, IpPermission) for each declared rule."""
+    return [(name, *rule) for name, rule in zip(rule_names(properties), declared_rules(properties), strict=True)]
 
 
 def declared_rules(properties: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -175,11 +190,16 @@ class SecurityGroup(AwsResource):
         if self.external:
             self.apply_rules_to_adopted(group_id, declared)
             return
+        if not self.runtime.get(RULES_TAGGED):
+            self.save(**{RULES_TAGGED: True})  # decided before the first rule: update trusts the tags
         for direction, permission in declared:
             # a group created a moment ago may not be visible everywhere yet
-            rules.authorize(self.client, group_id, direction, permission,
+            rules.authorize(self.client, group_id, direction, permission, tag_specifications=self.rule_tags(),
                             retry_codes=("InvalidGroup.NotFound",))
         self.logger.info("security group %s: %d rule(s) authorized", group_id, len(declared))
+
+    def rule_tags(self) -> list[dict[str, Any]]:
+        return tag_specifications(["security-group-rule"], self.tags())
 
     def apply_rules_to_adopted(self, group_id: str, declared: list[tuple[str, dict[str, Any]]]) -> None:
         """Authorize the declared rules on an adopted group, tagged, recording which are ours.
@@ -230,9 +250,80 @@ class SecurityGroup(AwsResource):
             self.revoke_own_rules(self.resource_id)
         super().delete()
 
+    # -- day 2 ------------------------------------------------------------------------
+
+    def update(self) -> None:
+        if changed(self.ctx.changes, "rules", "egress_rules", "revoke_default_egress"):
+            self.update_rules()
+        if not self.external:
+            self.update_tags()
+
+    def update_rules(self) -> None:
+        """Authorize what is newly declared, then revoke our rules no declaration wants any more."""
+        group_id = self.require_id()
+        declared = named_rules(self.properties)  # a bad rule fails before anything changes
+        existing = rules.group_rules(self.client, group_id)
+        ours = self.rule_owner()
+        if self.external:
+            self.revoke_rules(group_id, rule_sync.to_revoke(existing, declared, ours))
+            self.apply_rules_to_adopted(group_id, [(d, p) for _, d, p in declared])
+            return
+        added = rule_sync.to_authorize(existing, declared)
+        for _, direction, permission in added:
+            rules.authorize(self.client, group_id, direction, permission, tag_specifications=self.rule_tags())
+        for _, direction, permission in rule_sync.descriptions(existing, declared, ours):
+            rules.update_description(self.client, group_id, direction, permission)
+        self.revoke_rules(group_id, rule_sync.to_revoke(existing, declared, ours))
+        self.default_egress(group_id, existing, declared)
+        if not self.runtime.get(RULES_TAGGED):  # configured by an earlier version: its declared rules are ours, say so
+            untagged = [r["SecurityGroupRuleId"] for r in existing
+                        if rule_sync.declared_match(r, declared) and ours(r) and not self.owned(r)]
+            if untagged:
+                call(self.client.create_tags, Resources=untagged, Tags=tag_list(self.tags()))
+            self.save(**{RULES_TAGGED: True})
+        self.logger.info("security group %s: %d rule(s) authorized, %d kept", group_id, len(added),
+                         len(declared) - len(added))
+
+    def rule_owner(self) -> Any:
+        """``ours(rule)``: may update revoke this rule of the group?"""
+        if self.external:
+            recorded = set(self.runtime.get(OWNED_RULE_IDS) or [])
+            return lambda rule: rule["SecurityGroupRuleId"] in recorded or self.owned(rule)
+        if self.runtime.get(RULES_TAGGED):
+            return self.owned
+        # configured by an earlier version, whose rules carry no tags: the ones the old properties declared are ours
+        try:
+            old = named_rules({key: previous(self.properties, self.ctx.changes, key)
+                               for key in ("rules", "egress_rules")})
+        except (Unknown, NonRecoverableError) as exc:
+            self.logger.warning("the old rules cannot be told apart (%s): none is revoked", exc)
+            old = []
+        return lambda rule: self.owned(rule) or (not rule_sync.managed_elsewhere(rule)
+                                                 and rule_sync.declared_match(rule, old) is not None)
+
+    def revoke_rules(self, group_id: str, found: list[Any]) -> None:
+        for rule in found:
+            rules.revoke_by_id(self.client, group_id, bool(rule.get("IsEgress")), rule["SecurityGroupRuleId"])
+            self.logger.info("security group %s: revoked %s (%s)", group_id, rules.rule_text(rule),
+                             rule["SecurityGroupRuleId"])
+
+    def default_egress(self, group_id: str, existing: list[Any], declared: list[Any]) -> None:
+        """``revoke_default_egress``: remove AWS's allow-all egress rule, or put it back."""
+        present = any(rule_sync.is_default_egress(r) for r in existing)
+        if self.properties.get("revoke_default_egress"):
+            if present and not rule_sync.declares_default_egress(declared):
+                rules.revoke(self.client, group_id, "egress", ALLOW_ALL_EGRESS)
+        elif not present and changed(self.ctx.changes, "revoke_default_egress"):
+            rules.authorize(self.client, group_id, "egress", ALLOW_ALL_EGRESS)
+
+    def drift_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        existing = rules.group_rules(self.client, resource["GroupId"])
+        default = None if self.external else not self.properties.get("revoke_default_egress")
+        return rule_sync.drift(existing, named_rules(self.properties), default_egress=default)
+
 
 class SecurityGroupRule(Resource):
-    """A rule node: authorized on create, revoked on delete."""
+    """A rule node: authorized on create, revoked on delete; its description and tags change in place."""
 
     @functools.cached_property
     def client(self) -> Any:
@@ -266,9 +357,8 @@ class SecurityGroupRule(Resource):
     def create(self) -> None:
         permission, group_id = self.permission(), self.group_id()
         self.save(group_id=group_id, direction=self.direction)  # from here on, delete revokes it
-        tags = {**{str(k): str(v) for k, v in (self.properties.get("tags") or {}).items()}, **self.markers}
         rule_ids = rules.authorize(self.client, group_id, self.direction, permission,
-                                   tag_specifications=tag_specifications(["security-group-rule"], tags))
+                                   tag_specifications=tag_specifications(["security-group-rule"], self.tags()))
         if rule_ids:
             self.runtime.pop("preexisting", None)
             self.logger.info("authorized %s rule on %s", self.direction, group_id)
@@ -302,6 +392,48 @@ class SecurityGroupRule(Resource):
         rules.revoke(self.client, group_id, self.runtime.get("direction", self.direction),
                      self.permission())
         self.logger.info("revoked %s rule on %s", self.direction, group_id)
+
+    # -- day 2 ------------------------------------------------------------------------
+
+    def tags(self) -> dict[str, str]:
+        return {**{str(k): str(v) for k, v in (self.properties.get("tags") or {}).items()}, **self.markers}
+
+    def update(self) -> None:
+        group_id, ids = self.runtime.get("group_id"), list(self.runtime.get("security_group_rule_ids") or [])
+        if self.runtime.get("preexisting") or not group_id:
+            self.logger.info("the %s rule on %s existed before this deployment: left as it is", self.direction,
+                             group_id)
+            return
+        if changed(self.ctx.changes, "description"):
+            rules.update_description(self.client, group_id, self.direction, self.permission())
+            self.logger.info("%s rule on %s: description is now %r", self.direction, group_id,
+                             self.properties.get("description"))
+        if changed(self.ctx.changes, "tags") and ids:
+            old = {**previous_tags(self.properties, self.ctx.changes), **self.markers}
+            retag(self.client, ids, old, self.tags(), self.logger)
+
+    def check_drift(self) -> dict[str, Any] | None:
+        """The rule by its id (or, for one that existed before us, by its content), compared."""
+        group_id, ids = self.runtime.get("group_id"), list(self.runtime.get("security_group_rule_ids") or [])
+        permission, direction = self.permission(), self.runtime.get("direction", self.direction)
+        if ids:
+            answer = call(self.client.describe_security_group_rules, ignore=rules.RULE_GONE,
+                          SecurityGroupRuleIds=ids)
+            described = (answer or {}).get("SecurityGroupRules") or []
+        else:
+            described = [r for r in rules.group_rules(self.client, group_id)
+                         if rules.matches(r, direction, permission)]
+        if not described:
+            return {"gone": f"the {direction} rule {rules.permission_text(direction, permission)} of {group_id} "
+                            f"no longer exists"}
+        rule, found = described[0], {}
+        if not rules.matches(rule, direction, permission):  # changed in place (ModifySecurityGroupRules)
+            found["rule"] = differs(rules.permission_text(direction, permission), rules.rule_text(rule))
+        if not self.runtime.get("preexisting"):
+            if (rule.get("Description") or None) != (self.properties.get("description") or None):
+                found["description"] = differs(self.properties.get("description"), rule.get("Description"))
+            found.update(tag_drift(self.tags(), tags_of(rule)))
+        return found or None
 
 
 plugin = Plugin(TYPES, {GROUP_TYPE: SecurityGroup, RULE_TYPE: SecurityGroupRule})

@@ -7,6 +7,12 @@ instead of making a second one. ``delete`` removes every container with the inst
 labels, so nothing leaks even if the runtime properties were never saved; and it needs
 no engine at all when ``create`` never reached one. ``start`` and ``stop`` wait with
 ``wait_until`` (readiness, a stop signal given time to work): no worker is held.
+
+Day 2: ``update`` changes what the engine changes on a live container (``docker
+update``: restart policy, memory and CPU limits; ``docker rename``); everything else is
+``replace_on_change`` in the type. ``check_drift`` inspects the container (found by id,
+else by its labels, never changing anything) and reports it gone, not running, running
+another image, or with other limits or restart policy than declared.
 """
 
 from __future__ import annotations
@@ -18,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import NodeTemplateInfo, NonRecoverableError, RecoverableError
 from orchestrator.sdk import NotReady, Plugin, Problem, Resource
-from plugins_docker import labels, readiness, schema
-from plugins_docker.container_spec import create_kwargs, image_for
+from plugins_docker import labels, limits, readiness, schema
+from plugins_docker.container_spec import create_kwargs, image_for, restart_policy
 from plugins_docker.engine import EngineSpec, connect, engine_for
 from plugins_docker.errors import engine_errors, engine_message
 
@@ -149,6 +155,75 @@ class Container(schema.Validated, Resource):
         self.runtime["state"] = "deleted"
         self.logger.info("removed %d container(s)", len(ids))
 
+    # -- day 2 ------------------------------------------------------------------------
+
+    def update(self) -> None:
+        """Restart policy and resources (``docker update``), then the name (``docker rename``)."""
+        spec, props = self.spec, self.properties
+        changed = {path.split(".")[0].split("[")[0] for path in self.ctx.changes}
+        with connect(spec) as client:
+            container = self.locate(client, spec)
+            if container is None:
+                raise NonRecoverableError(f"container {self.runtime.get('name') or self.instance.id} is gone from "
+                                          f"{spec}: it cannot be updated (uninstall and install it again)")
+            action = f"updating container {container.name} on {spec}"
+            if changed & {"restart_policy", "resources"}:
+                kwargs = limits.update_kwargs(props.get("resources"), container.attrs.get("HostConfig") or {})
+                kwargs["restart_policy"] = restart_policy(props.get("restart_policy") or "no") or {"Name": "no"}
+                with engine_errors(action):
+                    container.update(**kwargs)
+                self.logger.info("container %s: restart policy %s, limits %s", container.name,
+                                 props.get("restart_policy") or "no", props.get("resources") or "none")
+            name = props.get("name") or labels.container_name(self.ctx.deployment.id, self.instance.id)
+            if container.name != name:
+                with engine_errors(action):
+                    container.rename(name)
+                self.logger.info("container %s renamed %s", container.name, name)
+            with engine_errors(action):
+                container.reload()
+            self.save(container_id=container.id, name=container.name, state=container.status)
+
+    def check_drift(self) -> dict[str, Any] | None:
+        """Inspect once (by id, else by labels): gone, not running, another image or other settings."""
+        spec, props = self.spec, self.properties
+        with connect(spec) as client:
+            container = self.locate(client, spec)
+        if container is None:
+            return {"gone": f"container {self.runtime.get('name') or self.instance.id} is no longer on {spec}"}
+        found: dict[str, Any] = {}
+        recorded = self.runtime.get("container_id")
+        if recorded and container.id != recorded:  # removed and run again by hand, with our labels
+            found["container_id"] = _differs(recorded[:12], container.id[:12])
+        status = (container.attrs.get("State") or {}).get("Status", container.status)
+        if status != "running":
+            found["state"] = _differs("running", status)
+        image = image_for(props, self.instance.relationships)
+        if _image_of(container) != image:
+            found["image"] = _differs(image, _image_of(container))
+        host = container.attrs.get("HostConfig") or {}
+        policy = restart_policy(props.get("restart_policy") or "no") or {"Name": "no"}
+        actual = host.get("RestartPolicy") or {}
+        if (actual.get("Name") or "no", actual.get("MaximumRetryCount") or 0) != (
+                policy["Name"], policy.get("MaximumRetryCount", 0)):
+            found["restart_policy"] = _differs(props.get("restart_policy") or "no", _policy_text(actual))
+        found.update(limits.drift(props.get("resources"), host))
+        return found or None
+
+    def locate(self, client: docker.DockerClient, spec: EngineSpec) -> Any:
+        """The container by its recorded id, else the oldest with its labels; None. Changes nothing."""
+        import docker
+
+        container_id = self.runtime.get("container_id")
+        if container_id:
+            with engine_errors(f"inspecting container {container_id[:12]} on {spec}"):
+                try:
+                    return client.containers.get(container_id)
+                except docker.errors.NotFound:
+                    pass
+        found = sorted(_labelled(client, self.ctx.deployment.id, self.instance.id, spec),
+                       key=lambda c: c.attrs.get("Created", ""))
+        return found[0] if found else None
+
     def lookup(self, client: docker.DockerClient, spec: EngineSpec) -> Any:
         """The container by its recorded id, else by its labels; None if it is gone."""
         import docker
@@ -260,6 +335,15 @@ def published_ports(attrs: dict[str, Any]) -> dict[str, list[str]]:
 
 def _image_of(container: Any) -> str:
     return str((container.attrs.get("Config") or {}).get("Image") or "")
+
+
+def _differs(recorded: Any, actual: Any) -> dict[str, Any]:
+    return {"recorded": recorded, "actual": actual}
+
+
+def _policy_text(policy: dict[str, Any]) -> str:
+    name, count = policy.get("Name") or "no", policy.get("MaximumRetryCount") or 0
+    return f"{name}:{count}" if name == "on-failure" and count else name
 
 
 plugin = Plugin(schema.CONTAINER_TYPES, {schema.CONTAINER_TYPE: Container})

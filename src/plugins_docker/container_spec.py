@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from orchestrator import NonRecoverableError
-from plugins_docker import labels, schema
+from plugins_docker import labels, limits, schema
 from plugins_docker.reference import image_reference
 
 _NS = 1_000_000_000
@@ -61,6 +61,7 @@ def create_kwargs(properties: Mapping[str, Any], deployment: str, instance: str,
     for key in ("user", "working_dir"):
         if properties.get(key):
             kwargs[key] = str(properties[key])
+    kwargs.update(limits.create_kwargs(properties.get("resources")))
     return kwargs
 
 

@@ -9,6 +9,11 @@ Several nodes may name one image (by tag, by digest, through ``repository``): ea
 removes only its own marker tag and its own reference, one removal at a time per
 engine, and a reference another node's removal already took is simply gone. The image
 itself goes with its last reference, whichever node removes it.
+
+Day 2: another reference (repository, tag, digest) or engine is another image, so it
+replaces the node; ``pull_policy``, ``keep_on_delete`` and ``registry_auth`` only matter
+to later pulls and deletes, so ``update`` just records them. ``check_drift`` reports an
+image removed from the engine, or a tag that now names another image.
 """
 
 from __future__ import annotations
@@ -93,6 +98,23 @@ class Image(schema.Validated, Resource):
                 self.logger.warning("image %s is still used by a container; left on %s", ref, spec)
                 return
         self.logger.info("removed image %s", ref)
+
+
+    def update(self) -> None:
+        """Nothing on the engine changes: the new settings apply to the next pull and to delete."""
+        self.logger.info("image %s: %s apply from now on", self.runtime.get("image"),
+                         ", ".join(sorted(self.ctx.changes)))
+
+    def check_drift(self) -> dict[str, Any] | None:
+        ref, spec = self.runtime.get("image") or image_reference(self.properties), engine_for(self.ctx)
+        with connect(spec) as client:
+            image = _local_image(client, ref, spec)
+        if image is None:
+            return {"gone": f"image {ref} is no longer on {spec}"}
+        recorded = self.runtime.get("image_id")
+        if recorded and image.id != recorded:  # pulled or tagged again by hand
+            return {"image_id": {"recorded": recorded, "actual": image.id}}
+        return None
 
 
 def _engine_lock(spec: EngineSpec) -> threading.Lock:

@@ -6,6 +6,10 @@ only; the container plugin refers to them. ``docker_host`` properties are of the
 ``orchestrator.datatypes.DockerHost``, the type the AWS plugin publishes on instances
 and an ``orchestrator.nodes.Compute`` host may declare; ``docker.datatypes.DockerHost``
 remains as another name for it.
+
+``replace_on_change`` marks what ``update`` cannot change in place: a container's image,
+command, environment, ports and the rest of its creation settings (the engine has no
+way to change them), an image's reference, and the engine itself (``docker_host``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ CORE_DOCKER_HOST = "orchestrator.datatypes.DockerHost"
 DOCKER_HOST_TYPE = "docker.datatypes.DockerHost"
 REGISTRY_AUTH_TYPE = "docker.datatypes.RegistryAuth"
 HEALTHCHECK_TYPE = "docker.datatypes.Healthcheck"
+RESOURCES_TYPE = "docker.datatypes.Resources"
 
 
 def _optional(type_: str | None, description: str) -> dict[str, Any]:
@@ -32,9 +37,15 @@ def _default(type_: str, default: Any, description: str, **extra: Any) -> dict[s
     return {"type": type_, "default": default, "description": description, **extra}
 
 
-DOCKER_HOST_PROPERTY = _optional(
+def _replaced(prop: dict[str, Any]) -> dict[str, Any]:
+    """A property whose change replaces the resource (``replace_on_change``)."""
+    return {**prop, "replace_on_change": True}
+
+
+DOCKER_HOST_PROPERTY = _replaced(_optional(
     CORE_DOCKER_HOST, "The engine to use (url required). Unset: the contained_in host's docker_host, "
-    "then DOCKER_HOST, then the local default.")
+    "then DOCKER_HOST, then the local default."))
+_BYTES = r"\d+[bkmgBKMG]?"
 
 SHARED_DATA_TYPES: dict[str, Any] = {
     DOCKER_HOST_TYPE: {"derived_from": CORE_DOCKER_HOST,
@@ -57,9 +68,9 @@ IMAGE_TYPES: dict[str, Any] = {
             "derived_from": "orchestrator.nodes.Root",
             "description": "An image pulled on create; removed on delete if this deployment pulled it.",
             "properties": {
-                "repository": {"type": "string", "description": "e.g. registry:5000/team/app"},
-                "tag": _default("string", "latest", "Ignored when digest is set."),
-                "digest": _optional("string", "sha256:... ; pins the image instead of tag."),
+                "repository": _replaced({"type": "string", "description": "e.g. registry:5000/team/app"}),
+                "tag": _replaced(_default("string", "latest", "Ignored when digest is set.")),
+                "digest": _replaced(_optional("string", "sha256:... ; pins the image instead of tag.")),
                 "registry_auth": _optional(REGISTRY_AUTH_TYPE, "Credentials for a private registry."),
                 "pull_policy": _default(
                     "string", "always", "always: pull on create; if_not_present: pull only when "
@@ -85,6 +96,19 @@ CONTAINER_TYPES: dict[str, Any] = {
                 "start_period": _default("float", 0.0, "Seconds of grace after start."),
             },
         },
+        RESOURCES_TYPE: {
+            "description": "Resource limits; changed in place (docker update).",
+            "properties": {
+                "memory": {"type": "string", "required": False, "constraints": [{"pattern": _BYTES}],
+                           "description": "Memory limit: bytes or 512k, 256m, 1g. Docker can raise or "
+                                          "lower it in place, not lift it (that needs a new container)."},
+                "memory_swap": {"type": "string", "required": False, "constraints": [{"pattern": f"-1|{_BYTES}"}],
+                                "description": "Memory plus swap (-1: unlimited swap); default twice "
+                                               "memory."},
+                "cpus": {"type": "float", "required": False, "constraints": [{"greater_than": 0}],
+                         "description": "CPUs the container may use, like docker run --cpus (1.5)."},
+            },
+        },
     },
     "relationships": {
         USES_IMAGE: {
@@ -97,24 +121,25 @@ CONTAINER_TYPES: dict[str, Any] = {
             "derived_from": "orchestrator.nodes.Root",
             "description": "A container: created on create, started (and awaited) on start.",
             "properties": {
-                "image": _optional("string", "Image reference; or a relationship to a docker.Image."),
+                "image": _replaced(_optional("string", "Image reference; or a relationship to a docker.Image.")),
                 "name": _optional("string", "Container name; default <deployment>-<instance> "
-                                  "(set it only with instances: 1)."),
-                "command": _optional(None, "A string (split like a shell) or a list."),
-                "entrypoint": _optional(None, "A string or a list; overrides the image's."),
-                "environment": _default("dict", {}, "Environment variables."),
-                "ports": _default("dict", {}, "Published ports, {'80/tcp': 8080 | '127.0.0.1:8080' "
-                                  "| null}; ignored by the engine with network_mode host."),
-                "volumes": _default("list", [], "Binds like /host/dir:/ctr/dir[:ro] or volume:/dir.",
-                                    entry_schema="string"),
+                                  "(set it only with instances: 1). Renamed in place."),
+                "command": _replaced(_optional(None, "A string (split like a shell) or a list.")),
+                "entrypoint": _replaced(_optional(None, "A string or a list; overrides the image's.")),
+                "environment": _replaced(_default("dict", {}, "Environment variables.")),
+                "ports": _replaced(_default("dict", {}, "Published ports, {'80/tcp': 8080 | '127.0.0.1:8080' "
+                                            "| null}; ignored by the engine with network_mode host.")),
+                "volumes": _replaced(_default("list", [], "Binds like /host/dir:/ctr/dir[:ro] or volume:/dir.",
+                                              entry_schema="string")),
                 "restart_policy": _default(
-                    "string", "no", "no | always | unless-stopped | on-failure[:MAX_RETRIES]",
+                    "string", "no", "no | always | unless-stopped | on-failure[:MAX_RETRIES]; changed in place.",
                     constraints=[{"pattern": r"no|always|unless-stopped|on-failure(:\d+)?"}]),
-                "network_mode": _default("string", "host", "host, none, bridge, container:NAME, ..."),
-                "labels": _default("dict", {}, "Extra labels (orchestrator.* are set automatically)."),
-                "healthcheck": _optional(HEALTHCHECK_TYPE, "Start waits until the container is healthy."),
-                "user": _optional("string", "User (and group) to run as."),
-                "working_dir": _optional("string", "Working directory inside the container."),
+                "resources": _optional(RESOURCES_TYPE, "Memory and CPU limits; changed in place."),
+                "network_mode": _replaced(_default("string", "host", "host, none, bridge, container:NAME, ...")),
+                "labels": _replaced(_default("dict", {}, "Extra labels (orchestrator.* are set automatically).")),
+                "healthcheck": _replaced(_optional(HEALTHCHECK_TYPE, "Start waits until the container is healthy.")),
+                "user": _replaced(_optional("string", "User (and group) to run as.")),
+                "working_dir": _replaced(_optional("string", "Working directory inside the container.")),
                 "stop_timeout": _default("integer", 10, "Seconds between SIGTERM and SIGKILL on stop.",
                                          constraints=[{"greater_or_equal": 0}]),
                 "start_timeout": _default("float", 60.0, "Seconds start waits for running/healthy "

@@ -37,8 +37,8 @@ def test_webapp_install_then_uninstall_leaves_nothing(aws_orch, ec2, deployment,
     rt = run.runtime_properties
 
     found = list_resources(deployment)
-    assert {k: len(v) for k, v in found.items()} == {
-        "instances": 2, "key_pairs": 1, "security_groups": 1, "security_group_rules": 1,
+    assert {k: len(v) for k, v in found.items()} == {  # rules: the group's two (tagged for update) and https
+        "instances": 2, "key_pairs": 1, "security_groups": 1, "security_group_rules": 3,
         "addresses": 1, "vpcs": 0, "subnets": 0}
 
     key_name, group_id = rt["key_0"]["key_name"], rt["web_sg_0"]["group_id"]
@@ -82,7 +82,7 @@ def test_network_blueprint(aws_orch, ec2, deployment):
     (group,) = ec2.describe_security_groups(GroupIds=[rt["app_sg_0"]["aws_resource_id"]])["SecurityGroups"]
     assert group["VpcId"] == vpc_id
     assert {k: len(v) for k, v in list_resources(deployment).items() if v} == {
-        "instances": 1, "security_groups": 1, "vpcs": 1, "subnets": 1}
+        "instances": 1, "security_groups": 1, "security_group_rules": 1, "vpcs": 1, "subnets": 1}
     run = aws_orch.uninstall(deployment=deployment)
     assert run.ok, run.failures
     assert leaked(deployment) == {}
