@@ -28,6 +28,7 @@ TOOL_PACKAGES: dict[str, str] = {
     "busybox": "busybox-static",
     "docker-registry": "docker-registry",
     "htpasswd": "apache2-utils",
+    "redis-server": "redis-server",
 }
 BUSYBOX = Path("/bin/busybox")
 _APT_LOCK = Path("/tmp/testenv-apt.lock")

@@ -24,6 +24,7 @@ from testenv.docker_engine import (
     ensure_registry,
 )
 from testenv.moto_server import MotoServer, start_moto
+from testenv.redis_server import RedisServer, start_redis
 
 T = TypeVar("T")
 
@@ -103,3 +104,11 @@ def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoSer
     for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     return moto_server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real Redis on 127.0.0.1 (the Celery broker), for the whole session."""
+    server = _provide("redis-server", lambda: start_redis(tmp_path_factory.mktemp("redis")))
+    yield server
+    server.stop()

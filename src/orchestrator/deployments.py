@@ -457,17 +457,22 @@ class Orchestrator:
         masker = Masker(s for name in secret_names_of(plan) if name in prepared.secrets
                         for s in secret_strings(prepared.secrets[name]))
         lease = lease_seconds()
+        executor = self._executor(options)  # before anything is written: no worker, nothing done
         execution = store.start_execution(deployment, prepared.workflow, lease, prepared.before,
                                           request=prepared.request)
         sink = EventSink(store, deployment, execution, masker)
         sink.listeners.extend(listeners)
         workflow = prepared.steps
-        runner = Runner(store=store, deployment=deployment, dispatcher=Dispatcher(self.pm), sink=sink,
-                        options=options, secrets=prepared.secrets, plans=[phase.plan for phase in workflow.phases],
-                        interrupt=interrupt)
+        plans = [phase.plan for phase in workflow.phases]
         status, error = "failed", "interrupted"
         result: ExecutionResult | None = None
         try:
+            if executor is not None:
+                used = set().union(*(secret_names_of(p) for p in plans)) if plans else set()
+                executor.begin(store, deployment, sink, plans, prepared.secrets, used, options.retries)
+            runner = Runner(store=store, deployment=deployment, dispatcher=Dispatcher(self.pm), sink=sink,
+                            options=options, secrets=prepared.secrets, plans=plans, interrupt=interrupt,
+                            executor=executor)
             with LeaseKeeper(lambda: store.renew_lease(execution, lease), lease, runner.lock_lost):
                 result = runner.run(workflow)
             status, error = result.status, "; ".join([*result.notes, *map(str, result.failures)]) or None
@@ -478,6 +483,8 @@ class Orchestrator:
                     self._record_leftovers(result, plan)
             return result
         finally:
+            if executor is not None:
+                executor.close()
             try:
                 store.end_execution(execution, status, error)
             except StateError as exc:  # e.g. the disk is still full: the lock stays, a rerun takes it over
@@ -486,6 +493,17 @@ class Orchestrator:
                 said = any(str(exc) in note for note in result.notes)
                 result.notes.append(f"execution {execution} could not be marked {status} either"
                                     f"{'' if said else f' ({exc})'}; the next run takes its lock over")
+
+    def _executor(self, options: Options) -> Any:
+        """Where hook calls run: None for threads here; workers for ``--executor celery``."""
+        if options.executor == "local":
+            return None
+        if options.executor != "celery":
+            raise UsageError(f"unknown executor '{options.executor}' (local or celery)")
+        from orchestrator.remote.app import broker_url
+        from orchestrator.remote.executor import CeleryExecutor
+
+        return CeleryExecutor(broker_url(options.broker), options.queue, self.state_path)
 
     def _record_leftovers(self, result: ExecutionResult, plan: Plan) -> None:
         """Mark the deployment while an ``--ignore-failures`` uninstall may have left resources behind;

@@ -62,3 +62,12 @@ class StatePathError(StateError):
 class LockLostError(StateError):
     """This execution no longer holds its deployment's lock (it expired and was taken over, or was
     cleared with ``unlock --force``); nothing more is written."""
+
+
+class ExecutorError(OrchestratorError):
+    """Hook calls cannot be sent where they should run (the broker is unreachable, no worker
+    answers); nothing has run; the command exits 1."""
+
+
+class ExecutorUsageError(ExecutorError):
+    """The executor is asked for without what it needs (a broker URL, Celery installed); exit 2."""

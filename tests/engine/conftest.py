@@ -72,10 +72,12 @@ def cli(journal_dist: Path, tmp_path: Path):
 
     def run(*args: str, background: bool = False, **kwargs):
         cmd = [sys.executable, "-m", "orchestrator", *args]
+        environ = kwargs.pop("env", env)
         if background:
-            return subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+            return subprocess.Popen(cmd, env=environ, cwd=tmp_path, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True, **kwargs)
-        return subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, **kwargs)
+        kwargs.setdefault("timeout", 120)
+        return subprocess.run(cmd, env=environ, cwd=tmp_path, capture_output=True, text=True, **kwargs)
 
     run.env = env
     return run

@@ -10,7 +10,7 @@ journal, since a hung attempt's runtime properties are discarded), ``log`` (a li
 operation logs, e.g. to fill a disk), ``zone`` (changing it replaces the instance).
 ``update`` journals the changed paths; ``check_drift`` reports what the file
 ``<journal>.drift.<instance>`` holds (JSON), if it exists: a test's out-of-band change.
-Custom operations: ``echo`` (``text`` times ``times``) and ``whoami``.
+Custom operations: ``echo`` (``text`` times ``times``), ``whoami`` and ``read`` (a blueprint resource).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ TYPES = {
                                     "times": {"type": "integer", "default": 1,
                                               "constraints": [{"greater_or_equal": 1}]}}},
                 "whoami": {"description": "The instance and its node, one per line."},
+                "read": {"description": "A file shipped beside the blueprint, and where it was read from.",
+                         "inputs": {"path": {"type": "string"}}},
             },
         },
         "journal.Host": {"derived_from": "orchestrator.nodes.Compute",
@@ -177,6 +179,9 @@ def run_operation(ctx: Any) -> Any:
     if ctx.operation.name == "echo":
         inputs = ctx.operation.inputs
         return {"text": inputs["text"] * inputs["times"], "address": ctx.instance.runtime_properties.get("address")}
+    if ctx.operation.name == "read":
+        return {"text": ctx.get_resource(ctx.operation.inputs["path"]).decode(), "directory": str(ctx.blueprint.directory),
+                "pid": os.getpid()}
     return f"{ctx.instance.id}\n{ctx.node.id}"
 
 

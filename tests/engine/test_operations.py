@@ -49,8 +49,8 @@ def test_operations_lists_what_each_node_offers(cli, web):
     assert "-p text: string (required)  what to say" in text
     plugins = json.loads(cli("plugins", "list", "--json").stdout)
     journal = next(p for p in plugins["plugins"] if p["name"] == "journal")
-    assert [op["name"] for op in journal["operations"]["journal.Node"]] == ["echo", "whoami"]
-    assert "operations of journal.Node: echo, whoami" in cli("plugins", "list").stdout
+    assert [op["name"] for op in journal["operations"]["journal.Node"]] == ["echo", "whoami", "read"]
+    assert "operations of journal.Node: echo, whoami, read" in cli("plugins", "list").stdout
 
 
 def test_execute_runs_on_every_started_instance_that_offers_it(cli, tmp_path, web):

@@ -25,7 +25,14 @@ from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.interrupt import Interrupt
 from orchestrator.engine.options import DEFAULT_OPERATION_TIMEOUT, Options
 from orchestrator.engine.results import ExecutionResult
-from orchestrator.errors import PluginError, StateError, StateLockedError, StatePathError
+from orchestrator.errors import (
+    ExecutorError,
+    ExecutorUsageError,
+    PluginError,
+    StateError,
+    StateLockedError,
+    StatePathError,
+)
 from orchestrator.plugins import get_plugin_manager
 from orchestrator.secrets import load_secrets
 from orchestrator.state import DEFAULT_STATE, display, is_url
@@ -51,7 +58,9 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(2)
         except (UsageError, PluginError, StatePathError) as exc:
             _fail(f"error: {exc}", 2)
-        except (StateLockedError, StateError) as exc:
+        except ExecutorUsageError as exc:
+            _fail(f"error: {exc}", 2)
+        except (StateLockedError, StateError, ExecutorError) as exc:
             _fail(f"error: {exc}", 1)
 
     return wrapper
@@ -89,7 +98,37 @@ def deployment_option(fn: Callable[..., Any]) -> Callable[..., Any]:
                              "other commands: the only deployment in the state).")(fn)
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta[f"orchestrator.{param.name}"] = value
+    return value
+
+
+def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Where hook calls run; read by ``_options`` (not passed to each command)."""
+    for option in reversed([
+        click.option("--executor", type=click.Choice(["local", "celery"]), expose_value=False, callback=_remember,
+                     default=lambda: os.environ.get("ORCHESTRATOR_EXECUTOR", "local"), show_default="local",
+                     help="Where hook calls run: threads in this process, or 'orchestrator worker' processes "
+                          "reached through a Celery broker (environment: ORCHESTRATOR_EXECUTOR)."),
+        click.option("--broker", metavar="URL", expose_value=False, callback=_remember,
+                     help="With --executor celery: the broker, redis://HOST:PORT/DB or amqp://USER:PASS@HOST// "
+                          "(environment: ORCHESTRATOR_BROKER)."),
+        click.option("--queue", default="orchestrator", show_default=True, expose_value=False, callback=_remember,
+                     help="With --executor celery: the queue the workers consume."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _options(**values: Any) -> Options:
+    """The run's options, with the executor chosen on the command line."""
+    meta = click.get_current_context().meta
+    return Options(**values, executor=meta.get("orchestrator.executor") or "local",
+                   broker=meta.get("orchestrator.broker"), queue=meta.get("orchestrator.queue") or "orchestrator")
+
+
 def execution_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = executor_options(fn)
     for option in reversed([
         click.option("--concurrency", default=10, show_default=True, type=click.IntRange(min=1),
                      help="Node instances worked on at once."),
@@ -240,7 +279,7 @@ def install(blueprint: str, inputs: tuple[str, ...], deployment: str | None, con
       orchestrator install blueprint.yaml -i region=eu-west-1 --operation-timeout 600
     """
     orch = _orchestrator(state, state_recover)
-    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
+    options = _options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
                       operation_timeout=operation_timeout)
     prepared = orch.prepare_install(blueprint, inputs, deployment, _secrets(secrets_file))
     _run_workflow(prepared, options, as_json, debug)
@@ -269,7 +308,7 @@ def update(blueprint: str, inputs: tuple[str, ...], deployment: str, concurrency
       orchestrator update blueprint.yaml -d web -i replicas=3
     """
     orch = _orchestrator(state, state_recover)
-    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
+    options = _options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
                       operation_timeout=operation_timeout)
     prepared = orch.prepare_update(blueprint, inputs, deployment, _secrets(secrets_file))
     _apply(prepared, f"Plan for {blueprint} against deployment '{prepared.deployment}'", options, as_json, debug,
@@ -326,12 +365,12 @@ def heal(deployment: str | None, instances: tuple[str, ...], dry_run: bool, yes:
     if not instances:
         check = orch.prepare_drift(deployment, secrets)
         with signals.stop_requests(Interrupt()):
-            found = check.run(Options(concurrency=concurrency, retries=2, retry_interval=0.5))
+            found = check.run(_options(concurrency=concurrency, retries=2, retry_interval=0.5))
         if not found.ok:
             _fail("heal: check_drift failed: " + "; ".join(map(str, found.failures)), 1)
         drifted = {i: r for i, r in found.results.items() if r is not None}
     prepared = orch.prepare_heal(deployment, instances, drifted, secrets)
-    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
+    options = _options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
                       operation_timeout=operation_timeout)
     _apply(prepared, f"Heal of deployment '{prepared.deployment}'", options, as_json, debug, yes, dry_run)
 
@@ -372,7 +411,7 @@ def scale(deployment: str | None, counts: tuple[str, ...], remove: tuple[str, ..
         changes[template] = spec
     orch = _orchestrator(state, state_recover)
     prepared = orch.prepare_scale(deployment, changes, remove, _secrets(secrets_file))
-    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
+    options = _options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
                       operation_timeout=operation_timeout)
     _apply(prepared, f"Scale of deployment '{prepared.deployment}'", options, as_json, debug, yes, dry_run)
 
@@ -384,6 +423,7 @@ def scale(deployment: str | None, counts: tuple[str, ...], remove: tuple[str, ..
               help="Instances checked at once.")
 @click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML file of secrets for get_secret (environment: ORCHESTRATOR_SECRET_<NAME>).")
+@executor_options
 @state_option
 @json_option
 @handle_errors
@@ -401,7 +441,7 @@ def drift(deployment: str | None, exit_code: bool, concurrency: int, secrets_fil
     prepared = orch.prepare_drift(deployment, _secrets(secrets_file))
     interrupt = Interrupt()
     with signals.stop_requests(interrupt):
-        result = prepared.run(Options(concurrency=concurrency, retries=2, retry_interval=0.5), [], interrupt)
+        result = prepared.run(_options(concurrency=concurrency, retries=2, retry_interval=0.5), [], interrupt)
     checked, failed = [], []
     plan = prepared.plan
     failed_ids = {f.instance for f in result.failures}
@@ -462,7 +502,7 @@ def execute(deployment: str | None, operation: str, nodes: tuple[str, ...], inst
         _fail("error: choose instances with --node or with --instance, not both", 2)
     orch = _orchestrator(state, state_recover)
     prepared = orch.prepare_execute(deployment, operation, params, nodes, instances, _secrets(secrets_file))
-    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
+    options = _options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
                       operation_timeout=operation_timeout)
     interrupt = Interrupt()
     with signals.stop_requests(interrupt):
@@ -514,7 +554,7 @@ def uninstall(deployment: str | None, concurrency: int, retries: int, retry_inte
       orchestrator uninstall -d web --ignore-failures --retries 1
     """
     orch = _orchestrator(state, state_recover)
-    options = Options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
+    options = _options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
                       operation_timeout=operation_timeout, ignore_failures=ignore_failures)
     prepared = orch.prepare_uninstall(deployment, _secrets(secrets_file))
     _run_workflow(prepared, options, as_json, debug)
@@ -643,6 +683,31 @@ def graph(blueprint: str, inputs: tuple[str, ...], fmt: str) -> None:
 
     bp = _orchestrator().load(blueprint, inputs)
     click.echo(to_mermaid(bp) if fmt == "mermaid" else to_dot(bp), nl=False)
+
+
+@cli.command()
+@click.option("--broker", metavar="URL", default=lambda: os.environ.get("ORCHESTRATOR_BROKER"),
+              help="The Celery broker: redis://HOST:PORT/DB or amqp://USER:PASS@HOST// (environment: "
+                   "ORCHESTRATOR_BROKER).")
+@click.option("--concurrency", default=10, show_default=True, type=click.IntRange(min=1),
+              help="Operations run at once (threads).")
+@click.option("--queues", default="orchestrator", show_default=True, metavar="NAME[,NAME...]",
+              help="The queues to consume (the CLI's --queue).")
+@click.option("--state", "state", metavar="PATH|URL", default=lambda: os.environ.get("ORCHESTRATOR_STATE"),
+              help="Use this state whatever the CLI says (default: the one each operation names; environment: "
+                   "ORCHESTRATOR_STATE).")
+@click.option("--name", default=None, help="The worker's name (default: HOST:PID).")
+@handle_errors
+def worker(broker: str | None, concurrency: int, queues: str, state: str | None, name: str | None) -> None:
+    """Run hook calls sent by 'orchestrator ... --executor celery' (a Celery worker with the installed plugins).
+
+    \b
+    Example:
+      orchestrator worker --broker redis://127.0.0.1:6379/0 --concurrency 20
+    """
+    from orchestrator.remote.serve import serve
+
+    serve(broker, concurrency, queues, state, name)
 
 
 @cli.group()

@@ -28,6 +28,7 @@ class Masker:
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._forms: set[str] = set()
+        self.sources: list[str] = []  # the secrets as given (what a worker needs to mask the same)
         self._pattern: re.Pattern[str] | None = None
         self._lock = threading.Lock()
         self.add(secrets)
@@ -38,6 +39,7 @@ class Masker:
             for secret in secrets:
                 if isinstance(secret, str):
                     forms |= printed_forms(secret)
+                    self.sources.append(secret)
             if forms == self._forms:
                 return
             self._forms = forms

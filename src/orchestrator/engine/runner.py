@@ -20,6 +20,7 @@ from typing import Any
 from orchestrator.engine.context import InstanceRecord
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import Event, EventSink
+from orchestrator.engine.executor import Executor
 from orchestrator.engine.factory import ContextFactory
 from orchestrator.engine.interrupt import Interrupt
 from orchestrator.engine.options import DEFAULT_OPERATION_TIMEOUT, Options
@@ -50,12 +51,15 @@ class Runner:
 
     def __init__(self, *, store: StateStore, deployment: str, dispatcher: Dispatcher, sink: EventSink,
                  options: Options, secrets: Mapping[str, Any] | None = None, plans: list[Plan] = (),
-                 records: dict[str, InstanceRecord] | None = None, interrupt: Interrupt | None = None) -> None:
+                 records: dict[str, InstanceRecord] | None = None, interrupt: Interrupt | None = None,
+                 executor: Executor | None = None) -> None:
         self.secrets = secrets or {}
         self.interrupt = interrupt
         if records is None:
             records = self._load_records(store, deployment, plans, sink)
         self.ex = Execution(store, deployment, sink, dispatcher, options, records)
+        if executor is not None:
+            self.ex.executor = executor
         self.cancelled: str | None = None  # why a stop was requested
         self.abandoned: list[str] = []
         self.notes: list[str] = []

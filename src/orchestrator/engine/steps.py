@@ -15,7 +15,7 @@ import json
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -23,6 +23,7 @@ import attrs
 from orchestrator.engine.context import InstanceRecord, OperationContext
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import Event, EventSink
+from orchestrator.engine.executor import Call, Executor, LocalExecutor
 from orchestrator.engine.factory import ContextFactory
 from orchestrator.engine.options import Options
 from orchestrator.engine.results import Failure
@@ -87,6 +88,7 @@ class Execution:
     results: dict[str, Any] = attrs.field(factory=dict)  # what hooks returned, by instance (drift, ...)
     abandoned: bool = False  # a second stop request: record nothing more
     operations: int = 0  # hook calls made (the GIL makes the count exact; it is only a count)
+    executor: Executor = attrs.field(factory=LocalExecutor)  # where hook calls run
 
     def fail(self, failure: Failure) -> None:
         self.failures.append(failure)  # under ``lock``
@@ -95,16 +97,18 @@ class Execution:
 
 
 class _Pending:
-    """A success not yet written: its events, and whether runtime properties changed."""
+    """A success not yet written: its events, whether runtime properties changed, and the
+    worker dispatches it settles."""
 
-    __slots__ = ("events", "runtime")
+    __slots__ = ("events", "forget", "runtime")
 
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.runtime = False
+        self.forget: list[str] = []
 
     def __bool__(self) -> bool:
-        return bool(self.events) or self.runtime
+        return bool(self.events) or self.runtime or bool(self.forget)
 
 
 class StepRunner:
@@ -182,8 +186,11 @@ class StepRunner:
         ex = self.ex
         attempt = ex.attempts.pop((inst.id, step.key), 0) if ex.attempts else 0
         op = Running(inst.id, step, attempt, owner, timeout or ex.options.operation_timeout)
-        ctx = self.contexts.operation(inst, step.op, attempt, step.relationship, owner, op.live,
-                                      self.phase.changes.get(inst.id) if step.op == "update" else None)
+        changes = self.phase.changes.get(inst.id) if step.op == "update" else None
+        ctx = self.contexts.operation(inst, step.op, attempt, step.relationship, owner, op.live, changes)
+        call = Call(inst.id, step.op, step.key, step.relationship, owner, attempt, self.plan, changes,
+                    resumed=rec.ops.get(step.key) == "started")
+        remote = ex.executor.remote
         if step.before:
             rec.state = step.before
         rec.ops[step.key] = "started"
@@ -192,10 +199,12 @@ class StepRunner:
         self._flush(rec, pending)
         ex.operations += 1
         try:
-            self._call_hook(caller, ctx, op)
+            self._call_hook(caller, ctx, op, call)
         except Detached:
             raise
         except SkipOperation as exc:
+            if remote:
+                pending.forget.append(step.key)
             rec.ops[step.key] = "succeeded"
             if step.after:
                 rec.state = step.after
@@ -221,6 +230,8 @@ class StepRunner:
                 rec.ops.pop(key, None)
         else:
             rec.ops[step.key] = "succeeded"
+        if remote:
+            pending.forget.append(step.key)  # settled by the same write that records the success
         rec.error = None
         if step.after:
             rec.state = step.after
@@ -236,12 +247,14 @@ class StepRunner:
         spec = self.phase.custom if step.op == "run_operation" else None
         custom = (spec[0], spec[1].get(inst.node, {})) if spec is not None else None
         ctx = self.contexts.operation(inst, step.op, attempt, step.relationship, owner, op.live, custom=custom)
+        call = Call(inst.id, step.op, step.key, step.relationship, owner, attempt, self.plan, custom=custom,
+                    transient=True)
         sink = ex.sink
         name = custom[0] if custom is not None else step.op
         self.emit(sink.make("operation_started", f"{name} started", rec.id, name, owner))
         ex.operations += 1
         try:
-            result = self._call_hook(caller, ctx, op)
+            result = self._call_hook(caller, ctx, op, call)
         except Detached:
             raise
         except Exception as exc:
@@ -285,15 +298,16 @@ class StepRunner:
             raise Detached()
         self.ex.sink.emit(event)
 
-    def _call_hook(self, caller: Any, ctx: OperationContext, op: Running) -> Any:
-        """Run a plugin's hook without the engine lock, where the supervisor can time it out."""
+    def _call_hook(self, caller: Any, ctx: OperationContext, op: Running, call: Call) -> Any:
+        """Run a plugin's hook (through the executor) without the engine lock, where the
+        supervisor can time it out."""
         ex = self.ex
         op.deadline = time.monotonic() + op.timeout
         running = ex.running
         running.add(op)
         ex.lock.release()
         try:
-            return caller(ctx=ctx)
+            return ex.executor.call(caller, ctx, call, op.live)
         finally:
             ex.lock.acquire()
             running.discard(op)
@@ -318,7 +332,8 @@ class StepRunner:
         failure = Failure(inst.id, step.op, owner, masker(message), masker(tb))
         rec.error = f"{step.op} ({owner or 'no plugin'}) failed: {failure.message}"
         self.write(rec, "failed", None, [ex.sink.make("operation_failed", f"{step.op} failed: {message}", rec.id,
-                                                      step.op, owner, "error")])
+                                                      step.op, owner, "error")],
+                   forget=(step.key,) if ex.executor.remote else ())
         ex.fail(failure)
         return False
 
@@ -329,10 +344,11 @@ class StepRunner:
         """Write the instance's state with whatever success is pending, then forget it."""
         runtime = rec.runtime_json if pending.runtime else None
         events, pending.events, pending.runtime = pending.events, [], False
-        self.write(rec, state or rec.state, runtime, events, version)
+        forget, pending.forget = pending.forget, []
+        self.write(rec, state or rec.state, runtime, events, version, forget)
 
     def write(self, rec: InstanceRecord, state: str, runtime_json: str | None, events: list[Event],
-              version: int | None = None) -> None:
+              version: int | None = None, forget: Iterable[str] = ()) -> None:
         ex = self.ex
         if ex.abandoned:
             raise Detached()  # the execution is over: record nothing more
@@ -344,7 +360,7 @@ class StepRunner:
             runtime = rec.runtime_json if runtime_json is not None else None
             keys = masker.secret_keys(rec.runtime) if runtime is not None and masker else None
             ex.store.record(ex.deployment, rec.id, state, json.dumps(rec.ops), runtime, rows,
-                            sink.execution, rec.error, keys, version)
+                            sink.execution, rec.error, keys, version, forget)
         if version is not None:
             rec.version = version
         for event in events:

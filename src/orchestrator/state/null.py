@@ -117,8 +117,8 @@ class NullStore:
     def forget_operation(self, deployment: str, instance: str, key: str) -> None:
         pass
 
-    def save_resources(self, deployment: str, digest: str, archive: bytes) -> None:
+    def put_blob(self, deployment: str, digest: str, data: bytes) -> None:
         pass
 
-    def resources(self, deployment: str, digest: str) -> bytes | None:
+    def blob(self, deployment: str, digest: str) -> bytes | None:
         return None

@@ -731,17 +731,19 @@ class SqliteStore:
             self._db.execute("DELETE FROM operations WHERE deployment = ? AND instance = ? AND key = ?",
                              (deployment, instance, key))
 
-    # -- the blueprint's files -----------------------------------------------------
+    # -- plans and the blueprint's files, for workers ---------------------------------
 
     @_translated
-    def save_resources(self, deployment: str, digest: str, archive: bytes) -> None:
+    def put_blob(self, deployment: str, digest: str, data: bytes) -> None:
+        now = time.time()
         with self.transaction() as db:
-            db.execute("INSERT OR IGNORE INTO resources (deployment, digest, archive, created_at) VALUES (?, ?, ?, ?)",
-                       (deployment, digest, archive, time.time()))
-            db.execute("DELETE FROM resources WHERE deployment = ? AND digest != ?", (deployment, digest))
+            db.execute("INSERT INTO resources (deployment, digest, archive, created_at) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (deployment, digest) DO UPDATE SET created_at = excluded.created_at",
+                       (deployment, digest, data, now))
+            db.execute("DELETE FROM resources WHERE deployment = ? AND created_at < ?", (deployment, now - BLOB_DAYS))
 
     @_translated
-    def resources(self, deployment: str, digest: str) -> bytes | None:
+    def blob(self, deployment: str, digest: str) -> bytes | None:
         with self._lock:
             row = self._db.execute("SELECT archive FROM resources WHERE deployment = ? AND digest = ?",
                                    (deployment, digest)).fetchone()
@@ -770,4 +772,5 @@ _RECORD = ("UPDATE instances SET state = ?, ops = ?, runtime = coalesce(?, runti
            "(? IS NULL OR EXISTS (SELECT 1 FROM locks WHERE deployment = ? AND execution = ?))")
 _INSERT_EVENT = ("INSERT INTO events (ts, deployment, execution, instance, operation, plugin, type, level, message) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+BLOB_DAYS = 7 * 86400.0  # a blob unused this long (seconds) goes
 _SELECT_OPERATION = "SELECT token, instance, key, worker, claimed_until, outcome FROM operations"

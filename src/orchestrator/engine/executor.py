@@ -1,0 +1,59 @@
+"""Where hook calls run: the seam between the scheduler and the plugins.
+
+The runner decides *what* runs and records what came of it; an executor only runs one
+hook call and hands back its result (or raises what the hook raised). ``LocalExecutor``
+calls the hook in the runner's own thread. ``orchestrator.remote`` sends the same call,
+as plain data (``Call``), to Celery workers on other hosts: each worker rebuilds the
+``ctx`` from the stored plan with the same context factory, and its runtime property
+changes come back to be merged here exactly as a local hook's are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+if TYPE_CHECKING:
+    from orchestrator.engine.context import OperationContext
+    from orchestrator.plan import Plan
+
+
+@attrs.define(slots=True, frozen=True)
+class Call:
+    """One hook call as data: enough for a worker elsewhere to build the same ``ctx``."""
+
+    instance: str
+    op: str  # the hook
+    key: str  # how the instance's record names the step
+    relationship: int | None  # index into the instance's relationships
+    owner: str | None  # the plugin that owns the type
+    attempt: int  # retry number
+    plan: Plan
+    changes: Mapping[str, tuple[Any, Any]] | None = None  # ctx.changes of an update
+    custom: tuple[str, Mapping[str, Any]] | None = None  # run_operation: (operation, inputs)
+    resumed: bool = False  # recorded as started by an earlier execution: a worker may have finished it
+    transient: bool = False  # a check (drift, custom operation): nothing recorded on the instance
+
+
+class Executor(Protocol):
+    remote: bool  # True: a dispatch is recorded in the state, and settled with the step's write
+
+    def call(self, caller: Any, ctx: OperationContext, call: Call, live: Any) -> Any:
+        """Run the hook; return what it returned, or raise what it raised. ``live()`` turns
+        False once the runner gave up on this call (timed out, abandoned)."""
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """Hooks run in the runner's worker threads (the default)."""
+
+    remote = False
+
+    def call(self, caller: Any, ctx: OperationContext, call: Call, live: Any) -> Any:
+        return caller(ctx=ctx)
+
+    def close(self) -> None:
+        pass
