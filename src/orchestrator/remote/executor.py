@@ -59,7 +59,6 @@ class CeleryExecutor:
         self.queue = queue
         self.location = str(Path(location).resolve()) if isinstance(location, Path) else str(location)
         self.workers = self._ping(ping_timeout)
-        self._send_lock = threading.Lock()
         self._waiting: dict[str, Waiter] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -161,8 +160,7 @@ class CeleryExecutor:
 
     def _send(self, request: dict[str, Any]) -> None:
         try:
-            with self._send_lock:
-                self.app.send_task(TASK, args=[request], queue=self.queue)
+            self.app.send_task(TASK, args=[request], queue=self.queue)  # a producer from the app's pool
         except Exception as exc:
             raise ExecutorError(f"cannot send to the broker at {self.broker}: {type(exc).__name__}: {exc}") from None
 
