@@ -170,7 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--state", default="sqlite", help="sqlite (a fresh file per run) or a postgresql:// URL")
     parser.add_argument("--skip-scaling", action="store_true")
-    parser.add_argument("--json", default=None)
+    parser.add_argument("--json", default=None, help="also write the rows to this file")
+    parser.add_argument("--json-stdout", action="store_true", help="end with one JSON line (for bench/run.py)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="remote-bench-") as tmp:
         bench = Bench(Path(tmp), args.state)
@@ -183,6 +184,8 @@ def main(argv: list[str] | None = None) -> None:
     print(table(rows, args.state if args.state.startswith("postgresql") else "SQLite"))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
+    if args.json_stdout:
+        print(json.dumps({"rows": rows, "state": args.state}))
 
 
 if __name__ == "__main__":

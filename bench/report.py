@@ -418,6 +418,22 @@ def markdown(data: dict[str, Any], s: dict[str, Any], gl: list[dict[str, Any]], 
                   + (" — capped on purpose, see the extrapolation above" if r["error"] == "timeout" else "")]
         L += [""]
 
+    remote = (data.get("plugins") or {}).get("remote") or {}
+    if remote.get("rows"):
+        L += ["### Hook calls on Celery workers", "",
+              "Independent nodes x 3 operations (`bench/remote_bench.py`); Redis broker, workers of concurrency 10 on "
+              f"this machine, state: {remote.get('state', 'sqlite')}. Ideal = operations x sleep / (10 x workers).", "",
+              "| case | executor | workers | wall s | ideal s | over ideal | CLI CPU s | worker CPU s | per op ms |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for r in remote["rows"]:
+            ideal = r.get("ideal")
+            over = f"{(r['wall'] / ideal - 1) * 100:+.1f} %" if ideal else ""
+            per_op = f"{r['wall'] / r['ops'] * 1000:.2f}" if r.get("ops") else ""
+            L += [f"| {r['case']} | {r['executor']} | {r['workers'] or ''} | {r['wall']:.2f} | "
+                  f"{'' if ideal is None else f'{ideal:.1f}'} | {over} | {r['cli_cpu']:.1f} | "
+                  f"{r.get('worker_cpu', 0):.1f} | {per_op} |"]
+        L += [""]
+
     L += ["## Plots", ""]
     L += [f"![{name}]({name})" for name in images]
     L += ["", "Raw rows (every run, with the load average before it) and machine details: "

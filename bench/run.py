@@ -8,6 +8,8 @@ Cases (every measurement is a fresh process; see bench/README.md):
           100 / 1,000 / 5,000 (Cloudify's runs of >= 1,000 nodes once each, 5,000 under a timeout)
   engine  install + uninstall, no-op operations: flat-1000, chain-200 (concurrency / pool 10);
           sleep-100: 100 flat nodes, 50 ms operations, concurrency / pool 50 (ideal install 0.30 s)
+  workers hook calls on Celery workers (remote_bench.py): 1,000 nodes x 3 operations of 200 ms
+          with the local executor and 1, 2, 4 workers; no-op overhead per operation
 
 Writes bench/results/latest.json (raw rows and machine info), latest.md and PNG plots.
 Creates Cloudify's virtualenv with bench/cloudify/setup.sh if it is missing.
@@ -178,6 +180,15 @@ class Suite:
         self.plugins["aws"] = aws.get("aws") or [aws]
         for r in self.plugins["aws"]:
             print(f"  aws: {r}", flush=True)
+        self.save()
+
+        print("== workers: 1,000 nodes x 3 operations of 200 ms on 1, 2, 4 Celery workers; overhead per operation",
+              flush=True)
+        remote = run_child([sys.executable, str(HERE / "remote_bench.py"), "--json-stdout",
+                            *(["--nodes", "200"] if a.quick else [])], RUN_TIMEOUT * 2)
+        self.plugins["remote"] = remote
+        for r in remote.get("rows", []):
+            print(f"  {r['case']:9} {r['executor']:7} workers={r['workers']} wall {r['wall']:.2f} s", flush=True)
         self.save()
 
         if capped_cfy and a.cloudify_timeout > 0:
