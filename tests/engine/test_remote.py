@@ -215,11 +215,19 @@ def test_the_cli_killed_mid_run_resumes_with_the_workers_results(cli, workers, t
     _wait_for(lambda: ops(tmp_path, "create"))
     run.send_signal(signal.SIGKILL)
     run.wait()
-    _wait_for(lambda: "done create a_0" in journal_lines(tmp_path))  # the worker finished it meanwhile
-    again = cli(*celery("install", "bp.yaml", "--state", "s.db"))
+    again = cli(*celery("install", "bp.yaml", "--state", "s.db"))  # while the worker still runs create
     assert again.returncode == 0, again.stderr
-    assert ops(tmp_path, "create") == ["create a_0"], "its result was kept, not run again"
+    assert ops(tmp_path, "create") == ["create a_0"], "the running one was waited for, not run again"
     assert ops(tmp_path, "start") == ["start a_0"]
+    run = cli(*celery("uninstall", "--state", "s.db"), background=True)
+    _wait_for(lambda: ops(tmp_path, "stop"))
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    _wait_for(lambda: "done stop a_0" in journal_lines(tmp_path))  # the worker finished it meanwhile
+    gone = cli(*celery("uninstall", "--state", "s.db"))
+    assert gone.returncode == 0, gone.stderr
+    assert ops(tmp_path, "stop") == ["stop a_0"], "its finished result was kept, not run again"
+    assert ops(tmp_path, "delete") == ["delete a_0"]
 
 
 def test_drift_and_custom_operations_run_on_workers_with_the_blueprints_files(cli, workers, tmp_path: Path):

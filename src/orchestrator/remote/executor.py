@@ -32,6 +32,8 @@ from orchestrator.state import StateStore, is_url
 POLL = 0.01  # seconds between looks at the outcomes of calls in flight
 EVENTS_EVERY = 10  # polls between looks at the workers' log lines
 UNCLAIMED_WARNING = 30.0  # seconds a call may wait for a worker before the user is told
+UNCLAIMED_RESEND = 60.0  # ... and before its message is sent again (lost with a broker restart, or
+# prefetched by a worker that died before claiming it); a duplicate is dropped by the claim
 
 
 class Waiter:
@@ -43,7 +45,7 @@ class Waiter:
         self.done = threading.Event()
         self.outcome: dict[str, Any] | None = None
         self.dispatched = time.monotonic()
-        self.resent = 0.0
+        self.resent = self.dispatched
         self.told = False
 
 
@@ -119,25 +121,19 @@ class CeleryExecutor:
         store, base = self._store, self._base
         assert store is not None, "begin() first"
         deployment = base["deployment"]
-        token = uuid.uuid4().hex
-        found = store.dispatch_operation(deployment, call.instance, call.key, token,
-                                         adopt=call.resumed and call.attempt == 0)
-        if found is not None:  # an earlier run's worker finished it, or still runs it: no new run
-            waiter = Waiter(found.token, None)
-        else:
-            waiter = Waiter(token, self._request(ctx, call, token))
-        with self._lock:
-            self._waiting[waiter.token] = waiter
-        try:
-            if waiter.request is not None:
-                self._send(waiter.request)
-            self._wake.set()
-            while not waiter.done.wait(0.1):
-                if not live() or self._closed.is_set():
-                    return None  # timed out or abandoned: the runner discards this call
-        finally:
-            with self._lock:
-                self._waiting.pop(waiter.token, None)
+        adopt = call.resumed and call.attempt == 0
+        while True:
+            waiter = self._dispatch(ctx, call, adopt)
+            try:
+                while not waiter.done.wait(0.1):
+                    if not live() or self._closed.is_set():
+                        return None  # timed out or abandoned: the runner discards this call
+            finally:
+                with self._lock:
+                    self._waiting.pop(waiter.token, None)
+            if waiter.outcome is not None:
+                break
+            adopt = False  # an adopted dispatch whose worker died: this run sends the call itself
         if call.transient:
             store.forget_operation(deployment, call.instance, call.key)
         outcome = waiter.outcome or {}
@@ -145,6 +141,23 @@ class CeleryExecutor:
         if outcome.get("ok"):
             return outcome.get("result")
         raise exception_of(outcome)
+
+    def _dispatch(self, ctx: OperationContext, call: Call, adopt: bool) -> Waiter:
+        """Record the call as a dispatch and send it (or adopt what an earlier run left)."""
+        store = self._store
+        assert store is not None
+        token = uuid.uuid4().hex
+        found = store.dispatch_operation(self._base["deployment"], call.instance, call.key, token, adopt=adopt)
+        if found is not None:  # an earlier run's worker finished it, or still runs it: no new run
+            waiter = Waiter(found.token, None)
+        else:
+            waiter = Waiter(token, self._request(ctx, call, token))
+        with self._lock:
+            self._waiting[waiter.token] = waiter
+        if waiter.request is not None:
+            self._send(waiter.request)
+        self._wake.set()
+        return waiter
 
     def _request(self, ctx: OperationContext, call: Call, token: str) -> dict[str, Any]:
         if ctx.source is not None and ctx.target is not None:
@@ -209,17 +222,18 @@ class CeleryExecutor:
                     self._send(waiter.request)
                 elif waiter.request is None:  # adopted from a dead run: this run sends it itself
                     self._adopt_lapsed(store, deployment, waiter, row)
-            elif row is None and not waiter.told and now - waiter.dispatched > UNCLAIMED_WARNING:
-                waiter.told = True
-                self._say(f"no worker has taken {token[:8]} for {UNCLAIMED_WARNING:g}s (queue '{self.queue}'); is "
-                          f"one running with the plugins and this state?", None)
+            elif row is None:
+                if not waiter.told and now - waiter.dispatched > UNCLAIMED_WARNING:
+                    waiter.told = True
+                    self._say(f"no worker has taken {token[:8]} for {UNCLAIMED_WARNING:g}s (queue '{self.queue}'); "
+                              f"is one running with the plugins and this state?", None)
+                if waiter.request is not None and now - waiter.resent > UNCLAIMED_RESEND:
+                    waiter.resent = now
+                    self._send(waiter.request)
 
     def _adopt_lapsed(self, store: StateStore, deployment: str, waiter: Waiter, row: Any) -> None:
-        """An adopted dispatch whose worker died: it is sent again by this run (the request was
-        the earlier run's, so a new dispatch is made for the same call)."""
-        waiter.outcome = {"ok": False, "worker": row.worker, "error": {
-            "kind": "recoverable", "type": "WorkerLost",
-            "message": f"worker {row.worker} stopped while running it (left by an earlier run)"}}
+        """An adopted dispatch whose worker died: the waiting call dispatches it anew."""
+        waiter.outcome = None
         waiter.done.set()
 
     def _relay_logs(self, store: StateStore, deployment: str) -> None:
