@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import sqlite3
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -63,23 +58,3 @@ def http_get(url: str, timeout: float = 10.0) -> bytes:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-
-
-def cli(*args: str, cwd: Path, check: bool = True, background: bool = False) -> Any:
-    """``python -m orchestrator ARGS --state state.db`` in ``cwd``, plugins from their entry points;
-    a ``subprocess.Popen`` with ``background``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
-    argv = [sys.executable, "-m", "orchestrator", *args, "--state", str(cwd / "state.db")]
-    if background:
-        return subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-    if check:
-        assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
-
-def runtime(cwd: Path, deployment: str) -> dict[str, dict[str, Any]]:
-    """Runtime properties by instance, from the state file (``status`` does not show them)."""
-    with contextlib.closing(sqlite3.connect(cwd / "state.db")) as db:
-        rows = db.execute("SELECT id, runtime FROM instances WHERE deployment = ?", (deployment,))
-        return {iid: json.loads(data) for iid, data in rows}

@@ -18,7 +18,8 @@ from typing import Any
 
 import docker
 import pytest
-from docker_helpers import BLUEPRINTS, cli, runtime
+from docker_helpers import BLUEPRINTS
+from testenv.cli import cli, runtime
 
 from plugins_docker import labels
 from plugins_docker.testing import list_resources

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from docker_helpers import cli, runtime
+from testenv.cli import cli, runtime
 
 from plugins_docker.testing import list_resources
 
