@@ -254,7 +254,7 @@ class StepRunner:
         except Exception as exc:
             if isinstance(exc, RecoverableError) and attempt < ex.options.retries:
                 ex.carried[(inst.id, step.key)] = ctx.instance.runtime_properties  # never recorded
-                self.retry_later(inst.id, step, owner, attempt, _message(exc), backoff(ex.options, exc, attempt))
+                self.retry_later(inst.id, step, owner, attempt, _message(exc), backoff(ex.options, exc, attempt), name)
             return self._check_failed(inst, name, owner, _message(exc), exc)
         except BaseException as exc:
             return self._check_failed(inst, name, owner, f"{_message(exc)} (raised by the plugin)", exc)
@@ -308,13 +308,16 @@ class StepRunner:
             if op.detached:
                 raise Detached()
 
-    def retry_later(self, iid: str, step: Step, owner: str | None, attempt: int, why: str, delay: float) -> None:
-        """Say the operation will be retried, and hand the instance back to the scheduler."""
+    def retry_later(self, iid: str, step: Step, owner: str | None, attempt: int, why: str, delay: float,
+                    name: str | None = None) -> None:
+        """Say the operation (``name``: a custom one's) will be retried, and hand the instance
+        back to the scheduler."""
         ex = self.ex
         ex.attempts[(iid, step.key)] = attempt + 1
+        name = name or step.op
         ex.sink.emit(ex.sink.make(
-            "operation_retrying", f"{step.op} will be retried in {delay:.1f}s (retry {attempt + 1} of "
-            f"{ex.options.retries}): {why}", iid, step.op, owner, "warning"))
+            "operation_retrying", f"{name} will be retried in {delay:.1f}s (retry {attempt + 1} of "
+            f"{ex.options.retries}): {why}", iid, name, owner, "warning"))
         raise Deferred(delay)
 
     def give_up(self, inst: PlannedInstance, rec: InstanceRecord, step: Step, owner: str | None,
