@@ -21,8 +21,7 @@ from orchestrator.sdk import Plugin, Relationship
 from plugins_aws.changes import differs
 from plugins_aws.docker_host import docker_host
 from plugins_aws.errors import call
-from plugins_aws.instance import GONE_STATES
-from plugins_aws.instance import NOT_FOUND as INSTANCE_NOT_FOUND
+from plugins_aws.instance import GONE_STATES, describe_instance
 from plugins_aws.related import RESOURCE_ID
 from plugins_aws.resource import AwsResource, client_for, wait_options
 from plugins_aws.schema import replaced, resource_properties
@@ -97,9 +96,8 @@ class ElasticIP(AwsResource):
         return {"association": differs(recorded, actual)}
 
     def instance_gone(self, instance_id: str) -> bool:
-        found = call(self.client.describe_instances, ignore=INSTANCE_NOT_FOUND, InstanceIds=[instance_id])
-        instances = [i for r in (found or {}).get("Reservations", []) for i in r.get("Instances", [])]
-        return not instances or instances[0]["State"]["Name"] in GONE_STATES
+        instance = describe_instance(self.client, instance_id)
+        return instance is None or instance["State"]["Name"] in GONE_STATES
 
 
 def describe_address(client: Any, resource_id: str) -> dict[str, Any] | None:

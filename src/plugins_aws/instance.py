@@ -108,9 +108,7 @@ class Instance(AwsResource):
     # -- Resource -------------------------------------------------------------------
 
     def describe(self, resource_id: str) -> dict[str, Any] | None:
-        found = call(self.client.describe_instances, ignore=NOT_FOUND, InstanceIds=[resource_id])
-        instances = [i for r in (found or {}).get("Reservations", []) for i in r.get("Instances", [])]
-        return instances[0] if instances else None
+        return describe_instance(self.client, resource_id)
 
     def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         filters = [*filters, {"Name": "instance-state-name", "Values": LIVE_STATES}]
@@ -376,6 +374,13 @@ class Instance(AwsResource):
 
     def console_output(self, latest: bool) -> str:
         return instance_ops.console_output(self, latest)
+
+
+def describe_instance(client: Any, instance_id: str) -> dict[str, Any] | None:
+    """The instance with this id (terminated ones too, while AWS still lists them); None."""
+    found = call(client.describe_instances, ignore=NOT_FOUND, InstanceIds=[instance_id])
+    instances = [i for r in (found or {}).get("Reservations", []) for i in r.get("Instances", [])]
+    return instances[0] if instances else None
 
 
 def _current(answer: dict[str, Any] | None, key: str) -> str | None:
