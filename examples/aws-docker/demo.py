@@ -5,8 +5,10 @@ AWS is a moto server on 127.0.0.1 and the EC2 instance's Docker engine is a loca
 (reused when ``DOCKER_HOST`` or ``/var/run/docker.sock`` answers, else our own dockerd,
 installed with apt-get when missing and run as root), with a local registry holding an
 offline busybox image. The real ``orchestrator`` CLI then runs validate, plan, install,
-outputs and status; the page the container serves is fetched; uninstall removes it
-all. Whatever the demo started is stopped at the end, also after a failure or Ctrl-C,
+outputs and status; the page the container serves is fetched. Day 2: the instance is
+terminated behind the orchestrator's back, ``drift`` reports it gone, ``heal`` replaces it
+(the elastic IP and the containers follow), ``scale`` adds a worker container, ``execute``
+runs the Docker plugin's ``exec`` and ``logs``; uninstall removes it all. Whatever the demo started is stopped at the end, also after a failure or Ctrl-C,
 and the demo checks that nothing is left.
 
 Only the ``orchestrator`` child processes see ``AWS_ENDPOINT_URL``, the dummy
@@ -213,6 +215,7 @@ class Demo:
         self.uninstalled = False
         self.outputs: dict[str, Any] = {}
         self.http_body = ""
+        self.healed: dict[str, Any] = {}
         self.started_pids: dict[str, int] = {}
         self.problems: list[str] = []
 
@@ -402,10 +405,58 @@ class Demo:
         self.out.section("7. the page the container serves")
         self._http_get(self.outputs["url"])
 
-        self.out.section("8. uninstall: everything, dependents first")
+        self.day_two()
+
+        self.out.section("12. uninstall: everything, dependents first")
         self.step("uninstall", *self.common())
         self.uninstalled = True
         self.step("status", *self.common())
+
+    def day_two(self) -> None:
+        """Drift, heal, scale and a custom operation on the running deployment."""
+        self.out.section("8. day 2: the instance is terminated behind our back; drift sees it")
+        instance_id = str(self.outputs["instance_id"])
+        self._terminate(instance_id)
+        result = self.run("drift", *self.common(), "--exit-code")
+        self.signals.check()
+        if result.returncode != 3:
+            raise StepFailed(f"`orchestrator drift --exit-code` exited with {result.returncode}, expected 3 "
+                             f"(instance {instance_id} is gone)")
+
+        self.out.section("9. heal: a new instance, the same elastic IP, its containers created on it again")
+        self.step("heal", *self.common(), "--yes")
+        self.step("drift", *self.common(), "--exit-code")
+        healed = json.loads(self.step("outputs", *self.common(), "--json", capture=True).stdout)
+        if healed["instance_id"] == instance_id or healed["elastic_ip"] != self.outputs["elastic_ip"]:
+            raise StepFailed(f"after heal: instance {healed['instance_id']}, elastic IP {healed['elastic_ip']}; "
+                             f"expected a new instance with elastic IP {self.outputs['elastic_ip']}")
+        self.out.ok(f"instance {healed['instance_id']} replaces {instance_id}; elastic IP {healed['elastic_ip']} "
+                    f"moved with it; container {str(healed['container_id'])[:12]} created on it")
+        self.healed = healed
+
+        self.out.section("10. scale: one more worker container on the instance")
+        self.step("scale", *self.common(), "worker=+1")
+        self.step("status", *self.common())
+
+        self.out.section("11. execute: operations the plugins ship (orchestrator operations lists them)")
+        self.step("execute", *self.common(), "exec", "--node", "web", "-p", "command=uname -sm")
+        self.step("execute", *self.common(), "logs", "--node", "worker", "-p", "tail=1")
+
+    def _terminate(self, instance_id: str) -> None:
+        """What someone with the AWS console does: terminate the instance. AWS then lets the
+        elastic IP go; moto keeps it associated, so the demo does that part by hand."""
+        from plugins_aws.client import ec2_client
+
+        self.out.command(["aws", "ec2", "terminate-instances", "--instance-ids", instance_id])
+        ec2 = ec2_client(self._moto_config())
+        ec2.terminate_instances(InstanceIds=[instance_id])
+        for address in ec2.describe_addresses(Filters=[{"Name": "instance-id", "Values": [instance_id]}])["Addresses"]:
+            ec2.disassociate_address(AssociationId=address["AssociationId"])
+        self.out.ok(f"instance {instance_id} terminated with boto3 on moto, its elastic IP let go (as AWS does)")
+
+    def _moto_config(self) -> dict[str, str]:
+        return {"endpoint_url": self.moto.endpoint_url, "region_name": REGION,  # type: ignore[union-attr]
+                "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
     def _check_outputs(self) -> None:
         o = self.outputs
@@ -448,7 +499,7 @@ class Demo:
 
     def clean_up(self) -> bool:
         """Undo whatever is still there, stop what the demo started, check nothing is left."""
-        self.out.section("9. Clean-up: stop what the demo started, check that nothing is left")
+        self.out.section("13. Clean-up: stop what the demo started, check that nothing is left")
         self.signals.forward = False
         problems: list[str] = []
         if self.install_attempted and not self.uninstalled and self.moto is not None:
@@ -477,9 +528,7 @@ class Demo:
             with _reported(problems, "checking AWS for leftovers"):
                 from plugins_aws.testing import leaked
 
-                config = {"endpoint_url": self.moto.endpoint_url, "region_name": REGION,
-                          "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-                left = leaked(self.deployment, config)
+                left = leaked(self.deployment, self._moto_config())
                 if left:
                     problems.append(f"AWS resources tagged with the deployment are left: {left}")
                 else:
@@ -562,6 +611,7 @@ class Demo:
             "deployment": self.deployment,
             "outputs": self.outputs,
             "http_body": self.http_body,
+            "healed_outputs": self.healed,
             "docker_host": self.engine.base_url if self.engine else None,
             "docker_from_env": bool(self.engine and self.engine.from_env),
             "engine_started_by_demo": self.engine_owned,

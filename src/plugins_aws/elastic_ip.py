@@ -8,7 +8,8 @@ once the address is attached) or the address connected to an instance. The insta
 
 Day 2: an address changes only its tags in place; the association moves with the
 relationships (the engine unlinks the old one and establishes the new one), and
-``check_drift`` reports an address released or associated elsewhere than recorded.
+``check_drift`` reports an address released or associated elsewhere than recorded (not
+one AWS let go of when its instance was terminated: healing the instance re-associates it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from orchestrator.sdk import Plugin, Relationship
 from plugins_aws.changes import differs
 from plugins_aws.docker_host import docker_host
 from plugins_aws.errors import call
+from plugins_aws.instance import GONE_STATES, describe_instance
 from plugins_aws.related import RESOURCE_ID
 from plugins_aws.resource import AwsResource, client_for, wait_options
 from plugins_aws.schema import replaced, resource_properties
@@ -82,9 +84,20 @@ class ElasticIP(AwsResource):
              retry_codes=("InvalidIPAddress.InUse",), retry_after=wait_options(self.properties)["max_interval"])
 
     def drift_of(self, resource: dict[str, Any]) -> dict[str, Any]:
-        """The instance the address is attached to, against the one ``establish`` recorded."""
+        """The instance the address is attached to, against the one ``establish`` recorded.
+
+        An address AWS let go of because its instance was terminated has not drifted itself:
+        the instance is gone, and healing it associates the same address with the new one
+        (reporting the address would have heal release it and allocate another).
+        """
         recorded, actual = self.runtime.get("instance_id") or None, resource.get("InstanceId") or None
-        return {"association": differs(recorded, actual)} if recorded != actual else {}
+        if recorded == actual or (actual is None and recorded and self.instance_gone(recorded)):
+            return {}
+        return {"association": differs(recorded, actual)}
+
+    def instance_gone(self, instance_id: str) -> bool:
+        instance = describe_instance(self.client, instance_id)
+        return instance is None or instance["State"]["Name"] in GONE_STATES
 
 
 def describe_address(client: Any, resource_id: str) -> dict[str, Any] | None:

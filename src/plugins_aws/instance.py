@@ -13,7 +13,8 @@ Day 2: ``instance_type`` changes in place (stop, modify, start, each wait a retr
 and so do ``security_group_ids``, ``name`` and ``tags`` (the instance and its volumes)
 and ``docker_host``; the image, key pair, subnet, user data and launch ``parameters``
 cannot change on a launched instance, so they replace it. ``check_drift`` reports an
-instance terminated, stopped, of another type, or in other groups than declared.
+instance terminated, stopped, of another type, or in other groups than declared. Custom
+operations (:mod:`plugins_aws.instance_ops`): ``reboot`` and ``console_output``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from orchestrator import NodeTemplateInfo, NonRecoverableError, RecoverableError
 from orchestrator.sdk import Plugin, Problem
+from plugins_aws import instance_ops
 from plugins_aws.changes import changed, differs, previous
 from plugins_aws.docker_host import CORE_TYPE as DOCKER_HOST
 from plugins_aws.docker_host import DATA_TYPES as DOCKER_HOST_TYPES
@@ -79,6 +81,7 @@ TYPES: dict[str, Any] = {
                                 "description": "A Docker engine on this instance, copied to the "
                                                "docker_host runtime property."},
             }),
+            "operations": instance_ops.OPERATIONS,
         },
     },
     "relationships": {
@@ -105,9 +108,7 @@ class Instance(AwsResource):
     # -- Resource -------------------------------------------------------------------
 
     def describe(self, resource_id: str) -> dict[str, Any] | None:
-        found = call(self.client.describe_instances, ignore=NOT_FOUND, InstanceIds=[resource_id])
-        instances = [i for r in (found or {}).get("Reservations", []) for i in r.get("Instances", [])]
-        return instances[0] if instances else None
+        return describe_instance(self.client, resource_id)
 
     def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         filters = [*filters, {"Name": "instance-state-name", "Values": LIVE_STATES}]
@@ -365,6 +366,21 @@ class Instance(AwsResource):
         if groups and sorted(groups) != actual:
             found["security_groups"] = differs(sorted(groups), actual)
         return found
+
+    # -- custom operations (orchestrator execute) -------------------------------------
+
+    def reboot(self, wait: bool) -> dict[str, Any]:
+        return instance_ops.reboot(self, wait)
+
+    def console_output(self, latest: bool) -> str:
+        return instance_ops.console_output(self, latest)
+
+
+def describe_instance(client: Any, instance_id: str) -> dict[str, Any] | None:
+    """The instance with this id (terminated ones too, while AWS still lists them); None."""
+    found = call(client.describe_instances, ignore=NOT_FOUND, InstanceIds=[instance_id])
+    instances = [i for r in (found or {}).get("Reservations", []) for i in r.get("Instances", [])]
+    return instances[0] if instances else None
 
 
 def _current(answer: dict[str, Any] | None, key: str) -> str | None:

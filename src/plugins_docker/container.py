@@ -12,7 +12,8 @@ Day 2: ``update`` changes what the engine changes on a live container (``docker
 update``: restart policy, memory and CPU limits; ``docker rename``); everything else is
 ``replace_on_change`` in the type. ``check_drift`` inspects the container (found by id,
 else by its labels, never changing anything) and reports it gone, not running, running
-another image, or with other limits or restart policy than declared.
+another image, or with other limits or restart policy than declared. Custom operations
+(:mod:`plugins_docker.operations`): ``exec``, ``logs`` and ``restart``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import NodeTemplateInfo, NonRecoverableError, RecoverableError
 from orchestrator.sdk import NotReady, Plugin, Problem, Resource
-from plugins_docker import labels, limits, readiness, schema
+from plugins_docker import labels, limits, operations, readiness, schema
 from plugins_docker.container_spec import create_kwargs, image_for, restart_policy
 from plugins_docker.engine import EngineSpec, connect, engine_for
 from plugins_docker.errors import engine_errors, engine_message
@@ -236,6 +237,18 @@ class Container(schema.Validated, Resource):
                 except docker.errors.NotFound:
                     pass
         return find_own(client, self.ctx.deployment.id, self.instance.id, spec, self.logger)
+
+    # -- custom operations (orchestrator execute) -------------------------------------
+
+    def exec(self, command: Any, env: dict[str, str], check: bool, workdir: str | None = None,
+             user: str | None = None) -> dict[str, Any]:
+        return operations.exec_command(self, command, workdir, env, user, check)
+
+    def logs(self, tail: int, timestamps: bool) -> str:
+        return operations.logs(self, tail, timestamps)
+
+    def restart(self, timeout: int | None = None) -> dict[str, Any]:
+        return operations.restart(self, timeout)
 
     @classmethod
     def validate(cls, node: NodeTemplateInfo) -> Iterable[Problem]:

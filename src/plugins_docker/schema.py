@@ -83,6 +83,39 @@ IMAGE_TYPES: dict[str, Any] = {
     },
 }
 
+CONTAINER_OPERATIONS: dict[str, Any] = {  # orchestrator execute; see operations.py
+    "exec": {
+        "description": "Run a command in the running container (docker exec); its output and exit code.",
+        "inputs": {
+            "command": {"required": True,
+                        "description": "A string, split like a shell would (but not run by one: "
+                                       "[sh, -c, '...'] for pipes and $VARS), or a list."},
+            "workdir": {"type": "string", "required": False, "description": "Working directory."},
+            "env": {"type": "dict", "entry_schema": "string", "default": {},
+                    "description": "More environment variables for the command."},
+            "user": {"type": "string", "required": False, "description": "User (and group) to run as."},
+            "check": {"type": "boolean", "default": False,
+                      "description": "Fail the operation when the exit code is not 0."},
+        },
+    },
+    "logs": {
+        "description": "The container's output (stdout and stderr), its last lines.",
+        "inputs": {
+            "tail": {"type": "integer", "default": 100, "constraints": [{"greater_or_equal": 0}],
+                     "description": "Only the last N lines (0: all)."},
+            "timestamps": {"type": "boolean", "default": False, "description": "Prefix each line with its time."},
+        },
+    },
+    "restart": {
+        "description": "Stop and start the container again (docker restart); the same container.",
+        "inputs": {
+            "timeout": {"type": "integer", "required": False, "constraints": [{"greater_or_equal": 0}],
+                        "description": "Seconds between the stop signal and SIGKILL (default: the "
+                                       "node's stop_timeout)."},
+        },
+    },
+}
+
 CONTAINER_TYPES: dict[str, Any] = {
     "data_types": {
         HEALTHCHECK_TYPE: {
@@ -151,6 +184,7 @@ CONTAINER_TYPES: dict[str, Any] = {
                                      constraints=[{"greater_or_equal": 0}]),
                 "docker_host": DOCKER_HOST_PROPERTY,
             },
+            "operations": CONTAINER_OPERATIONS,
         },
     },
 }

@@ -11,15 +11,12 @@ another instance; nothing leaks.
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from testenv.cli import cli, runtime
 
 from plugins_aws.testing import leaked
 
@@ -27,23 +24,6 @@ pytestmark = pytest.mark.integration
 
 BLUEPRINT = Path(__file__).parent / "blueprints" / "day2.yaml"
 NEW_AMI = "ami-1812c061"  # another image of moto's catalogue
-
-
-def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """``python -m orchestrator ARGS --state state.db`` in ``cwd``, plugins from their entry points."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
-    result = subprocess.run([sys.executable, "-m", "orchestrator", *args, "--state", str(cwd / "state.db")],
-                            cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-    if check:
-        assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
-
-def runtime(cwd: Path, deployment: str) -> dict[str, dict[str, Any]]:
-    """Runtime properties by instance, from the state file (``status`` does not show them)."""
-    with sqlite3.connect(cwd / "state.db") as db:
-        rows = db.execute("SELECT id, runtime FROM instances WHERE deployment = ?", (deployment,))
-        return {iid: json.loads(data) for iid, data in rows}
 
 
 def instance(ec2: Any, instance_id: str) -> dict[str, Any]:

@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +19,7 @@ from typing import Any
 import docker
 import pytest
 from docker_helpers import BLUEPRINTS
+from testenv.cli import cli, runtime
 
 from plugins_docker import labels
 from plugins_docker.testing import list_resources
@@ -30,23 +27,6 @@ from plugins_docker.testing import list_resources
 pytestmark = pytest.mark.integration
 
 BASE, OTHER = "orchestrator-day2/base:1", "orchestrator-day2/other:1"  # local tags of busybox: no pulls
-
-
-def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """``python -m orchestrator ARGS --state state.db`` in ``cwd``, plugins from their entry points."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
-    result = subprocess.run([sys.executable, "-m", "orchestrator", *args, "--state", str(cwd / "state.db")],
-                            cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
-    if check:
-        assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
-
-def runtime(cwd: Path, deployment: str) -> dict[str, dict[str, Any]]:
-    """Runtime properties by instance, from the state file (``status`` does not show them)."""
-    with sqlite3.connect(cwd / "state.db") as db:
-        rows = db.execute("SELECT id, runtime FROM instances WHERE deployment = ?", (deployment,))
-        return {iid: json.loads(data) for iid, data in rows}
 
 
 @pytest.fixture

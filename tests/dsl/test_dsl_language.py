@@ -371,3 +371,16 @@ outputs:
 def test_plain_scalar_uses_the_fast_parser_rules():
     assert [yaml_source.plain_scalar(t) for t in ("yes", "on", "0x1F", "1_000", "~", "12:30")] == [
         "yes", "on", 31, 1000, None, "12:30"]
+
+
+@pytest.mark.parametrize(("where", "step", "expected"), [
+    ("property 'a'", ".b", "property 'a.b'"),
+    ("node template 'web': property 'env'", ".A", "node template 'web': property 'env.A'"),
+    ("node type 'x': default of property 'p'", "[0]", "node type 'x': default of property 'p[0]'"),
+    ("input 'env' of operation 'exec'", ".A", "input 'env.A' of operation 'exec'"),
+    ("value", "[1]", "value[1]"),
+])
+def test_a_nested_value_is_named_by_its_path_in_one_quote(where, step, expected):
+    from orchestrator.dsl.schema import nested
+
+    assert nested(where, step) == expected

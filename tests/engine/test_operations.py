@@ -150,6 +150,21 @@ def test_a_failing_operation_fails_its_instance_and_exits_1(cli, tmp_path):
     assert {i["state"] for i in status["instances"]} == {"started"}  # a failed operation changes no instance
 
 
+def test_a_retried_operation_starts_from_where_its_last_attempt_got_to(cli, tmp_path):
+    """Runtime changes of a custom operation are never recorded, but its retries see them: the
+    journal counts failures there, so the third attempt succeeds (``wait_until`` works the same)."""
+    (tmp_path / "bp.yaml").write_text(WEB.replace("properties: {value: {get_secret: db_password}}",
+                                                  "properties: {fail: {whoami: 2}, retry_after: 0.01}"))
+    state = str(tmp_path / "state.db")
+    assert cli("install", "bp.yaml", "--state", state).returncode == 0
+    done = cli("execute", "--state", state, "whoami", "--node", "db", "--json")
+    assert done.returncode == 0, done.stderr
+    assert runs(tmp_path) == ["run whoami db_0"] * 3
+    again = cli("execute", "--state", state, "whoami", "--node", "db", "--retries", "1")
+    assert again.returncode == 1  # the counts of the last execution were not recorded: it fails twice again
+    assert "whoami failed on purpose (2/2)" in again.stderr
+
+
 def test_secrets_are_masked_in_results_and_their_events(cli, tmp_path, web):
     done = cli("execute", "--state", web, "echo", "--node", "db", "-p", "text=hunter2-secret",
                "--secrets", "secrets.yaml", "--json")

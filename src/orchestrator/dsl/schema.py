@@ -330,8 +330,13 @@ class ValueChecker:
 
 
 def nested(where: str, step: str) -> str:
-    """``"property 'a'"`` + ``".b"`` -> ``"property 'a.b'"`` (the path stays in one quote)."""
-    return f"{where[:-1]}{step}'" if where.endswith("'") else f"{where}{step}"
+    """``"property 'a'"`` + ``".b"`` -> ``"property 'a.b'"``: the path stays in one quote, the
+    first one after the last ``": "`` (``"input 'env' of operation 'exec'"`` -> ``"input 'env.A'
+    of operation 'exec'"``)."""
+    head, sep, tail = where.rpartition(": ")
+    start = tail.find("'")
+    end = tail.find("'", start + 1) if start >= 0 else -1
+    return f"{head}{sep}{tail[:end]}{step}{tail[end:]}" if end >= 0 else f"{where}{step}"
 
 
 def _child_mark(container: Any, key: Any, fallback: Mark) -> Mark:

@@ -84,6 +84,7 @@ class Execution:
     lock: threading.Lock = attrs.field(factory=threading.Lock)
     running: set[Running] = attrs.field(factory=set)  # hook calls in progress (under ``lock``)
     attempts: dict[tuple[str, str], int] = attrs.field(factory=dict)  # retries owed, by (instance, step)
+    carried: dict[tuple[str, str], dict[str, Any]] = attrs.field(factory=dict)  # a transient step's runtime, to its retry
     failures: list[Failure] = attrs.field(factory=list)
     results: dict[str, Any] = attrs.field(factory=dict)  # what hooks returned, by instance (drift, ...)
     abandoned: bool = False  # a second stop request: record nothing more
@@ -240,13 +241,19 @@ class StepRunner:
 
     def _check(self, inst: PlannedInstance, rec: InstanceRecord, step: Step, owner: str | None, caller: Any,
                timeout: float | None) -> bool:
-        """A transient step (a drift check): its result is kept, the instance's record is not touched."""
+        """A transient step (a drift check, a custom operation): its result is kept, the instance's
+        record is not touched. What it changed in its runtime properties is not recorded either,
+        but its retries in this execution start from it, so ``wait_until`` works there too."""
         ex = self.ex
         attempt = ex.attempts.pop((inst.id, step.key), 0) if ex.attempts else 0
         op = Running(inst.id, step, attempt, owner, timeout or ex.options.operation_timeout)
         spec = self.phase.custom if step.op == "run_operation" else None
         custom = (spec[0], spec[1].get(inst.node, {})) if spec is not None else None
         ctx = self.contexts.operation(inst, step.op, attempt, step.relationship, owner, op.live, custom=custom)
+        carried = ex.carried.pop((inst.id, step.key), None) if ex.carried else None
+        if carried is not None:  # where the last attempt got to (a wait in progress, a request sent)
+            ctx.instance.runtime_properties.clear()
+            ctx.instance.runtime_properties.update(carried)
         call = Call(inst.id, step.op, step.key, step.relationship, owner, attempt, self.plan, custom=custom,
                     transient=True)
         sink = ex.sink
@@ -259,7 +266,8 @@ class StepRunner:
             raise
         except Exception as exc:
             if isinstance(exc, RecoverableError) and attempt < ex.options.retries:
-                self.retry_later(inst.id, step, owner, attempt, _message(exc), backoff(ex.options, exc, attempt))
+                ex.carried[(inst.id, step.key)] = ctx.instance.runtime_properties  # never recorded
+                self.retry_later(inst.id, step, owner, attempt, _message(exc), backoff(ex.options, exc, attempt), name)
             return self._check_failed(inst, name, owner, _message(exc), exc)
         except BaseException as exc:
             return self._check_failed(inst, name, owner, f"{_message(exc)} (raised by the plugin)", exc)
@@ -314,13 +322,16 @@ class StepRunner:
             if op.detached:
                 raise Detached()
 
-    def retry_later(self, iid: str, step: Step, owner: str | None, attempt: int, why: str, delay: float) -> None:
-        """Say the operation will be retried, and hand the instance back to the scheduler."""
+    def retry_later(self, iid: str, step: Step, owner: str | None, attempt: int, why: str, delay: float,
+                    name: str | None = None) -> None:
+        """Say the operation (``name``: a custom one's) will be retried, and hand the instance
+        back to the scheduler."""
         ex = self.ex
         ex.attempts[(iid, step.key)] = attempt + 1
+        name = name or step.op
         ex.sink.emit(ex.sink.make(
-            "operation_retrying", f"{step.op} will be retried in {delay:.1f}s (retry {attempt + 1} of "
-            f"{ex.options.retries}): {why}", iid, step.op, owner, "warning"))
+            "operation_retrying", f"{name} will be retried in {delay:.1f}s (retry {attempt + 1} of "
+            f"{ex.options.retries}): {why}", iid, name, owner, "warning"))
         raise Deferred(delay)
 
     def give_up(self, inst: PlannedInstance, rec: InstanceRecord, step: Step, owner: str | None,
