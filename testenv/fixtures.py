@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -24,6 +25,7 @@ from testenv.docker_engine import (
     ensure_registry,
 )
 from testenv.moto_server import MotoServer, start_moto
+from testenv.postgres import PostgresServer, start_postgres
 
 T = TypeVar("T")
 
@@ -103,3 +105,20 @@ def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoSer
     for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     return moto_server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Debian's PostgreSQL on 127.0.0.1 with a private data directory, for the whole session."""
+    server = _provide("PostgreSQL", lambda: start_postgres(die_with_parent=True))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database for this test (dropped after it): its URL, password included."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = _provide("PostgreSQL database", lambda: postgres_server.create_database(name))
+    yield url
+    postgres_server.drop_database(name)

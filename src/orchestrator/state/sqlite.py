@@ -434,6 +434,8 @@ class SqliteStore:
     @_translated
     def instances(self, deployment: str, ids: Iterable[str] | None = None) -> dict[str, InstanceRow]:
         """The deployment's instances (only ``ids`` when given)."""
+        if self._empty:
+            return {}
         sql = ("SELECT id, node, state, ops, runtime, updated_at, error, secret_keys, plan_version FROM instances "
                "WHERE deployment = ?")
         args: list[Any] = [deployment]
@@ -554,6 +556,8 @@ class SqliteStore:
 
     @_translated
     def events(self, deployment: str, after: int = 0, execution: int | None = None) -> list[Event]:
+        if self._empty:
+            return []
         sql = ("SELECT ts, deployment, execution, instance, operation, plugin, type, level, message, id "
                "FROM events WHERE deployment = ? AND id > ?")
         args: list[Any] = [deployment, after]
@@ -567,6 +571,8 @@ class SqliteStore:
 
     @_translated
     def lock(self, deployment: str) -> LockInfo | None:
+        if self._empty:
+            return None
         with self._lock:
             row = self._db.execute(
                 "SELECT deployment, execution, workflow, pid, host, proc_start, acquired_at, expires_at "
@@ -646,6 +652,8 @@ class SqliteStore:
     @_translated
     def last_request(self, deployment: str) -> tuple[str, str, str | None] | None:
         """The latest execution's ``(workflow, status, request)``: what a rerun may resume."""
+        if self._empty:
+            return None
         with self._lock:
             return self._db.execute("SELECT workflow, status, request FROM executions WHERE deployment = ? "
                                     "ORDER BY id DESC LIMIT 1", (deployment,)).fetchone()
@@ -661,6 +669,8 @@ class SqliteStore:
 
     @_translated
     def executions(self, deployment: str) -> list[tuple]:
+        if self._empty:
+            return []
         with self._lock:
             return self._db.execute(
                 "SELECT id, workflow, status, started_at, ended_at, error FROM executions "
