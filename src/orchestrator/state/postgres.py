@@ -15,7 +15,9 @@ and advisory locks, each held only for the length of one transaction:
 - leases and worker claims are timed by the database's clock, so hosts whose clocks
   disagree still agree on when a lease expired;
 - a deployment's events are inserted under a per-deployment advisory lock, so their ids
-  commit in order and a reader paging with ``events(after=ID)`` never skips one.
+  commit in order and a reader paging with ``events(after=ID)`` never skips one;
+- the hot writes (``record``, ``add_events``) are one statement each (``postgres_writes``):
+  one round trip instead of one per statement.
 
 The engine calls a store from several threads: like ``SqliteStore``, this one serialises
 them on one connection (autocommit, explicit transactions) behind a re-entrant lock.
@@ -35,6 +37,7 @@ from typing import Any, TypeVar
 
 from orchestrator.errors import LockLostError, StateError, StateLockedError, StatePathError
 from orchestrator.state import postgres_schema as schema
+from orchestrator.state import postgres_writes as writes
 from orchestrator.state.leases import Holder, busy_message, lease_seconds, why_free
 from orchestrator.state.records import DeploymentRow, Event, InstanceRow, LockInfo, OperationOutcome
 
@@ -301,20 +304,16 @@ class PostgresStore:
                secret_keys: list[str] | None = None, version: int | None = None,
                forget: Iterable[str] = ()) -> None:
         """One atomic write: state and finished operations, runtime properties if changed, events;
-        with ``execution``, only while it holds the deployment's lock (else ``LockLostError``)."""
-        keys = None if secret_keys is None else json.dumps(secret_keys)
+        with ``execution``, only while it holds the deployment's lock (else ``LockLostError``).
+        The engine's hot path (about one call per operation): one statement (``postgres_writes``)."""
         forget = list(forget)
-        with self.transaction() as db:
-            args = [state, ops_json, runtime_json, time.time(), error, keys, version, deployment, instance]
-            sql = _RECORD if execution is None else _RECORD + _FENCE
-            if execution is not None:
-                args += [deployment, execution]
-            if db.execute(sql, args).rowcount != 1:
-                raise self._lost(deployment, execution, instance)
-            self._insert_events(db, deployment, events)
-            if forget:  # the worker dispatches this write settles
-                db.execute("DELETE FROM operations WHERE deployment = %s AND instance = %s AND key = ANY(%s)",
-                           (deployment, instance, forget))
+        args = {"state": state, "ops": ops_json, "runtime": runtime_json, "now": time.time(), "error": error,
+                "keys": None if secret_keys is None else json.dumps(secret_keys), "version": version,
+                "deployment": deployment, "instance": instance, "execution": execution, "forget": forget,
+                **writes.event_args(events)}
+        sql = writes.record_sql(execution is not None, bool(events), bool(forget))
+        if self._one(sql, args)[0] != 1:
+            raise self._lost(deployment, execution, instance)
 
     def _lost(self, deployment: str, execution: int | None, instance: str = "") -> StateError:
         """Why a write changed nothing: the lock is gone, or the instance is."""
@@ -369,29 +368,21 @@ class PostgresStore:
 
     # -- events --------------------------------------------------------------------
 
-    def _insert_events(self, db: Any, deployment: str, events: list[tuple]) -> None:
-        """Inside a transaction: ids are taken under the deployment's events lock, so they commit in order."""
-        if not events:
-            return
-        db.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (schema.EVENTS_NAMESPACE, deployment))
-        with db.cursor() as cur:
-            cur.executemany(_INSERT_EVENT, events)
-
     @_translated
     def add_event(self, event: tuple) -> None:
         """``event`` is (ts, deployment, execution, instance, operation, plugin, type, level, message)."""
-        with self.transaction() as db:
-            self._insert_events(db, event[1], [event])
+        self.add_events([event])
 
     @_translated
     def add_events(self, events: list[tuple], execution: int | None = None) -> None:
-        """Several events at once; with ``execution``, only while it holds its deployment's lock."""
+        """Several events at once, in one statement; with ``execution``, only while it holds its
+        deployment's lock."""
         if not events:
             return
         deployment = events[0][1]
-        with self.transaction() as db:
-            self._fence(db, deployment, execution)
-            self._insert_events(db, deployment, events)
+        args = {"deployment": deployment, "execution": execution, **writes.event_args(events)}
+        if self._one(writes.events_sql(execution is not None), args)[0] != 1:
+            raise self._lost(deployment, execution)
 
     @_translated
     def events(self, deployment: str, after: int = 0, execution: int | None = None) -> list[Event]:
@@ -588,10 +579,4 @@ def _clear_lock(db: Any, lock: LockInfo, status: str, now: float) -> None:
     db.execute("DELETE FROM locks WHERE deployment = %s AND execution = %s", (lock.deployment, lock.execution))
 
 
-_RECORD = ("UPDATE instances SET state = %s, ops = %s, runtime = coalesce(%s, runtime), updated_at = %s, error = %s, "
-           "secret_keys = coalesce(%s, secret_keys), plan_version = coalesce(%s, plan_version) "
-           "WHERE deployment = %s AND id = %s")
-_FENCE = " AND EXISTS (SELECT 1 FROM locks WHERE deployment = %s AND execution = %s FOR KEY SHARE)"
-_INSERT_EVENT = ("INSERT INTO events (ts, deployment, execution, instance, operation, plugin, type, level, message) "
-                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)")
 _SELECT_OPERATION = "SELECT token, instance, key, worker, claimed_until, outcome FROM operations"
