@@ -305,3 +305,26 @@ def _set_version(location, version: int) -> None:
 def _to_schema_3(location) -> None:
     _sql(location, "DROP TABLE operations", "DROP TABLE resources")
     _set_version(location, 3)
+
+
+@pytest.mark.integration
+def test_a_dropped_connection_fails_one_call_in_a_sentence_and_the_next_call_reconnects(postgres_url):
+    import psycopg
+
+    store = open_store(postgres_url)
+    try:
+        _deploy(store)
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+                          "'orchestrator' AND pid != pg_backend_pid()")
+        with pytest.raises(StateError, match=r"lost the connection to the PostgreSQL state postgresql://postgres:"
+                                             r"\*\*\*@.*run the command again") as caught:
+            store.deployment_ids()
+        assert _password(postgres_url) not in str(caught.value)
+        assert store.deployment_ids() == ["dep"]
+    finally:
+        store.close()
+
+
+def _password(url: str) -> str:
+    return url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
