@@ -33,6 +33,8 @@ from testenv._proc import (
 )
 
 READY = "database system is ready to accept connections"
+PREFIX = "testenv-postgres-"
+STALE_S = 3600  # a directory this old whose server is gone was left by a killed session
 SETTINGS = {
     "listen_addresses": "127.0.0.1",
     "max_connections": "300",
@@ -93,7 +95,8 @@ def start_postgres(timeout: float = 60.0, die_with_parent: bool = False) -> Post
     bindir = pg_bindir()
     assert bindir is not None
     user = "postgres" if os.geteuid() == 0 else None
-    root = Path(tempfile.mkdtemp(prefix="testenv-postgres-"))
+    _sweep()
+    root = Path(tempfile.mkdtemp(prefix=PREFIX))
     try:
         password = secrets.token_hex(12)
         _initdb(bindir, root, password, user)
@@ -101,6 +104,20 @@ def start_postgres(timeout: float = 60.0, die_with_parent: bool = False) -> Post
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
+
+
+def _sweep() -> None:
+    """Remove what killed sessions left: old directories whose server no longer runs."""
+    for root in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+        try:
+            if time.time() - root.stat().st_mtime < STALE_S:
+                continue
+            pidfile = root / "data" / "postmaster.pid"
+            pid = int(pidfile.read_text().split()[0]) if pidfile.exists() else None
+        except (OSError, ValueError, IndexError):
+            continue
+        if pid is None or not pid_alive(pid):
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _initdb(bindir: Path, root: Path, password: str, user: str | None) -> None:
