@@ -13,7 +13,8 @@ $(STAMP): pyproject.toml src/plugins_aws/pyproject.toml src/plugins_docker/pypro
 	$(PY) -m pip install --quiet $(PACKAGES)
 	touch $@
 
-## make test: the whole suite, real engines included (moto server, dockerd, registry)
+## make test: the whole suite, real engines included (moto server, dockerd, registry, PostgreSQL);
+## testenv installs missing Debian packages (docker.io, postgresql, ...) when run as root
 test: $(STAMP)
 	$(PY) -m pytest
 

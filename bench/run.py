@@ -10,6 +10,7 @@ Cases (every measurement is a fresh process; see bench/README.md):
           sleep-100: 100 flat nodes, 50 ms operations, concurrency / pool 50 (ideal install 0.30 s)
   workers hook calls on Celery workers (remote_bench.py): 1,000 nodes x 3 operations of 200 ms
           with the local executor and 1, 2, 4 workers; no-op overhead per operation
+  state   100 deployments installed from 10 CLI processes at once, on one PostgreSQL and on one SQLite file
 
 Writes bench/results/latest.json (raw rows and machine info), latest.md and PNG plots.
 Creates Cloudify's virtualenv with bench/cloudify/setup.sh if it is missing.
@@ -93,6 +94,7 @@ class Suite:
         self.t0 = time.perf_counter()
         self.meta: dict[str, Any] = {}
         self.plugins: dict[str, Any] = {}  # cli_bench and aws_bench rows (plugins_report.py)
+        self.state: list[dict[str, Any]] = []  # postgres_bench rows (state_report.py)
 
     # -- running -------------------------------------------------------------------
 
@@ -191,6 +193,14 @@ class Suite:
             print(f"  {r['case']:9} {r['executor']:7} workers={r['workers']} wall {r['wall']:.2f} s", flush=True)
         self.save()
 
+        print("== state: 100 deployments from 10 CLI processes at once, on PostgreSQL and on SQLite", flush=True)
+        for store in ("postgres", "sqlite"):
+            row = run_child([sys.executable, str(HERE / "postgres_bench.py"), "--json", "--store", store], RUN_TIMEOUT)
+            self.state.append(row)
+            print(f"  {store}: " + (f"install {row['install_wall_s']} s, uninstall {row['uninstall_wall_s']} s, "
+                                    f"ok: {row['ok']}" if "error" not in row else str(row)), flush=True)
+        self.save()
+
         if capped_cfy and a.cloudify_timeout > 0:
             print(f"== plan: Cloudify at {capped_cfy}, once, capped at {a.cloudify_timeout:.0f} s", flush=True)
             for shape in SHAPES:
@@ -202,7 +212,7 @@ class Suite:
     def save(self, final: bool = False) -> None:
         data = {"meta": {**self.meta, "load_average_end": load_average(),
                          "suite_wall_s": round(time.perf_counter() - self.t0, 1), "complete": final},
-                "rows": self.rows, "plugins": self.plugins}
+                "rows": self.rows, "plugins": self.plugins, "state": self.state}
         tmp = self.out / "latest.json.tmp"
         tmp.write_text(json.dumps(data, indent=1) + "\n")
         tmp.replace(self.out / "latest.json")

@@ -29,8 +29,10 @@ TOOL_PACKAGES: dict[str, str] = {
     "docker-registry": "docker-registry",
     "htpasswd": "apache2-utils",
     "redis-server": "redis-server",
+    "postgres": "postgresql",  # not on PATH: found in /usr/lib/postgresql/VERSION/bin
 }
 BUSYBOX = Path("/bin/busybox")
+PG_LIB = Path("/usr/lib/postgresql")
 _APT_LOCK = Path("/tmp/testenv-apt.lock")
 _POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 
@@ -119,12 +121,14 @@ def spawn(
     log: Path,
     env: dict[str, str] | None = None,
     die_with_parent: bool = False,
+    user: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a daemon in its own session, logging to *log*.
 
     Detached by default so it can outlive this process (the CLI's ``up``). With
     *die_with_parent* the kernel sends it SIGTERM when this process dies, so a
-    killed test session leaves no daemons behind.
+    killed test session leaves no daemons behind. *user*: run it as that user
+    (root only; PostgreSQL refuses to run as root).
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
@@ -137,7 +141,18 @@ def spawn(
             env=env,
             close_fds=True,
             preexec_fn=_die_with_parent if die_with_parent else None,
+            **as_user(user),
         )
+
+
+def as_user(user: str | None) -> dict[str, object]:
+    """``subprocess`` arguments that run a child as *user*, with that user's groups only."""
+    if user is None:
+        return {}
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
 def _die_with_parent() -> None:
@@ -237,7 +252,16 @@ def ensure_binaries(binaries: Iterable[str]) -> None:
         raise TestEnvError(f"apt-get install succeeded but {', '.join(still)} still missing")
 
 
+def pg_bindir() -> Path | None:
+    """The newest installed PostgreSQL's bin directory (Debian keeps it off PATH)."""
+    found = sorted((p.parent for p in PG_LIB.glob("*/bin/postgres")),
+                   key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
+    return found[-1] if found else None
+
+
 def _have(binary: str) -> bool:
+    if binary == "postgres":
+        return pg_bindir() is not None
     if binary == "busybox":  # must be the *static* one: it is copied into an image
         if not BUSYBOX.is_file():
             return False

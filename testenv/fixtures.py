@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import uuid
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -24,6 +25,7 @@ from testenv.docker_engine import (
     ensure_registry,
 )
 from testenv.moto_server import MotoServer, start_moto
+from testenv.postgres import PostgresServer, start_postgres
 from testenv.redis_server import RedisServer, start_redis
 
 T = TypeVar("T")
@@ -112,3 +114,20 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = _provide("redis-server", lambda: start_redis(tmp_path_factory.mktemp("redis")))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """Debian's PostgreSQL on 127.0.0.1 with a private data directory, for the whole session."""
+    server = _provide("PostgreSQL", lambda: start_postgres(die_with_parent=True))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database for this test (dropped after it): its URL, password included."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = _provide("PostgreSQL database", lambda: postgres_server.create_database(name))
+    yield url
+    postgres_server.drop_database(name)

@@ -1,4 +1,4 @@
-"""The testenv fixtures provide real engines: dockerd, registries, moto server."""
+"""The testenv fixtures provide real engines: dockerd, registries, moto server, PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from testenv import free_port, http_status
 from testenv.docker_engine import DockerEngine, Registry, build_busybox_image
 from testenv.moto_server import MotoServer
+from testenv.postgres import PostgresServer
 
 pytestmark = pytest.mark.integration
 
@@ -104,3 +105,19 @@ def test_aws_env_points_boto3_at_moto(aws_env: MotoServer) -> None:
     sts = boto3.client("sts")
     assert sts.meta.endpoint_url == aws_env.endpoint_url
     assert boto3.client("ec2").describe_regions()["Regions"]
+
+
+def test_postgres_takes_its_password_over_tcp_and_runs_unprivileged(postgres_server: PostgresServer,
+                                                                    postgres_url: str) -> None:
+    import os
+
+    import psycopg
+
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT current_database()").fetchone()[0] == postgres_url.rsplit("/", 1)[1]
+        assert db.execute("SHOW max_connections").fetchone()[0] == "300"
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(postgres_url.replace(postgres_server.password, "wrong"), connect_timeout=5)
+    with open(f"/proc/{postgres_server.pid}/status") as status:
+        uid = next(int(line.split()[1]) for line in status if line.startswith("Uid:"))
+    assert uid != 0 and (uid == os.getuid() or os.getuid() == 0)

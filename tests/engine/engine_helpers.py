@@ -1,5 +1,6 @@
 """Helpers the engine's process tests share: waiting for a condition, reading the journal
-and the state file, and running the CLI on a pseudo-terminal."""
+and the state (a SQLite file or a PostgreSQL URL), checking a one-line failure, and running
+the CLI on a pseudo-terminal."""
 
 from __future__ import annotations
 
@@ -30,9 +31,30 @@ def journal_lines(tmp_path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def instance_rows(state: Path) -> dict[str, tuple[str, dict]]:
+def state_rows(state: Path | str, sql: str) -> list[tuple]:
+    """The rows of one query on the state's own database, whichever store holds it."""
+    if isinstance(state, str) and state.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(state, autocommit=True) as db:
+            cur = db.execute(sql)
+            return [tuple(r) for r in cur.fetchall()] if cur.description else []
     with sqlite3.connect(state) as db:
-        return {i: (s, json.loads(o)) for i, s, o in db.execute("SELECT id, state, ops FROM instances")}
+        return db.execute(sql).fetchall()
+
+
+def instance_rows(state: Path | str) -> dict[str, tuple[str, dict]]:
+    return {i: (s, json.loads(o)) for i, s, o in state_rows(state, "SELECT id, state, ops FROM instances")}
+
+
+def clean_failure(result, *needles: str, code: int = 1) -> None:
+    """The command failed with ``code`` and one line ``error: ...`` holding every needle, no traceback."""
+    assert result.returncode == code, (result.args, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
 
 
 def run_in_terminal(cli, tmp_path: Path, *args: str, on_tick: Callable[[subprocess.Popen], None] | None = None,

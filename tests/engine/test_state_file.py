@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from engine_helpers import clean_failure
 
 from orchestrator.state import SCHEMA_VERSION
 
@@ -39,15 +40,6 @@ def installed(cli, tmp_path: Path) -> Path:
     result = cli("install", "bp.yaml", "--state", str(state))
     assert result.returncode == 0, result.stderr
     return state
-
-
-def clean_failure(result, *needles: str, code: int = 1) -> None:
-    assert result.returncode == code, (result.args, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr + result.stdout, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 def _garbage(state: Path) -> None:

@@ -4,6 +4,10 @@ A lock names its holder (pid, host, the kernel's start time of that pid) and an 
 The holder renews the lease while it runs. Another process takes the lock over when
 the lease has expired, whatever host the holder was on (a container, a CI runner that
 vanished), or at once when the holder ran on this host and its process is gone.
+
+A host is named by ``ORCHESTRATOR_HOST_ID`` when set, else by its host name: containers
+that share a host name but not a process table must set distinct ids (and tests use it
+to play several hosts on one machine).
 """
 
 from __future__ import annotations
@@ -38,7 +42,13 @@ class Holder:
     @classmethod
     def current(cls) -> Holder:
         pid = os.getpid()
-        return cls(pid, socket.gethostname(), proc_start(pid))
+        return cls(pid, host_id(), proc_start(pid))
+
+
+def host_id() -> str:
+    """This host's name in locks: ``ORCHESTRATOR_HOST_ID``, else the host name. A lock of
+    another host is never judged by its pid (that pid means nothing here): only its lease."""
+    return os.environ.get("ORCHESTRATOR_HOST_ID") or socket.gethostname()
 
 
 def proc_start(pid: int) -> str:

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 from orchestrator.state.records import DeploymentRow, Event, InstanceRow, LockInfo, OperationOutcome
 
+BLOB_DAYS = 7 * 86400.0  # seconds: a blob (a plan, the blueprint's files) unused this long goes
+
 
 class StateStore(Protocol):
     location: str  # what to name in messages (a path, or a URL without its password)

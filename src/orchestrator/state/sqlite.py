@@ -30,6 +30,7 @@ from urllib.parse import quote
 from orchestrator.errors import LockLostError, StateError, StateLockedError, StatePathError
 from orchestrator.state import schema
 from orchestrator.state.leases import Holder, busy_message, lease_seconds, why_free
+from orchestrator.state.protocol import BLOB_DAYS
 from orchestrator.state.records import DeploymentRow, Event, InstanceRow, LockInfo, OperationOutcome
 from orchestrator.state.safety import (
     Lineage,
@@ -434,6 +435,8 @@ class SqliteStore:
     @_translated
     def instances(self, deployment: str, ids: Iterable[str] | None = None) -> dict[str, InstanceRow]:
         """The deployment's instances (only ``ids`` when given)."""
+        if self._empty:
+            return {}
         sql = ("SELECT id, node, state, ops, runtime, updated_at, error, secret_keys, plan_version FROM instances "
                "WHERE deployment = ?")
         args: list[Any] = [deployment]
@@ -554,6 +557,8 @@ class SqliteStore:
 
     @_translated
     def events(self, deployment: str, after: int = 0, execution: int | None = None) -> list[Event]:
+        if self._empty:
+            return []
         sql = ("SELECT ts, deployment, execution, instance, operation, plugin, type, level, message, id "
                "FROM events WHERE deployment = ? AND id > ?")
         args: list[Any] = [deployment, after]
@@ -567,6 +572,8 @@ class SqliteStore:
 
     @_translated
     def lock(self, deployment: str) -> LockInfo | None:
+        if self._empty:
+            return None
         with self._lock:
             row = self._db.execute(
                 "SELECT deployment, execution, workflow, pid, host, proc_start, acquired_at, expires_at "
@@ -646,6 +653,8 @@ class SqliteStore:
     @_translated
     def last_request(self, deployment: str) -> tuple[str, str, str | None] | None:
         """The latest execution's ``(workflow, status, request)``: what a rerun may resume."""
+        if self._empty:
+            return None
         with self._lock:
             return self._db.execute("SELECT workflow, status, request FROM executions WHERE deployment = ? "
                                     "ORDER BY id DESC LIMIT 1", (deployment,)).fetchone()
@@ -661,6 +670,8 @@ class SqliteStore:
 
     @_translated
     def executions(self, deployment: str) -> list[tuple]:
+        if self._empty:
+            return []
         with self._lock:
             return self._db.execute(
                 "SELECT id, workflow, status, started_at, ended_at, error FROM executions "
@@ -772,5 +783,4 @@ _RECORD = ("UPDATE instances SET state = ?, ops = ?, runtime = coalesce(?, runti
            "(? IS NULL OR EXISTS (SELECT 1 FROM locks WHERE deployment = ? AND execution = ?))")
 _INSERT_EVENT = ("INSERT INTO events (ts, deployment, execution, instance, operation, plugin, type, level, message) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
-BLOB_DAYS = 7 * 86400.0  # a blob unused this long (seconds) goes
 _SELECT_OPERATION = "SELECT token, instance, key, worker, claimed_until, outcome FROM operations"
