@@ -260,3 +260,36 @@ def test_worker_command_needs_a_broker(cli):
     env = {k: v for k, v in os.environ.items() if k != "ORCHESTRATOR_BROKER"}
     run = cli("worker", env=env)
     assert run.returncode == 2 and "need a broker" in run.stderr
+
+
+def test_workers_on_two_hosts_share_a_postgresql_state(cli, workers, celery_env, postgres_url, tmp_path: Path):
+    for name, host in (("pa", "host-a"), ("pb", "host-b")):
+        workers.start(name, concurrency=2, env={**celery_env, "ORCHESTRATOR_HOST_ID": host})
+    (tmp_path / "bp.yaml").write_text(TWO_TIERS.replace("value: v,", "value: v, sleep: 0.5,"))
+    here = {**celery_env, "ORCHESTRATOR_HOST_ID": "cli-host"}
+    run = cli(*celery("install", "bp.yaml", "--state", postgres_url, "--concurrency", "4"), background=True, env=here)
+    _wait_for(lambda: any(line.startswith("create app_") for line in journal_lines(tmp_path)))
+    claimed = _claimer_pg(postgres_url)
+    assert claimed in ("pa", "pb")
+    workers.kill(claimed)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    assert f"worker {claimed} stopped running" in out, "what it was running went to the other host"
+    assert "***" not in postgres_url and postgres_url.split("@")[0].split(":")[-1] not in out + err, "no password"
+    for op in ("create", "configure", "start"):
+        done = [line for line in journal_lines(tmp_path) if line.startswith(f"done {op} ")]
+        assert sorted(done) == sorted(set(done)) and len(done) == 5, f"{op}: each finished once"
+    outputs = json.loads(cli("outputs", "--state", postgres_url, "--json", env=here).stdout)
+    assert sorted(outputs["addresses"]) == ["addr-app_0", "addr-app_1", "addr-app_2"]
+    gone = cli(*celery("uninstall", "--state", postgres_url), env=here)
+    assert gone.returncode == 0, gone.stderr
+    status = json.loads(cli("status", "--state", postgres_url, "--json", env=here).stdout)
+    assert {i["state"] for i in status["instances"]} == {"deleted"}
+
+
+def _claimer_pg(url: str) -> str | None:
+    import psycopg
+
+    with psycopg.connect(url) as db:
+        row = db.execute("SELECT worker FROM operations WHERE outcome IS NULL AND worker IS NOT NULL LIMIT 1").fetchone()
+    return row[0] if row else None
