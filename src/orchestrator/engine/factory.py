@@ -60,7 +60,8 @@ class ContextFactory:
         node = plan.nodes[inst.node]
         if custom is not None:  # run_operation: the operation is the one declared
             op = custom[0]
-        operation = OperationInfo(op, attempt, self.max_retries, custom[1] if custom is not None else None)
+        inputs = custom[1] if custom is not None else (node.operation_inputs.get(op) if relationship is None else None)
+        operation = OperationInfo(op, attempt, self.max_retries, inputs)
         logger = OperationLogger(f"{inst.id}.{op}", self._log(inst.id, op, owner, live))
         persist, records = self.persist, self.records
         if relationship is None:
