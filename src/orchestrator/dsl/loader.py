@@ -20,6 +20,7 @@ import attrs
 from orchestrator.dsl import cloudify
 from orchestrator.dsl.cloudify import PackSource
 from orchestrator.dsl.functions import (
+    CLOUDIFY_ONLY,
     FUNCTIONS,
     NOT_IN_INPUTS,
     SOURCE,
@@ -384,7 +385,7 @@ def _read_inputs(bp: Blueprint, raw: YDict, given: Mapping[str, GivenInput],
             if fn in NOT_IN_INPUTS:
                 problems.add(fmark, f"{where}: {fn} cannot be used in an input (inputs are known before"
                              " any node exists, and cannot refer to each other)")
-            elif fn not in FUNCTIONS:
+            elif fn not in FUNCTIONS or (fn in CLOUDIFY_ONLY and bp.dialect != "cloudify"):
                 problems.add(fmark, f"{where}: {unknown_function_message(fn)}")
         if len(problems) > before:
             broken.add(name)

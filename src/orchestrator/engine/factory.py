@@ -182,6 +182,17 @@ class RuntimeLookup:
         value = walk_path(value, rest) if rest else value
         return None if value is MISSING else value
 
+    def get_sys(self, args: Any) -> Any:
+        """Cloudify's ``get_sys``: what a deployment knows about itself (no tenants here)."""
+        factory = self.factory
+        if args == ["tenant", "name"]:
+            return "default_tenant"
+        if args[1] == "blueprint":
+            return factory.plan.blueprint_path
+        if args[1] == "owner":
+            return None
+        return factory.deployment.id if hasattr(factory.deployment, "id") else str(factory.deployment)
+
     def get_secret(self, args: Any) -> Any:
         path = [args] if isinstance(args, str) else list(args)
         name = path[0]

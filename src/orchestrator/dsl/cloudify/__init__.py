@@ -23,7 +23,7 @@ _VERSION_LINE = re.compile(rb"^tosca_definitions_version[ \t]*:", re.MULTILINE)
 PackSource = Callable[[], Sequence[tuple[str, Any]]] | None
 
 
-class IsCloudify(Exception):  # noqa: N818 - a signal, not an error
+class IsCloudify(Exception):
     """The blueprint being read turned out to be a Cloudify blueprint."""
 
 

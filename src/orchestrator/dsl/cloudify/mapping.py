@@ -21,7 +21,7 @@ from orchestrator.dsl.functions import SELF, SOURCE, TARGET, as_function, has_ru
 from orchestrator.dsl.model import MISSING, Blueprint, NodeTemplate
 from orchestrator.dsl.problems import Mark, Problems, shown
 from orchestrator.dsl.schema import ValueChecker, fill_defaults
-from orchestrator.dsl.yaml_source import child_mark, mark_of
+from orchestrator.dsl.yaml_source import child_mark
 
 
 def apply_mappings(bp: Blueprint, read: Read, tr: Translation, problems: Problems) -> None:

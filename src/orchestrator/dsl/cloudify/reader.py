@@ -83,7 +83,7 @@ class Reader:
                               f"unsupported {VERSION_KEY} {shown(repr(version))} (supported: {', '.join(VERSIONS)})")
             return None
         self.read.version = version
-        for plugin, pack in self.available:
+        for _plugin, pack in self.available:
             for section in TYPE_SECTIONS:
                 for name in _types_of(pack, section):
                     self._pack_types.setdefault(name, pack.name)
@@ -166,7 +166,7 @@ class Reader:
         self.read.packs[pack.name] = pack
         self.read.pack_plugin[pack.name] = plugin
         data = pack_data(pack, self.problems)
-        for section in TYPE_SECTIONS + ("plugins",):
+        for section in (*TYPE_SECTIONS, "plugins"):
             raw = data.get(section)
             if isinstance(raw, dict):
                 into = self.read.sections[section]
