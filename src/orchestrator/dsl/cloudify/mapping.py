@@ -30,7 +30,7 @@ def apply_mappings(bp: Blueprint, read: Read, tr: Translation, problems: Problem
     for pack in packs:
         for type_name, mapping in pack.mappings.items():
             mappings[type_name] = (pack, mapping)
-    _refuse_unsupported(bp, packs, problems)
+    _refuse_unsupported(bp, packs, mappings, problems)
     if problems:
         return
     original = {name: list(t.hierarchy) for name, t in bp.templates.items()}
@@ -53,8 +53,11 @@ def apply_mappings(bp: Blueprint, read: Read, tr: Translation, problems: Problem
         _rename_attributes(bp, attributes)
 
 
-def _refuse_unsupported(bp: Blueprint, packs: list[CloudifyPack], problems: Problems) -> None:
+def _refuse_unsupported(bp: Blueprint, packs: list[CloudifyPack], mappings: Mapping[str, Any],
+                        problems: Problems) -> None:
     for t in bp.templates.values():
+        if any(h in mappings for h in t.hierarchy):
+            continue
         for type_name in reversed(t.hierarchy):
             why = next((w for p in packs if (w := p.why_unsupported(type_name))), None)
             if why:
@@ -62,6 +65,8 @@ def _refuse_unsupported(bp: Blueprint, packs: list[CloudifyPack], problems: Prob
                              f"not supported: node template '{shown(t.name)}': type '{type_name}' ({why})")
                 break
         for rel in t.relationships:
+            if any(h in mappings for h in rel.hierarchy):
+                continue
             for type_name in reversed(rel.hierarchy):
                 why = next((w for p in packs if (w := p.why_unsupported(type_name))), None)
                 if why:

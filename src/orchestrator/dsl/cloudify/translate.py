@@ -77,6 +77,7 @@ class Translation:
     sections: dict[str, YDict]
     templates: dict[str, TemplateInfo] = attrs.field(factory=dict)
     pack_plugins: dict[str, str] = attrs.field(factory=dict)  # plugin name in YAML -> pack name
+    packs: list[Any] = attrs.field(factory=list)  # the packs imported, the base one included
 
 
 def translate(read: Read, problems: Problems) -> Translation:
@@ -84,6 +85,7 @@ def translate(read: Read, problems: Problems) -> Translation:
     out = {name: _fresh(src.get(name)) for name in ("inputs", "data_types", "node_types", "relationships",
                                                     "node_templates", "outputs")}
     tr = Translation("", out)
+    tr.packs = list(read.packs.values())
     for pack_name, pack in read.packs.items():
         if not pack.mappings:
             continue  # Cloudify's types.yaml: its plugins (script, agent, ...) are not ours to run
@@ -200,6 +202,13 @@ def _template(name: str, body: Any, src: Mapping[str, YDict], group_count: int |
         if key not in TEMPLATE_KEYS:
             problems.add(key_mark(body, key), f"unknown key '{shown(key)}' in {where}{did_you_mean(key, TEMPLATE_KEYS)}")
     result = _pick(body, ("type", "properties", "description"))
+    type_name = body.get("type")
+    if isinstance(type_name, str) and type_name not in src["node_types"]:
+        why = next((w for p in tr.packs if (w := p.why_unsupported(type_name))), None)
+        if why:
+            problems.add(mark_of(body, "type"), f"not supported: {where}: type '{type_name}' ({why})")
+            result["type"] = "cloudify.nodes.Root"
+            result.pop("properties", None)
     count = _instances(body, where, problems)
     if group_count is not None:
         count = (count if isinstance(count, int) else 1) * group_count
