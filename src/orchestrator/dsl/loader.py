@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from orchestrator.dsl import cloudify
+from orchestrator.dsl import cloudify, input_refs
 from orchestrator.dsl.cloudify import PackSource
 from orchestrator.dsl.functions import (
     CLOUDIFY_ONLY,
@@ -367,35 +367,58 @@ def _read_inputs(bp: Blueprint, raw: YDict, given: Mapping[str, GivenInput],
     for name, item in given.items():
         if name not in bp.inputs:
             problems.add(item.name_mark or item.mark, f"unknown input '{shown(name)}'{did_you_mean(name, bp.inputs)}")
-    for name, prop in bp.inputs.items():
-        if name in broken:
-            continue
-        if name in given:
-            value, mark = coerce(given[name], prop), given[name].mark
-        elif prop.default is not MISSING:
-            value, mark = prop.default, mark_of(prop.raw, "default")
-        else:
-            if prop.required:
-                problems.add(prop.mark, f"input '{shown(name)}' is required but was not given (use -i {name}=VALUE)")
-                broken.add(name)
-            continue
-        where = f"input '{shown(name)}'" if name in given else f"default of input '{shown(name)}'"
-        before = len(problems)
-        for fn, fmark in functions_in(value, mark):
-            if fn in NOT_IN_INPUTS:
-                problems.add(fmark, f"{where}: {fn} cannot be used in an input (inputs are known before"
-                             " any node exists, and cannot refer to each other)")
-            elif fn not in FUNCTIONS or (fn in CLOUDIFY_ONLY and bp.dialect != "cloudify"):
-                problems.add(fmark, f"{where}: {unknown_function_message(fn)}")
-        if len(problems) > before:
-            broken.add(name)
-            continue
-        checker.check_property(prop, value, mark, where)
-        if len(problems) > before:
-            broken.add(name)
-            continue
-        bp.input_values[name] = value
+    settled: dict[str, Any] = {}
+
+    def settle(name: str, chain: tuple[str, ...] = ()) -> Any:
+        """The input's checked value (MISSING if it has none), once; Cloudify defaults may
+        name other inputs (``input_refs``), which are settled first."""
+        if name not in settled:
+            settled[name] = _input_value(bp, name, given, checker, problems, broken, settle, chain)
+        return settled[name]
+
+    for name in bp.inputs:
+        settle(name)
     return broken
+
+
+def _input_value(bp: Blueprint, name: str, given: Mapping[str, GivenInput], checker: ValueChecker,
+                 problems: Problems, broken: set[str], settle: input_refs.Lookup, chain: tuple[str, ...]) -> Any:
+    """Check one input's value (given, else its default) and store it in ``bp.input_values``."""
+    prop = bp.inputs[name]
+    if name in broken:
+        return MISSING
+    if name in given:
+        value, mark = coerce(given[name], prop), given[name].mark
+    elif prop.default is not MISSING:
+        value, mark = prop.default, mark_of(prop.raw, "default")
+    else:
+        if prop.required:
+            problems.add(prop.mark, f"input '{shown(name)}' is required but was not given (use -i {name}=VALUE)")
+            broken.add(name)
+        return MISSING
+    where = f"input '{shown(name)}'" if name in given else f"default of input '{shown(name)}'"
+    if bp.dialect == "cloudify" and name not in given and input_refs.has_get_input(value):
+        try:
+            value = input_refs.expand(value, mark, (*chain, name), bp.inputs, settle, problems, where)
+        except input_refs.Failed:
+            broken.add(name)
+            return MISSING
+    before = len(problems)
+    for fn, fmark in functions_in(value, mark):
+        if fn in NOT_IN_INPUTS:
+            problems.add(fmark, f"{where}: {fn} cannot be used in an input (inputs are known before"
+                         " any node exists, and cannot refer to each other)")
+        elif fn not in FUNCTIONS or (fn in CLOUDIFY_ONLY and bp.dialect != "cloudify"):
+            problems.add(fmark, f"{where}: {unknown_function_message(fn)}")
+    if len(problems) > before:
+        broken.add(name)
+        return MISSING
+    checker.check_property(prop, value, mark, where)
+    if len(problems) > before:
+        broken.add(name)
+        return MISSING
+    bp.input_values[name] = value
+    return value
 
 
 # ---------------------------------------------------------------- templates
