@@ -164,6 +164,11 @@ def _common(node: PackNode) -> dict[str, Any]:
     return out
 
 
+def _v1(node: PackNode) -> bool:
+    """A 1.x type (``cloudify.aws.nodes.*``), or one a blueprint derived from it."""
+    return any(t.startswith("cloudify.aws.") for t in node.type_hierarchy)
+
+
 def _drop_empty(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v not in (None, "")}
 
@@ -177,7 +182,7 @@ def _keypair(node: PackNode) -> dict[str, Any]:
 
 def _security_group(node: PackNode) -> dict[str, Any]:
     p, c = node.properties, _config(node)
-    if node.type.startswith("cloudify.aws."):
+    if _v1(node):
         rules = [_v1_rule(r, i) for i, r in enumerate(p.get("rules") or [])]
         return _drop_empty({**_common(node), "group_name": p.get("resource_id") or None,
                             "description": p.get("description"), "vpc_id": p.get("vpc_id"), "rules": rules})
@@ -221,13 +226,34 @@ def _elastic_ip(node: PackNode) -> dict[str, Any]:
 
 def _instance(node: PackNode) -> dict[str, Any]:
     p, c = node.properties, _config(node)
-    if node.type.startswith("cloudify.aws."):
-        params = dict(p.get("parameters") or {})
-        return _drop_empty({**_common(node), "image_id": p.get("image_id"), "instance_type": p.get("instance_type"),
-                            "name": p.get("name"), "parameters": params})
+    if _v1(node):
+        out = {**_common(node), "image_id": p.get("image_id"), "instance_type": p.get("instance_type"),
+               "name": p.get("name"), "parameters": {}}
+        for key, value in dict(p.get("parameters") or {}).items():
+            if key in _V1_OWN:
+                out[_V1_OWN[key]] = value
+            elif key in _V1_BOTO3:
+                out["parameters"][_V1_BOTO3[key]] = value
+            elif key == "placement":  # boto 2: the availability zone
+                out["parameters"]["Placement"] = {"AvailabilityZone": value}
+            elif key == "monitoring_enabled":
+                out["parameters"]["Monitoring"] = {"Enabled": value}
+            else:
+                raise MappingError(f"not supported: parameters.{key} (1.x passed it to boto 2's run_instances; "
+                                   f"orchestrator-aws knows {', '.join(sorted({*_V1_OWN, *_V1_BOTO3, 'placement', 'monitoring_enabled'}))})",
+                                   ["parameters"])
+        return _drop_empty(out)
     extra = {k: v for k, v in c.items() if k not in ("ImageId", "InstanceType", "MinCount", "MaxCount")}
     return _drop_empty({**_common(node), "image_id": c.get("ImageId"), "instance_type": c.get("InstanceType"),
                         "parameters": extra})
+
+
+# 1.x ``parameters`` were boto 2 ``run_instances`` arguments: ours, or boto3's names for them.
+_V1_OWN = {"user_data": "user_data", "key_name": "key_name", "subnet_id": "subnet_id",
+           "security_group_ids": "security_group_ids", "instance_type": "instance_type", "image_id": "image_id"}
+_V1_BOTO3 = {"kernel_id": "KernelId", "ramdisk_id": "RamdiskId", "private_ip_address": "PrivateIpAddress",
+             "ebs_optimized": "EbsOptimized", "instance_initiated_shutdown_behavior": "InstanceInitiatedShutdownBehavior",
+             "disable_api_termination": "DisableApiTermination", "dry_run": "DryRun"}
 
 
 def _vpc(node: PackNode) -> dict[str, Any]:

@@ -91,19 +91,52 @@ def _host(client: Any) -> dict[str, Any]:
     return {"docker_host": {"url": host}}
 
 
+# docker-py arguments of 1.x ``create_container`` (create's params) and ``start`` (start's
+# params), as docker.Container properties; anything else is refused by name.
+_CREATE_PARAMS = {"command": "command", "environment": "environment", "entrypoint": "entrypoint",
+                  "working_dir": "working_dir", "user": "user", "tty": "tty", "stdin_open": "stdin_open"}
+_CREATE_IGNORED = ("ports", "detach", "name", "image")  # ports: from port_bindings; the rest are ours
+_START_PARAMS = {"extra_hosts": "extra_hosts", "network_mode": "network_mode"}
+_START_IGNORED = ("port_bindings", "container")
+
+
+def _params(raw: Any, operation: str, known: dict[str, str], ignored: tuple[str, ...],
+            out: dict[str, Any]) -> None:
+    if not isinstance(raw, dict):
+        raise MappingError(f"{operation} params must be a mapping of docker-py arguments", ["params"])
+    for key, value in raw.items():
+        if key in known:
+            if value not in (None, "", {}, []):
+                out[known[key]] = value
+        elif key not in ignored:
+            raise MappingError(f"not supported: the {operation} operation's docker-py argument '{key}' "
+                               f"(orchestrator-docker passes {', '.join(sorted(known))} and ports)", ["params"])
+
+
 def _container_v1(node: PackNode) -> dict[str, Any]:
-    p = node.properties
-    create = dict(node.operation_inputs.get("create", {}).get("params") or {})
-    start = dict(node.operation_inputs.get("start", {}).get("params") or {})
+    """1.x: ``create_container`` pulled the image, then created the container from
+    ``params``; ``start`` bound ports. Pulled here only when the engine lacks the image."""
+    p, ops = node.properties, node.operation_inputs
+    if p.get("use_external_resource"):
+        raise MappingError("not supported: use_external_resource (adopting a running container)",
+                           ["use_external_resource"])
+    for op in ("stop", "delete"):
+        if (ops.get(op) or {}).get("params"):
+            raise MappingError(f"not supported: {op} params (orchestrator-docker stops and removes containers "
+                               "its own way)")
+    if (ops.get("start") or {}).get("processes_to_wait_for"):
+        raise MappingError("not supported: processes_to_wait_for (it needs docker top on the host; "
+                           "use a docker.Container healthcheck)")
+    create = dict((ops.get("create") or {}).get("params") or {})
+    start = dict((ops.get("start") or {}).get("params") or {})
     params = {**dict(p.get("params") or {}), **create}
     ports = {**_ports(params.get("ports")), **_ports(p.get("ports")), **_ports(start.get("port_bindings"))}
-    out: dict[str, Any] = {"image": _image_ref(p.get("image"), ["image"]), "network_mode": "bridge" if ports else "host"}
+    out: dict[str, Any] = {"image": _image_ref(p.get("image"), ["image"]), "pull_policy": "if_not_present",
+                           "network_mode": "bridge" if ports else "host"}
+    _params(params, "create", _CREATE_PARAMS, _CREATE_IGNORED, out)
+    _params(start, "start", _START_PARAMS, _START_IGNORED, out)
     if p.get("name"):
         out["name"] = p["name"]
-    for ours, theirs in (("command", "command"), ("environment", "environment"), ("entrypoint", "entrypoint"),
-                         ("working_dir", "working_dir"), ("user", "user")):
-        if params.get(theirs) not in (None, "", {}):
-            out[ours] = params[theirs]
     if ports:
         out["ports"] = ports
     return out
@@ -139,7 +172,8 @@ def _container_v2(node: PackNode) -> dict[str, Any]:
 
 PACK = CloudifyPack(
     name="cloudify-docker-plugin",
-    imports=(r"https?://[^ ]*cloudify-docker-plugin/[^ ]*/(v2_)?plugin(_1_[45])?\.yaml",),
+    imports=(r"https?://[^ ]*cloudify-docker-plugin/[^ ]*/(v2_)?plugin(_1_[45])?\.yaml",
+             r"https?://(www\.)?getcloudify\.org(\.s3\.amazonaws\.com)?/spec/docker-plugin/[^/]+/plugin\.yaml"),
     types=TYPES,
     mappings={
         "cloudify.docker.Container": TypeMapping("docker.Container", _container_v1),

@@ -19,11 +19,13 @@ from orchestrator.dsl.cloudify.base_pack import BASE_PACK
 from orchestrator.dsl.cloudify.mapping import apply_mappings
 from orchestrator.dsl.cloudify.reader import Read, Reader
 from orchestrator.dsl.cloudify.translate import Translation, translate
+from orchestrator.dsl.functions import PlanResolver
 from orchestrator.dsl.inputs import GivenInput, display_path
 from orchestrator.dsl.loader import build_blueprint, fill_blueprint
 from orchestrator.dsl.model import Blueprint
-from orchestrator.dsl.problems import Problems
+from orchestrator.dsl.problems import Problems, shown
 from orchestrator.dsl.types import TypeSource
+from orchestrator.dsl.yaml_source import child_mark
 
 
 def load_cloudify(path: Path, inputs: Mapping[str, GivenInput], type_sources: Sequence[TypeSource],
@@ -44,11 +46,19 @@ def load_cloudify(path: Path, inputs: Mapping[str, GivenInput], type_sources: Se
 
 
 def _finish(bp: Blueprint, read: Read, tr: Translation, problems: Problems) -> None:
+    """Operation inputs resolved like properties (``get_input``, ``get_property``, ``concat``
+    now; ``get_attribute`` stays for run time), then the packs' mappings, which read them."""
+    resolver = PlanResolver(bp, problems)
     for name, t in bp.templates.items():
         info = tr.templates.get(name)
         if info is not None:
-            t.operation_inputs = info.operation_inputs
-    apply_mappings(bp, read, tr, problems)
+            t.operation_inputs = {
+                op: {key: resolver.resolve(value, child_mark(inputs, key, t.mark), t,
+                                           f"node template '{shown(name)}': operation '{op}': input '{shown(key)}'")
+                     for key, value in inputs.items()}
+                for op, inputs in info.operation_inputs.items()}
+    if not problems:
+        apply_mappings(bp, read, tr, problems)
 
 
 def _packs(packs: PackSource, problems: Problems) -> list[tuple[str, Any]]:

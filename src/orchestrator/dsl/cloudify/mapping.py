@@ -42,7 +42,7 @@ def apply_mappings(bp: Blueprint, read: Read, tr: Translation, problems: Problem
         if found is None:
             continue
         pack, mapping = found
-        if _map_node(bp, t, pack, mapping, info.operation_inputs if info else {}, checker, problems):
+        if _map_node(bp, t, pack, mapping, t.operation_inputs, checker, problems):
             node_maps[name] = mapping
             t.disabled = frozenset(info.disabled) if info else frozenset()
     for name, t in bp.templates.items():
