@@ -199,24 +199,41 @@ def _v1_rule(rule: Any, index: int) -> dict[str, Any]:
     return _drop_empty(out)
 
 
+_PEER_KEYS = {"IpRanges": ("CidrIp", "cidr_ip"), "Ipv6Ranges": ("CidrIpv6", "cidr_ipv6"),
+              "UserIdGroupPairs": ("GroupId", "source_group_id"), "PrefixListIds": ("PrefixListId", "prefix_list_id")}
+
+
 def _rule(node: PackNode) -> dict[str, Any]:
-    c = _config(node)
-    perms = c.get("IpPermissions") or []
-    if not isinstance(perms, list) or len(perms) != 1 or not isinstance(perms[0], dict):
-        raise MappingError("not supported: a rule node here holds exactly one IpPermissions entry",
-                           ["resource_config"])
-    perm = perms[0]
-    peers = [("cidr_ip", r.get("CidrIp")) for r in perm.get("IpRanges") or [] if isinstance(r, dict)]
-    peers += [("source_group_id", g.get("GroupId")) for g in perm.get("UserIdGroupPairs") or [] if isinstance(g, dict)]
-    if len(peers) != 1:
-        raise MappingError(f"not supported: an IpPermissions entry with {len(peers)} peers (IpRanges and "
-                           "UserIdGroupPairs); here a rule node has exactly one", ["resource_config"])
-    direction = "egress" if node.type.endswith("Egress") else "ingress"
-    out = {**_common(node), "ip_protocol": str(perm.get("IpProtocol", "tcp")), "from_port": perm.get("FromPort"),
-           "to_port": perm.get("ToPort"), peers[0][0]: peers[0][1], "direction": direction}
+    """A 3.x rule node: each peer of each ``IpPermissions`` entry becomes one of our rules."""
+    perms = _config(node).get("IpPermissions") or []
+    if not isinstance(perms, list) or not perms:
+        raise MappingError("resource_config.IpPermissions must be a non-empty list", ["resource_config"])
+    out_rules: list[dict[str, Any]] = []
+    for i, perm in enumerate(perms):
+        if not isinstance(perm, dict):
+            raise MappingError(f"IpPermissions[{i}] must be a mapping", ["resource_config"])
+        unknown = set(perm) - {"IpProtocol", "FromPort", "ToPort", *_PEER_KEYS}
+        if unknown:
+            raise MappingError(f"not supported: IpPermissions[{i}]: {', '.join(sorted(map(str, unknown)))}",
+                               ["resource_config"])
+        base = _drop_empty({"ip_protocol": str(perm.get("IpProtocol", "tcp")), "from_port": perm.get("FromPort"),
+                            "to_port": perm.get("ToPort")})
+        peers = 0
+        for key, (field, ours) in _PEER_KEYS.items():
+            for entry in perm.get(key) or []:
+                if not isinstance(entry, dict) or entry.get(field) in (None, ""):
+                    raise MappingError(f"IpPermissions[{i}].{key}: each entry needs {field}", ["resource_config"])
+                out_rules.append({**base, ours: entry[field],
+                                  **({"description": entry["Description"]} if entry.get("Description") else {})})
+                peers += 1
+        if not peers:
+            raise MappingError(f"IpPermissions[{i}] names no peer (IpRanges, UserIdGroupPairs, ...)",
+                               ["resource_config"])
+    direction = "egress" if any(t.endswith("Egress") for t in node.type_hierarchy) else "ingress"
+    out = {**_common(node), "rules": out_rules, "direction": direction}
     out.pop("use_external_resource", None)
     out.pop("resource_id", None)
-    return _drop_empty(out)
+    return out
 
 
 def _elastic_ip(node: PackNode) -> dict[str, Any]:
@@ -289,8 +306,8 @@ PACK = CloudifyPack(
         "cloudify.nodes.aws.ec2.Keypair": TypeMapping("aws.ec2.KeyPair", _keypair),
         "cloudify.aws.nodes.SecurityGroup": TypeMapping("aws.ec2.SecurityGroup", _security_group),
         "cloudify.nodes.aws.ec2.SecurityGroup": TypeMapping("aws.ec2.SecurityGroup", _security_group),
-        "cloudify.nodes.aws.ec2.SecurityGroupRuleIngress": TypeMapping("aws.ec2.SecurityGroupRule", _rule),
-        "cloudify.nodes.aws.ec2.SecurityGroupRuleEgress": TypeMapping("aws.ec2.SecurityGroupRule", _rule),
+        "cloudify.nodes.aws.ec2.SecurityGroupRuleIngress": TypeMapping("aws.ec2.SecurityGroupRules", _rule),
+        "cloudify.nodes.aws.ec2.SecurityGroupRuleEgress": TypeMapping("aws.ec2.SecurityGroupRules", _rule),
         "cloudify.aws.nodes.ElasticIP": TypeMapping("aws.ec2.ElasticIP", _elastic_ip,
                                                     attributes={"aws_resource_id": "public_ip"},
                                                     relationships=_TO_INSTANCE),
