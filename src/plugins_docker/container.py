@@ -131,6 +131,8 @@ class Container(schema.Validated, Resource):
                         if sent is None or late:  # the stop signal once; SIGKILL once stop_timeout is over
                             container.kill(signal="SIGKILL" if late else _stop_signal(container))
                             self.runtime.setdefault(STOP_SENT, time.time())
+                        if late and _gone_after_kill(container):
+                            return True  # the poll that kills may be the wait's last one
                         return NotReady(why="killed" if late else "stop signal sent")
                     except docker.errors.NotFound:
                         self.runtime["state"] = "gone"
@@ -264,6 +266,22 @@ class Container(schema.Validated, Resource):
 
 
 # ---------------------------------------------------------------- engine helpers
+
+
+def _gone_after_kill(container: Any, seconds: float = 5.0) -> bool:
+    """Whether a container sent SIGKILL has stopped: the engine's own wait, bounded (a kill
+    takes effect at once; this spares the retry schedule a last poll it may not have)."""
+    import docker
+    import requests
+
+    try:
+        container.wait(timeout=seconds)
+        container.reload()
+    except docker.errors.NotFound:
+        return True
+    except (requests.exceptions.RequestException, docker.errors.APIError):
+        return False
+    return not (container.attrs.get("State") or {}).get("Running")
 
 
 def _stop_signal(container: Any) -> str:

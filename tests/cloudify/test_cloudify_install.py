@@ -214,3 +214,88 @@ def test_smoke_inputs_and_outputs_on_root(tmp_path: Path, deployment: str) -> No
     cli("install", str(SMOKE), "-d", deployment, "-i", "hello=Cloudify")
     assert cli.outputs(deployment) == {"hello": "Cloudify"}
     cli("uninstall", "-d", deployment)
+
+
+# ---------------------------------------------------------------- legacy AWS + Docker (nodecellar)
+
+STAND_INS = {  # the images the blueprint names, built from busybox: same commands, nothing pulled
+    "dockerfile/mongodb:latest": ("mongod", "trap 'exit 0' TERM\nsleep 3600 & wait\n"),
+    "uric/nodecellar:latest": ("nodejs", 'httpd -p "$NODECELLAR_PORT" -h /www\ntrap "exit 0" TERM\n'
+                                         "sleep 3600 & wait\n"),
+}
+
+
+def _context(base: str, command: str, script: str) -> Any:
+    """A build context (tar): the command as a shell script on PATH, and a page for httpd."""
+    import io
+    import tarfile
+
+    files = {"Dockerfile": f"FROM {base}\nCOPY {command} /bin/{command}\nCOPY index.html /www/index.html\n",
+             command: f"#!/bin/sh\n{script}", "index.html": "nodecellar\n"}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, text in files.items():
+            info = tarfile.TarInfo(name)
+            data = text.encode()
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    return buffer
+
+
+@pytest.fixture
+def stand_ins(docker_engine: Any, busybox_image: str) -> Iterator[None]:
+    import docker
+
+    client = docker_engine.client()
+    try:
+        client.images.get(busybox_image)
+    except docker.errors.ImageNotFound:
+        client.images.pull(busybox_image)
+    for ref, (command, script) in STAND_INS.items():
+        client.images.build(fileobj=_context(busybox_image, command, script), custom_context=True, tag=ref,
+                            rm=True, pull=False)
+    yield
+    for ref in STAND_INS:
+        with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+            client.images.remove(ref)
+
+
+def test_legacy_nodecellar_on_two_vms_with_containers(both_cli: Cli, docker_engine: Any, stand_ins: None,
+                                                      deployment: str, tmp_path: Path) -> None:
+    from testenv import free_port
+
+    ports = {"web": free_port(), "mongo": free_port(), "status": free_port()}
+    (tmp_path / "inputs.yaml").write_text(json.dumps({
+        "image": AMI, "size": "t2.micro",
+        "nodecellar_container_port_bindings": {8080: ports["web"]},
+        "mongo_container_port_bindings": {27017: ports["mongo"], 28017: ports["status"]}}))
+    inputs = ["-i", str(tmp_path / "inputs.yaml")]
+    both_cli("validate", str(NODECELLAR), *inputs)
+    both_cli("install", str(NODECELLAR), "-d", deployment, *inputs)
+    assert set(both_cli.states(deployment).values()) == {"started"}
+
+    vms = {i["InstanceId"]: i for i in _tagged("instances", deployment)}
+    assert len(vms) == 2 and all(i["ImageId"] == AMI for i in vms.values())
+    (address,) = _tagged("addresses", deployment)
+    node_vm = next(i for i in vms.values() if i["InstanceId"] == address.get("InstanceId"))
+    groups = {g["Description"]: g for g in _tagged("security_groups", deployment)}
+    assert sorted(p["FromPort"] for p in groups["NodeJSSecGroup"]["IpPermissions"]) == [22, 8080]
+    assert sorted(p["FromPort"] for p in groups["MongoDBSecGroup"]["IpPermissions"]) == [22, 27017, 28017]
+    assert [g["GroupId"] for g in node_vm["SecurityGroups"]] == [groups["NodeJSSecGroup"]["GroupId"]]
+    assert both_cli.outputs(deployment) == {"endpoint": {"ip_address": address["PublicIp"], "port": 8080}}
+
+    client = docker_engine.client()
+    mongod, app = client.containers.get("mongod"), client.containers.get("nodecellar")
+    assert mongod.status == app.status == "running"
+    mongo_vm = next(i for i in vms.values() if i is not node_vm)
+    assert app.attrs["HostConfig"]["ExtraHosts"] == [f"mongod:{mongo_vm['PrivateIpAddress']}"]
+    env = dict(e.split("=", 1) for e in app.attrs["Config"]["Env"])
+    assert (env["MONGO_HOST"], env["MONGO_PORT"], env["NODECELLAR_PORT"]) == ("mongod", "27017", "8080")
+    assert app.attrs["HostConfig"]["PortBindings"]["8080/tcp"][0]["HostPort"] == str(ports["web"])
+    assert app.exec_run(["wget", "-qO-", "http://127.0.0.1:8080/"]).output == b"nodecellar\n"
+
+    both_cli("uninstall", "-d", deployment)
+    assert not client.containers.list(all=True, filters={"name": "nodecellar"})
+    assert not client.containers.list(all=True, filters={"name": "mongod"})
+    assert _leaked(deployment) == {}
