@@ -328,7 +328,9 @@ PACK = CloudifyPack(
             TypeMapping("aws.relationships.instance_contained_in_subnet"),
         "cloudify.aws.relationships.subnet_contained_in_vpc": TypeMapping("aws.relationships.contained_in_vpc"),
     },
-    unsupported={"cloudify.nodes.aws.*": "orchestrator-aws runs EC2 key pairs, security groups and rules, elastic "
+    unsupported={"cloudify.relationships.aws.*": "orchestrator-aws runs the relationships of EC2 key pairs, "
+                                                 "security groups, elastic IPs, instances, VPCs and subnets only",
+                 "cloudify.nodes.aws.*": "orchestrator-aws runs EC2 key pairs, security groups and rules, elastic "
                                          "IPs, instances, VPCs and subnets only",
                  "cloudify.aws.nodes.*": "orchestrator-aws runs EC2 key pairs, security groups, elastic IPs, "
                                          "instances, VPCs and subnets only"},

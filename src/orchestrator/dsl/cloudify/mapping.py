@@ -91,7 +91,12 @@ def _map_node(bp: Blueprint, t: NodeTemplate, pack: CloudifyPack, mapping: TypeM
             values = dict(mapping.properties(node))
     except MappingError as exc:
         mark = _path_mark(t, exc.path) if exc.path else t.mark
-        problems.add(mark, f"{where}: {exc.message}")
+        for prefix in ("not supported: ", "not available offline: "):  # the refusal's words lead the line
+            if exc.message.startswith(prefix):
+                problems.add(mark, f"{prefix}{where}: {exc.message[len(prefix):]}")
+                break
+        else:
+            problems.add(mark, f"{where}: {exc.message}")
         return False
     except Exception as exc:  # a pack's bug is the template's problem, never a traceback
         problems.add(t.mark, f"{where}: the {pack.name} pack failed to map it: {type(exc).__name__}: {exc}")
@@ -124,14 +129,12 @@ def _path_mark(t: NodeTemplate, path: tuple[str | int, ...]) -> Mark:
     value: Any = t.properties
     mark: Mark = t.mark
     for step in path:
-        if isinstance(value, (dict, list)):
-            try:
-                mark = child_mark(value, step, mark)
-                value = value[step]
-            except (KeyError, IndexError, TypeError):
-                break
-        else:
-            break
+        present = (step in value) if isinstance(value, dict) else (
+            isinstance(value, list) and isinstance(step, int) and 0 <= step < len(value))
+        if not present:
+            break  # not written in the template (a default, an operation input): the template's mark
+        mark = child_mark(value, step, mark)
+        value = value[step]
     return mark
 
 

@@ -54,6 +54,9 @@ class Read:
     packs: dict[str, CloudifyPack] = attrs.field(factory=dict)  # name -> pack, in import order
     pack_plugin: dict[str, str] = attrs.field(factory=dict)  # pack name -> plugin that ships it
     from_pack: dict[str, str] = attrs.field(factory=dict)  # type name -> pack name
+    # An import was not available offline: types it would have declared are unknown, and
+    # saying so for each use would only repeat that one problem.
+    incomplete: bool = False
 
 
 class Reader:
@@ -130,6 +133,7 @@ class Reader:
             if self._pack_import(item, mark):
                 continue
             if _URL.match(item) or item.startswith("plugin:"):
+                self.read.incomplete = True
                 self.problems.add(mark, f"not available offline: {shown(item)} (no installed orchestrator plugin "
                                   "ships it; nothing is downloaded)")
                 continue

@@ -78,6 +78,22 @@ class Translation:
     templates: dict[str, TemplateInfo] = attrs.field(factory=dict)
     pack_plugins: dict[str, str] = attrs.field(factory=dict)  # plugin name in YAML -> pack name
     packs: list[Any] = attrs.field(factory=list)  # the packs imported, the base one included
+    incomplete: bool = False  # an import was not available offline (``Read.incomplete``)
+
+    def why_unsupported(self, hierarchy: list[Any]) -> str | None:
+        """Why a pack refuses a type (its hierarchy, root first; declared or not), or None.
+
+        The nearest type a pack maps or refuses decides: a blueprint's type derived from a
+        mapped one runs, whatever the pack's globs say of its ancestors."""
+        for type_name in reversed(hierarchy):
+            if not isinstance(type_name, str):
+                continue
+            if any(type_name in p.mappings for p in self.packs):
+                return None
+            why = next((w for p in self.packs if (w := p.why_unsupported(type_name))), None)
+            if why:
+                return why
+        return None
 
 
 def translate(read: Read, problems: Problems) -> Translation:
@@ -86,6 +102,7 @@ def translate(read: Read, problems: Problems) -> Translation:
                                                     "node_templates", "outputs")}
     tr = Translation("", out)
     tr.packs = list(read.packs.values())
+    tr.incomplete = read.incomplete
     for pack_name, pack in read.packs.items():
         if not pack.mappings:
             continue  # Cloudify's types.yaml: its plugins (script, agent, ...) are not ours to run
@@ -98,6 +115,10 @@ def translate(read: Read, problems: Problems) -> Translation:
     for section in ("data_types", "node_types", "relationships"):
         for name, body in src[section].items():
             out[section][name] = _type(section, str(name), body, implicit, problems)
+            if tr.incomplete and isinstance(body, dict) and _unknown(body.get("derived_from"), src[section]):
+                out[section][name]["derived_from"] = RELATIONSHIP_BASES.get(str(name), ROOTS.get(section))
+                if section == "data_types":
+                    del out[section][name]["derived_from"]
             _marks(out[section], src[section], name)
     for name, body in src["inputs"].items():
         out["inputs"][name] = _input(str(name), body, problems)
@@ -109,7 +130,9 @@ def translate(read: Read, problems: Problems) -> Translation:
     for section in ("outputs", "capabilities"):
         for name, body in src[section].items():
             if name in out["outputs"]:
-                problems.add(key_mark(src[section], name), f"{section} entry '{shown(name)}' is also an output")
+                if body != out["outputs"][name]:  # the same value under both names is one output
+                    problems.add(key_mark(src[section], name), f"not supported: capability '{shown(name)}' has "
+                                 "an output's name and another value (orchestrator shows capabilities as outputs)")
                 continue
             out["outputs"][name] = body
             _marks(out["outputs"], src[section], name)
@@ -203,12 +226,12 @@ def _template(name: str, body: Any, src: Mapping[str, YDict], group_count: int |
             problems.add(key_mark(body, key), f"unknown key '{shown(key)}' in {where}{did_you_mean(key, TEMPLATE_KEYS)}")
     result = _pick(body, ("type", "properties", "description"))
     type_name = body.get("type")
-    if isinstance(type_name, str) and type_name not in src["node_types"]:
-        why = next((w for p in tr.packs if (w := p.why_unsupported(type_name))), None)
-        if why:
-            problems.add(mark_of(body, "type"), f"not supported: {where}: type '{type_name}' ({why})")
-            result["type"] = "cloudify.nodes.Root"
-            result.pop("properties", None)
+    why = tr.why_unsupported(_hierarchy(type_name, src["node_types"]) or [type_name])
+    if why:
+        problems.add(mark_of(body, "type"), f"not supported: {where}: type '{type_name}' ({why})")
+    if why or (tr.incomplete and _unknown(type_name, src["node_types"])):
+        result["type"] = "cloudify.nodes.Root"  # checked no further: the problem above says why
+        result.pop("properties", None)
     count = _instances(body, where, problems)
     if group_count is not None:
         count = (count if isinstance(count, int) else 1) * group_count
@@ -220,7 +243,7 @@ def _template(name: str, body: Any, src: Mapping[str, YDict], group_count: int |
         out = YList()
         out.mark, out.item_marks = rels.mark, list(rels.item_marks)
         for rel in rels:
-            out.append(_pick(rel, ("type", "target", "properties")) if isinstance(rel, dict) else rel)
+            out.append(_relationship(rel, src, where, tr, problems) if isinstance(rel, dict) else rel)
             if isinstance(rel, dict):
                 for key in rel:
                     if key not in RELATIONSHIP_KEYS:
@@ -239,6 +262,24 @@ def _template(name: str, body: Any, src: Mapping[str, YDict], group_count: int |
     _check_agent(body, where, problems)
     tr.templates[name] = info
     return result
+
+
+def _relationship(rel: YDict, src: Mapping[str, YDict], where: str, tr: Translation, problems: Problems) -> YDict:
+    """A template's relationship; one of a type a pack refuses (or an unavailable import
+    would have declared) is kept as a plain ``depends_on``, its problem said once."""
+    result = _pick(rel, ("type", "target", "properties"))
+    rtype = rel.get("type")
+    why = tr.why_unsupported(_hierarchy(rtype, src["relationships"]) or [rtype])
+    if why:
+        problems.add(mark_of(rel, "type"), f"not supported: {where}: relationship type '{rtype}' ({why})")
+    if why or (tr.incomplete and _unknown(rtype, src["relationships"])):
+        result["type"] = "cloudify.relationships.depends_on"
+        result.pop("properties", None)
+    return result
+
+
+def _unknown(type_name: Any, declared: Mapping[str, Any]) -> bool:
+    return isinstance(type_name, str) and type_name not in declared
 
 
 def _instances(body: YDict, where: str, problems: Problems) -> Any:
@@ -399,21 +440,29 @@ def _refuse_manager_sections(src: Mapping[str, YDict], problems: Problems) -> No
 
 
 def _refuse_functions(src: Mapping[str, YDict], problems: Problems) -> None:
+    """Report each cross-deployment function once (an anchor's copies are one) and put
+    ``None`` in its place, so the core loader finds nothing more to say about it."""
+    seen: set[int] = set()
     for section in ("node_templates", "outputs", "capabilities", "inputs", "node_types", "relationships"):
         stack: list[tuple[Any, Mark]] = [(src[section], src[section].mark)]
         while stack:
             value, mark = stack.pop()
-            if isinstance(value, dict):
-                if len(value) == 1:
-                    (key,) = value
-                    if key in CROSS_DEPLOYMENT:
-                        problems.add(key_mark(value, key) if isinstance(value, YDict) else mark,
-                                     f"not supported: {key} ({CROSS_DEPLOYMENT[key]}; orchestrator deployments "
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            items = list(value.items()) if isinstance(value, dict) else list(enumerate(value)) \
+                if isinstance(value, list) else []
+            for key, child in items:
+                fn = next(iter(child)) if isinstance(child, dict) and len(child) == 1 else None
+                if fn in CROSS_DEPLOYMENT:
+                    if id(child) not in seen:
+                        seen.add(id(child))
+                        problems.add(key_mark(child, fn) if isinstance(child, YDict) else child_mark(value, key, mark),
+                                     f"not supported: {fn} ({CROSS_DEPLOYMENT[fn]}; orchestrator deployments "
                                      "stand alone)")
-                        continue
-                stack.extend((v, child_mark(value, k, mark)) for k, v in value.items())
-            elif isinstance(value, list):
-                stack.extend((v, child_mark(value, i, mark)) for i, v in enumerate(value))
+                    value[key] = None
+                elif isinstance(child, (dict, list)):
+                    stack.append((child, child_mark(value, key, mark)))
 
 
 # ---------------------------------------------------------------- marked copies
