@@ -95,3 +95,12 @@ def test_plugins_load_without_their_cloud_sdks(wheels: dict[str, Path], tmp_path
     assert {"aws", "aws_keypair", "aws_ec2_instance", "docker_image", "docker_container"} <= names
     missing = subprocess.run([str(python), "-c", "import boto3"], capture_output=True, text=True, env=_env())
     assert missing.returncode != 0  # really without boto3
+    # the packaged Cloudify packs: types.yaml in the core wheel, the AWS and Docker packs in theirs
+    corpus = ROOT / "tests" / "cloudify" / "corpus"
+    for blueprint, inputs in (("cloudify-aws-plugin/examples/ec2-keys-feature-demo/blueprint.yaml", []),
+                              ("cloudify-nodecellar-docker-example/ec2-blueprint.yaml",
+                               ["-i", "image=ami-12c6146b", "-i", "size=t2.micro"])):
+        shutil.copytree(corpus / Path(blueprint).parts[0], tmp_path / Path(blueprint).parts[0], dirs_exist_ok=True)
+        proc = subprocess.run([str(venv / "bin" / "orchestrator"), "plan", blueprint, *inputs], capture_output=True,
+                              text=True, cwd=tmp_path, env=_env(), timeout=120)
+        assert proc.returncode == 0 and "wave 1" in proc.stdout, proc.stdout + proc.stderr

@@ -123,7 +123,7 @@ class Orchestrator:
         given = _given(inputs, problems)
         missing = None if secrets is None else (lambda n: None if n in secrets else missing_secret_message(n))
         try:
-            bp = load_blueprint(path, given, self.pm.type_sources, missing)
+            bp = load_blueprint(path, given, self.pm.type_sources, missing, packs=self.pm.cloudify_packs)
         except BlueprintError as exc:
             problems.items.extend(exc.problems)
         problems.raise_if_any()
@@ -131,7 +131,7 @@ class Orchestrator:
         from orchestrator.validation import validate_nodes
 
         problems.items.extend(validate_nodes(self.pm, bp, lambda: _load(Path(path), given, self.pm.type_sources,
-                                                                         fast=False)))
+                                                                         fast=False, packs=self.pm.cloudify_packs)))
         problems.raise_if_any()
         return bp
 

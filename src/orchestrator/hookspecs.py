@@ -40,6 +40,17 @@ def register_types() -> Mapping[str, Any] | str:
     """
 
 
+@hookspec
+def cloudify_packs() -> Iterable[Any]:
+    """The Cloudify plugins this plugin stands in for (``orchestrator.cloudify.CloudifyPack``).
+
+    Asked only when a Cloudify blueprint (``tosca_definitions_version: cloudify_dsl_*``)
+    is loaded: its imports of a Cloudify plugin's YAML resolve to these packs, offline,
+    and the Cloudify types they declare run as the plugin's own types. A pack's mapped
+    types must be registered (by this plugin or another) through ``register_types``.
+    """
+
+
 # ---------------------------------------------------------------- validation
 
 

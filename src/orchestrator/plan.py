@@ -33,6 +33,8 @@ class PlannedNode:
     instances: list[str] = attrs.field(factory=list)
     operation_timeout: float | None = None  # seconds per hook call; None: the execution's default
     replace_on_change: list[str] = attrs.field(factory=list)  # properties an update cannot change in place
+    disabled: list[str] = attrs.field(factory=list)  # lifecycle operations not run (Cloudify ``op: {}``)
+    operation_inputs: dict[str, dict[str, Any]] = attrs.field(factory=dict)  # ``ctx.operation.inputs`` per operation
 
 
 @attrs.define(slots=True)
@@ -161,7 +163,8 @@ def build_plan(bp: Blueprint, previous: Plan | None = None, remove: Set[str] = f
     """
     nodes = {
         t.name: PlannedNode(t.name, t.type, t.hierarchy, t.owner, t.values, sorted(t.runtime_paths),
-                            operation_timeout=t.operation_timeout, replace_on_change=_replace_on_change(bp, t))
+                            operation_timeout=t.operation_timeout, replace_on_change=_replace_on_change(bp, t),
+                            disabled=sorted(t.disabled), operation_inputs=t.operation_inputs)
         for t in bp.templates.values()
     }
     counters = _counters(previous) if previous is not None else {}

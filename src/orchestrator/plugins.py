@@ -238,6 +238,34 @@ class PluginManager(pluggy.PluginManager):
         dist, version = self._dists.get(name, (None, None))
         self.load_errors.append(LoadError(name, dist, version, error))
 
+    def cloudify_packs(self) -> list[tuple[str, Any]]:
+        """``(plugin name, pack)`` for every Cloudify pack the plugins ship; asked lazily, once.
+
+        A plugin whose hook raises or returns something that is not a pack is reported
+        among the load errors and contributes nothing (a Cloudify blueprint needing it is
+        refused with "not available offline").
+        """
+        cached = getattr(self, "_packs", None)
+        if cached is not None:
+            return cached
+        from orchestrator.cloudify import CloudifyPack
+
+        packs: list[tuple[str, Any]] = []
+        for impl in self.hook.cloudify_packs.get_hookimpls():
+            name = self.get_name(impl.plugin) or "?"
+            try:
+                result = list(impl.function() or ())
+            except Exception as exc:
+                self._fail(name, f"cloudify_packs failed: {_describe(exc)}")
+                continue
+            for pack in result:
+                if isinstance(pack, CloudifyPack):
+                    packs.append((name, pack))
+                else:
+                    self._fail(name, f"cloudify_packs returned {type(pack).__name__}, not a CloudifyPack")
+        self._packs = packs
+        return packs
+
     # -- introspection -----------------------------------------------------------
 
     def types_of(self, name: str) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 from orchestrator import NonRecoverableError
 
 RESOURCE_ID = "aws_resource_id"
+CONTAINED_IN = "orchestrator.relationships.contained_in"
 
 
 def targets_of_type(ctx: Any, type_name: str) -> list[Any]:
@@ -30,6 +31,16 @@ def target_ids(ctx: Any, type_name: str) -> list[str]:
                                       f"{RESOURCE_ID} yet (was it created?)")
         ids.append(rid)
     return ids
+
+
+def host_id(ctx: Any, type_name: str) -> str | None:
+    """The id of the ``contained_in`` target of ``type_name``, if there is one: where several
+    targets of that type are related (a rule contained in one group and naming another as
+    its peer), the container is the one that holds the node."""
+    for rel in ctx.instance.relationships:
+        if CONTAINED_IN in (rel.type_hierarchy or []) and type_name in rel.target.node.type_hierarchy:
+            return rel.target.instance.runtime_properties.get(RESOURCE_ID)
+    return None
 
 
 def one_target_id(ctx: Any, type_name: str, what: str) -> str | None:

@@ -1,4 +1,5 @@
-"""The ``aws_security_group`` plugin: ``aws.ec2.SecurityGroup`` and ``aws.ec2.SecurityGroupRule``.
+"""The ``aws_security_group`` plugin: ``aws.ec2.SecurityGroup``, ``aws.ec2.SecurityGroupRule`` and
+``aws.ec2.SecurityGroupRules`` (``rule_set``).
 
 A group's ``rules``/``egress_rules`` are authorized in ``configure`` (after the group
 exists, so a rule may name another group by ``get_attribute``); a rule can also be its
@@ -23,7 +24,7 @@ from typing import Any
 
 from orchestrator import NodeTemplateInfo, NonRecoverableError
 from orchestrator.sdk import Plugin, Problem, Resource, unresolved
-from plugins_aws import rule_sync, rules
+from plugins_aws import rule_set, rule_sync, rules
 from plugins_aws.changes import Unknown, changed, differs, previous, previous_tags, tag_drift
 from plugins_aws.errors import call, error_code
 from plugins_aws.related import one_target_id
@@ -61,6 +62,7 @@ TYPES: dict[str, Any] = {
                                                          "adds to a new VPC group."},
             }),
         },
+        rule_set.RULES_TYPE: rule_set.NODE_TYPE,
         RULE_TYPE: {
             "derived_from": "orchestrator.nodes.Root",
             "description": "One rule of a security group (group_id, or related to the group).",
@@ -436,4 +438,5 @@ class SecurityGroupRule(Resource):
         return found or None
 
 
-plugin = Plugin(TYPES, {GROUP_TYPE: SecurityGroup, RULE_TYPE: SecurityGroupRule})
+plugin = Plugin(TYPES, {GROUP_TYPE: SecurityGroup, RULE_TYPE: SecurityGroupRule,
+                        rule_set.RULES_TYPE: rule_set.SecurityGroupRules})

@@ -29,6 +29,7 @@ from plugins_docker import labels, limits, operations, readiness, schema
 from plugins_docker.container_spec import create_kwargs, image_for, restart_policy
 from plugins_docker.engine import EngineSpec, connect, engine_for
 from plugins_docker.errors import engine_errors, engine_message
+from plugins_docker.image import local_image, pull
 
 if TYPE_CHECKING:
     import docker
@@ -55,12 +56,25 @@ class Container(schema.Validated, Resource):
                                  container.short_id)
             else:
                 image = image_for(self.properties, self.instance.relationships)
+                self.pull(client, image, spec)
                 kwargs = create_kwargs(self.properties, deployment, instance, image)
                 container = _create(client, kwargs, deployment, instance, spec)
                 self.logger.info("created container %s (%s) from %s on %s", container.name, container.short_id,
                                  image, spec)
             self.save(container_id=container.id, name=container.name, image=_image_of(container),
                       state=container.status)
+
+    def pull(self, client: docker.DockerClient, image: str, spec: EngineSpec) -> None:
+        """``pull_policy``: the image pulled before create (as Cloudify's Docker plugin 1.x did).
+
+        Unlike a ``docker.Image`` node's pull, this one is never undone: the image may be
+        shared, and nothing records that this deployment brought it.
+        """
+        policy = self.properties.get("pull_policy") or "never"
+        if policy == "never" or (policy == "if_not_present" and local_image(client, image, spec) is not None):
+            return
+        self.logger.info("pulling %s on %s (pull_policy %s)", image, spec, policy)
+        pull(client, image, None, spec)
 
     def start(self) -> None:
         props, spec = self.properties, self.spec
@@ -118,6 +132,8 @@ class Container(schema.Validated, Resource):
                         if sent is None or late:  # the stop signal once; SIGKILL once stop_timeout is over
                             container.kill(signal="SIGKILL" if late else _stop_signal(container))
                             self.runtime.setdefault(STOP_SENT, time.time())
+                        if late and _gone_after_kill(container):
+                            return True  # the poll that kills may be the wait's last one
                         return NotReady(why="killed" if late else "stop signal sent")
                     except docker.errors.NotFound:
                         self.runtime["state"] = "gone"
@@ -263,6 +279,22 @@ class Container(schema.Validated, Resource):
 
 
 # ---------------------------------------------------------------- engine helpers
+
+
+def _gone_after_kill(container: Any, seconds: float = 5.0) -> bool:
+    """Whether a container sent SIGKILL has stopped: the engine's own wait, bounded (a kill
+    takes effect at once; this spares the retry schedule a last poll it may not have)."""
+    import docker
+    import requests
+
+    try:
+        container.wait(timeout=seconds)
+        container.reload()
+    except docker.errors.NotFound:
+        return True
+    except (requests.exceptions.RequestException, docker.errors.APIError):
+        return False
+    return not (container.attrs.get("State") or {}).get("Running")
 
 
 def _stop_signal(container: Any) -> str:

@@ -61,6 +61,11 @@ def create_kwargs(properties: Mapping[str, Any], deployment: str, instance: str,
     for key in ("user", "working_dir"):
         if properties.get(key):
             kwargs[key] = str(properties[key])
+    if properties.get("extra_hosts"):
+        kwargs["extra_hosts"] = {str(k): str(v) for k, v in properties["extra_hosts"].items()}
+    for key in ("tty", "stdin_open"):
+        if properties.get(key):
+            kwargs[key] = True
     kwargs.update(limits.create_kwargs(properties.get("resources")))
     return kwargs
 

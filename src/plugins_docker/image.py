@@ -53,7 +53,7 @@ class Image(schema.Validated, Resource):
         props, runtime = self.properties, self.runtime
         ref, spec = image_reference(props), engine_for(self.ctx)
         with connect(spec) as client:
-            existing = _local_image(client, ref, spec)
+            existing = local_image(client, ref, spec)
             if runtime.get("image") != ref or "present_before" not in runtime:
                 # First attempt for this reference: a resume keeps the answer it recorded.
                 runtime.pop("pulled", None)
@@ -63,8 +63,8 @@ class Image(schema.Validated, Resource):
                 raise NonRecoverableError(f"image {ref} is not on the engine {spec} and pull_policy is never")
             if policy == "always" or existing is None:
                 self.logger.info("pulling %s on %s", ref, spec)
-                _pull(client, ref, auth_config(props), spec)
-            image = _local_image(client, ref, spec)
+                pull(client, ref, auth_config(props), spec)
+            image = local_image(client, ref, spec)
             if image is None:
                 raise RecoverableError(f"image {ref} is not on the engine {spec} right after the pull",
                                        retry_after=RETRY_AFTER)
@@ -88,7 +88,7 @@ class Image(schema.Validated, Resource):
         # name is fixed, and it exists only if this instance pulled the image.
         marker = runtime.get("marker") or labels.pulled_marker(self.ctx.deployment.id, self.instance.id)
         with connect(spec) as client, _engine_lock(spec):
-            pulled = bool(runtime.get("pulled")) or _local_image(client, marker, spec) is not None
+            pulled = bool(runtime.get("pulled")) or local_image(client, marker, spec) is not None
             _remove(client, marker, spec)  # our bookkeeping tag goes in every case
             if not pulled or self.properties.get("keep_on_delete"):
                 self.logger.info("keeping image %s (%s)", ref, "keep_on_delete" if pulled
@@ -108,7 +108,7 @@ class Image(schema.Validated, Resource):
     def check_drift(self) -> dict[str, Any] | None:
         ref, spec = self.runtime.get("image") or image_reference(self.properties), engine_for(self.ctx)
         with connect(spec) as client:
-            image = _local_image(client, ref, spec)
+            image = local_image(client, ref, spec)
         if image is None:
             return {"gone": f"image {ref} is no longer on {spec}"}
         recorded = self.runtime.get("image_id")
@@ -123,7 +123,7 @@ def _engine_lock(spec: EngineSpec) -> threading.Lock:
         return _locks.setdefault(str(spec), threading.Lock())
 
 
-def _local_image(client: docker.DockerClient, ref: str, spec: EngineSpec) -> Any:
+def local_image(client: docker.DockerClient, ref: str, spec: EngineSpec) -> Any:
     import docker
 
     with engine_errors(f"inspecting image {ref} on {spec}"):
@@ -133,7 +133,7 @@ def _local_image(client: docker.DockerClient, ref: str, spec: EngineSpec) -> Any
             return None
 
 
-def _pull(client: docker.DockerClient, ref: str, auth: dict[str, str] | None, spec: EngineSpec) -> None:
+def pull(client: docker.DockerClient, ref: str, auth: dict[str, str] | None, spec: EngineSpec) -> None:
     """Pull and read the whole progress stream: errors can arrive in it after HTTP 200."""
     from docker.utils import parse_repository_tag
 

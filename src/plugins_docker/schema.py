@@ -182,6 +182,14 @@ CONTAINER_TYPES: dict[str, Any] = {
                                           constraints=[{"greater_or_equal": 0}]),
                 "log_tail": _default("integer", 20, "Log lines quoted when the container fails.",
                                      constraints=[{"greater_or_equal": 0}]),
+                "extra_hosts": _replaced(_default("dict", {}, "Extra /etc/hosts entries, {name: address}.")),
+                "tty": _replaced(_default("boolean", False, "Give the container a terminal.")),
+                "stdin_open": _replaced(_default("boolean", False, "Keep the container's stdin open.")),
+                "pull_policy": _default(
+                    "string", "never", "never: the image must be on the engine (or come from a related "
+                    f"{IMAGE_TYPE}); if_not_present: pulled when missing (never removed: pull through a "
+                    f"{IMAGE_TYPE} for that); always: pulled on every create.",
+                    constraints=[{"valid_values": ["always", "if_not_present", "never"]}]),
                 "docker_host": DOCKER_HOST_PROPERTY,
             },
             "operations": CONTAINER_OPERATIONS,

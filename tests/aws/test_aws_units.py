@@ -38,7 +38,8 @@ def test_entry_points_one_per_family():
     assert eps == {"aws": "plugins_aws.base:plugin", "aws_keypair": "plugins_aws.keypair:plugin",
                    "aws_security_group": "plugins_aws.security_group:plugin",
                    "aws_ec2_instance": "plugins_aws.instance:plugin", "aws_elastic_ip": "plugins_aws.elastic_ip:plugin",
-                   "aws_network": "plugins_aws.network:plugin"}
+                   "aws_network": "plugins_aws.network:plugin",
+                   "aws_cloudify": "plugins_aws.cloudify_compat"}  # Cloudify AWS plugin pack
 
 
 def test_types_are_owned_by_their_family_plugin():

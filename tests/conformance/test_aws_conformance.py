@@ -197,6 +197,13 @@ SUBJECTS = [
         relationships=[{"type": "aws.relationships.rule_contained_in_security_group", "target": "group"}],
         delete=revoke_rule),
     aws_subject(
+        "aws.ec2.SecurityGroupRules", "security_group_rules",
+        properties={**FAST, "rules": [RULE]},  # the suite counts one resource per node; two: tests/cloudify
+        invalid_properties={**FAST, "rules": [RULE], "group_id": "sg-00000000"},  # no such group
+        blueprint=GROUP_NODE,
+        relationships=[{"type": "aws.relationships.rule_contained_in_security_group", "target": "group"}],
+        delete=revoke_rule),
+    aws_subject(
         "aws.ec2.Instance", "instances",
         properties={**FAST, "image_id": AMI, "instance_type": "t3.nano"},
         invalid_properties={**FAST, "image_id": "ami-00000000"},

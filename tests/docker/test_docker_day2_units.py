@@ -49,7 +49,8 @@ def test_limits_drift_reads_in_the_declared_units():
 REPLACED = {
     schema.IMAGE_TYPE: {"repository", "tag", "digest", "docker_host"},
     schema.CONTAINER_TYPE: {"image", "command", "entrypoint", "environment", "ports", "volumes", "network_mode",
-                            "labels", "healthcheck", "user", "working_dir", "docker_host"},
+                            "labels", "healthcheck", "user", "working_dir", "extra_hosts", "tty", "stdin_open",
+                            "docker_host"},
 }
 
 

@@ -19,15 +19,18 @@ from orchestrator.dsl.yaml_source import YDict, child_mark, mark_of, marked_copy
 
 PLAN_TIME = ("get_input", "get_property", "concat")
 RUN_TIME = ("get_attribute", "get_secret")
-FUNCTIONS = frozenset(PLAN_TIME + RUN_TIME)
+# Cloudify's, in Cloudify blueprints only (``Blueprint.dialect``): resolved when planning
+# when their arguments are known then, else at run time like concat; get_sys at run time.
+CLOUDIFY_ONLY = ("merge", "string_find", "string_replace", "string_split", "string_lower", "string_upper",
+                 "get_sys")
+FUNCTIONS = frozenset(PLAN_TIME + RUN_TIME + CLOUDIFY_ONLY)
 SELF, SOURCE, TARGET = "SELF", "SOURCE", "TARGET"
 # Intrinsic functions of Cloudify's and TOSCA's DSLs that ours does not have: a one-key
 # mapping with one of these names is a call that would silently stay a literal mapping.
 FOREIGN_FUNCTIONS = frozenset((
     "get_capability", "get_environment_capability", "get_group_capability", "get_sys", "get_label",
     "get_operation_output", "get_artifact", "get_nodes_by_type", "get_attributes_list",
-    "get_attributes_dict", "get_secret_value", "merge", "string_find", "string_replace",
-    "string_lower", "string_upper", "token", "join", "concat_list", "evaluate",
+    "get_attributes_dict", "get_secret_value", "token", "join", "concat_list", "evaluate",
 ))
 NOT_IN_INPUTS = ("get_attribute", "get_property", "get_input")  # inputs are known before nodes and each other
 
@@ -58,8 +61,11 @@ def unknown_function(value: Any) -> str | None:
     return name if difflib.get_close_matches(name, FUNCTIONS, n=1, cutoff=0.8) else None
 
 
+OWN_FUNCTIONS = frozenset(PLAN_TIME + RUN_TIME)  # what our own dialect has
+
+
 def unknown_function_message(name: str) -> str:
-    hint = did_you_mean(name, FUNCTIONS) or f" (the functions are {', '.join(sorted(FUNCTIONS))})"
+    hint = did_you_mean(name, OWN_FUNCTIONS) or f" (the functions are {', '.join(sorted(OWN_FUNCTIONS))})"
     return f"unknown function '{shown(name)}'{hint}"
 
 
@@ -81,7 +87,7 @@ def functions_in(value: Any, mark: Mark) -> Iterator[tuple[str, Mark]]:
 def has_runtime_function(value: Any) -> bool:
     if isinstance(value, dict):
         fn = as_function(value)
-        if fn is not None and fn[0] in RUN_TIME:
+        if fn is not None and (fn[0] in RUN_TIME or fn[0] == "get_sys"):
             return True
         return any(has_runtime_function(v) for v in value.values())
     if isinstance(value, list):
@@ -171,6 +177,12 @@ class PlanResolver:
         if fn is not None:
             name, args = fn
             args_mark = mark_of(value, name)
+            if name in CLOUDIFY_ONLY:
+                if self.bp.dialect != "cloudify":
+                    self.problems.add(child_mark(value, name, mark, value=False),
+                                      f"{where}: {unknown_function_message(name)}")
+                    return None
+                return self._cloudify(name, args, args_mark, template, where, allowed_entities)
             return getattr(self, f"_fn_{name}")(args, args_mark, template, where, allowed_entities)
         unknown = unknown_function(value)
         if unknown is not None:
@@ -268,6 +280,23 @@ class PlanResolver:
             return None
         return {"get_attribute": list(args)}
 
+    def _cloudify(self, name: str, args: Any, mark: Mark, template: NodeTemplate | None, where: str,
+                  entities: tuple[str, ...]) -> Any:
+        if name == "get_sys":
+            if args not in (["deployment", "id"], ["deployment", "name"], ["deployment", "blueprint"],
+                            ["deployment", "owner"], ["tenant", "name"]):
+                self.problems.add(mark, f"{where}: get_sys takes [deployment, id|name|blueprint|owner] or [tenant, name]")
+                return None
+            return {"get_sys": list(args)}
+        resolved = self.resolve(args, mark, template, where, entities) if isinstance(args, (dict, list)) else args
+        if has_runtime_function(resolved):
+            return {name: resolved}
+        try:
+            return cloudify_function(name, resolved)
+        except (TypeError, ValueError) as exc:
+            self.problems.add(mark, f"{where}: {name}: {exc}")
+            return None
+
     def _fn_get_secret(self, args: Any, mark: Mark, template, where: str, _entities) -> Any:
         path = _path_args(args)
         if path is None:
@@ -276,6 +305,36 @@ class PlanResolver:
         self.bp.secret_names.add(path[0])
         self.bp.secret_marks.setdefault(path[0], mark)
         return {"get_secret": path if len(path) > 1 else path[0]}
+
+
+def cloudify_function(name: str, args: Any) -> Any:
+    """Cloudify's string and merge functions on known arguments (``ValueError`` says what is wrong)."""
+    if name == "merge":
+        if not isinstance(args, list) or not all(isinstance(a, dict) for a in args):
+            raise ValueError("takes a list of mappings")
+        merged: dict[str, Any] = {}
+        for a in args:
+            merged.update(a)
+        return merged
+    shapes = {"string_find": 2, "string_replace": 3, "string_split": 2, "string_lower": 1, "string_upper": 1}
+    items = args if isinstance(args, list) else [args]
+    if len(items) not in (shapes[name], 3 if name == "string_split" else shapes[name]):
+        raise ValueError(f"takes {shapes[name]} argument(s)")
+    text = stringify(items[0])
+    if name == "string_lower":
+        return text.lower()
+    if name == "string_upper":
+        return text.upper()
+    if name == "string_find":
+        return text.find(stringify(items[1]))
+    if name == "string_replace":
+        return text.replace(stringify(items[1]), stringify(items[2]))
+    parts = text.split(stringify(items[1]))
+    if len(items) == 3:
+        if not isinstance(items[2], int) or isinstance(items[2], bool) or not -len(parts) <= items[2] < len(parts):
+            raise ValueError(f"index {items[2]!r} is out of range")
+        return parts[items[2]]
+    return parts
 
 
 class RuntimeLookup(Protocol):
@@ -295,6 +354,11 @@ def resolve_runtime(value: Any, lookup: RuntimeLookup) -> Any:
                 return lookup.get_secret(args)
             if name == "concat":
                 return "".join(stringify(resolve_runtime(a, lookup)) for a in args)
+            if name == "get_sys":
+                sys_lookup = getattr(lookup, "get_sys", None)
+                return sys_lookup(args) if sys_lookup is not None else None
+            if name in CLOUDIFY_ONLY:
+                return cloudify_function(name, resolve_runtime(args, lookup))
         return {k: resolve_runtime(v, lookup) for k, v in value.items()}
     if isinstance(value, list):
         return [resolve_runtime(v, lookup) for v in value]

@@ -17,7 +17,10 @@ from typing import Any
 
 import attrs
 
+from orchestrator.dsl import cloudify, input_refs
+from orchestrator.dsl.cloudify import PackSource
 from orchestrator.dsl.functions import (
+    CLOUDIFY_ONLY,
     FUNCTIONS,
     NOT_IN_INPUTS,
     SOURCE,
@@ -92,6 +95,7 @@ def load_blueprint(
     inputs: Mapping[str, GivenInput] | None = None,
     type_sources: Sequence[TypeSource] = (),
     missing_secret: Callable[[str], str | None] | None = None,
+    packs: PackSource = None,
 ) -> Blueprint:
     """Parse, validate and resolve a blueprint; raise ``BlueprintError`` listing every problem.
 
@@ -105,14 +109,14 @@ def load_blueprint(
     uses cannot be had, or None: each such secret is a problem where it is first used.
     """
     with gc_paused():
-        outcome = _load(Path(path), inputs, type_sources, fast=True, missing_secret=missing_secret)
+        outcome = _load(Path(path), inputs, type_sources, fast=True, missing_secret=missing_secret, packs=packs)
         if isinstance(outcome, Blueprint):
             return outcome
         settled = None if outcome.problems.inexact else settle(outcome.problems.items, outcome.documents)
         if settled is not None:
             raise BlueprintError(settled)
         del outcome, settled  # the fast parse is garbage before the slow one is built
-        outcome = _load(Path(path), inputs, type_sources, fast=False, missing_secret=missing_secret)
+        outcome = _load(Path(path), inputs, type_sources, fast=False, missing_secret=missing_secret, packs=packs)
         if isinstance(outcome, Blueprint):
             return outcome
         raise BlueprintError(outcome.problems.items)
@@ -139,19 +143,54 @@ def gc_paused() -> Iterator[None]:
 
 
 def _load(path: Path, inputs: Mapping[str, GivenInput] | None, type_sources: Sequence[TypeSource],
-          fast: bool, missing_secret: Callable[[str], str | None] | None = None) -> Blueprint | _Failed:
+          fast: bool, missing_secret: Callable[[str], str | None] | None = None,
+          packs: PackSource = None) -> Blueprint | _Failed:
+    if cloudify.sniff(path):
+        return _load_cloudify(path, inputs, type_sources, missing_secret, packs)
     problems = Problems()
     documents: list[Document] = []
     display = display_path(path)
-    sections, description = _read_documents(path, display, problems, documents if fast else None)
+    try:
+        sections, description = _read_documents(path, display, problems, documents if fast else None)
+    except cloudify.IsCloudify:
+        return _load_cloudify(path, inputs, type_sources, missing_secret, packs)
     if sections is None:
         return _Failed(problems, documents)
+    bp = build_blueprint(path, display, description, sections, type_sources, problems)
+    return _finish(bp, sections, inputs, problems, missing_secret, documents)
+
+
+def _load_cloudify(path: Path, inputs: Mapping[str, GivenInput] | None, type_sources: Sequence[TypeSource],
+                   missing_secret: Callable[[str], str | None] | None, packs: PackSource) -> Blueprint | _Failed:
+    """A Cloudify blueprint: its own front-end reads it (with positions) into our sections."""
+    from orchestrator.dsl.cloudify.front import load_cloudify
+
+    outcome = load_cloudify(path, inputs or {}, type_sources, missing_secret, packs)
+    return outcome if isinstance(outcome, Blueprint) else _Failed(outcome, [])
+
+
+def build_blueprint(path: Path, display: str, description: str, sections: Mapping[str, YDict],
+                    type_sources: Sequence[TypeSource], problems: Problems) -> Blueprint:
+    """An empty ``Blueprint`` with the types of the plugins and the sections resolved."""
     types = _build_types(sections, type_sources, problems)
-    bp = Blueprint(
+    return Blueprint(
         path=path.resolve(), display=display, description=description,
         inputs={}, data_types=types["data_types"], node_types=types["node_types"],
         relationship_types=types["relationships"], templates={}, outputs={},
     )
+
+
+def _finish(bp: Blueprint, sections: Mapping[str, YDict], inputs: Mapping[str, GivenInput] | None,
+            problems: Problems, missing_secret: Callable[[str], str | None] | None,
+            documents: list[Document]) -> Blueprint | _Failed:
+    """``fill_blueprint``, then the blueprint or what was wrong with it."""
+    fill_blueprint(bp, sections, inputs, problems, missing_secret)
+    return _Failed(problems, documents) if problems else bp
+
+
+def fill_blueprint(bp: Blueprint, sections: Mapping[str, YDict], inputs: Mapping[str, GivenInput] | None,
+                   problems: Problems, missing_secret: Callable[[str], str | None] | None) -> None:
+    """Inputs, templates, the graph, properties and outputs, into ``bp``; problems added."""
     checker = ValueChecker(bp.data_types, problems)
     _check_type_defaults(bp, checker)
     reported_inputs = _read_inputs(bp, sections["inputs"], inputs or {}, checker, problems)
@@ -166,7 +205,6 @@ def _load(path: Path, inputs: Mapping[str, GivenInput] | None, type_sources: Seq
             why = missing_secret(name)
             if why is not None:
                 problems.add(mark, why)
-    return _Failed(problems, documents) if problems else bp
 
 
 # ---------------------------------------------------------------- documents and imports
@@ -208,6 +246,8 @@ def _read_documents(path: Path, display: str, problems: Problems,
                          "a blueprint must be a mapping of top-level keys")
             continue
         if imported_at is None:
+            if "tosca_definitions_version" in data:
+                raise cloudify.IsCloudify()
             root_ok = True
             description = description_of(data, "the blueprint", problems)
         for key in data:
@@ -327,35 +367,58 @@ def _read_inputs(bp: Blueprint, raw: YDict, given: Mapping[str, GivenInput],
     for name, item in given.items():
         if name not in bp.inputs:
             problems.add(item.name_mark or item.mark, f"unknown input '{shown(name)}'{did_you_mean(name, bp.inputs)}")
-    for name, prop in bp.inputs.items():
-        if name in broken:
-            continue
-        if name in given:
-            value, mark = coerce(given[name], prop), given[name].mark
-        elif prop.default is not MISSING:
-            value, mark = prop.default, mark_of(prop.raw, "default")
-        else:
-            if prop.required:
-                problems.add(prop.mark, f"input '{shown(name)}' is required but was not given (use -i {name}=VALUE)")
-                broken.add(name)
-            continue
-        where = f"input '{shown(name)}'" if name in given else f"default of input '{shown(name)}'"
-        before = len(problems)
-        for fn, fmark in functions_in(value, mark):
-            if fn in NOT_IN_INPUTS:
-                problems.add(fmark, f"{where}: {fn} cannot be used in an input (inputs are known before"
-                             " any node exists, and cannot refer to each other)")
-            elif fn not in FUNCTIONS:
-                problems.add(fmark, f"{where}: {unknown_function_message(fn)}")
-        if len(problems) > before:
-            broken.add(name)
-            continue
-        checker.check_property(prop, value, mark, where)
-        if len(problems) > before:
-            broken.add(name)
-            continue
-        bp.input_values[name] = value
+    settled: dict[str, Any] = {}
+
+    def settle(name: str, chain: tuple[str, ...] = ()) -> Any:
+        """The input's checked value (MISSING if it has none), once; Cloudify defaults may
+        name other inputs (``input_refs``), which are settled first."""
+        if name not in settled:
+            settled[name] = _input_value(bp, name, given, checker, problems, broken, settle, chain)
+        return settled[name]
+
+    for name in bp.inputs:
+        settle(name)
     return broken
+
+
+def _input_value(bp: Blueprint, name: str, given: Mapping[str, GivenInput], checker: ValueChecker,
+                 problems: Problems, broken: set[str], settle: input_refs.Lookup, chain: tuple[str, ...]) -> Any:
+    """Check one input's value (given, else its default) and store it in ``bp.input_values``."""
+    prop = bp.inputs[name]
+    if name in broken:
+        return MISSING
+    if name in given:
+        value, mark = coerce(given[name], prop), given[name].mark
+    elif prop.default is not MISSING:
+        value, mark = prop.default, mark_of(prop.raw, "default")
+    else:
+        if prop.required:
+            problems.add(prop.mark, f"input '{shown(name)}' is required but was not given (use -i {name}=VALUE)")
+            broken.add(name)
+        return MISSING
+    where = f"input '{shown(name)}'" if name in given else f"default of input '{shown(name)}'"
+    if bp.dialect == "cloudify" and name not in given and input_refs.has_get_input(value):
+        try:
+            value = input_refs.expand(value, mark, (*chain, name), bp.inputs, settle, problems, where)
+        except input_refs.Failed:
+            broken.add(name)
+            return MISSING
+    before = len(problems)
+    for fn, fmark in functions_in(value, mark):
+        if fn in NOT_IN_INPUTS:
+            problems.add(fmark, f"{where}: {fn} cannot be used in an input (inputs are known before"
+                         " any node exists, and cannot refer to each other)")
+        elif fn not in FUNCTIONS or (fn in CLOUDIFY_ONLY and bp.dialect != "cloudify"):
+            problems.add(fmark, f"{where}: {unknown_function_message(fn)}")
+    if len(problems) > before:
+        broken.add(name)
+        return MISSING
+    checker.check_property(prop, value, mark, where)
+    if len(problems) > before:
+        broken.add(name)
+        return MISSING
+    bp.input_values[name] = value
+    return value
 
 
 # ---------------------------------------------------------------- templates
@@ -550,6 +613,7 @@ def _check_instance_total(bp: Blueprint, problems: Problems) -> None:
 
 def _resolve_properties(bp: Blueprint, resolver: PlanResolver, checker: ValueChecker,
                         problems: Problems) -> None:
+    cloudify_dialect = bp.dialect == "cloudify"  # Cloudify: an adopted resource needs no other property
     for t in bp.templates.values():
         ntype = bp.node_types.get(t.type)
         if ntype is None or not ntype.hierarchy:
@@ -560,8 +624,9 @@ def _resolve_properties(bp: Blueprint, resolver: PlanResolver, checker: ValueChe
             if key not in schema:
                 problems.add(key_mark(t.properties, key), f"node template '{name}': unknown property '{shown(key)}'"
                              f" of type '{shown(t.type)}'{did_you_mean(key, schema)}")
+        waived = cloudify_dialect and t.properties.get("use_external_resource") is True
         for pname, prop in schema.items():
-            if pname not in t.properties and prop.required and prop.default is MISSING:
+            if pname not in t.properties and prop.required and prop.default is MISSING and not waived:
                 problems.add(t.mark, f"node template '{name}': missing required property '{shown(pname)}'"
                              f" of type '{shown(t.type)}'")
         values = resolver.template_properties(t, schema)
@@ -650,4 +715,4 @@ def _read_outputs(bp: Blueprint, raw: YDict, resolver: PlanResolver, problems: P
         bp.outputs[str(name)] = Output(str(name), value, description_of(body, f"output '{shown(name)}'", problems), omark)
 
 
-__all__ = ["load_blueprint", "plugin_type_source", "plugin_types"]
+__all__ = ["build_blueprint", "fill_blueprint", "load_blueprint", "plugin_type_source", "plugin_types"]

@@ -105,6 +105,10 @@ class NodeTemplate:
     values: dict[str, Any] = attrs.field(factory=dict)  # properties after plan-time functions
     runtime_paths: frozenset[str] = frozenset()  # properties holding get_attribute/get_secret
     operation_timeout: float | None = None  # seconds per hook call of this template's instances
+    # Cloudify blueprints only: lifecycle operations the template turned off (``create: {}``)
+    # and the inputs it gives each operation (``ctx.operation.inputs``).
+    disabled: frozenset[str] = frozenset()
+    operation_inputs: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
 
 @attrs.define(slots=True)
@@ -129,6 +133,7 @@ class Blueprint:
     input_values: dict[str, Any] = attrs.field(factory=dict)
     secret_names: set[str] = attrs.field(factory=set)
     secret_marks: dict[str, Mark] = attrs.field(factory=dict)  # first get_secret of each name
+    dialect: str = "orchestrator"  # or "cloudify": Cloudify's functions and property rules apply
 
     @property
     def directory(self) -> Path:

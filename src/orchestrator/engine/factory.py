@@ -60,7 +60,8 @@ class ContextFactory:
         node = plan.nodes[inst.node]
         if custom is not None:  # run_operation: the operation is the one declared
             op = custom[0]
-        operation = OperationInfo(op, attempt, self.max_retries, custom[1] if custom is not None else None)
+        inputs = custom[1] if custom is not None else (node.operation_inputs.get(op) if relationship is None else None)
+        operation = OperationInfo(op, attempt, self.max_retries, inputs)
         logger = OperationLogger(f"{inst.id}.{op}", self._log(inst.id, op, owner, live))
         persist, records = self.persist, self.records
         if relationship is None:
@@ -180,6 +181,17 @@ class RuntimeLookup:
                 value = resolve_runtime(value, RuntimeLookup(self.factory, inst))
         value = walk_path(value, rest) if rest else value
         return None if value is MISSING else value
+
+    def get_sys(self, args: Any) -> Any:
+        """Cloudify's ``get_sys``: what a deployment knows about itself (no tenants here)."""
+        factory = self.factory
+        if args == ["tenant", "name"]:
+            return "default_tenant"
+        if args[1] == "blueprint":
+            return factory.plan.blueprint_path
+        if args[1] == "owner":
+            return None
+        return factory.deployment.id if hasattr(factory.deployment, "id") else str(factory.deployment)
 
     def get_secret(self, args: Any) -> Any:
         path = [args] if isinstance(args, str) else list(args)

@@ -156,6 +156,8 @@ class StepRunner:
             rel = inst.relationships[step.relationship] if step.relationship is not None else None
             owner = rel.owner if rel is not None else node.owner
             caller = ex.dispatcher.caller(owner, step.op)
+            if rel is None and node.disabled and step.op in node.disabled:
+                caller = None  # the blueprint turned it off (Cloudify's ``op: {}``)
             if caller is None:  # nothing implements it: nothing to do
                 if not step.transient:
                     rec.ops[step.key] = "succeeded"

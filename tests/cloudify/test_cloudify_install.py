@@ -1,0 +1,301 @@
+"""Real Cloudify blueprints installed, read and uninstalled through the CLI, unedited.
+
+AWS is the moto server (``AWS_ENDPOINT_URL``, dummy credentials, the blueprints'
+``get_secret`` calls answered by ``ORCHESTRATOR_SECRET_*``); Docker is the test engine
+(``DOCKER_HOST``: containers ``contained_in`` a Cloudify host or an EC2 "VM" run there, as
+``examples/aws-docker`` does for our own blueprints). Each test checks what the blueprint
+made with boto3 or the Docker SDK, the outputs, and that uninstall leaves nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from plugins_aws.tags import DEPLOYMENT_TAG as TAG
+
+pytestmark = pytest.mark.integration
+
+CORPUS = Path(__file__).parent / "corpus"
+KEYS_DEMO = CORPUS / "cloudify-aws-plugin/examples/ec2-keys-feature-demo/blueprint.yaml"
+EIP_DEMO = CORPUS / "cloudify-aws-plugin/examples/ec2-instance-feature-demo/elastic-ip.yaml"
+SG_DEMO = CORPUS / "cloudify-aws-plugin/examples/security-group-feature-demo/blueprint.yaml"
+PULL_TEST = CORPUS / "cloudify-docker-plugin/docker_plugin/tests/blueprint/test_pull-blueprint.yaml"
+SMOKE = CORPUS / "blueprint-examples/introduction-to-blueprints/ex1-input-output-blueprint.yaml"
+NODECELLAR = CORPUS / "cloudify-nodecellar-docker-example/ec2-blueprint.yaml"
+AMI = "ami-12c6146b"  # in moto's catalogue
+SECRETS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION_NAME": "us-east-1",
+           "EC2_REGION_NAME": "us-east-1", "AWS_SESSION_TOKEN": ""}
+
+
+class Cli:
+    """``python -m orchestrator`` in one directory with one state file and one environment."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+        self.cwd, self.env = cwd, {**env, "ORCHESTRATOR_STATE": str(cwd / "state.db")}
+
+    def __call__(self, *args: str, ok: bool = True, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "orchestrator", *args],
+                                cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=timeout)
+        assert "Traceback" not in result.stderr, result.stderr
+        if ok:
+            assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
+        return result
+
+    def outputs(self, deployment: str) -> dict[str, Any]:
+        return json.loads(self("outputs", "-d", deployment, "--json").stdout)
+
+    def states(self, deployment: str) -> dict[str, str]:
+        rows = json.loads(self("status", "-d", deployment, "--json").stdout)
+        items = rows.get("instances", rows) if isinstance(rows, dict) else rows
+        return {r["instance"]: r["state"] for r in items}
+
+
+@pytest.fixture
+def deployment() -> str:
+    return f"cfy{uuid.uuid4().hex[:8]}"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCHESTRATOR_", "DOCKER_"))}
+    env.update({f"ORCHESTRATOR_SECRET_{k}": v for k, v in SECRETS.items()})
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def aws_cli(aws_env: Any, tmp_path: Path) -> Cli:
+    """The CLI on the moto server (``aws_env`` set the variables boto3 reads)."""
+    return Cli(tmp_path, _env())
+
+
+@pytest.fixture
+def docker_url(docker_engine: Any) -> str:
+    return str(docker_engine.base_url)
+
+
+@pytest.fixture
+def both_cli(aws_env: Any, docker_url: str, tmp_path: Path) -> Cli:
+    """The CLI on moto and on the test engine: what runs on an EC2 "VM" runs there."""
+    return Cli(tmp_path, _env(DOCKER_HOST=docker_url))
+
+
+def _ec2() -> Any:
+    return boto3.client("ec2", region_name="us-east-1")
+
+
+def _tagged(kind: str, deployment: str) -> list[dict[str, Any]]:
+    ec2 = _ec2()
+    flt = [{"Name": f"tag:{TAG}", "Values": [deployment]}]
+    if kind == "key_pairs":
+        return ec2.describe_key_pairs(Filters=flt)["KeyPairs"]
+    if kind == "security_groups":
+        return ec2.describe_security_groups(Filters=flt)["SecurityGroups"]
+    if kind == "addresses":
+        return ec2.describe_addresses(Filters=flt)["Addresses"]
+    if kind == "instances":
+        found = ec2.describe_instances(Filters=[*flt, {"Name": "instance-state-name",
+                                                       "Values": ["pending", "running", "stopping", "stopped"]}])
+        return [i for r in found["Reservations"] for i in r["Instances"]]
+    raise AssertionError(kind)
+
+
+def _leaked(deployment: str) -> dict[str, int]:
+    from plugins_aws.testing import leaked
+
+    return {kind: len(ids) for kind, ids in leaked(deployment).items()}
+
+
+# ---------------------------------------------------------------- AWS plugin feature demos
+
+
+def test_key_pair_demo(aws_cli: Cli, deployment: str) -> None:
+    aws_cli("validate", str(KEYS_DEMO))
+    assert "my_key_0" in aws_cli("plan", str(KEYS_DEMO)).stdout
+    aws_cli("install", str(KEYS_DEMO), "-d", deployment)
+    assert aws_cli.states(deployment) == {"my_key_0": "started"}
+    (key,) = _tagged("key_pairs", deployment)
+    assert aws_cli.outputs(deployment) == {}
+    aws_cli("uninstall", "-d", deployment)
+    assert not _ec2().describe_key_pairs(Filters=[{"Name": "key-name", "Values": [key["KeyName"]]}])["KeyPairs"]
+    assert _leaked(deployment) == {}
+
+
+def test_elastic_ip_demo_adopts_an_address_and_leaves_it(aws_cli: Cli, deployment: str) -> None:
+    ec2 = _ec2()
+    address = ec2.allocate_address(Domain="vpc")
+    try:
+        inputs = ["-i", "aws_access_key_id=testing", "-i", "aws_secret_access_key=testing",
+                  "-i", "ec2_region_name=us-east-1", "-i", "ec2_region_endpoint=ec2.us-east-1.amazonaws.com",
+                  "-i", f"existing_ip={address['PublicIp']}"]
+        aws_cli("validate", str(EIP_DEMO), *inputs)
+        aws_cli("install", str(EIP_DEMO), "-d", deployment, *inputs)
+        assert aws_cli.states(deployment) == {"ip_0": "started"}
+        assert aws_cli.outputs(deployment) == {}
+        aws_cli("uninstall", "-d", deployment)
+        (still,) = ec2.describe_addresses(AllocationIds=[address["AllocationId"]])["Addresses"]
+        assert still["PublicIp"] == address["PublicIp"]  # adopted: kept, as Cloudify keeps external resources
+    finally:
+        ec2.release_address(AllocationId=address["AllocationId"])
+
+
+def test_security_group_demo_rule_with_two_peers(aws_cli: Cli, deployment: str) -> None:
+    ec2 = _ec2()
+    vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+    try:
+        aws_cli("install", str(SG_DEMO), "-d", deployment, "-i", f"vpc={vpc}")
+        groups = {g["GroupName"]: g for g in _tagged("security_groups", deployment)}
+        assert set(groups) == {"security_group0", "security_group1"}
+        (perm,) = [p for p in ec2.describe_security_groups(GroupIds=[groups["security_group0"]["GroupId"]])
+                   ["SecurityGroups"][0]["IpPermissions"]]
+        assert perm["IpProtocol"] == "icmp"
+        assert [r["CidrIp"] for r in perm["IpRanges"]] == ["0.0.0.0/0"]
+        assert [g["GroupId"] for g in perm["UserIdGroupPairs"]] == [groups["security_group1"]["GroupId"]]
+        aws_cli("uninstall", "-d", deployment)
+        assert _leaked(deployment) == {}
+    finally:
+        ec2.delete_vpc(VpcId=vpc)
+
+
+# ---------------------------------------------------------------- Docker plugin pull test
+
+
+@contextlib.contextmanager
+def _absent(client: Any, ref: str) -> Iterator[None]:
+    """``ref`` not on the engine when the block starts (so it is pulled), nor after it."""
+    import docker
+
+    def remove() -> None:
+        with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+            client.images.remove(ref)
+
+    remove()
+    try:
+        yield
+    finally:
+        remove()
+
+
+def test_docker_pull_test_blueprint_pulls_and_runs(both_cli: Cli, docker_engine: Any, busybox_image: str,
+                                                   deployment: str) -> None:
+    client = docker_engine.client()
+    repo, tag = busybox_image.rsplit(":", 1)
+    with _absent(client, busybox_image):
+        inputs = ["-i", f"test_repo={repo}", "-i", f"test_tag={tag}", "-i", f"test_container_name={deployment}"]
+        assert "test_container_0" in both_cli("plan", str(PULL_TEST), *inputs).stdout
+        both_cli("install", str(PULL_TEST), "-d", deployment, *inputs)
+        container = client.containers.get(deployment)
+        assert container.status == "running" and container.image.tags[0] == busybox_image
+        assert set(container.attrs["HostConfig"]["PortBindings"]) == {"3306/tcp", "8080/tcp"}
+        assert container.attrs["Config"]["Tty"] and container.attrs["Config"]["OpenStdin"]
+        assert both_cli.states(deployment) == {"host_0": "started", "test_container_0": "started"}
+        both_cli("uninstall", "-d", deployment)
+        assert not client.containers.list(all=True, filters={"name": deployment})
+
+
+# ---------------------------------------------------------------- smoke test
+
+
+def test_smoke_inputs_and_outputs_on_root(tmp_path: Path, deployment: str) -> None:
+    cli = Cli(tmp_path, _env())
+    cli("install", str(SMOKE), "-d", deployment)
+    assert cli.outputs(deployment) == {"hello": "World"}
+    cli("uninstall", "-d", deployment)
+    cli("install", str(SMOKE), "-d", deployment, "-i", "hello=Cloudify")
+    assert cli.outputs(deployment) == {"hello": "Cloudify"}
+    cli("uninstall", "-d", deployment)
+
+
+# ---------------------------------------------------------------- legacy AWS + Docker (nodecellar)
+
+STAND_INS = {  # the images the blueprint names, built from busybox: same commands, nothing pulled
+    "dockerfile/mongodb:latest": ("mongod", "trap 'exit 0' TERM\nsleep 3600 & wait\n"),
+    "uric/nodecellar:latest": ("nodejs", 'httpd -p "$NODECELLAR_PORT" -h /www\ntrap "exit 0" TERM\n'
+                                         "sleep 3600 & wait\n"),
+}
+
+
+def _context(base: str, command: str, script: str) -> Any:
+    """A build context (tar): the command as a shell script on PATH, and a page for httpd."""
+    import io
+    import tarfile
+
+    files = {"Dockerfile": f"FROM {base}\nCOPY {command} /bin/{command}\nCOPY index.html /www/index.html\n",
+             command: f"#!/bin/sh\n{script}", "index.html": "nodecellar\n"}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, text in files.items():
+            info = tarfile.TarInfo(name)
+            data = text.encode()
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+    buffer.seek(0)
+    return buffer
+
+
+@pytest.fixture
+def stand_ins(docker_engine: Any, busybox_image: str) -> Iterator[None]:
+    import docker
+
+    client = docker_engine.client()
+    try:
+        client.images.get(busybox_image)
+    except docker.errors.ImageNotFound:
+        client.images.pull(busybox_image)
+    for ref, (command, script) in STAND_INS.items():
+        client.images.build(fileobj=_context(busybox_image, command, script), custom_context=True, tag=ref,
+                            rm=True, pull=False)
+    yield
+    for ref in STAND_INS:
+        with contextlib.suppress(docker.errors.ImageNotFound, docker.errors.APIError):
+            client.images.remove(ref)
+
+
+def test_legacy_nodecellar_on_two_vms_with_containers(both_cli: Cli, docker_engine: Any, stand_ins: None,
+                                                      deployment: str, tmp_path: Path) -> None:
+    from testenv import free_port
+
+    ports = {"web": free_port(), "mongo": free_port(), "status": free_port()}
+    (tmp_path / "inputs.yaml").write_text(json.dumps({
+        "image": AMI, "size": "t2.micro",
+        "nodecellar_container_port_bindings": {8080: ports["web"]},
+        "mongo_container_port_bindings": {27017: ports["mongo"], 28017: ports["status"]}}))
+    inputs = ["-i", str(tmp_path / "inputs.yaml")]
+    both_cli("validate", str(NODECELLAR), *inputs)
+    both_cli("install", str(NODECELLAR), "-d", deployment, *inputs)
+    assert set(both_cli.states(deployment).values()) == {"started"}
+
+    vms = {i["InstanceId"]: i for i in _tagged("instances", deployment)}
+    assert len(vms) == 2 and all(i["ImageId"] == AMI for i in vms.values())
+    (address,) = _tagged("addresses", deployment)
+    node_vm = next(i for i in vms.values() if i["InstanceId"] == address.get("InstanceId"))
+    groups = {g["Description"]: g for g in _tagged("security_groups", deployment)}
+    assert sorted(p["FromPort"] for p in groups["NodeJSSecGroup"]["IpPermissions"]) == [22, 8080]
+    assert sorted(p["FromPort"] for p in groups["MongoDBSecGroup"]["IpPermissions"]) == [22, 27017, 28017]
+    assert [g["GroupId"] for g in node_vm["SecurityGroups"]] == [groups["NodeJSSecGroup"]["GroupId"]]
+    assert both_cli.outputs(deployment) == {"endpoint": {"ip_address": address["PublicIp"], "port": 8080}}
+
+    client = docker_engine.client()
+    mongod, app = client.containers.get("mongod"), client.containers.get("nodecellar")
+    assert mongod.status == app.status == "running"
+    mongo_vm = next(i for i in vms.values() if i is not node_vm)
+    assert app.attrs["HostConfig"]["ExtraHosts"] == [f"mongod:{mongo_vm['PrivateIpAddress']}"]
+    env = dict(e.split("=", 1) for e in app.attrs["Config"]["Env"])
+    assert (env["MONGO_HOST"], env["MONGO_PORT"], env["NODECELLAR_PORT"]) == ("mongod", "27017", "8080")
+    assert app.attrs["HostConfig"]["PortBindings"]["8080/tcp"][0]["HostPort"] == str(ports["web"])
+    assert app.exec_run(["wget", "-qO-", "http://127.0.0.1:8080/"]).output == b"nodecellar\n"
+
+    both_cli("uninstall", "-d", deployment)
+    assert not client.containers.list(all=True, filters={"name": "nodecellar"})
+    assert not client.containers.list(all=True, filters={"name": "mongod"})
+    assert _leaked(deployment) == {}

@@ -1,0 +1,77 @@
+"""``get_input`` in input defaults: Cloudify allows it, our own dialect does not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NODE = "node_templates:\n          n: {type: cloudify.nodes.Root}\n"  # after the closing line's 8 spaces
+
+
+def test_a_default_names_other_inputs(cload: Any) -> None:
+    bp = cload("""
+        inputs:
+          region: {default: eu-west-1}
+          zone: {default: {concat: [{get_input: region}, b]}}
+          conf: {default: {region: {get_input: region}, zone: {get_input: zone}}}
+          first: {default: {get_input: [conf, region]}}
+        """ + NODE)
+    assert bp.input_values["conf"]["region"] == "eu-west-1"
+    assert bp.input_values["zone"] == {"concat": ["eu-west-1", "b"]}
+    assert bp.input_values["first"] == "eu-west-1"
+
+
+def test_a_given_value_wins_and_reaches_defaults_naming_it(cload: Any) -> None:
+    bp = cload("""
+        inputs:
+          zone: {default: {get_input: region}}
+          region: {default: eu-west-1}
+        """ + NODE, {"region": "us-east-2"})
+    assert bp.input_values["zone"] == "us-east-2"
+
+
+def test_cycle_is_reported_with_its_chain(cproblems: Any) -> None:
+    lines = cproblems("""
+        inputs:
+          a: {default: {get_input: b}}
+          b: {default: {get_input: c}}
+          c: {default: [{get_input: a}]}
+        """ + NODE)
+    assert len(lines) == 1, lines
+    assert lines == ["main.yaml:6:18: default of input 'c': get_input cycle among input defaults: a -> b -> c -> a"]
+
+
+def test_self_reference_and_undeclared(cproblems: Any) -> None:
+    lines = cproblems("""
+        inputs:
+          a: {default: {get_input: a}}
+          b: {default: {get_input: regoin}}
+          region: {default: x}
+        """ + NODE)
+    assert any(":4:17: default of input 'a': get_input cycle among input defaults: a -> a" in x for x in lines), lines
+    assert any(":5:17: default of input 'b': get_input of undeclared input 'regoin' (did you mean 'region'?)" in x
+               for x in lines), lines
+
+
+def test_a_required_input_named_by_a_default_is_reported_once(cproblems: Any) -> None:
+    lines = cproblems("""
+        inputs:
+          region: {type: string}
+          zone: {default: {get_input: region}}
+        """ + NODE)
+    assert lines == ["main.yaml:4:3: input 'region' is required but was not given (use -i region=VALUE)"]
+
+
+def test_our_dialect_still_refuses_it(tmp_path: Any, monkeypatch: Any) -> None:
+    from orchestrator.deployments import Orchestrator
+    from orchestrator.dsl import BlueprintError
+    from orchestrator.plugins import get_plugin_manager
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bp.yaml").write_text("inputs:\n  a: {default: x}\n  b: {default: {get_input: a}}\n"
+                                      "node_templates:\n  n: {type: orchestrator.nodes.Root}\n")
+    try:
+        Orchestrator(pm=get_plugin_manager(entry_points=False)).load(tmp_path / "bp.yaml", None)
+    except BlueprintError as exc:
+        assert "get_input cannot be used in an input" in str(exc.problems[0])
+    else:
+        raise AssertionError("accepted")
