@@ -168,11 +168,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--sleep", type=float, default=0.2)
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--state", default="sqlite", help="sqlite (a fresh file per run) or a postgresql:// URL")
+    parser.add_argument("--state", default="sqlite",
+                        help="sqlite (a fresh file per run), postgres (a server started here) or a postgresql:// URL")
     parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
     parser.add_argument("--json-stdout", action="store_true", help="end with one JSON line (for bench/run.py)")
     args = parser.parse_args(argv)
+    server = None
+    if args.state == "postgres":
+        from testenv.postgres import start_postgres
+
+        server = start_postgres(die_with_parent=True)
+        args.state = server.create_database("remote_bench")
     with tempfile.TemporaryDirectory(prefix="remote-bench-") as tmp:
         bench = Bench(Path(tmp), args.state)
         try:
@@ -181,11 +188,14 @@ def main(argv: list[str] | None = None) -> None:
             rows += overhead(bench, args.nodes)
         finally:
             bench.close()
-    print(table(rows, args.state if args.state.startswith("postgresql") else "SQLite"))
+            if server is not None:
+                server.stop()
+    state = "PostgreSQL" if args.state.startswith("postgresql") else "SQLite"
+    print(table(rows, state))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     if args.json_stdout:
-        print(json.dumps({"rows": rows, "state": args.state}))
+        print(json.dumps({"rows": rows, "state": state}))
 
 
 if __name__ == "__main__":

@@ -101,6 +101,24 @@ def workers(celery_env: dict[str, str], redis_server, tmp_path: Path) -> Iterato
     pool.stop()
 
 
+@pytest.fixture
+def background(cli) -> Iterator:
+    """``cli(..., background=True)``, killed after the test whatever happened (a CLI left waiting
+    for workers that the test stopped would wait for its operation timeout)."""
+    started: list[subprocess.Popen[str]] = []
+
+    def run(*args: str, **kwargs):
+        proc = cli(*args, background=True, **kwargs)
+        started.append(proc)
+        return proc
+
+    yield run
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def celery(*args: str) -> tuple[str, ...]:
     return (*args, "--executor", "celery")
 
@@ -184,11 +202,11 @@ def test_a_plugin_missing_on_the_worker_fails_that_operation_clearly(cli, worker
     assert "plugin 'journal' is not installed" in run.stderr and "bare" in run.stderr
 
 
-def test_a_worker_killed_mid_operation_costs_a_rerun_on_another(cli, workers, tmp_path: Path):
+def test_a_worker_killed_mid_operation_costs_a_rerun_on_another(cli, workers, background, tmp_path: Path):
     workers.start("w1", concurrency=1)
     workers.start("w2", concurrency=1)
     (tmp_path / "bp.yaml").write_text("node_templates:\n  a: {type: journal.Node, properties: {sleep: 3}}\n")
-    run = cli(*celery("install", "bp.yaml", "--state", "s.db"), background=True)
+    run = background(*celery("install", "bp.yaml", "--state", "s.db"))
     _wait_for(lambda: ops(tmp_path, "create"))
     claimed = _claimer(tmp_path / "s.db")
     workers.kill(claimed)
@@ -208,10 +226,10 @@ def _claimer(state: Path) -> str:
     return worker
 
 
-def test_the_cli_killed_mid_run_resumes_with_the_workers_results(cli, workers, tmp_path: Path):
+def test_the_cli_killed_mid_run_resumes_with_the_workers_results(cli, workers, background, tmp_path: Path):
     workers.start("w1")
     (tmp_path / "bp.yaml").write_text("node_templates:\n  a: {type: journal.Node, properties: {sleep: 2}}\n")
-    run = cli(*celery("install", "bp.yaml", "--state", "s.db"), background=True)
+    run = background(*celery("install", "bp.yaml", "--state", "s.db"))
     _wait_for(lambda: ops(tmp_path, "create"))
     run.send_signal(signal.SIGKILL)
     run.wait()
@@ -219,7 +237,7 @@ def test_the_cli_killed_mid_run_resumes_with_the_workers_results(cli, workers, t
     assert again.returncode == 0, again.stderr
     assert ops(tmp_path, "create") == ["create a_0"], "the running one was waited for, not run again"
     assert ops(tmp_path, "start") == ["start a_0"]
-    run = cli(*celery("uninstall", "--state", "s.db"), background=True)
+    run = background(*celery("uninstall", "--state", "s.db"))
     _wait_for(lambda: ops(tmp_path, "stop"))
     run.send_signal(signal.SIGKILL)
     run.wait()
@@ -262,12 +280,13 @@ def test_worker_command_needs_a_broker(cli):
     assert run.returncode == 2 and "need a broker" in run.stderr
 
 
-def test_workers_on_two_hosts_share_a_postgresql_state(cli, workers, celery_env, postgres_url, tmp_path: Path):
+def test_workers_on_two_hosts_share_a_postgresql_state(cli, workers, background, celery_env, postgres_url,
+                                                      tmp_path: Path):
     for name, host in (("pa", "host-a"), ("pb", "host-b")):
         workers.start(name, concurrency=2, env={**celery_env, "ORCHESTRATOR_HOST_ID": host})
     (tmp_path / "bp.yaml").write_text(TWO_TIERS.replace("value: v,", "value: v, sleep: 0.5,"))
     here = {**celery_env, "ORCHESTRATOR_HOST_ID": "cli-host"}
-    run = cli(*celery("install", "bp.yaml", "--state", postgres_url, "--concurrency", "4"), background=True, env=here)
+    run = background(*celery("install", "bp.yaml", "--state", postgres_url, "--concurrency", "4"), env=here)
     _wait_for(lambda: any(line.startswith("create app_") for line in journal_lines(tmp_path)))
     claimed = _claimer_pg(postgres_url)
     assert claimed in ("pa", "pb")

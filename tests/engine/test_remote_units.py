@@ -119,3 +119,21 @@ def test_a_worker_without_the_plan_says_which_state_it_reads(tmp_path: Path):
     with pytest.raises(NonRecoverableError, match="is this worker using the CLI's state"):
         Worker.plan(worker, store, "d", "plan:missing")
     store.close()
+
+
+def test_a_worker_reopens_a_sqlite_state_deleted_and_made_again(tmp_path: Path):
+    worker = Worker.__new__(Worker)
+    worker._stores, worker._lock = {}, __import__("threading").Lock()
+    location = str(tmp_path / "s.db")
+    SqliteStore(Path(location)).close()
+    first = Worker.store(worker, location)
+    assert Worker.store(worker, location) is first, "opened once"
+    for path in tmp_path.glob("s.db*"):
+        path.unlink()
+    plan = Plan({}, {}, {})
+    fresh = SqliteStore(Path(location))
+    fresh.save_deployment("d", "bp.yaml", {}, plan.to_json(), plan.structure_hash(), [])
+    fresh.close()
+    again = Worker.store(worker, location)
+    assert again is not first and again.get_deployment("d") is not None, "claims go to the new file"
+    again.close()

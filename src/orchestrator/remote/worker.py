@@ -31,7 +31,7 @@ from orchestrator.plan import Plan
 from orchestrator.plugins import PluginManager
 from orchestrator.remote import files
 from orchestrator.remote.messages import failure, runtime_diff, success
-from orchestrator.state import StateStore, open_store
+from orchestrator.state import StateStore, is_url, open_store
 
 DEFAULT_CLAIM_LEASE = 30.0  # seconds a claim lasts without renewal; renewed every third of it
 
@@ -59,7 +59,7 @@ class Worker:
         self.state = state  # a fixed state location; else the one each request names
         self.name = name or worker_name()
         self.lease = lease or claim_lease()
-        self._stores: dict[str, StateStore] = {}
+        self._stores: dict[str, tuple[StateStore, tuple[int, int] | None]] = {}  # location -> (store, file id)
         self._plans: collections.OrderedDict[tuple[str, str, str], Plan] = collections.OrderedDict()
         self._lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
@@ -145,10 +145,17 @@ class Worker:
     # -- what requests share ----------------------------------------------------------
 
     def store(self, location: str) -> StateStore:
+        """The store at ``location``, opened once; a SQLite file replaced since (deleted and made
+        again) is opened anew, or claims would go to the old file and every operation be dropped."""
+        identity = None if is_url(location) else _file_identity(location)
         with self._lock:
-            store = self._stores.get(location)
-            if store is None:
-                store = self._stores[location] = open_store(location)
+            found = self._stores.get(location)
+            if found is not None and found[1] == identity:
+                return found[0]
+            store = open_store(location)
+            self._stores[location] = (store, identity if identity is not None else _file_identity(location))
+            if found is not None:
+                _close_quietly(found[0])
             return store
 
     def plan(self, store: StateStore, deployment: str, digest: str) -> Plan:
@@ -193,12 +200,27 @@ class Worker:
         while True:
             time.sleep(self.lease / 3)
             with self._lock:
-                stores = list(self._stores.values())
+                stores = [store for store, _ in self._stores.values()]
             for store in stores:
                 try:
                     store.renew_claims(self.name, self.lease)
                 except StateError:
                     pass
+
+
+def _file_identity(location: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(location)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _close_quietly(store: StateStore) -> None:
+    try:
+        store.close()
+    except StateError:
+        pass
 
 
 class WorkerRecords(Mapping[str, InstanceRecord]):
