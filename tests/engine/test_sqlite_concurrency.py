@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -19,10 +20,12 @@ import pytest
 
 from orchestrator.errors import StateError
 from orchestrator.state import SqliteStore
+from orchestrator.state.safety import read_lineage
 
 _IN_ANOTHER_PROCESS = """
 import sys
 from orchestrator.state import SqliteStore
+from orchestrator.state.safety import read_lineage
 store = SqliteStore(sys.argv[1])
 if sys.argv[2] == "write":
     store.save_deployment("theirs", "bp.yaml", {}, "{}", "hash", [("a_0", "a")])
@@ -101,9 +104,66 @@ def test_many_processes_installing_different_deployments_on_one_file_lose_nothin
     assert time.monotonic() - started < 300
 
 
+def test_deployments_created_and_deleted_meanwhile_are_never_taken_for_a_lost_state(tmp_path):
+    """Stores of their own (other processes, as far as the lineage knows) create and delete
+    deployments while others open the state and check its lineage: none is refused, and the
+    lineage ends up naming exactly what the state holds."""
+    state = tmp_path / "state.db"
+    keeper = SqliteStore(state)
+    keeper.save_deployment("kept", "bp.yaml", {}, "{}", "hash", [("a_0", "a")])
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def churn(n: int) -> None:
+        store = SqliteStore(state)
+        try:
+            for i in range(25):
+                store.save_deployment(f"dep-{n}-{i}", "bp.yaml", {}, "{}", "hash", [("a_0", "a")])
+                store.delete_deployment(f"dep-{n}-{i}")
+        except StateError as exc:
+            errors.append(str(exc))
+        finally:
+            store.close()
+
+    def check() -> None:
+        while not stop.is_set():
+            try:
+                SqliteStore(state, create=False).close()
+            except StateError as exc:
+                errors.append(str(exc))
+                return
+
+    checkers = [threading.Thread(target=check) for _ in range(3)]
+    churners = [threading.Thread(target=churn, args=(n,)) for n in range(3)]
+    for t in checkers + churners:
+        t.start()
+    for t in churners:
+        t.join()
+    stop.set()
+    for t in checkers:
+        t.join()
+    keeper.close()
+    assert not errors, errors[0]
+    lineage = read_lineage(state)
+    assert lineage is not None and lineage.deployments == {"kept"}
+
+
 def test_a_closed_store_says_so_in_a_sentence(tmp_path):
     store = SqliteStore(tmp_path / "state.db")
     store.close()
     store.close()  # twice is harmless
     with pytest.raises(StateError):
         store.deployment_ids()
+
+
+def test_an_execution_whose_end_cannot_be_recorded_is_not_a_success(orch, tmp_path, monkeypatch):
+    """The state still says "started" with the lock held: the command must not exit 0."""
+    (tmp_path / "bp.yaml").write_text("node_templates: {a: {type: orchestrator.nodes.Root}}")
+
+    def refuse(self: SqliteStore, *args: object) -> None:
+        raise StateError("the state stayed locked by another process for too long")
+
+    monkeypatch.setattr(SqliteStore, "end_execution", refuse)
+    run = orch.install(tmp_path / "bp.yaml")
+    assert not run.ok
+    assert any("could not be marked succeeded" in note for note in run.result.notes)

@@ -38,6 +38,7 @@ from orchestrator.state.safety import (
     backup_path,
     lineage_path,
     lineage_problem,
+    lineage_stamp,
     read_lineage,
     restore_backup,
     take_backup,
@@ -198,9 +199,7 @@ class SqliteStore:
             raise StateError(f"the state {self.path} was written by a newer orchestrator (schema {version}; "
                              f"this one reads up to {SCHEMA_VERSION}): upgrade orchestrator-engine to use it")
         current = version == SCHEMA_VERSION
-        lineage = read_lineage(self.path)
-        ids = set(self._ids()) if version is not None else set()
-        problem = lineage_problem(lineage, self._meta("lineage") if current else None, ids)
+        lineage, ids, problem = self._check_lineage(version)
         if problem is not None and version in (None, SCHEMA_VERSION):
             if recover:
                 self._recover()
@@ -220,7 +219,28 @@ class SqliteStore:
             self._secure()
             if (lineage is None and ids) or (lineage is not None and (
                     lineage.id != self._lineage_id or lineage.deployments != ids)):
-                self._write_lineage()
+                self._sync_lineage()
+
+    def _check_lineage(self, version: int | None) -> tuple[Lineage | None, set[str], str | None]:
+        """The lineage, the deployments, and what is wrong (None: nothing), read consistently.
+
+        Writers keep the lineage a subset of the committed deployments at every instant (it
+        forgets one before its deletion commits, learns one after its creation commits, and
+        is only written under the database's write lock). So a lineage read *before* the
+        deployments is consistent with them if no writer replaced it meanwhile; when one did
+        (another process created or deleted a deployment), read both again, rather than
+        mistake the other process's deletion for a loss.
+        """
+        current = version == SCHEMA_VERSION
+        for _ in range(50):
+            before = lineage_stamp(self.path)
+            lineage = read_lineage(self.path)
+            ids = set(self._ids()) if version is not None else set()
+            problem = lineage_problem(lineage, self._meta("lineage") if current else None, ids)
+            if problem is None or lineage_stamp(self.path) == before:
+                break
+            time.sleep(0.01)
+        return lineage, ids, problem
 
     def _ids(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT id FROM deployments ORDER BY created_at")]
@@ -263,9 +283,22 @@ class SqliteStore:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
-    def _write_lineage(self) -> None:
-        if self._lineage_id is not None:
-            write_lineage(self.path, Lineage(self._lineage_id, frozenset(self.deployment_ids())))
+    def _sync_lineage(self) -> None:
+        """Make the lineage hold the committed deployments, under the database's write lock.
+
+        Under the lock, no other process commits between reading the deployments and
+        replacing the file: a lineage written from a stale read could name a deployment that
+        another process deleted meanwhile, and every later open would refuse the state.
+        """
+        if self._lineage_id is None:
+            return
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                write_lineage(self.path, Lineage(self._lineage_id, frozenset(self._ids())))
+            finally:
+                db.execute("COMMIT")  # it wrote nothing: only its lock mattered
 
     def _recover(self) -> None:
         """Put the backup in place, forget the lineage that no longer holds, and open it again."""
@@ -316,8 +349,8 @@ class SqliteStore:
             if self._deployments_changed:
                 self._deployments_changed = False
                 try:
-                    self._write_lineage()
-                except OSError as exc:
+                    self._sync_lineage()
+                except (sqlite3.Error, OSError) as exc:
                     raise explain(self.path, exc) from exc
 
     # -- deployments ---------------------------------------------------------------
