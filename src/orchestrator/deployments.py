@@ -490,6 +490,7 @@ class Orchestrator:
             except StateError as exc:  # e.g. the disk is still full: the lock stays, a rerun takes it over
                 if result is None:
                     raise
+                result.unended = True  # not a silent success: the command exits non-zero
                 said = any(str(exc) in note for note in result.notes)
                 result.notes.append(f"execution {execution} could not be marked {status} either"
                                     f"{'' if said else f' ({exc})'}; the next run takes its lock over")

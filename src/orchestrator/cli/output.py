@@ -98,7 +98,7 @@ def print_summary(result: ExecutionResult, debug: bool) -> None:
     left = result.left_behind
     if result.ok and result.failures:
         verb = "finished, ignoring failures,"
-    err = result.status != "succeeded" or bool(result.failures)
+    err = result.status != "succeeded" or bool(result.failures) or result.unended
     click.echo(f"{result.workflow} of deployment '{result.deployment}' {verb} in {result.duration:.2f}s "
                f"({result.operations} operations, {len(result.failures)} failed)", err=err)
     for note in result.notes:

@@ -31,7 +31,11 @@ class ExecutionResult:
     # --ignore-failures: the failures of instances that are not gone (their resources may remain)
     left_behind: list[Failure] = attrs.field(factory=list)
     results: dict[str, object] = attrs.field(factory=dict)  # per instance, what a hook returned (drift, ...)
+    # its end could not be written to the state: it still shows "started" with its lock held
+    unended: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.status == "succeeded"
+        """Succeeded, and the state says so: an execution whose end was not recorded is not ok
+        (its lock stays until a later run takes it over), whatever its operations did."""
+        return self.status == "succeeded" and not self.unended

@@ -48,6 +48,16 @@ def read_lineage(state: Path) -> Lineage | None:
         return None
 
 
+def lineage_stamp(state: Path) -> tuple[int, int, int] | None:
+    """Which lineage file is there now (each write replaces it: a new inode): whether another
+    process replaced it while this one was reading the state."""
+    try:
+        st = lineage_path(state).stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def durable() -> bool:
     """``ORCHESTRATOR_SYNC=FULL``: survive a power cut, at the price of an fsync per write.
 

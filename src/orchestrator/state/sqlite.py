@@ -14,6 +14,7 @@ a store opened for reading never creates or changes anything.
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import os
@@ -37,6 +38,7 @@ from orchestrator.state.safety import (
     backup_path,
     lineage_path,
     lineage_problem,
+    lineage_stamp,
     read_lineage,
     restore_backup,
     take_backup,
@@ -111,6 +113,7 @@ class SqliteStore:
         self.writable = create
         self.recovered: str | None = None  # what --state-recover did, for the user
         self._lock = threading.RLock()
+        self._file: tuple[int, int] | None = None  # this store's entry in _OPEN_FILES
         self._lineage_id: str | None = None
         self._deployments_changed = False
         self._empty = False
@@ -130,9 +133,10 @@ class SqliteStore:
                 raise StatePathError(f"no state at {self.path} (check --state; install creates it)")
             self._create_file()
         try:
-            self._db = self._connect()
+            self._attach()
             self._open(recover)
         except (sqlite3.Error, OSError) as exc:
+            self._detach()
             error = explain(self.path, exc)
             if recover and "damaged" in str(error):
                 self._recover()
@@ -151,6 +155,26 @@ class SqliteStore:
             pass  # another process created it first
         except OSError as exc:
             raise explain(self.path, exc) from exc
+
+    def _attach(self) -> None:
+        """Check the file's size, then connect: the raw read only while this process has no
+        connection on the file (see ``_OpenFiles``)."""
+        with _OPEN_FILES:
+            if not _OPEN_FILES.has(self.path):
+                _check_size(self.path)
+            self._db = self._connect()
+            self._file = _OPEN_FILES.opened(self.path)
+
+    def _detach(self) -> None:
+        """Close the connection (if any) and let the registry know."""
+        with self._lock, _OPEN_FILES:
+            try:
+                db = getattr(self, "_db", None)
+                if db is not None:
+                    db.close()  # closing twice is harmless
+            finally:
+                _OPEN_FILES.closed(self._file)
+                self._file = None
 
     def _connect(self) -> sqlite3.Connection:
         """Read-write when writing (or when we may: SQLite then tidies the WAL on close); a query on
@@ -174,12 +198,8 @@ class SqliteStore:
         if version is not None and version > SCHEMA_VERSION:
             raise StateError(f"the state {self.path} was written by a newer orchestrator (schema {version}; "
                              f"this one reads up to {SCHEMA_VERSION}): upgrade orchestrator-engine to use it")
-        if version is not None:
-            self._check_size()
         current = version == SCHEMA_VERSION
-        lineage = read_lineage(self.path)
-        ids = set(self._ids()) if version is not None else set()
-        problem = lineage_problem(lineage, self._meta("lineage") if current else None, ids)
+        lineage, ids, problem = self._check_lineage(version)
         if problem is not None and version in (None, SCHEMA_VERSION):
             if recover:
                 self._recover()
@@ -199,26 +219,28 @@ class SqliteStore:
             self._secure()
             if (lineage is None and ids) or (lineage is not None and (
                     lineage.id != self._lineage_id or lineage.deployments != ids)):
-                self._write_lineage()
+                self._sync_lineage()
 
-    def _check_size(self) -> None:
-        """A file shorter than its header says was truncated: refuse it before reading garbage.
+    def _check_lineage(self, version: int | None) -> tuple[Lineage | None, set[str], str | None]:
+        """The lineage, the deployments, and what is wrong (None: nothing), read consistently.
 
-        Only without a WAL: pages of an unfinished checkpoint (e.g. a full disk) live there.
+        Writers keep the lineage a subset of the committed deployments at every instant (it
+        forgets one before its deletion commits, learns one after its creation commits, and
+        is only written under the database's write lock). So a lineage read *before* the
+        deployments is consistent with them if no writer replaced it meanwhile; when one did
+        (another process created or deleted a deployment), read both again, rather than
+        mistake the other process's deletion for a loss.
         """
-        wal = self.path.with_name(self.path.name + "-wal")
-        if wal.exists() and wal.stat().st_size:
-            return
-        with open(self.path, "rb") as f:
-            header = f.read(100)
-        if len(header) < 100:
-            raise sqlite3.DatabaseError("file is not a database (shorter than its header)")
-        page_size = int.from_bytes(header[16:18], "big")
-        page_size = 65536 if page_size == 1 else page_size
-        pages = int.from_bytes(header[28:32], "big")
-        if pages and header[24:28] == header[92:96] and os.path.getsize(self.path) < pages * page_size:
-            raise sqlite3.DatabaseError(f"database disk image is malformed (truncated: {os.path.getsize(self.path)} "
-                                        f"bytes of {pages * page_size})")
+        current = version == SCHEMA_VERSION
+        for _ in range(50):
+            before = lineage_stamp(self.path)
+            lineage = read_lineage(self.path)
+            ids = set(self._ids()) if version is not None else set()
+            problem = lineage_problem(lineage, self._meta("lineage") if current else None, ids)
+            if problem is None or lineage_stamp(self.path) == before:
+                break
+            time.sleep(0.01)
+        return lineage, ids, problem
 
     def _ids(self) -> list[str]:
         return [r[0] for r in self._db.execute("SELECT id FROM deployments ORDER BY created_at")]
@@ -261,28 +283,38 @@ class SqliteStore:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
-    def _write_lineage(self) -> None:
-        if self._lineage_id is not None:
-            write_lineage(self.path, Lineage(self._lineage_id, frozenset(self.deployment_ids())))
+    def _sync_lineage(self) -> None:
+        """Make the lineage hold the committed deployments, under the database's write lock.
+
+        Under the lock, no other process commits between reading the deployments and
+        replacing the file: a lineage written from a stale read could name a deployment that
+        another process deleted meanwhile, and every later open would refuse the state.
+        """
+        if self._lineage_id is None:
+            return
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                write_lineage(self.path, Lineage(self._lineage_id, frozenset(self._ids())))
+            finally:
+                db.execute("COMMIT")  # it wrote nothing: only its lock mattered
 
     def _recover(self) -> None:
         """Put the backup in place, forget the lineage that no longer holds, and open it again."""
-        with self._lock:
-            if getattr(self, "_db", None) is not None:
-                self._db.close()
+        self._detach()
         self.recovered = restore_backup(self.path)
         lineage_path(self.path).unlink(missing_ok=True)
         writable, self.writable = self.writable, True
         try:
-            self._db = self._connect()
+            self._attach()
             self._open(recover=False)
         finally:
             self.writable = writable
 
     @_translated
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._detach()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -317,8 +349,8 @@ class SqliteStore:
             if self._deployments_changed:
                 self._deployments_changed = False
                 try:
-                    self._write_lineage()
-                except OSError as exc:
+                    self._sync_lineage()
+                except (sqlite3.Error, OSError) as exc:
                     raise explain(self.path, exc) from exc
 
     # -- deployments ---------------------------------------------------------------
@@ -759,6 +791,84 @@ class SqliteStore:
             row = self._db.execute("SELECT archive FROM resources WHERE deployment = ? AND digest = ?",
                                    (deployment, digest)).fetchone()
         return bytes(row[0]) if row else None
+
+
+class _OpenFiles:
+    """The state files this process has SQLite connections on (by device and inode).
+
+    Closing *any* descriptor of a file drops every POSIX lock this process holds on it,
+    SQLite's included (https://sqlite.org/howtocorrupt.html, 2.2). A WAL connection holds a
+    shared lock on the database file for as long as it is open: it is how a process that
+    closes its last connection knows whether it is the last user, and may checkpoint and
+    delete the -wal and -shm files. Drop that lock with a stray ``open()``/``close()`` and
+    another process deletes them from under us: our later commits go to a deleted file and
+    are lost (an execution left "started", deployments the lineage remembers but the state
+    lost, "disk I/O error"). So the state file is opened outside SQLite only while this
+    process has no connection on it, under this registry's lock.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.RLock()
+        self._count: collections.Counter[tuple[int, int]] = collections.Counter()
+
+    def __enter__(self) -> _OpenFiles:
+        self._mutex.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._mutex.release()
+
+    @staticmethod
+    def _key(path: Path) -> tuple[int, int] | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def has(self, path: Path) -> bool:
+        """Whether this process has a connection on ``path`` (then no raw read is safe)."""
+        key = self._key(path)
+        return key is not None and self._count[key] > 0
+
+    def opened(self, path: Path) -> tuple[int, int] | None:
+        key = self._key(path)
+        if key is not None:
+            self._count[key] += 1
+        return key
+
+    def closed(self, key: tuple[int, int] | None) -> None:
+        if key is not None:
+            self._count[key] -= 1
+            if self._count[key] <= 0:
+                del self._count[key]
+
+
+_OPEN_FILES = _OpenFiles()
+
+
+def _check_size(path: Path) -> None:
+    """A file shorter than its header says was truncated: refuse it before reading garbage.
+
+    Only without a WAL: pages of an unfinished checkpoint (e.g. a full disk) live there.
+    It reads the file outside SQLite: call it only while this process has no connection on it
+    (``_OpenFiles``).
+    """
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size:
+        return
+    with open(path, "rb") as f:
+        header = f.read(100)
+    if not header.startswith(b"SQLite format 3\0"):
+        return  # empty (a new state), or not a database at all: SQLite says which
+    if len(header) < 100:
+        raise sqlite3.DatabaseError("file is not a database (shorter than its header)")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if pages and header[24:28] == header[92:96] and os.path.getsize(path) < pages * page_size:
+        raise sqlite3.DatabaseError(f"database disk image is malformed (truncated: {os.path.getsize(path)} "
+                                    f"bytes of {pages * page_size})")
 
 
 def take_backup_as(state: Path, target: Path) -> None:
