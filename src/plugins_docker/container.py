@@ -228,31 +228,32 @@ class Container(schema.Validated, Resource):
 
     def locate(self, client: docker.DockerClient, spec: EngineSpec) -> Any:
         """The container by its recorded id, else the oldest with its labels; None. Changes nothing."""
-        import docker
-
-        container_id = self.runtime.get("container_id")
-        if container_id:
-            with engine_errors(f"inspecting container {container_id[:12]} on {spec}"):
-                try:
-                    return client.containers.get(container_id)
-                except docker.errors.NotFound:
-                    pass
+        recorded = self._recorded(client, spec)
+        if recorded is not None:
+            return recorded
         found = sorted(_labelled(client, self.ctx.deployment.id, self.instance.id, spec),
                        key=lambda c: c.attrs.get("Created", ""))
         return found[0] if found else None
 
     def lookup(self, client: docker.DockerClient, spec: EngineSpec) -> Any:
         """The container by its recorded id, else by its labels; None if it is gone."""
+        recorded = self._recorded(client, spec)
+        if recorded is not None:
+            return recorded
+        return find_own(client, self.ctx.deployment.id, self.instance.id, spec, self.logger)
+
+    def _recorded(self, client: docker.DockerClient, spec: EngineSpec) -> Any:
+        """The container whose id this instance recorded; None when there is none (any more)."""
         import docker
 
         container_id = self.runtime.get("container_id")
-        if container_id:
-            with engine_errors(f"inspecting container {container_id[:12]} on {spec}"):
-                try:
-                    return client.containers.get(container_id)
-                except docker.errors.NotFound:
-                    pass
-        return find_own(client, self.ctx.deployment.id, self.instance.id, spec, self.logger)
+        if not container_id:
+            return None
+        with engine_errors(f"inspecting container {container_id[:12]} on {spec}"):
+            try:
+                return client.containers.get(container_id)
+            except docker.errors.NotFound:
+                return None
 
     # -- custom operations (orchestrator execute) -------------------------------------
 
