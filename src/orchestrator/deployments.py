@@ -467,12 +467,13 @@ class Orchestrator:
         status, error = "failed", "interrupted"
         result: ExecutionResult | None = None
         try:
-            if executor is not None:
-                used = set().union(*(secret_names_of(p) for p in plans)) if plans else set()
-                executor.begin(store, deployment, sink, plans, prepared.secrets, used, options.retries)
             runner = Runner(store=store, deployment=deployment, dispatcher=Dispatcher(self.pm), sink=sink,
                             options=options, secrets=prepared.secrets, plans=plans, interrupt=interrupt,
                             executor=executor)
+            if executor is not None:
+                used = set().union(*(secret_names_of(p) for p in plans)) if plans else set()
+                executor.begin(store, deployment, sink, plans, prepared.secrets, used, options.retries,
+                               stopping=runner.ex.stop.is_set)
             with LeaseKeeper(lambda: store.renew_lease(execution, lease), lease, runner.lock_lost):
                 result = runner.run(workflow)
             status, error = result.status, "; ".join([*result.notes, *map(str, result.failures)]) or None

@@ -312,3 +312,21 @@ def _claimer_pg(url: str) -> str | None:
     with psycopg.connect(url) as db:
         row = db.execute("SELECT worker FROM operations WHERE outcome IS NULL AND worker IS NOT NULL LIMIT 1").fetchone()
     return row[0] if row else None
+
+
+def test_a_stop_request_withdraws_the_calls_no_worker_took(cli, workers, background, tmp_path: Path):
+    workers.start("w1", concurrency=1)
+    (tmp_path / "bp.yaml").write_text("node_templates:\n  a: {type: journal.Node, instances: 3, properties: {sleep: 3}}\n")
+    run = background(*celery("install", "bp.yaml", "--state", "s.db", "--concurrency", "3"))
+    _wait_for(lambda: ops(tmp_path, "create"))
+    workers.kill("w1")  # one create was running there; two are queued and no worker is left
+    run.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 1 and "cancelled" in err, err
+    assert time.monotonic() - started < 20, "queued calls do not keep a stopped run waiting"
+    workers.start("w2", concurrency=3)
+    again = cli(*celery("install", "bp.yaml", "--state", "s.db"))
+    assert again.returncode == 0, again.stderr
+    done = [line for line in journal_lines(tmp_path) if line.startswith("done create ")]
+    assert sorted(done) == ["done create a_0", "done create a_1", "done create a_2"], "each created once"

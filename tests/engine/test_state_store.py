@@ -331,3 +331,17 @@ def test_a_dropped_connection_fails_one_call_in_a_sentence_and_the_next_call_rec
 
 def _password(url: str) -> str:
     return url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+
+
+def test_a_dispatch_is_withdrawn_only_while_no_live_worker_holds_it(opened):
+    store = opened()
+    _deploy(store)
+    store.dispatch_operation("dep", "a_0", "create", "t1")
+    assert store.withdraw_operation("dep", "a_0", "create", "t1"), "queued: withdrawn"
+    assert not store.claim_operation("dep", "a_0", "create", "t1", "w1", 30), "then no worker runs it"
+    store.dispatch_operation("dep", "a_0", "create", "t2")
+    assert store.claim_operation("dep", "a_0", "create", "t2", "w1", 30)
+    assert not store.withdraw_operation("dep", "a_0", "create", "t2"), "a live claim stays"
+    store.dispatch_operation("dep", "a_0", "configure", "t3")
+    assert store.claim_operation("dep", "a_0", "configure", "t3", "w1", -1)  # a claim already lapsed
+    assert store.withdraw_operation("dep", "a_0", "configure", "t3"), "a dead worker's claim is taken back"

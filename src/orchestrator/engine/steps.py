@@ -23,7 +23,7 @@ import attrs
 from orchestrator.engine.context import InstanceRecord, OperationContext
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import Event, EventSink
-from orchestrator.engine.executor import Call, Executor, LocalExecutor
+from orchestrator.engine.executor import Call, Executor, LocalExecutor, Withdrawn
 from orchestrator.engine.factory import ContextFactory
 from orchestrator.engine.options import Options
 from orchestrator.engine.results import Failure
@@ -205,6 +205,9 @@ class StepRunner:
             self._call_hook(caller, ctx, op, call)
         except Detached:
             raise
+        except Withdrawn:  # stopped before a worker took it: it never ran; resume runs it
+            rec.ops[step.key] = "started"
+            return False
         except SkipOperation as exc:
             if remote:
                 pending.forget.append(step.key)
@@ -266,6 +269,8 @@ class StepRunner:
             result = self._call_hook(caller, ctx, op, call)
         except Detached:
             raise
+        except Withdrawn:
+            return False
         except Exception as exc:
             if isinstance(exc, RecoverableError) and attempt < ex.options.retries:
                 ex.carried[(inst.id, step.key)] = ctx.instance.runtime_properties  # never recorded

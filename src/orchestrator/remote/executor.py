@@ -21,7 +21,7 @@ from typing import Any
 
 from orchestrator.engine.context import OperationContext
 from orchestrator.engine.events import EventSink
-from orchestrator.engine.executor import Call
+from orchestrator.engine.executor import Call, Withdrawn
 from orchestrator.errors import ExecutorError
 from orchestrator.plan import Plan
 from orchestrator.remote import files
@@ -72,6 +72,7 @@ class CeleryExecutor:
         self._base: dict[str, Any] = {}
         self._reader: threading.Thread | None = None
         self._last_event = 0
+        self._stopping: Callable[[], bool] = lambda: False  # a stop was requested: queued calls are withdrawn
 
     def _ping(self, timeout: float) -> list[str]:
         """The workers that answer, before anything is written (none: a clear error, not a hang)."""
@@ -86,9 +87,12 @@ class CeleryExecutor:
         return names
 
     def begin(self, store: StateStore, deployment: str, sink: EventSink, plans: list[Plan],
-              secrets: Mapping[str, Any], used: set[str], retries: int) -> None:
+              secrets: Mapping[str, Any], used: set[str], retries: int,
+              stopping: Callable[[], bool] | None = None) -> None:
         """Store what workers read (plans, the blueprint's files) and start the reader."""
         self._store, self._sink = store, sink
+        if stopping is not None:
+            self._stopping = stopping
         for plan in plans:
             if id(plan) in self._plans:
                 continue
@@ -128,6 +132,9 @@ class CeleryExecutor:
                 while not waiter.done.wait(0.1):
                     if not live() or self._closed.is_set():
                         return None  # timed out or abandoned: the runner discards this call
+                    if self._stopping() and waiter.request is not None and store.withdraw_operation(
+                            deployment, call.instance, call.key, waiter.token):
+                        raise Withdrawn()  # a stop request: a call still queued never runs
             finally:
                 with self._lock:
                     self._waiting.pop(waiter.token, None)

@@ -117,6 +117,9 @@ class NullStore:
     def forget_operation(self, deployment: str, instance: str, key: str) -> None:
         pass
 
+    def withdraw_operation(self, deployment: str, instance: str, key: str, token: str) -> bool:
+        return True
+
     def put_blob(self, deployment: str, digest: str, data: bytes) -> None:
         pass
 

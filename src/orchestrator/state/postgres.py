@@ -552,6 +552,12 @@ class PostgresStore:
         self._run("DELETE FROM operations WHERE deployment = %s AND instance = %s AND key = %s",
                   (deployment, instance, key))
 
+    @_translated
+    def withdraw_operation(self, deployment: str, instance: str, key: str, token: str) -> bool:
+        return self._run("DELETE FROM operations WHERE deployment = %s AND instance = %s AND key = %s AND "
+                         "token = %s AND outcome IS NULL AND (worker IS NULL OR "
+                         "claimed_until < extract(epoch FROM clock_timestamp()))", (deployment, instance, key, token)) == 1
+
     # -- the blueprint's files -----------------------------------------------------
 
     @_translated

@@ -94,6 +94,9 @@ class StateStore(Protocol):
         """The dispatches among ``tokens`` (claimed or finished): one query for many waits."""
 
     def forget_operation(self, deployment: str, instance: str, key: str) -> None: ...
+    def withdraw_operation(self, deployment: str, instance: str, key: str, token: str) -> bool:
+        """Take back a dispatch no live worker holds (a stop request): True if it was unclaimed
+        or its worker stopped renewing the claim, and now no worker will run it."""
 
     # -- what workers on other hosts read: plans and the blueprint's files -------------
     def put_blob(self, deployment: str, digest: str, data: bytes) -> None:

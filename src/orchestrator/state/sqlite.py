@@ -774,6 +774,14 @@ class SqliteStore:
             self._db.execute("DELETE FROM operations WHERE deployment = ? AND instance = ? AND key = ?",
                              (deployment, instance, key))
 
+    @_translated
+    def withdraw_operation(self, deployment: str, instance: str, key: str, token: str) -> bool:
+        with self._lock:
+            return self._db.execute(
+                "DELETE FROM operations WHERE deployment = ? AND instance = ? AND key = ? AND token = ? AND "
+                "outcome IS NULL AND (worker IS NULL OR claimed_until < ?)",
+                (deployment, instance, key, token, time.time())).rowcount == 1
+
     # -- plans and the blueprint's files, for workers ---------------------------------
 
     @_translated
