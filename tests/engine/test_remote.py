@@ -322,7 +322,7 @@ def test_a_stop_request_withdraws_the_calls_no_worker_took(cli, workers, backgro
     workers.kill("w1")  # one create was running there; two are queued and no worker is left
     run.send_signal(signal.SIGINT)
     started = time.monotonic()
-    out, err = run.communicate(timeout=60)
+    _, err = run.communicate(timeout=60)
     assert run.returncode == 1 and "cancelled" in err, err
     assert time.monotonic() - started < 20, "queued calls do not keep a stopped run waiting"
     workers.start("w2", concurrency=3)

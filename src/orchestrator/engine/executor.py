@@ -37,7 +37,7 @@ class Call:
     transient: bool = False  # a check (drift, custom operation): nothing recorded on the instance
 
 
-class Withdrawn(Exception):  # noqa: N818 - a state of the call, not an error
+class Withdrawn(Exception):
     """A stop was requested before any worker took the call: it never ran, and nothing is
     recorded of it (the instance stays as it was, for a rerun to resume)."""
 
