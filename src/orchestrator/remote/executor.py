@@ -12,6 +12,7 @@ dispatch left: a finished result is used as is, a running one is waited for.
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 import uuid
@@ -213,8 +214,6 @@ class CeleryExecutor:
                     pass
 
     def _settle(self, store: StateStore, deployment: str, waiting: dict[str, Waiter]) -> None:
-        import json
-
         found = store.outcomes(deployment, waiting)
         now, wall = time.monotonic(), time.time()
         for token, waiter in waiting.items():
@@ -230,8 +229,9 @@ class CeleryExecutor:
                     self._say(f"worker {row.worker} stopped running {row.instance} {row.key}; sent again",
                               row.instance)
                     self._send(waiter.request)
-                elif waiter.request is None:  # adopted from a dead run: this run sends it itself
-                    self._adopt_lapsed(store, deployment, waiter, row)
+                elif waiter.request is None:  # adopted from a dead run: the waiting call dispatches it anew
+                    waiter.outcome = None
+                    waiter.done.set()
             elif row is None:
                 if not waiter.told and now - waiter.dispatched > UNCLAIMED_WARNING:
                     waiter.told = True
@@ -240,11 +240,6 @@ class CeleryExecutor:
                 if waiter.request is not None and now - waiter.resent > UNCLAIMED_RESEND:
                     waiter.resent = now
                     self._send(waiter.request)
-
-    def _adopt_lapsed(self, store: StateStore, deployment: str, waiter: Waiter, row: Any) -> None:
-        """An adopted dispatch whose worker died: the waiting call dispatches it anew."""
-        waiter.outcome = None
-        waiter.done.set()
 
     def _relay_logs(self, store: StateStore, deployment: str) -> None:
         sink = self._sink

@@ -13,7 +13,6 @@ changed when the outcome comes back: a worker's ``ctx`` behaves like a local one
 from __future__ import annotations
 
 import collections
-import json
 import os
 import socket
 import threading
@@ -139,7 +138,6 @@ class Worker:
             except NonRecoverableError:
                 pass
             return failure(exc, _diffs(records, given), self.name, masker)
-        json.dumps(result, default=str)  # what cannot be JSON becomes its str, as locally
         return success(result, _diffs(records, given), self.name)
 
     # -- what requests share ----------------------------------------------------------

@@ -40,7 +40,14 @@ from orchestrator.state import postgres_schema as schema
 from orchestrator.state import postgres_writes as writes
 from orchestrator.state.leases import Holder, busy_message, lease_seconds, why_free
 from orchestrator.state.protocol import BLOB_DAYS
-from orchestrator.state.records import DeploymentRow, Event, InstanceRow, LockInfo, OperationOutcome
+from orchestrator.state.records import (
+    DeploymentRow,
+    Event,
+    InstanceRow,
+    LockInfo,
+    OperationOutcome,
+    merged_runtime,
+)
 
 try:
     import psycopg
@@ -359,12 +366,8 @@ class PostgresStore:
                              (deployment, instance)).fetchone()
             if row is None:
                 raise self._lost(deployment, None, instance)
-            runtime = json.loads(row[0])
-            for key in removed:
-                runtime.pop(key, None)
-            runtime.update(changed)
             db.execute("UPDATE instances SET runtime = %s, updated_at = %s WHERE deployment = %s AND id = %s",
-                       (json.dumps(runtime, sort_keys=True), time.time(), deployment, instance))
+                       (merged_runtime(row[0], changed, removed), time.time(), deployment, instance))
         return True
 
     # -- events --------------------------------------------------------------------

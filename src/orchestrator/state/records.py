@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
+
+
+def merged_runtime(stored: str, changed: Mapping[str, Any], removed: Iterable[str]) -> str:
+    """A stored runtime JSON with key-by-key changes applied (``merge_runtime`` of every store)."""
+    runtime = json.loads(stored)
+    for key in removed:
+        runtime.pop(key, None)
+    runtime.update(changed)
+    return json.dumps(runtime, sort_keys=True)
 
 
 @attrs.define(slots=True)

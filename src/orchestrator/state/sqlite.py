@@ -32,7 +32,14 @@ from orchestrator.errors import LockLostError, StateError, StateLockedError, Sta
 from orchestrator.state import schema
 from orchestrator.state.leases import Holder, busy_message, lease_seconds, why_free
 from orchestrator.state.protocol import BLOB_DAYS
-from orchestrator.state.records import DeploymentRow, Event, InstanceRow, LockInfo, OperationOutcome
+from orchestrator.state.records import (
+    DeploymentRow,
+    Event,
+    InstanceRow,
+    LockInfo,
+    OperationOutcome,
+    merged_runtime,
+)
 from orchestrator.state.safety import (
     Lineage,
     backup_path,
@@ -558,12 +565,8 @@ class SqliteStore:
                              (deployment, instance)).fetchone()
             if row is None:
                 raise self._lost(deployment, None, instance)
-            runtime = json.loads(row[0])
-            for key in removed:
-                runtime.pop(key, None)
-            runtime.update(changed)
             db.execute("UPDATE instances SET runtime = ?, updated_at = ? WHERE deployment = ? AND id = ?",
-                       (json.dumps(runtime, sort_keys=True), time.time(), deployment, instance))
+                       (merged_runtime(row[0], changed, removed), time.time(), deployment, instance))
         return True
 
     # -- events --------------------------------------------------------------------
