@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml src/plugins_aws/pyproject.toml src/plugins_docker/pypro
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(PACKAGES)
+	$(PY) -m compileall -q src examples/hello-plugin/src >/dev/null  # editable installs get no bytecode
 	touch $@
 
 ## make test: the whole suite, real engines included (moto server, dockerd, registry, PostgreSQL);

@@ -22,6 +22,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import day2_report  # noqa: E402
 import plugins_report  # noqa: E402
 import state_report  # noqa: E402
 from measure import stats  # noqa: E402
@@ -640,11 +641,12 @@ def plots(s: dict[str, Any], out: Path, meta: dict[str, Any], rows: list[dict[st
 def render(json_path: Path, out: Path) -> list[Path]:
     data = json.loads(Path(json_path).read_text())
     s = analyse(data)
-    gl = goals(s) + plugins_report.goals(data) + state_report.goals(data)
+    gl = goals(s) + day2_report.goals(data) + plugins_report.goals(data) + state_report.goals(data)
     images = plots(s, out, data["meta"], data["rows"])
     md = out / "latest.md"
     md.write_text(markdown(data, s, gl, [p.name for p in images])
-                  + "\n".join(plugins_report.section(data) + state_report.section(data)))
+                  + "\n".join(day2_report.section(data) + plugins_report.section(data)
+                            + state_report.section(data)))
     return [Path(json_path), md, *images]
 
 

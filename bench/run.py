@@ -10,6 +10,7 @@ Cases (every measurement is a fresh process; see bench/README.md):
           sleep-100: 100 flat nodes, 50 ms operations, concurrency / pool 50 (ideal install 0.30 s)
   workers hook calls on Celery workers (remote_bench.py): 1,000 nodes x 3 operations of 200 ms
           with the local executor and 1, 2, 4 workers; no-op overhead per operation
+  day2    plan -d and a no-change update of a 1,000-node deployment (day2_bench.py)
   state   100 deployments installed from 10 CLI processes at once, on one PostgreSQL and on one SQLite file
 
 Writes bench/results/latest.json (raw rows and machine info), latest.md and PNG plots.
@@ -95,6 +96,7 @@ class Suite:
         self.meta: dict[str, Any] = {}
         self.plugins: dict[str, Any] = {}  # cli_bench and aws_bench rows (plugins_report.py)
         self.state: list[dict[str, Any]] = []  # postgres_bench rows (state_report.py)
+        self.day2: list[dict[str, Any]] = []  # day2_bench rows (day2_report.py)
 
     # -- running -------------------------------------------------------------------
 
@@ -174,6 +176,14 @@ class Suite:
                 self.ours_engine(case, rep, runs)
                 self.cfy_engine(case, rep, runs)
 
+        print("== day 2: plan -d and a no-change update of a 1,000-node deployment", flush=True)
+        day2 = run_child([sys.executable, str(HERE / "day2_bench.py"), "--json", "--repeat", str(a.repeat)],
+                         RUN_TIMEOUT)
+        self.day2 = day2.get("day2") or [day2]
+        for r in self.day2:
+            print(f"  {r.get('case')}: {r.get('median_s', r.get('error'))}", flush=True)
+        self.save()
+
         print("== plugins: start-up of plan/status with every plugin; AWS, 50 instances on moto", flush=True)
         self.plugins["cli"] = cli_bench.run(max(a.repeat, 5))
         for r in self.plugins["cli"]:
@@ -212,7 +222,7 @@ class Suite:
     def save(self, final: bool = False) -> None:
         data = {"meta": {**self.meta, "load_average_end": load_average(),
                          "suite_wall_s": round(time.perf_counter() - self.t0, 1), "complete": final},
-                "rows": self.rows, "plugins": self.plugins, "state": self.state}
+                "rows": self.rows, "plugins": self.plugins, "state": self.state, "day2": self.day2}
         tmp = self.out / "latest.json.tmp"
         tmp.write_text(json.dumps(data, indent=1) + "\n")
         tmp.replace(self.out / "latest.json")

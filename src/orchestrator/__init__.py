@@ -7,29 +7,8 @@ Plugin authors need only the names exported here (and ``orchestrator.sdk``)::
 
 from __future__ import annotations
 
-import pluggy
-
-from orchestrator.ctx import (
-    BlueprintContext,
-    DeploymentContext,
-    EntityContext,
-    InstanceContext,
-    Logger,
-    NodeContext,
-    NodeTemplateInfo,
-    OperationContext,
-    OperationInfo,
-    RelationshipContext,
-    RelationshipTemplateInfo,
-)
-from orchestrator.dsl.problems import BlueprintError
-from orchestrator.errors import (
-    NonRecoverableError,
-    OperationRetry,
-    OrchestratorError,
-    RecoverableError,
-    SkipOperation,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
 
 PROJECT_NAME = "orchestrator"
 """pluggy's project name: hookimpls are marked for it."""
@@ -37,12 +16,58 @@ DISTRIBUTION = "orchestrator-engine"
 """The core's name on PyPI (``orchestrator`` itself belongs to an unrelated project)."""
 ENTRY_POINT_GROUP = "orchestrator.plugins"
 
-hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
-"""Marks a plugin function as the implementation of an ``orchestrator`` hook."""
-
-hookspec = pluggy.HookspecMarker(PROJECT_NAME)
-
 __version__ = "0.1.0"
+
+# The public names load on first use: ``orchestrator status`` never needs pluggy or the
+# ctx classes, and a command's start-up is mostly imports (bench/cli_bench.py).
+_LAZY = {
+    **dict.fromkeys(("BlueprintContext", "DeploymentContext", "EntityContext", "InstanceContext", "Logger",
+                     "NodeContext", "NodeTemplateInfo", "OperationContext", "OperationInfo", "RelationshipContext",
+                     "RelationshipTemplateInfo"), "orchestrator.ctx"),
+    "BlueprintError": "orchestrator.dsl.problems",
+    **dict.fromkeys(("NonRecoverableError", "OperationRetry", "OrchestratorError", "RecoverableError",
+                     "SkipOperation"), "orchestrator.errors"),
+    "hookimpl": "orchestrator.hookmarks",
+    "hookspec": "orchestrator.hookmarks",
+}
+
+if TYPE_CHECKING:
+    from orchestrator.ctx import (
+        BlueprintContext,
+        DeploymentContext,
+        EntityContext,
+        InstanceContext,
+        Logger,
+        NodeContext,
+        NodeTemplateInfo,
+        OperationContext,
+        OperationInfo,
+        RelationshipContext,
+        RelationshipTemplateInfo,
+    )
+    from orchestrator.dsl.problems import BlueprintError
+    from orchestrator.errors import (
+        NonRecoverableError,
+        OperationRetry,
+        OrchestratorError,
+        RecoverableError,
+        SkipOperation,
+    )
+    from orchestrator.hookmarks import hookimpl, hookspec
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "DISTRIBUTION",

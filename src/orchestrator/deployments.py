@@ -11,60 +11,36 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from orchestrator.diff import Change, Diff, exists
-from orchestrator.diff import compute as compute_diff
-from orchestrator.diff import forced as forced_diff
-from orchestrator.dsl.functions import resolve_runtime
-from orchestrator.dsl.inputs import GivenInput, given_from_mapping, parse_input_args
-from orchestrator.dsl.loader import gc_paused, load_blueprint
-from orchestrator.dsl.model import Blueprint
 from orchestrator.dsl.problems import BlueprintError, Mark, Problem, Problems, did_you_mean
-from orchestrator.engine import workflows
-from orchestrator.engine.context import InstanceRecord
-from orchestrator.engine.dispatch import Dispatcher
-from orchestrator.engine.events import EventSink, Listener, Masker
-from orchestrator.engine.factory import ContextFactory, RuntimeLookup
-from orchestrator.engine.interrupt import Interrupt
-from orchestrator.engine.options import Options
-from orchestrator.engine.results import ExecutionResult
-from orchestrator.engine.runner import Runner
-from orchestrator.errors import OrchestratorError, PluginError, StateError
+from orchestrator.errors import PluginError, StateError, UsageError
 from orchestrator.plan import Plan, build_plan
-from orchestrator.plugins import PluginManager, get_plugin_manager
-from orchestrator.secrets import (
-    OutputSecrets,
-    Secrets,
-    missing_secret_message,
-    render_output,
-    secret_names,
-    secret_strings,
-)
-from orchestrator.state import (
-    DEFAULT_STATE,
-    DeploymentRow,
-    Event,
-    InstanceRow,
-    LockInfo,
-    StateStore,
-    display,
-    open_store,
-    state_exists,
-)
-from orchestrator.state.leases import LeaseKeeper, lease_seconds
+from orchestrator.state import DEFAULT_STATE, display, open_store, state_exists
 
-
-class UsageError(OrchestratorError):
-    """Bad usage that is not a blueprint problem (unknown deployment, changed blueprint)."""
+# The engine, the diff, the loader and the plugins load where a method first needs them:
+# ``status`` and ``plan`` start in a fraction of the time (bench/cli_bench.py).
+if TYPE_CHECKING:
+    from orchestrator.diff import Change, Diff
+    from orchestrator.dsl.inputs import GivenInput
+    from orchestrator.dsl.model import Blueprint
+    from orchestrator.engine.events import Listener
+    from orchestrator.engine.interrupt import Interrupt
+    from orchestrator.engine.options import Options
+    from orchestrator.engine.results import ExecutionResult
+    from orchestrator.engine.workflows import Workflow
+    from orchestrator.plugins import PluginManager
+    from orchestrator.state import DeploymentRow, Event, InstanceRow, LockInfo, StateStore
 
 
 Inputs = Sequence[str] | Mapping[str, Any] | None
 
 
 def _given(inputs: Inputs, problems: Problems, label: str = "<-i>") -> dict[str, GivenInput]:
+    from orchestrator.dsl.inputs import given_from_mapping, parse_input_args
+
     if inputs is None:
         return {}
     if isinstance(inputs, Mapping):
@@ -85,10 +61,20 @@ class Orchestrator:
     back when the state turns out damaged or lost deployments it had.
     """
 
-    pm: PluginManager = attrs.field(factory=get_plugin_manager)
+    _pm: PluginManager | None = None  # built on first use: queries of the state need no plugins
     state_path: Path | str = DEFAULT_STATE  # a SQLite file, or a postgresql:// URL
     recover: bool = False
     _store: StateStore | None = None
+    discover: bool = True  # without a manager given: False builds one of the core's built-in types only
+
+    @property
+    def pm(self) -> PluginManager:
+        """The plugin manager given, or one built when first asked for (queries of the state need none)."""
+        if self._pm is None:
+            from orchestrator.plugins import get_plugin_manager
+
+            self._pm = get_plugin_manager(entry_points=self.discover)
+        return self._pm
 
     @property
     def store(self) -> StateStore:
@@ -119,6 +105,9 @@ class Orchestrator:
 
     def load(self, path: str | Path, inputs: Inputs = None, secrets: Mapping[str, Any] | None = None) -> Blueprint:
         """The validated blueprint; with ``secrets``, every secret it uses must be among them."""
+        from orchestrator.dsl.loader import load_blueprint
+        from orchestrator.secrets import missing_secret_message
+
         problems = Problems()
         given = _given(inputs, problems)
         missing = None if secrets is None else (lambda n: None if n in secrets else missing_secret_message(n))
@@ -136,6 +125,8 @@ class Orchestrator:
         return bp
 
     def plan(self, path: str | Path, inputs: Inputs = None) -> Plan:
+        from orchestrator.dsl.loader import gc_paused
+
         bp = self.load(path, inputs)
         with gc_paused():
             return build_plan(bp)
@@ -149,6 +140,10 @@ class Orchestrator:
         never creates the state. ``counts`` overrides templates' instance counts and
         ``remove`` names instances to drop first (scale).
         """
+        from orchestrator.diff import compute as compute_diff
+        from orchestrator.dsl.loader import gc_paused
+        from orchestrator.engine.dispatch import Dispatcher
+
         bp = self.load(path, inputs, secrets)
         name = deployment or deployment_id_for(path)
         for template, count in (counts or {}).items():
@@ -218,6 +213,9 @@ class Orchestrator:
         On a deployment that exists, install only creates and resumes: anything else the
         blueprint changes is for ``update``, which says what it will do first.
         """
+        from orchestrator.engine import workflows
+        from orchestrator.secrets import Secrets
+
         secrets = Secrets() if secrets is None else secrets
         proposal = self.propose(path, inputs, deployment, secrets, write=True)
         self._check_secrets(proposal.plan, secrets, proposal.blueprint)
@@ -238,6 +236,9 @@ class Orchestrator:
     def prepare_update(self, path: str | Path, inputs: Inputs = None, deployment: str | None = None,
                        secrets: Mapping[str, Any] | None = None) -> Prepared:
         """Plan against the deployment; ``run()`` applies the diff (see ``engine.workflows.update``)."""
+        from orchestrator.engine import workflows
+        from orchestrator.secrets import Secrets
+
         secrets = Secrets() if secrets is None else secrets
         proposal = self.propose(path, inputs, deployment, secrets, write=True)
         if proposal.base is None:
@@ -255,6 +256,10 @@ class Orchestrator:
         (``drifted``: what ``check_drift`` returned per instance), with what they contain; their
         neighbours re-run their relationship hooks toward them. Nothing else is touched (an
         install that merely stopped half way is finished by running install again)."""
+        from orchestrator.diff import forced as forced_diff
+        from orchestrator.engine import workflows
+        from orchestrator.secrets import Secrets
+
         row = self.deployment(deployment, write=True)
         plan = Plan.from_json(row.plan)
         self._check_plugins(plan)
@@ -286,6 +291,9 @@ class Orchestrator:
         """More or fewer instances of templates (``{"app": "3" | "+1" | "-1"}``); ``remove`` names the
         ones to take away (else the newest go). The blueprint is read again from where the deployment
         was installed from, with its inputs: it must not have changed otherwise (that is ``update``)."""
+        from orchestrator.engine import workflows
+        from orchestrator.secrets import Secrets
+
         row = self.deployment(deployment, write=True)
         plan = Plan.from_json(row.plan)
         path = Path(row.blueprint)
@@ -337,6 +345,9 @@ class Orchestrator:
 
     def prepare_uninstall(self, deployment: str | None = None,
                           secrets: Mapping[str, Any] | None = None) -> Prepared:
+        from orchestrator.engine import workflows
+        from orchestrator.secrets import Secrets
+
         row = self.deployment(deployment, write=True)
         plan = Plan.from_json(row.plan)
         self._check_plugins(plan)
@@ -359,6 +370,9 @@ class Orchestrator:
 
     def prepare_drift(self, deployment: str | None = None, secrets: Mapping[str, Any] | None = None) -> Prepared:
         """``check_drift`` of every started instance; nothing is changed."""
+        from orchestrator.engine import workflows
+        from orchestrator.secrets import Secrets
+
         row = self.deployment(deployment, write=True)
         plan = Plan.from_json(row.plan)
         self._check_plugins(plan)
@@ -372,7 +386,10 @@ class Orchestrator:
                         secrets: Mapping[str, Any] | None = None) -> Prepared:
         """A custom operation on the started instances that offer it (of ``nodes``, or just
         ``instances``), its inputs checked against each node type's declaration first."""
+        from orchestrator.engine import workflows
+        from orchestrator.engine.dispatch import Dispatcher
         from orchestrator.operations import Catalogue
+        from orchestrator.secrets import Secrets
 
         row = self.deployment(deployment, write=True)
         plan = Plan.from_json(row.plan)
@@ -452,6 +469,13 @@ class Orchestrator:
     def _execute(self, prepared: Prepared, options: Options | None, listeners: Iterable[Listener],
                  interrupt: Interrupt | None) -> ExecutionResult:
         """Lock, then write: a refused execution leaves the state as it was."""
+        from orchestrator.engine.dispatch import Dispatcher
+        from orchestrator.engine.events import EventSink, Masker
+        from orchestrator.engine.options import Options
+        from orchestrator.engine.runner import Runner
+        from orchestrator.secrets import secret_strings
+        from orchestrator.state.leases import LeaseKeeper, lease_seconds
+
         options = options or Options()
         store, deployment, plan = self.store, prepared.deployment, prepared.plan
         masker = Masker(s for name in secret_names_of(plan) if name in prepared.secrets
@@ -527,6 +551,8 @@ class Orchestrator:
         return self.store.unlock(deployment, force)
 
     def _check_plugins(self, plan: Plan) -> None:
+        from orchestrator.engine.dispatch import Dispatcher
+
         owners = {n.owner for n in plan.nodes.values()}
         owners |= {r.owner for i in plan.instances.values() for r in i.relationships}
         missing = Dispatcher(self.pm).check_owners(owners)
@@ -537,6 +563,8 @@ class Orchestrator:
 
     def _check_secrets(self, plan: Plan, secrets: Mapping[str, Any], bp: Blueprint) -> None:
         """Every secret the plan uses is set (the loader reported those it saw used, where they are)."""
+        from orchestrator.secrets import missing_secret_message
+
         missing = sorted(n for n in secret_names_of(plan) if n not in secrets)
         if missing:
             raise BlueprintError([Problem(Mark(bp.display, 1, 1), missing_secret_message(n)) for n in missing])
@@ -571,6 +599,12 @@ class Orchestrator:
         known secret's value (a runtime property a plugin copied from one). A secret that
         is not set reads ``<secret:NAME unavailable>``; it never fails the command.
         """
+        from orchestrator.dsl.functions import resolve_runtime
+        from orchestrator.engine.context import InstanceRecord
+        from orchestrator.engine.events import Masker
+        from orchestrator.engine.factory import ContextFactory, RuntimeLookup
+        from orchestrator.secrets import OutputSecrets, Secrets, render_output, secret_strings
+
         row, plan, rows = self.status(deployment)
         secrets = Secrets() if secrets is None else secrets
         masker = Masker() if show_secrets else Masker(
@@ -627,7 +661,7 @@ class Prepared:
     plan: Plan
     secrets: Mapping[str, Any]
     before: Callable[[], None] | None = None  # runs under the lock, before the workflow (saves the plan)
-    steps: workflows.Workflow | None = None
+    steps: Workflow | None = None
     after: Callable[[ExecutionResult], None] | None = None  # once it succeeded, still under the lock
     diff: Diff | None = None
     request: str | None = None  # what was asked (scale's counts), so a rerun of the same resumes it
@@ -663,6 +697,8 @@ def _scaling(change: Change, proposal: Proposal, scaled: set[str]) -> bool:
 def _old_plans(diff: Diff, rows: Mapping[str, InstanceRow], version_plan: Callable[[int | None], Plan | None],
                fallback: Plan) -> dict[str, Plan]:
     """Per changed instance that exists, the plan it was installed or updated with."""
+    from orchestrator.diff import exists
+
     result = {}
     for change in diff.changes:
         row = rows.get(change.instance)
@@ -672,6 +708,8 @@ def _old_plans(diff: Diff, rows: Mapping[str, InstanceRow], version_plan: Callab
 
 
 def secret_names_of(plan: Plan) -> set[str]:
+    from orchestrator.secrets import secret_names
+
     names: set[str] = set()
     for node in plan.nodes.values():
         if node.runtime_paths:

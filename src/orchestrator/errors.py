@@ -12,6 +12,10 @@ class OrchestratorError(Exception):
     """Base of every error the core raises on purpose."""
 
 
+class UsageError(OrchestratorError):
+    """Bad usage that is not a blueprint problem (unknown deployment, changed blueprint); exit 2."""
+
+
 class NonRecoverableError(OrchestratorError):
     """The operation failed and retrying cannot help (bad parameters, refused credentials)."""
 

@@ -12,19 +12,13 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from orchestrator import DISTRIBUTION
-from orchestrator.cli import diffview, output, signals
-from orchestrator.cli.progress import LiveProgress
-from orchestrator.deployments import Orchestrator, Prepared, UsageError
 from orchestrator.dsl.problems import BlueprintError, Problems
-from orchestrator.engine.dispatch import Dispatcher
-from orchestrator.engine.interrupt import Interrupt
-from orchestrator.engine.options import DEFAULT_OPERATION_TIMEOUT, Options
-from orchestrator.engine.results import ExecutionResult
+from orchestrator.engine.options import DEFAULT_OPERATION_TIMEOUT
 from orchestrator.errors import (
     ExecutorError,
     ExecutorUsageError,
@@ -32,10 +26,17 @@ from orchestrator.errors import (
     StateError,
     StateLockedError,
     StatePathError,
+    UsageError,
 )
-from orchestrator.plugins import get_plugin_manager
-from orchestrator.secrets import load_secrets
-from orchestrator.state import DEFAULT_STATE, display, is_url
+from orchestrator.state.location import DEFAULT_STATE, display, is_url
+
+# Each command imports what it uses: a command's start-up is mostly imports, and
+# ``status`` needs neither the engine nor the plugins (bench/cli_bench.py).
+if TYPE_CHECKING:
+    from orchestrator.deployments import Orchestrator, Prepared
+    from orchestrator.engine.options import Options
+    from orchestrator.engine.results import ExecutionResult
+    from orchestrator.plugins import PluginManager
 
 
 def _fail(message: str, code: int) -> None:
@@ -122,6 +123,8 @@ def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _options(**values: Any) -> Options:
     """The run's options, with the executor chosen on the command line."""
+    from orchestrator.engine.options import Options
+
     meta = click.get_current_context().meta
     return Options(**values, executor=meta.get("orchestrator.executor") or "local",
                    broker=meta.get("orchestrator.broker"), queue=meta.get("orchestrator.queue") or "orchestrator")
@@ -151,11 +154,22 @@ def execution_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def get_plugin_manager() -> PluginManager:
+    """Every installed plugin (a seam: tests put their own plugins here)."""
+    from orchestrator.plugins import get_plugin_manager as discover
+
+    return discover()
+
+
 def _orchestrator(state: Path | str | None = None, recover: bool = False, plugins: bool = True) -> Orchestrator:
-    pm = get_plugin_manager() if plugins else get_plugin_manager(entry_points=False)
-    for error in pm.load_errors:
-        click.echo(f"{'error' if error.fatal else 'warning'}: {error}", err=True)
-    orch = Orchestrator(pm=pm, state_path=state or DEFAULT_STATE, recover=recover)
+    """With ``plugins=False`` (queries of the state) no plugin is imported unless one is needed."""
+    from orchestrator.deployments import Orchestrator
+
+    orch = Orchestrator(pm=get_plugin_manager() if plugins else None, state_path=state or DEFAULT_STATE,
+                        recover=recover, discover=plugins)
+    if plugins:
+        for error in orch.pm.load_errors:
+            click.echo(f"{'error' if error.fatal else 'warning'}: {error}", err=True)
     if recover:  # recover now, and say so before anything else
         store = orch.store
         click.echo(f"warning: {store.recovered}" if store.recovered else
@@ -176,6 +190,8 @@ def cli() -> None:
 @handle_errors
 def validate(blueprint: str, inputs: tuple[str, ...], as_json: bool) -> None:
     """Check a blueprint and its inputs; print every problem."""
+    from orchestrator.cli import output
+
     orch = _orchestrator()
     bp = orch.load(blueprint, inputs)
     count = sum(t.instances for t in bp.templates.values())
@@ -202,6 +218,9 @@ def plan(blueprint: str, inputs: tuple[str, ...], deployment: str | None, state:
       orchestrator plan blueprint.yaml -i replicas=3
       orchestrator plan blueprint.yaml -d web --json
     """
+    from orchestrator.cli import diffview, output
+    from orchestrator.engine.dispatch import Dispatcher
+
     orch = _orchestrator(state, state_recover)
     if deployment is not None:
         proposal = orch.propose(blueprint, inputs, deployment)
@@ -227,6 +246,10 @@ def _run_workflow(prepared: Prepared, options: Options, as_json: bool, debug: bo
     SIGINT and SIGTERM ask the run to stop (the running hooks finish); a second one
     abandons the running hooks. Either way the execution is recorded and its lock released.
     """
+    from orchestrator.cli import output, signals
+    from orchestrator.cli.progress import LiveProgress
+    from orchestrator.engine.interrupt import Interrupt
+
     interrupt = Interrupt()
     say = output.stop_notice_listener
     with signals.stop_requests(interrupt):
@@ -255,6 +278,8 @@ def _exit_after(result: ExecutionResult) -> None:
 
 
 def _secrets(path: str | None) -> Any:
+    from orchestrator.secrets import load_secrets
+
     problems = Problems()
     secrets = load_secrets(path, problems)
     problems.raise_if_any()
@@ -318,6 +343,8 @@ def update(blueprint: str, inputs: tuple[str, ...], deployment: str, concurrency
 def _apply(prepared: Prepared, title: str, options: Options, as_json: bool, debug: bool, yes: bool,
            dry_run: bool = False) -> None:
     """Show what a day-2 workflow will do; on a terminal, ask before deleting or replacing; run it."""
+    from orchestrator.cli import diffview, output
+
     assert prepared.diff is not None
     if as_json and dry_run:
         output.echo_json(diffview.diff_data(prepared.diff, ""))
@@ -359,6 +386,9 @@ def heal(deployment: str | None, instances: tuple[str, ...], dry_run: bool, yes:
       orchestrator heal -d web --dry-run
       orchestrator heal -d web --instance vm_0
     """
+    from orchestrator.cli import signals
+    from orchestrator.engine.interrupt import Interrupt
+
     orch = _orchestrator(state, state_recover)
     secrets = _secrets(secrets_file)
     drifted = None
@@ -437,6 +467,9 @@ def drift(deployment: str | None, exit_code: bool, concurrency: int, secrets_fil
     Example:
       orchestrator drift -d web --exit-code
     """
+    from orchestrator.cli import diffview, output, signals
+    from orchestrator.engine.interrupt import Interrupt
+
     orch = _orchestrator(state, state_recover)
     prepared = orch.prepare_drift(deployment, _secrets(secrets_file))
     interrupt = Interrupt()
@@ -498,6 +531,10 @@ def execute(deployment: str | None, operation: str, nodes: tuple[str, ...], inst
       orchestrator execute -d web logs --instance app_0 -p tail=20
       orchestrator execute -d web exec -p 'command=[sh, -c, "df -h"]' --json
     """
+    from orchestrator.cli import output, signals
+    from orchestrator.cli.progress import LiveProgress
+    from orchestrator.engine.interrupt import Interrupt
+
     if nodes and instances:
         _fail("error: choose instances with --node or with --instance, not both", 2)
     orch = _orchestrator(state, state_recover)
@@ -527,6 +564,8 @@ def execute(deployment: str | None, operation: str, nodes: tuple[str, ...], inst
 @handle_errors
 def operations(deployment: str | None, state: Path | str, state_recover: bool, as_json: bool) -> None:
     """List the custom operations each node template of a deployment offers, with their inputs."""
+    from orchestrator.cli import output
+
     orch = _orchestrator(state, state_recover)
     name, nodes = orch.operations(deployment)
     if as_json:
@@ -579,6 +618,8 @@ def unlock(deployment: str, force: bool, state: Path | str, state_recover: bool,
     Example:
       orchestrator unlock -d web
     """
+    from orchestrator.cli import output
+
     orch = _orchestrator(state, state_recover, plugins=False)
     lock, why = orch.unlock(deployment, force)
     if as_json:
@@ -600,6 +641,8 @@ def unlock(deployment: str, force: bool, state: Path | str, state_recover: bool,
 @handle_errors
 def status(deployment: str | None, state: Path | str, state_recover: bool, as_json: bool) -> None:
     """List node instances and their states (with the error of failed ones)."""
+    from orchestrator.cli import output
+
     orch = _orchestrator(state, state_recover, plugins=False)
     row, the_plan, rows = orch.status(deployment)
     lock = orch.reader.lock(row.id)
@@ -646,6 +689,8 @@ def status(deployment: str | None, state: Path | str, state_recover: bool, as_js
 def outputs(deployment: str | None, secrets_file: str | None, show_secrets: bool, state: Path | str,
             state_recover: bool, as_json: bool) -> None:
     """Show the blueprint's outputs, resolved against the deployment's runtime properties."""
+    from orchestrator.cli import output
+
     orch = _orchestrator(state, state_recover, plugins=False)
     values = orch.outputs(deployment, _secrets(secrets_file), show_secrets=show_secrets)
     if as_json:
@@ -662,6 +707,8 @@ def outputs(deployment: str | None, secrets_file: str | None, show_secrets: bool
 @handle_errors
 def events(deployment: str | None, state: Path | str, state_recover: bool, as_json: bool) -> None:
     """Show the deployment's events: operations, retries, failures and plugin logs."""
+    from orchestrator.cli import output
+
     orch = _orchestrator(state, state_recover, plugins=False)
     rows = orch.events(deployment)
     if as_json:
@@ -722,6 +769,7 @@ def plugins_list(as_json: bool) -> None:
 
     Exits 1 when a plugin failed to load (warnings do not count).
     """
+    from orchestrator.cli import output
     from orchestrator.operations import Catalogue, describe
     from orchestrator.plugins import near_miss_entry_points
 

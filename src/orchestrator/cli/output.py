@@ -6,15 +6,15 @@ import json
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from orchestrator.engine.events import Event
-from orchestrator.engine.results import ExecutionResult
-from orchestrator.engine.workflows import install_steps
-from orchestrator.plan import Plan
-from orchestrator.state import LockInfo
+if TYPE_CHECKING:
+    from orchestrator.engine.events import Event
+    from orchestrator.engine.results import ExecutionResult
+    from orchestrator.plan import Plan
+    from orchestrator.state import LockInfo
 
 
 def echo_json(data: Any) -> None:
@@ -22,6 +22,8 @@ def echo_json(data: Any) -> None:
 
 
 def plan_data(plan: Plan, implemented: Any) -> dict[str, Any]:
+    from orchestrator.engine.workflows import install_steps
+
     waves = []
     for wave in plan.waves():
         items = []

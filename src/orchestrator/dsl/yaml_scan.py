@@ -12,14 +12,20 @@ what the aliases would expand to, from the event stream, before the document is 
 from __future__ import annotations
 
 import re
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.dsl.limits import MAX_ALIAS_NODES, MAX_ALIASES, MAX_DEPTH, MAX_INT_DIGITS
 from orchestrator.dsl.problems import Mark, Problems, shown
 
-_BaseParser: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    import yaml
+
+
+def _base_parser(text: str) -> Any:
+    """libyaml's parser when PyYAML has it. PyYAML loads here: only the slow path scans events."""
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
 
 # Characters PyYAML refuses ("control characters are not allowed"); yaml_rs accepts
 # most of them and stops reading at a NUL, so such text goes to the slow path.
@@ -116,7 +122,9 @@ def check_aliases(text: str, filename: str, problems: Problems, line_offset: int
     """
     if "*" not in text or not _ALIAS.search(text):
         return True
-    parser = _BaseParser(text)
+    import yaml
+
+    parser = _base_parser(text)
     try:
         _count_aliases(parser)
     except AliasLimitError as exc:
@@ -138,7 +146,9 @@ def too_deep_at(text: str) -> tuple[int, int] | None:
     across a run of flow brackets and stops before the parser reaches our limit, so
     PyYAML's own (pure Python, slower) parser reads texts up to 1 MB instead.
     """
-    parser = yaml.SafeLoader(text) if len(text) < 1_000_000 else _BaseParser(text)
+    import yaml
+
+    parser = yaml.SafeLoader(text) if len(text) < 1_000_000 else _base_parser(text)
     depth = 0
     try:
         while parser.check_event():
@@ -157,6 +167,8 @@ def too_deep_at(text: str) -> tuple[int, int] | None:
 
 
 def _count_aliases(parser: Any) -> None:
+    import yaml
+
     sizes: dict[str, int] = {}  # anchor -> nodes the anchored node stands for
     open_: list[list[Any]] = []  # per open collection: [anchor, size]
     aliases = expanded = 0

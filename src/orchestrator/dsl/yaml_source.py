@@ -19,21 +19,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 import yaml_rs
 
-from orchestrator.dsl.limits import MAX_ALIAS_NODES, MAX_DEPTH, MAX_INT_DIGITS
-from orchestrator.dsl.problems import NOWHERE, AnyMark, Mark, Pending, Problems, pending, shown
-from orchestrator.dsl.yaml_scan import (
-    NON_PRINTABLE,
-    check_aliases,
-    fast_path_allowed,
-    too_deep_at,
-    too_large,
-    within_limits,
-)
-
-_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+from orchestrator.dsl.limits import MAX_ALIAS_NODES
+from orchestrator.dsl.problems import NOWHERE, AnyMark, Mark, Pending, Problems, pending
+from orchestrator.dsl.yaml_scan import fast_path_allowed, within_limits
 
 
 class YDict(dict):
@@ -175,125 +165,6 @@ def plain_scalar(text: str) -> Any:
         return text
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
-    def __init__(self, stream: str, filename: str, problems: Problems, line_offset: int = 0) -> None:
-        super().__init__(stream)
-        self.filename = filename
-        self.problems = problems
-        self.line_offset = line_offset
-        self.depth = 0
-
-    def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
-        if kind is yaml.ScalarNode and implicit[0]:
-            return PLAIN_TAG
-        return super().resolve(kind, value, implicit)
-
-    def mark(self, node: yaml.Node) -> Mark:
-        m = node.start_mark
-        return Mark(self.filename, m.line + 1 + self.line_offset, m.column + 1)
-
-    def too_deep(self, node: yaml.Node) -> bool:
-        """Report a collection nested deeper than MAX_DEPTH (its contents are not read)."""
-        if self.depth < MAX_DEPTH:
-            return False
-        self.problems.add(self.mark(node), f"YAML nesting deeper than {MAX_DEPTH} levels")
-        return True
-
-
-def _construct_plain(loader: _Loader, node: yaml.ScalarNode) -> Any:
-    value = plain_scalar(node.value)
-    if too_large(value):
-        loader.problems.add(loader.mark(node), f"integer too large: more than {MAX_INT_DIGITS} digits")
-        return None
-    return value
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YDict:
-    result = YDict()
-    result.mark = loader.mark(node)
-    if loader.too_deep(node):
-        return result
-    loader.depth += 1
-    try:
-        _fill_mapping(loader, node, result)
-    finally:
-        loader.depth -= 1
-    return result
-
-
-def _fill_mapping(loader: _Loader, node: yaml.MappingNode, result: YDict) -> None:
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        kmark = loader.mark(key_node)
-        try:
-            seen = key in result
-        except TypeError:
-            loader.problems.add(kmark, "a mapping key must be a scalar")
-            continue
-        if seen:
-            first = result.key_marks[key]
-            loader.problems.add(
-                kmark, f"duplicate key '{shown(key)}' (first defined at line {first.line})"
-            )
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.key_marks[key] = kmark
-        result.value_marks[key] = loader.mark(value_node)
-
-
-def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> YList:
-    result = YList()
-    result.mark = loader.mark(node)
-    if loader.too_deep(node):
-        return result
-    loader.depth += 1
-    try:
-        for child in node.value:
-            result.append(loader.construct_object(child, deep=True))
-            result.item_marks.append(loader.mark(child))
-    finally:
-        loader.depth -= 1
-    return result
-
-
-_Loader.add_constructor(PLAIN_TAG, _construct_plain)
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
-_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
-
-
-def parse_yaml(text: str, filename: str, problems: Problems, line_offset: int = 0) -> Any:
-    """Parse one YAML document; syntax errors become problems and the result ``None``.
-
-    ``line_offset`` is added to every line: ``text`` is a part of a file starting there.
-    """
-    bad = NON_PRINTABLE.search(text)
-    if bad is not None:
-        line, column = position(text, bad.start())
-        problems.add(Mark(filename, line + line_offset, column),
-                     f"YAML syntax error: control character U+{ord(bad.group()):04X} is not allowed")
-        return None
-    if not check_aliases(text, filename, problems, line_offset):
-        return None
-    loader = _Loader(text, filename, problems, line_offset)
-    try:
-        return loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        m = exc.problem_mark or exc.context_mark
-        where = (m.line, m.column) if m else (0, 0)
-        if exc.problem == "exceeded maximum nesting depth":  # libyaml's own limit (1,000)
-            where = too_deep_at(text) or where
-            message = f"YAML nesting deeper than {MAX_DEPTH} levels"
-        else:
-            message = f"YAML syntax error: {_syntax_message(exc, text)}"
-        problems.add(Mark(filename, where[0] + 1 + line_offset, where[1] + 1), message)
-    except yaml.YAMLError as exc:
-        problems.add(Mark(filename, 1 + line_offset, 1), f"YAML error: {exc}")
-    except RecursionError:  # only without libyaml, whose parser stops at 1,000 levels
-        problems.add(Mark(filename, 1 + line_offset, 1), f"YAML nesting deeper than {MAX_DEPTH} levels")
-    finally:
-        loader.dispose()
-    return None
-
-
 _LINE_BREAKS = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 
 
@@ -305,25 +176,17 @@ def position(text: str, index: int) -> tuple[int, int]:
     return line, index - start + 1
 
 
-def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> str:
-    """PyYAML's problem plus where the construct it was reading started."""
-    problem, context = exc.problem or "", exc.context or ""
-    pm, cm = exc.problem_mark, exc.context_mark
-    if pm is not None and text[pm.index:pm.index + 1] == "\t":
-        return "a tab character cannot be used here (YAML indents with spaces)"
-    if not problem:
-        return context or "invalid YAML"
-    if problem.startswith("but ") and context:  # "expected a single document ..., but found ..."
-        return f"{context}, {problem}"
-    if context.startswith(("while parsing ", "while scanning ")) and cm is not None and (
-        pm is None or (cm.line, cm.column) != (pm.line, pm.column)
-    ):
-        noun = context.split(" ", 2)[2]
-        return f"{problem} (in {noun} starting at line {cm.line + 1}, column {cm.column + 1})"
-    return problem
-
-
 _FAST_ALIAS_LIMITS = yaml_rs.AliasLimits(max_total_replayed_events=MAX_ALIAS_NODES)
+
+
+def parse_yaml(text: str, filename: str, problems: Problems, line_offset: int = 0) -> Any:
+    """Parse one YAML document with positions (``yaml_marked``); syntax errors become problems.
+
+    PyYAML loads here, on the slow path only: a clean blueprint never imports it.
+    """
+    from orchestrator.dsl.yaml_marked import parse_marked
+
+    return parse_marked(text, filename, problems, line_offset)
 
 
 def parse_yaml_fast(text: str) -> tuple[bool, Any]:

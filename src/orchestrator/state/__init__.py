@@ -8,26 +8,42 @@ file and a backup protect a SQLite state from being lost unnoticed (``safety.py`
 
 from __future__ import annotations
 
-import re
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.state.null import NullStore
-from orchestrator.state.protocol import StateStore
-from orchestrator.state.records import DeploymentRow, Event, InstanceRow, LockInfo, OperationOutcome
-from orchestrator.state.sqlite import DEFAULT_STATE, SCHEMA_VERSION, SqliteStore
+from orchestrator.state.location import DEFAULT_STATE, display, is_url, state_exists
 
-URL = re.compile(r"^postgres(ql)?(\+\w+)?://", re.IGNORECASE)
+# The stores and records load on first use (``plan`` of a blueprint never opens a state).
+_LAZY = {
+    "NullStore": "orchestrator.state.null",
+    "StateStore": "orchestrator.state.protocol",
+    **dict.fromkeys(("DeploymentRow", "Event", "InstanceRow", "LockInfo", "OperationOutcome"),
+                    "orchestrator.state.records"),
+    "SCHEMA_VERSION": "orchestrator.state.sqlite",
+    "SqliteStore": "orchestrator.state.sqlite",
+}
+
+if TYPE_CHECKING:
+    from orchestrator.state.null import NullStore
+    from orchestrator.state.protocol import StateStore
+    from orchestrator.state.records import (
+        DeploymentRow,
+        Event,
+        InstanceRow,
+        LockInfo,
+        OperationOutcome,
+    )
+    from orchestrator.state.sqlite import SCHEMA_VERSION, SqliteStore
 
 
-def is_url(location: str | Path) -> bool:
-    """Whether ``--state`` names a database server rather than a file."""
-    return isinstance(location, str) and bool(URL.match(location))
-
-
-def display(location: str | Path) -> str:
-    """``location`` fit to print: a URL loses its password."""
-    text = str(location)
-    return re.sub(r"(://[^:/@]+:)[^@/]*@", r"\1***@", text) if is_url(text) else text
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orchestrator.state' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def open_store(location: str | Path, *, create: bool = True, recover: bool = False) -> StateStore:
@@ -41,12 +57,9 @@ def open_store(location: str | Path, *, create: bool = True, recover: bool = Fal
             raise StatePathError("--state-recover restores a SQLite state's backup file; a PostgreSQL state is "
                                  "restored with PostgreSQL's own backups")
         return PostgresStore(str(location), create=create)
+    from orchestrator.state.sqlite import SqliteStore
+
     return SqliteStore(Path(location), create=create, recover=recover)
-
-
-def state_exists(location: str | Path) -> bool:
-    """Whether a query would find a state there (a server is assumed to exist)."""
-    return is_url(location) or Path(location).exists()
 
 
 __all__ = ["DEFAULT_STATE", "SCHEMA_VERSION", "DeploymentRow", "Event", "InstanceRow", "LockInfo", "NullStore",

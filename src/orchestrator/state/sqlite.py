@@ -31,6 +31,7 @@ from urllib.parse import quote
 from orchestrator.errors import LockLostError, StateError, StateLockedError, StatePathError
 from orchestrator.state import schema
 from orchestrator.state.leases import Holder, busy_message, lease_seconds, why_free
+from orchestrator.state.location import DEFAULT_STATE
 from orchestrator.state.protocol import BLOB_DAYS
 from orchestrator.state.records import (
     DeploymentRow,
@@ -52,7 +53,6 @@ from orchestrator.state.safety import (
     write_lineage,
 )
 
-DEFAULT_STATE = Path(".orchestrator") / "state.db"
 SCHEMA_VERSION = schema.SCHEMA_VERSION
 
 F = TypeVar("F", bound=Callable[..., Any])

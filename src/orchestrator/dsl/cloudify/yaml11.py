@@ -20,14 +20,9 @@ import yaml.resolver
 
 from orchestrator.dsl.limits import MAX_INT_DIGITS
 from orchestrator.dsl.problems import Mark, Problems, shown
+from orchestrator.dsl.yaml_marked import _construct_sequence, _Loader, _syntax_message
 from orchestrator.dsl.yaml_scan import NON_PRINTABLE, check_aliases
-from orchestrator.dsl.yaml_source import (
-    YDict,
-    _construct_sequence,
-    _Loader,
-    _syntax_message,
-    position,
-)
+from orchestrator.dsl.yaml_source import YDict, position
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
