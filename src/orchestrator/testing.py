@@ -491,3 +491,6 @@ def orch(tmp_path: Path) -> Iterator[Harness]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: slow tests that start external engines")
+    from orchestrator.conformance.report import reporter
+
+    reporter(config)

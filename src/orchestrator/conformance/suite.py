@@ -7,33 +7,9 @@ from typing import Any
 
 from orchestrator.engine.options import Options
 
-from .checks import CHECK_IDS, Check
-from .results import FAIL, SKIP, CheckResult, format_report, run_check, select
+from .checks import Check
+from .results import FAIL, SKIP, run_check, select
 from .subject import Fixtures, Subject
-
-_REPORT = "orchestrator-conformance-report"
-
-
-class _Report:
-    """Collects results; prints the report in pytest's terminal summary."""
-
-    def __init__(self) -> None:
-        self.results: list[CheckResult] = []
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.results:
-            subjects = list(dict.fromkeys(r.subject for r in self.results))
-            ordered = sorted(self.results, key=lambda r: (subjects.index(r.subject), CHECK_IDS.index(r.check)))
-            terminalreporter.section("plugin conformance")
-            terminalreporter.write_line(format_report(ordered))
-
-
-def _reporter(config: Any) -> _Report:
-    report = config.pluginmanager.get_plugin(_REPORT)
-    if report is None:
-        report = _Report()
-        config.pluginmanager.register(report, _REPORT)
-    return report
 
 
 def conformance_tests(*subjects: Subject, plugins: Sequence[object] = (), entry_points: bool = False,
@@ -75,7 +51,9 @@ def _make_test(check: Check, plugins: Sequence[object], entry_points: bool, fixt
         result = run_check(check, subject, plugins=plugins, entry_points=entry_points,
                            tmp_path=request.getfixturevalue("tmp_path"),
                            fixtures=Fixtures(getter=request.getfixturevalue), options=options)
-        _reporter(request.config).results.append(result)
+        from .report import reporter  # (imports pytest; importing orchestrator.conformance does not)
+
+        reporter(request.config).results.append(result)
         if result.status == SKIP:
             pytest.skip(f"{subject.label}: {result.detail}")
         if result.status == FAIL:
