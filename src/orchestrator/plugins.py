@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import importlib.metadata as md
 import inspect
 import math
 import os
@@ -38,6 +37,7 @@ from orchestrator.dsl.types import (
     resolve_types,
 )
 from orchestrator.dsl.yaml_source import YDict, YList
+from orchestrator.plugin_index import Index, plugin_entry_points
 
 DEFAULT_PLUGINS = ("orchestrator.builtin_types",)
 BUILTIN_NAME = "orchestrator.builtin"
@@ -309,9 +309,11 @@ def get_plugin_manager(
     """
     env = os.environ if env is None else env
     pm = PluginManager(timeout=plugin_timeout(env))
+    index = plugin_entry_points(env) if entry_points else None
+    core_version = index.core_version if index is not None else _version(DISTRIBUTION)
     try:
         for module_name in DEFAULT_PLUGINS:
-            pm.add_plugin(importlib.import_module(module_name), BUILTIN_NAME, DISTRIBUTION, _version(DISTRIBUTION))
+            pm.add_plugin(importlib.import_module(module_name), BUILTIN_NAME, DISTRIBUTION, core_version)
         if plugins:
             known = _entry_points_of(plugins)
             for plugin in plugins:
@@ -320,8 +322,8 @@ def get_plugin_manager(
                 if target:
                     pm._targets[name] = target
                 pm.add_plugin(plugin, name, dist, version)
-        if entry_points:
-            load_entry_points(pm, env)
+        if index is not None:
+            load_entry_points(pm, env, index)
     finally:
         pm._call.close()
     pm.check_types()
@@ -330,12 +332,11 @@ def get_plugin_manager(
     return pm
 
 
-def load_entry_points(pm: PluginManager, env: Mapping[str, str]) -> None:
-    names: dict[int, tuple[str | None, str | None]] = {}  # a distribution's METADATA is parsed once
-    for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+def load_entry_points(pm: PluginManager, env: Mapping[str, str], index: Index | None = None) -> None:
+    for ep in (index or plugin_entry_points(env)).entries:
         if not _selected(ep.name, env):
             continue
-        dist, version = _dist_of(ep, names)
+        dist, version = ep.dist, ep.version
         if pm.has_plugin(ep.name) or ep.name in pm._dists:
             first = pm._dists.get(ep.name, (None, None))[0]
             if first == dist and dist is not None:
@@ -354,16 +355,6 @@ def load_entry_points(pm: PluginManager, env: Mapping[str, str]) -> None:
         pm.add_plugin(plugin, ep.name, dist, version)
 
 
-def _dist_of(ep: md.EntryPoint, cache: dict[int, tuple[str | None, str | None]]) -> tuple[str | None, str | None]:
-    """``(name, version)`` of the distribution declaring ``ep`` (parsing METADATA costs ~1 ms)."""
-    if ep.dist is None:
-        return None, None
-    key = id(ep.dist)
-    if key not in cache:
-        cache[key] = (ep.dist.name, ep.dist.version)
-    return cache[key]
-
-
 def _entry_points_of(plugins: Iterable[object]) -> dict[int, tuple[str, str | None, str | None, str]]:
     """``id(plugin) -> (entry point name, distribution, version, value)`` for plugins an entry point names.
 
@@ -371,6 +362,8 @@ def _entry_points_of(plugins: Iterable[object]) -> dict[int, tuple[str, str | No
     the command line, so ``ctx.plugin``, events and messages read the same everywhere.
     Only modules already imported are looked at: nothing is loaded here.
     """
+    import importlib.metadata as md
+
     wanted = {id(p) for p in plugins}
     found: dict[int, tuple[str, str | None, str | None, str]] = {}
     for ep in md.entry_points(group=ENTRY_POINT_GROUP):
@@ -390,6 +383,8 @@ def near_miss_entry_points() -> list[LoadError]:
     entry point is otherwise silently ignored. Reads every distribution's entry points,
     so only ``plugins list`` asks.
     """
+    import importlib.metadata as md
+
     warnings = []
     for group in sorted(md.entry_points().groups):
         if group == ENTRY_POINT_GROUP or not _looks_like_ours(group):
@@ -594,6 +589,8 @@ def _describe(exc: BaseException) -> str:
 
 
 def _version(dist: str) -> str | None:
+    import importlib.metadata as md
+
     try:
         return md.version(dist)
     except md.PackageNotFoundError:

@@ -218,11 +218,13 @@ def plan(blueprint: str, inputs: tuple[str, ...], deployment: str | None, state:
       orchestrator plan blueprint.yaml -i replicas=3
       orchestrator plan blueprint.yaml -d web --json
     """
-    from orchestrator.cli import diffview, output
+    from orchestrator.cli import output
     from orchestrator.engine.dispatch import Dispatcher
 
     orch = _orchestrator(state, state_recover)
     if deployment is not None:
+        from orchestrator.cli import diffview
+
         proposal = orch.propose(blueprint, inputs, deployment)
         if as_json:
             output.echo_json(diffview.diff_data(proposal.diff, blueprint))

@@ -51,7 +51,8 @@ def _make_test(check: Check, plugins: Sequence[object], entry_points: bool, fixt
         result = run_check(check, subject, plugins=plugins, entry_points=entry_points,
                            tmp_path=request.getfixturevalue("tmp_path"),
                            fixtures=Fixtures(getter=request.getfixturevalue), options=options)
-        from .report import reporter  # (imports pytest; importing orchestrator.conformance does not)
+        # (report imports pytest; importing orchestrator.conformance does not)
+        from .report import reporter
 
         reporter(request.config).results.append(result)
         if result.status == SKIP:
