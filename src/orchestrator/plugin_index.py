@@ -39,11 +39,6 @@ class Found(NamedTuple):
     dist: str | None
     version: str | None
 
-    @property
-    def module(self) -> str:
-        match = _VALUE.match(self.value)
-        return match.group("module") if match else self.value
-
     def load(self) -> Any:
         """What ``importlib.metadata.EntryPoint.load`` returns, without importing importlib.metadata."""
         match = _VALUE.match(self.value)
