@@ -7,8 +7,9 @@ Plugin authors need only the names exported here (and ``orchestrator.sdk``)::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from orchestrator.lazy import lazy_attributes
 
 PROJECT_NAME = "orchestrator"
 """pluggy's project name: hookimpls are marked for it."""
@@ -56,17 +57,7 @@ if TYPE_CHECKING:
     from orchestrator.hookmarks import hookimpl, hookspec
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(globals(), _LAZY)
 
 
 __all__ = [

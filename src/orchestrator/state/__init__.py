@@ -8,10 +8,10 @@ file and a backup protect a SQLite state from being lost unnoticed (``safety.py`
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from orchestrator.lazy import lazy_attributes
 from orchestrator.state.location import DEFAULT_STATE, display, is_url, state_exists
 
 # The stores and records load on first use (``plan`` of a blueprint never opens a state).
@@ -37,13 +37,7 @@ if TYPE_CHECKING:
     from orchestrator.state.sqlite import SCHEMA_VERSION, SqliteStore
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'orchestrator.state' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_attributes(globals(), _LAZY)
 
 
 def open_store(location: str | Path, *, create: bool = True, recover: bool = False) -> StateStore:
