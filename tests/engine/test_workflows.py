@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -384,3 +385,33 @@ def test_uninstall_needs_only_the_secrets_its_hooks_read(orch):
     assert failure.instance == "strict_0" and failure.operation == "delete"
     assert "property 'password': secret 'pw' is not set" in failure.message
     assert run.states["image_0"] == "deleted" and "busybox" in read  # uninstalled first: a dependent
+
+
+def test_the_command_lines_run_options_reach_the_workflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--concurrency``, ``--retries``, ``--retry-interval``, ``--operation-timeout``, the executor
+    and uninstall's ``--ignore-failures`` arrive in the run's ``Options``; unset ones keep their defaults."""
+    from click.testing import CliRunner
+
+    from orchestrator import deployments
+    from orchestrator.cli import cli
+
+    seen: list[Options] = []
+    original = deployments.Prepared.run
+
+    def run(self, options=None, listeners=(), interrupt=None):  # type: ignore[no-untyped-def]
+        seen.append(options)
+        return original(self, options, listeners, interrupt)
+
+    monkeypatch.setattr(deployments.Prepared, "run", run)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bp.yaml").write_text("node_templates:\n  one: {type: orchestrator.nodes.Root}\n")
+    state = ["--state", str(tmp_path / "state.db")]
+    done = CliRunner().invoke(cli, ["install", "bp.yaml", *state, "--concurrency", "3", "--retries", "1",
+                                    "--retry-interval", "0.5", "--operation-timeout", "7", "--queue", "q1"])
+    assert done.exit_code == 0, done.output
+    done = CliRunner().invoke(cli, ["uninstall", *state, "--ignore-failures"])
+    assert done.exit_code == 0, done.output
+    first, second = seen
+    assert (first.concurrency, first.retries, first.retry_interval, first.operation_timeout) == (3, 1, 0.5, 7.0)
+    assert (first.executor, first.queue, first.ignore_failures) == ("local", "q1", False)
+    assert second == Options(ignore_failures=True)

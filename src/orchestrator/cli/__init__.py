@@ -121,26 +121,34 @@ def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _options(**values: Any) -> Options:
-    """The run's options, with the executor chosen on the command line."""
+_RUN_OPTIONS = ("concurrency", "retries", "retry_interval", "operation_timeout", "executor", "broker", "queue")
+
+
+def _options(**overrides: Any) -> Options:
+    """The run's options as given on the command line (``execution_options``, ``executor_options``),
+    with ``overrides`` (a drift check's own retries, uninstall's ``ignore_failures``)."""
     from orchestrator.engine.options import Options
 
     meta = click.get_current_context().meta
-    return Options(**values, executor=meta.get("orchestrator.executor") or "local",
-                   broker=meta.get("orchestrator.broker"), queue=meta.get("orchestrator.queue") or "orchestrator")
+    given = {name: meta[f"orchestrator.{name}"] for name in _RUN_OPTIONS
+             if meta.get(f"orchestrator.{name}") is not None}
+    return Options(**{**given, **overrides})
 
 
 def execution_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """How a workflow runs (read by ``_options``), its secrets and ``--debug`` (passed to the command)."""
     fn = executor_options(fn)
     for option in reversed([
         click.option("--concurrency", default=10, show_default=True, type=click.IntRange(min=1),
-                     help="Node instances worked on at once."),
-        click.option("--retries", default=5, show_default=True, type=click.IntRange(min=0),
-                     help="Retries of a failing operation before the workflow fails."),
+                     expose_value=False, callback=_remember, help="Node instances worked on at once."),
+        click.option("--retries", default=5, show_default=True, type=click.IntRange(min=0), expose_value=False,
+                     callback=_remember, help="Retries of a failing operation before the workflow fails."),
         click.option("--retry-interval", default=1.0, show_default=True, type=click.FloatRange(min=0),
+                     expose_value=False, callback=_remember,
                      help="First backoff in seconds; doubles each retry (capped at 30s)."),
         click.option("--operation-timeout", default=DEFAULT_OPERATION_TIMEOUT, show_default=True,
-                     type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+                     type=click.FloatRange(min=0, min_open=True), metavar="SECONDS", expose_value=False,
+                     callback=_remember,
                      help="A hook call that takes longer fails as 'timed out' (retried per --retries); "
                           "a node template's operation_timeout overrides it."),
         click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -296,9 +304,8 @@ def _secrets(path: str | None) -> Any:
 @state_option
 @json_option
 @handle_errors
-def install(blueprint: str, inputs: tuple[str, ...], deployment: str | None, concurrency: int, retries: int,
-            retry_interval: float, operation_timeout: float, secrets_file: str | None, debug: bool, state: Path | str,
-            state_recover: bool, as_json: bool) -> None:
+def install(blueprint: str, inputs: tuple[str, ...], deployment: str | None, secrets_file: str | None, debug: bool,
+            state: Path | str, state_recover: bool, as_json: bool) -> None:
     """Create, configure and start every node instance; rerun to resume after a failure.
 
     \b
@@ -306,8 +313,7 @@ def install(blueprint: str, inputs: tuple[str, ...], deployment: str | None, con
       orchestrator install blueprint.yaml -i region=eu-west-1 --operation-timeout 600
     """
     orch = _orchestrator(state, state_recover)
-    options = _options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
-                      operation_timeout=operation_timeout)
+    options = _options()
     prepared = orch.prepare_install(blueprint, inputs, deployment, _secrets(secrets_file))
     _run_workflow(prepared, options, as_json, debug)
 
@@ -321,8 +327,7 @@ def install(blueprint: str, inputs: tuple[str, ...], deployment: str | None, con
 @state_option
 @json_option
 @handle_errors
-def update(blueprint: str, inputs: tuple[str, ...], deployment: str, concurrency: int, retries: int,
-           retry_interval: float, operation_timeout: float, secrets_file: str | None, debug: bool, yes: bool,
+def update(blueprint: str, inputs: tuple[str, ...], deployment: str, secrets_file: str | None, debug: bool, yes: bool,
            state: Path | str, state_recover: bool, as_json: bool) -> None:
     """Apply a changed blueprint (or inputs) to a deployment; rerun to resume.
 
@@ -335,8 +340,7 @@ def update(blueprint: str, inputs: tuple[str, ...], deployment: str, concurrency
       orchestrator update blueprint.yaml -d web -i replicas=3
     """
     orch = _orchestrator(state, state_recover)
-    options = _options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
-                      operation_timeout=operation_timeout)
+    options = _options()
     prepared = orch.prepare_update(blueprint, inputs, deployment, _secrets(secrets_file))
     _apply(prepared, f"Plan for {blueprint} against deployment '{prepared.deployment}'", options, as_json, debug,
            yes)
@@ -374,9 +378,8 @@ def _apply(prepared: Prepared, title: str, options: Options, as_json: bool, debu
 @state_option
 @json_option
 @handle_errors
-def heal(deployment: str | None, instances: tuple[str, ...], dry_run: bool, yes: bool, concurrency: int,
-         retries: int, retry_interval: float, operation_timeout: float, secrets_file: str | None, debug: bool,
-         state: Path | str, state_recover: bool, as_json: bool) -> None:
+def heal(deployment: str | None, instances: tuple[str, ...], dry_run: bool, yes: bool, secrets_file: str | None,
+         debug: bool, state: Path | str, state_recover: bool, as_json: bool) -> None:
     """Reinstall failed, gone or drifted instances (and what they contain); nothing else is touched.
 
     Without --instance, check_drift runs first on every started instance. Each instance to
@@ -397,13 +400,12 @@ def heal(deployment: str | None, instances: tuple[str, ...], dry_run: bool, yes:
     if not instances:
         check = orch.prepare_drift(deployment, secrets)
         with signals.stop_requests(Interrupt()):
-            found = check.run(_options(concurrency=concurrency, retries=2, retry_interval=0.5))
+            found = check.run(_options(retries=2, retry_interval=0.5))
         if not found.ok:
             _fail("heal: check_drift failed: " + "; ".join(map(str, found.failures)), 1)
         drifted = {i: r for i, r in found.results.items() if r is not None}
     prepared = orch.prepare_heal(deployment, instances, drifted, secrets)
-    options = _options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
-                      operation_timeout=operation_timeout)
+    options = _options()
     _apply(prepared, f"Heal of deployment '{prepared.deployment}'", options, as_json, debug, yes, dry_run)
 
 
@@ -419,8 +421,7 @@ def heal(deployment: str | None, instances: tuple[str, ...], dry_run: bool, yes:
 @json_option
 @handle_errors
 def scale(deployment: str | None, counts: tuple[str, ...], remove: tuple[str, ...], dry_run: bool, yes: bool,
-          concurrency: int, retries: int, retry_interval: float, operation_timeout: float, secrets_file: str | None,
-          debug: bool, state: Path | str, state_recover: bool, as_json: bool) -> None:
+          secrets_file: str | None, debug: bool, state: Path | str, state_recover: bool, as_json: bool) -> None:
     """Add or remove instances of node templates (with what they contain and their relationships).
 
     COUNT is per host instance for a template contained in another (like 'instances' in the
@@ -443,8 +444,7 @@ def scale(deployment: str | None, counts: tuple[str, ...], remove: tuple[str, ..
         changes[template] = spec
     orch = _orchestrator(state, state_recover)
     prepared = orch.prepare_scale(deployment, changes, remove, _secrets(secrets_file))
-    options = _options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
-                      operation_timeout=operation_timeout)
+    options = _options()
     _apply(prepared, f"Scale of deployment '{prepared.deployment}'", options, as_json, debug, yes, dry_run)
 
 
@@ -518,8 +518,7 @@ def drift(deployment: str | None, exit_code: bool, concurrency: int, secrets_fil
 @json_option
 @handle_errors
 def execute(deployment: str | None, operation: str, nodes: tuple[str, ...], instances: tuple[str, ...],
-            params: tuple[str, ...], concurrency: int, retries: int, retry_interval: float,
-            operation_timeout: float, secrets_file: str | None, debug: bool, state: Path | str, state_recover: bool,
+            params: tuple[str, ...], secrets_file: str | None, debug: bool, state: Path | str, state_recover: bool,
             as_json: bool) -> None:
     """Run a custom operation a plugin declares (see 'orchestrator operations') on started instances.
 
@@ -541,8 +540,7 @@ def execute(deployment: str | None, operation: str, nodes: tuple[str, ...], inst
         _fail("error: choose instances with --node or with --instance, not both", 2)
     orch = _orchestrator(state, state_recover)
     prepared = orch.prepare_execute(deployment, operation, params, nodes, instances, _secrets(secrets_file))
-    options = _options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
-                      operation_timeout=operation_timeout)
+    options = _options()
     interrupt = Interrupt()
     with signals.stop_requests(interrupt):
         if not as_json and sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
@@ -585,9 +583,8 @@ def operations(deployment: str | None, state: Path | str, state_recover: bool, a
 @state_option
 @json_option
 @handle_errors
-def uninstall(deployment: str | None, concurrency: int, retries: int, retry_interval: float,
-              operation_timeout: float, secrets_file: str | None, debug: bool, ignore_failures: bool, state: Path | str,
-              state_recover: bool, as_json: bool) -> None:
+def uninstall(deployment: str | None, secrets_file: str | None, debug: bool, ignore_failures: bool,
+              state: Path | str, state_recover: bool, as_json: bool) -> None:
     """Stop and delete every node instance, dependents before their targets.
 
     \b
@@ -595,8 +592,7 @@ def uninstall(deployment: str | None, concurrency: int, retries: int, retry_inte
       orchestrator uninstall -d web --ignore-failures --retries 1
     """
     orch = _orchestrator(state, state_recover)
-    options = _options(concurrency=concurrency, retries=retries, retry_interval=retry_interval,
-                      operation_timeout=operation_timeout, ignore_failures=ignore_failures)
+    options = _options(ignore_failures=ignore_failures)
     prepared = orch.prepare_uninstall(deployment, _secrets(secrets_file))
     _run_workflow(prepared, options, as_json, debug)
 
