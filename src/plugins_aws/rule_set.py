@@ -46,13 +46,14 @@ NODE_TYPE: dict[str, Any] = {
 }
 
 
-def _unknown_shape(rule: Any) -> bool:
+def unknown_shape(rule: Any) -> bool:
+    """Not a mapping yet, or a port given by a run-time function: its range cannot be checked yet."""
     return not isinstance(rule, dict) or any(unresolved(rule.get(k))
                                              for k in ("port", "from_port", "to_port", "ip_protocol"))
 
 
-class SecurityGroupRules(Resource):
-    """Each rule authorized on create (tagged as this instance's), revoked on delete."""
+class RuleResource(Resource):
+    """What a rule node and a rule-set node share: their EC2 client and direction."""
 
     @functools.cached_property
     def client(self) -> Any:
@@ -62,6 +63,10 @@ class SecurityGroupRules(Resource):
     def direction(self) -> str:
         return str(self.properties.get("direction", "ingress"))
 
+
+class SecurityGroupRules(RuleResource):
+    """Each rule authorized on create (tagged as this instance's), revoked on delete."""
+
     @classmethod
     def validate(cls, node: NodeTemplateInfo) -> Iterable[Problem]:
         found: list[Problem] = []
@@ -70,7 +75,7 @@ class SecurityGroupRules(Resource):
             if not declared:
                 found.append((("rules",), "give at least one rule"))
             for i, rule in enumerate(declared):
-                why = None if _unknown_shape(rule) else rules.problem(rule)
+                why = None if unknown_shape(rule) else rules.problem(rule)
                 if why:
                     found.append((("rules", i), why))
         if not node.properties.get("group_id") and not any(

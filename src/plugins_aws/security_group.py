@@ -18,17 +18,16 @@ made and no declaration wants any more, never one added by hand or by another no
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from typing import Any
 
 from orchestrator import NodeTemplateInfo, NonRecoverableError
-from orchestrator.sdk import Plugin, Problem, Resource, unresolved
+from orchestrator.sdk import Plugin, Problem
 from plugins_aws import rule_set, rule_sync, rules
 from plugins_aws.changes import Unknown, changed, differs, previous, previous_tags, tag_drift
 from plugins_aws.errors import call, error_code
 from plugins_aws.related import one_target_id
-from plugins_aws.resource import AwsResource, client_for, retag
+from plugins_aws.resource import AwsResource, retag
 from plugins_aws.schema import CLIENT_PROPERTIES, TAG_PROPERTIES, replaced, resource_properties
 from plugins_aws.tags import tag_filters, tag_list, tag_specifications, tags_of
 
@@ -110,16 +109,11 @@ def rule_problems(properties: Any) -> list[Problem]:
         if not isinstance(declared, list):
             continue  # a function (get_attribute) or absent: known at run time only
         for i, rule in enumerate(declared):
-            if isinstance(rule, dict) and not _unknown_shape(rule):
+            if not rule_set.unknown_shape(rule):
                 why = rules.problem(rule)
                 if why:
                     found.append(((key, i), why))
     return found
-
-
-def _unknown_shape(rule: dict[str, Any]) -> bool:
-    """A port given by a run-time function: its range cannot be checked yet."""
-    return any(unresolved(rule.get(k)) for k in ("port", "from_port", "to_port", "ip_protocol"))
 
 
 class SecurityGroup(AwsResource):
@@ -324,21 +318,13 @@ class SecurityGroup(AwsResource):
         return rule_sync.drift(existing, named_rules(self.properties), default_egress=default)
 
 
-class SecurityGroupRule(Resource):
+class SecurityGroupRule(rule_set.RuleResource):
     """A rule node: authorized on create, revoked on delete; its description and tags change in place."""
-
-    @functools.cached_property
-    def client(self) -> Any:
-        return client_for(self.properties)
-
-    @property
-    def direction(self) -> str:
-        return str(self.properties.get("direction", "ingress"))
 
     @classmethod
     def validate(cls, node: NodeTemplateInfo) -> Iterable[Problem]:
         found: list[Problem] = []
-        why = None if _unknown_shape(dict(node.properties)) else rules.problem(node.properties)
+        why = None if rule_set.unknown_shape(dict(node.properties)) else rules.problem(node.properties)
         if why:
             found.append(why)
         if not node.properties.get("group_id") and not any(
