@@ -21,6 +21,7 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -52,10 +53,10 @@ class Found(NamedTuple):
 class Index(NamedTuple):
     entries: list[Found]
     core_version: str | None  # the version of the core's distribution (the built-in plugin's)
-    files: list[tuple[str, int]] = []  # each declaring distribution's entry_points.txt and its mtime
+    files: Sequence[tuple[str, int]] = ()  # each declaring distribution's entry_points.txt and its mtime
 
 
-def plugin_entry_points(env: os._Environ[str] | dict[str, str] | None = None) -> Index:
+def plugin_entry_points(env: Mapping[str, str] | None = None) -> Index:
     """The group's entry points, sorted by name: from the cache file while it is valid."""
     env = os.environ if env is None else env
     if env.get("ORCHESTRATOR_PLUGIN_CACHE", "1") in ("0", "false", "no", "off"):
@@ -72,7 +73,7 @@ def plugin_entry_points(env: os._Environ[str] | dict[str, str] | None = None) ->
         pass
     index = scan()
     _write(path, {"format": FORMAT, "key": key, "entries": [list(e) for e in index.entries],
-                  "core_version": index.core_version, "files": index.files})
+                  "core_version": index.core_version, "files": [list(f) for f in index.files]})
     return index
 
 
