@@ -7,7 +7,8 @@ this path imports PyYAML (see ``yaml_source``).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import yaml
 
@@ -17,6 +18,7 @@ from orchestrator.dsl.yaml_scan import NON_PRINTABLE, check_aliases, too_deep_at
 from orchestrator.dsl.yaml_source import PLAIN_TAG, YDict, YList, plain_scalar, position
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+C = TypeVar("C", YDict, YList)
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
@@ -36,12 +38,19 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
         m = node.start_mark
         return Mark(self.filename, m.line + 1 + self.line_offset, m.column + 1)
 
-    def too_deep(self, node: yaml.Node) -> bool:
-        """Report a collection nested deeper than MAX_DEPTH (its contents are not read)."""
-        if self.depth < MAX_DEPTH:
-            return False
-        self.problems.add(self.mark(node), f"YAML nesting deeper than {MAX_DEPTH} levels")
-        return True
+    def nested(self, node: yaml.Node, result: C, fill: Callable[[Any, Any, C], None]) -> C:
+        """``result`` (a ``YDict`` or ``YList``) marked and filled by ``fill(self, node, result)``
+        one level deeper; a collection nested deeper than MAX_DEPTH is reported and left empty."""
+        result.mark = self.mark(node)
+        if self.depth >= MAX_DEPTH:
+            self.problems.add(result.mark, f"YAML nesting deeper than {MAX_DEPTH} levels")
+            return result
+        self.depth += 1
+        try:
+            fill(self, node, result)
+        finally:
+            self.depth -= 1
+        return result
 
 
 def _construct_plain(loader: _Loader, node: yaml.ScalarNode) -> Any:
@@ -53,16 +62,7 @@ def _construct_plain(loader: _Loader, node: yaml.ScalarNode) -> Any:
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> YDict:
-    result = YDict()
-    result.mark = loader.mark(node)
-    if loader.too_deep(node):
-        return result
-    loader.depth += 1
-    try:
-        _fill_mapping(loader, node, result)
-    finally:
-        loader.depth -= 1
-    return result
+    return loader.nested(node, YDict(), _fill_mapping)
 
 
 def _fill_mapping(loader: _Loader, node: yaml.MappingNode, result: YDict) -> None:
@@ -85,18 +85,13 @@ def _fill_mapping(loader: _Loader, node: yaml.MappingNode, result: YDict) -> Non
 
 
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> YList:
-    result = YList()
-    result.mark = loader.mark(node)
-    if loader.too_deep(node):
-        return result
-    loader.depth += 1
-    try:
-        for child in node.value:
-            result.append(loader.construct_object(child, deep=True))
-            result.item_marks.append(loader.mark(child))
-    finally:
-        loader.depth -= 1
-    return result
+    return loader.nested(node, YList(), _fill_sequence)
+
+
+def _fill_sequence(loader: _Loader, node: yaml.SequenceNode, result: YList) -> None:
+    for child in node.value:
+        result.append(loader.construct_object(child, deep=True))
+        result.item_marks.append(loader.mark(child))
 
 
 _Loader.add_constructor(PLAIN_TAG, _construct_plain)
@@ -104,10 +99,12 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
 
 
-def parse_marked(text: str, filename: str, problems: Problems, line_offset: int = 0) -> Any:
+def parse_marked(text: str, filename: str, problems: Problems, line_offset: int = 0, *,
+                 loader_class: type[_Loader] | None = None) -> Any:
     """Parse one YAML document; syntax errors become problems and the result ``None``.
 
     ``line_offset`` is added to every line: ``text`` is a part of a file starting there.
+    ``loader_class`` reads another YAML flavour the same way (Cloudify's YAML 1.1, ``yaml11``).
     """
     bad = NON_PRINTABLE.search(text)
     if bad is not None:
@@ -117,7 +114,7 @@ def parse_marked(text: str, filename: str, problems: Problems, line_offset: int 
         return None
     if not check_aliases(text, filename, problems, line_offset):
         return None
-    loader = _Loader(text, filename, problems, line_offset)
+    loader = (loader_class or _Loader)(text, filename, problems, line_offset)
     try:
         return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:

@@ -207,23 +207,29 @@ def parse_yaml_fast(text: str) -> tuple[bool, Any]:
     return (True, value) if within_limits(value, numbers=allowed is None) else (False, None)
 
 
-def read_yaml_file(path: Path, display: str, problems: Problems, *, fast: bool = False,
-                   documents: list | None = None) -> Any:
-    """Read a YAML file; with ``fast=True`` positions are not kept (see module doc).
-
-    ``documents`` gets ``(display, text, value)`` of a file read fast, to settle marks later.
-    """
+def read_text(path: Path, display: str, problems: Problems) -> str | None:
+    """The file's text; an unreadable file, or bytes that are not UTF-8 (where they start), is a problem."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         problems.add(Mark(display, 1, 1), f"cannot read file: {exc.strerror or exc}")
-        return None
     except UnicodeDecodeError as exc:
         data: bytes = exc.object  # type: ignore[assignment]
         line_start = data.rfind(b"\n", 0, exc.start) + 1
         column = len(data[line_start:exc.start].decode("utf-8", "replace")) + 1
         problems.add(Mark(display, data.count(b"\n", 0, exc.start) + 1, column),
                      f"file is not UTF-8 text: {exc.reason}")
+    return None
+
+
+def read_yaml_file(path: Path, display: str, problems: Problems, *, fast: bool = False,
+                   documents: list | None = None) -> Any:
+    """Read a YAML file; with ``fast=True`` positions are not kept (see module doc).
+
+    ``documents`` gets ``(display, text, value)`` of a file read fast, to settle marks later.
+    """
+    text = read_text(path, display, problems)
+    if text is None:
         return None
     if fast:
         ok, value = parse_yaml_fast(text)

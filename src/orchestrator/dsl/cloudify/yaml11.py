@@ -20,9 +20,8 @@ import yaml.resolver
 
 from orchestrator.dsl.limits import MAX_INT_DIGITS
 from orchestrator.dsl.problems import Mark, Problems, shown
-from orchestrator.dsl.yaml_marked import _construct_sequence, _Loader, _syntax_message
-from orchestrator.dsl.yaml_scan import NON_PRINTABLE, check_aliases
-from orchestrator.dsl.yaml_source import YDict, position
+from orchestrator.dsl.yaml_marked import _construct_sequence, _Loader, parse_marked
+from orchestrator.dsl.yaml_source import YDict, read_text
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
@@ -51,34 +50,29 @@ def _refuse(loader: _Loader11, node: yaml.Node) -> None:
 
 
 def _construct_mapping11(loader: _Loader11, node: yaml.MappingNode) -> YDict:
-    result = YDict()
-    result.mark = loader.mark(node)
-    if loader.too_deep(node):
-        return result
-    loader.depth += 1
-    try:
-        explicit = sum(1 for key, _ in node.value if key.tag != MERGE_TAG)
-        loader.flatten_mapping(node)  # merged pairs first, then the mapping's own
-        first_own = len(node.value) - explicit
-        own: dict[Any, Mark] = {}
-        for index, (key_node, value_node) in enumerate(node.value):
-            key = loader.construct_object(key_node, deep=True)
-            kmark = loader.mark(key_node)
-            try:
-                hash(key)
-            except TypeError:
-                loader.problems.add(kmark, "a mapping key must be a scalar")
-                continue
-            if index >= first_own:
-                if key in own:
-                    loader.problems.add(kmark, f"duplicate key '{shown(key)}' (first defined at line {own[key].line})")
-                own[key] = kmark
-            result[key] = loader.construct_object(value_node, deep=True)
-            result.key_marks[key] = kmark
-            result.value_marks[key] = loader.mark(value_node)
-    finally:
-        loader.depth -= 1
-    return result
+    return loader.nested(node, YDict(), _fill_mapping11)
+
+
+def _fill_mapping11(loader: _Loader11, node: yaml.MappingNode, result: YDict) -> None:
+    explicit = sum(1 for key, _ in node.value if key.tag != MERGE_TAG)
+    loader.flatten_mapping(node)  # merged pairs first, then the mapping's own
+    first_own = len(node.value) - explicit
+    own: dict[Any, Mark] = {}
+    for index, (key_node, value_node) in enumerate(node.value):
+        key = loader.construct_object(key_node, deep=True)
+        kmark = loader.mark(key_node)
+        try:
+            hash(key)
+        except TypeError:
+            loader.problems.add(kmark, "a mapping key must be a scalar")
+            continue
+        if index >= first_own:
+            if key in own:
+                loader.problems.add(kmark, f"duplicate key '{shown(key)}' (first defined at line {own[key].line})")
+            own[key] = kmark
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_marks[key] = kmark
+        result.value_marks[key] = loader.mark(value_node)
 
 
 _Loader11.add_constructor("tag:yaml.org,2002:int", _construct_int)
@@ -95,38 +89,10 @@ for _tag in ("binary", "set", "omap", "pairs"):
 
 def parse_yaml11(text: str, filename: str, problems: Problems) -> Any:
     """Parse one YAML 1.1 document with positions; problems are added, the result is ``None`` then."""
-    bad = NON_PRINTABLE.search(text)
-    if bad is not None:
-        line, column = position(text, bad.start())
-        problems.add(Mark(filename, line, column),
-                     f"YAML syntax error: control character U+{ord(bad.group()):04X} is not allowed")
-        return None
-    if not check_aliases(text, filename, problems):
-        return None
-    loader = _Loader11(text, filename, problems)
-    try:
-        return loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        m = exc.problem_mark or exc.context_mark
-        line, column = (m.line + 1, m.column + 1) if m else (1, 1)
-        problems.add(Mark(filename, line, column), f"YAML syntax error: {_syntax_message(exc, text)}")
-    except yaml.YAMLError as exc:
-        problems.add(Mark(filename, 1, 1), f"YAML error: {exc}")
-    except RecursionError:
-        problems.add(Mark(filename, 1, 1), "YAML nesting too deep")
-    finally:
-        loader.dispose()
-    return None
+    return parse_marked(text, filename, problems, loader_class=_Loader11)
 
 
 def read_yaml11(path: Path, display: str, problems: Problems) -> Any:
-    """Read and parse a file; an unreadable or non-UTF-8 file is a problem at its start."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        problems.add(Mark(display, 1, 1), f"cannot read file: {exc.strerror or exc}")
-        return None
-    except UnicodeDecodeError as exc:
-        problems.add(Mark(display, 1, 1), f"file is not UTF-8 text: {exc.reason}")
-        return None
-    return parse_yaml11(text, display, problems)
+    """Read and parse a file; an unreadable or non-UTF-8 file is a problem where it goes wrong."""
+    text = read_text(path, display, problems)
+    return None if text is None else parse_yaml11(text, display, problems)
