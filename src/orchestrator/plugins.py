@@ -332,8 +332,8 @@ def get_plugin_manager(
     return pm
 
 
-def load_entry_points(pm: PluginManager, env: Mapping[str, str], index: Index | None = None) -> None:
-    for ep in (index or plugin_entry_points(env)).entries:
+def load_entry_points(pm: PluginManager, env: Mapping[str, str], index: Index) -> None:
+    for ep in index.entries:
         if not _selected(ep.name, env):
             continue
         dist, version = ep.dist, ep.version
