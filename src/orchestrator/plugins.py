@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
-import math
 import os
 import queue
 import sys
@@ -38,6 +37,7 @@ from orchestrator.dsl.types import (
 )
 from orchestrator.dsl.yaml_source import YDict, YList
 from orchestrator.plugin_index import Index, plugin_entry_points
+from orchestrator.settings import positive_seconds
 
 DEFAULT_PLUGINS = ("orchestrator.builtin_types",)
 BUILTIN_NAME = "orchestrator.builtin"
@@ -456,11 +456,7 @@ def _required_args(fn: Any) -> list[str]:
 
 def plugin_timeout(env: Mapping[str, str]) -> float:
     """``ORCHESTRATOR_PLUGIN_TIMEOUT`` in seconds; the default unless it is a positive number."""
-    try:
-        value = float(env.get("ORCHESTRATOR_PLUGIN_TIMEOUT", ""))
-    except ValueError:
-        return DEFAULT_TIMEOUT
-    return value if value > 0 and math.isfinite(value) else DEFAULT_TIMEOUT
+    return positive_seconds("ORCHESTRATOR_PLUGIN_TIMEOUT", DEFAULT_TIMEOUT, env)
 
 
 class _BadResult(Exception):

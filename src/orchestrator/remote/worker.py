@@ -30,17 +30,14 @@ from orchestrator.plan import Plan
 from orchestrator.plugins import PluginManager
 from orchestrator.remote import files
 from orchestrator.remote.messages import failure, runtime_diff, success
+from orchestrator.settings import positive_seconds
 from orchestrator.state import StateStore, is_url, open_store
 
 DEFAULT_CLAIM_LEASE = 30.0  # seconds a claim lasts without renewal; renewed every third of it
 
 
 def claim_lease() -> float:
-    try:
-        value = float(os.environ.get("ORCHESTRATOR_CLAIM_LEASE", DEFAULT_CLAIM_LEASE))
-    except ValueError:
-        return DEFAULT_CLAIM_LEASE
-    return value if value > 0 else DEFAULT_CLAIM_LEASE
+    return positive_seconds("ORCHESTRATOR_CLAIM_LEASE", DEFAULT_CLAIM_LEASE)
 
 
 def worker_name() -> str:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import attrs
 
+from orchestrator.settings import positive_seconds
 from orchestrator.state.records import LockInfo
 
 DEFAULT_LEASE = 60.0  # seconds; renewed every third of it
@@ -26,11 +27,7 @@ DEFAULT_LEASE = 60.0  # seconds; renewed every third of it
 
 def lease_seconds() -> float:
     """The lease length: ``ORCHESTRATOR_LOCK_LEASE`` seconds, else 60."""
-    try:
-        value = float(os.environ.get("ORCHESTRATOR_LOCK_LEASE", DEFAULT_LEASE))
-    except ValueError:
-        return DEFAULT_LEASE
-    return value if value > 0 else DEFAULT_LEASE
+    return positive_seconds("ORCHESTRATOR_LOCK_LEASE", DEFAULT_LEASE)
 
 
 @attrs.define(frozen=True)
