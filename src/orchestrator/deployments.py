@@ -302,7 +302,17 @@ class Orchestrator:
                              f"'orchestrator update BLUEPRINT -d {row.id}' from its new place first")
         request = json.dumps({"counts": dict(changes), "remove": sorted(remove)}, sort_keys=True)
         last = self.store.last_request(row.id)
-        resuming = last is not None and last[0] == "scale" and last[1] != "succeeded" and last[2] == request
+        same = last is not None and last[0] == "scale" and last[2] == request
+        resuming = same and last[1] != "succeeded"
+        if same and not resuming:
+            # The same removal again after it succeeded (its process killed before it could say
+            # so, say): what it removed is gone already, which is what was asked. Its template
+            # keeps the count that removal left (ids are TEMPLATE_N), not the blueprint's.
+            gone = [i for i in remove if i not in plan.instances]
+            remove = [i for i in remove if i in plan.instances]
+            changes = dict(changes)
+            for template in {i.rpartition("_")[0] for i in gone} & plan.nodes.keys():
+                changes.setdefault(template, str(_per_host(plan, template)))
         for iid in remove if not resuming else ():
             if iid not in plan.instances:
                 raise UsageError(f"deployment '{row.id}' has no instance '{iid}' to remove")

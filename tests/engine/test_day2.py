@@ -276,6 +276,17 @@ def test_scale_out_and_in_with_contained_instances_and_relationships(cli, tmp_pa
     assert changed.returncode == 2 and "changed since deployment 'bp'" in changed.stderr
 
 
+def test_a_removal_run_again_after_it_succeeded_has_nothing_to_do(cli, tmp_path, web):
+    # Its process may have been killed after the removal succeeded, before it could say so.
+    assert cli("scale", "--state", web, "--remove", "vm_0", "--yes").returncode == 0
+    again = cli("scale", "--state", web, "--remove", "vm_0", "--yes")
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do" in again.stdout
+    assert sorted(resources(tmp_path)) == ["app_1", "db_0", "lb_0", "vm_1"]
+    other = cli("scale", "--state", web, "--remove", "vm_0", "--remove", "vm_1", "--yes")
+    assert other.returncode == 2 and "no instance 'vm_0'" in other.stderr  # another request: vm_0 is a typo there
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_heal_and_scale_killed_at_random_points_then_rerun_do_everything_once(cli, tmp_path, seed):
     rng = random.Random(seed)
