@@ -9,6 +9,7 @@ words. The Docker SDK is imported on first use, not when the plugin loads.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,21 +18,26 @@ from orchestrator import NonRecoverableError, RecoverableError
 
 RETRY_AFTER = 2.0  # seconds; the core's backoff takes over when None
 
-# The engine reports registry failures as HTTP 500 with the registry's words in the body.
-_PERMANENT = re.compile(
-    r"unauthorized|authentication required|no basic auth credentials|denied|forbidden"
-    r"|manifest unknown|not found|no such|does not exist|invalid reference|invalid argument"
-    r"|must be lowercase|repository name|invalid (tag|name|container name)|conflict"
-    r"|is already in use|pull access denied",
-    re.IGNORECASE,
-)
-_TRANSIENT = re.compile(
-    r"connection refused|connection reset|timeout|timed out|temporarily|too many requests"
-    r"|i/o timeout|eof|no route to host|service unavailable|bad gateway|try again",
-    re.IGNORECASE,
-)
-_TLS = re.compile(r"SSLError|certificate verify failed|certificate required|bad certificate|unknown ca"
-                  r"|wrong version number|TLSV1_ALERT|SSLV3_ALERT|handshake failure", re.IGNORECASE)
+@functools.cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """(permanent, transient, TLS) error words; compiled when an error first needs them,
+    not at plugin discovery (case-insensitive alternations take milliseconds to compile)."""
+    # The engine reports registry failures as HTTP 500 with the registry's words in the body.
+    permanent = re.compile(
+        r"unauthorized|authentication required|no basic auth credentials|denied|forbidden"
+        r"|manifest unknown|not found|no such|does not exist|invalid reference|invalid argument"
+        r"|must be lowercase|repository name|invalid (tag|name|container name)|conflict"
+        r"|is already in use|pull access denied",
+        re.IGNORECASE,
+    )
+    transient = re.compile(
+        r"connection refused|connection reset|timeout|timed out|temporarily|too many requests"
+        r"|i/o timeout|eof|no route to host|service unavailable|bad gateway|try again",
+        re.IGNORECASE,
+    )
+    tls = re.compile(r"SSLError|certificate verify failed|certificate required|bad certificate|unknown ca"
+                     r"|wrong version number|TLSV1_ALERT|SSLV3_ALERT|handshake failure", re.IGNORECASE)
+    return permanent, transient, tls
 
 
 def engine_message(exc: BaseException) -> str:
@@ -44,14 +50,15 @@ def engine_message(exc: BaseException) -> str:
 
 def is_permanent_message(message: str) -> bool:
     """True when a registry/engine message means retrying cannot help."""
-    return bool(_PERMANENT.search(message)) and not _TRANSIENT.search(message)
+    permanent, transient, _ = _patterns()
+    return bool(permanent.search(message)) and not transient.search(message)
 
 
 def tls_failure(exc: BaseException) -> bool:
     """A TLS error anywhere in ``exc``'s chain (docker-py wraps it in its own exceptions)."""
     seen: list[BaseException] = []
     while exc is not None and exc not in seen:
-        if "SSLError" in type(exc).__name__ or _TLS.search(str(exc)):
+        if "SSLError" in type(exc).__name__ or _patterns()[2].search(str(exc)):
             return True
         seen.append(exc)
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]

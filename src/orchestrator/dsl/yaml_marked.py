@@ -14,7 +14,7 @@ import yaml
 
 from orchestrator.dsl.limits import MAX_DEPTH, MAX_INT_DIGITS
 from orchestrator.dsl.problems import Mark, Problems, shown
-from orchestrator.dsl.yaml_scan import NON_PRINTABLE, check_aliases, too_deep_at, too_large
+from orchestrator.dsl.yaml_scan import check_aliases, non_printable, too_deep_at, too_large
 from orchestrator.dsl.yaml_source import PLAIN_TAG, YDict, YList, plain_scalar, position
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -106,7 +106,7 @@ def parse_marked(text: str, filename: str, problems: Problems, line_offset: int 
     ``line_offset`` is added to every line: ``text`` is a part of a file starting there.
     ``loader_class`` reads another YAML flavour the same way (Cloudify's YAML 1.1, ``yaml11``).
     """
-    bad = NON_PRINTABLE.search(text)
+    bad = non_printable().search(text)
     if bad is not None:
         line, column = position(text, bad.start())
         problems.add(Mark(filename, line + line_offset, column),

@@ -11,6 +11,7 @@ what the aliases would expand to, from the event stream, before the document is 
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +28,14 @@ def _base_parser(text: str) -> Any:
 
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
 
-# Characters PyYAML refuses ("control characters are not allowed"); yaml_rs accepts
-# most of them and stops reading at a NUL, so such text goes to the slow path.
-NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+@functools.cache
+def non_printable() -> re.Pattern[str]:
+    """Characters PyYAML refuses ("control characters are not allowed"); yaml_rs accepts
+    most of them and stops reading at a NUL, so such text goes to the slow path. Compiled
+    when first needed: the class takes ~10 ms to compile, and ASCII text never needs it."""
+    return re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
 
 # A run of this many digits may be an integer of more than MAX_INT_DIGITS digits
 # (hexadecimal needs the fewest: 84 for 10**100).
@@ -69,7 +75,7 @@ def fast_path_allowed(text: str) -> bool | None:
         if b"c" in classes:
             return False
     else:
-        if NON_PRINTABLE.search(text):
+        if non_printable().search(text):
             return False
         classes = text.encode("utf-8", "surrogatepass").translate(_CLASSES)
     if _DEEP_START.match(text) or _DEEP_LINE.search(text):
