@@ -10,14 +10,12 @@ import collections
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from orchestrator.dsl.problems import BlueprintError, Mark, Problem, Problems, did_you_mean
 from orchestrator.errors import PluginError, StateError, UsageError
-from orchestrator.plan import Plan, build_plan
 from orchestrator.state import DEFAULT_STATE, display, open_store, state_exists
 
 # The engine, the diff, the loader and the plugins load where a method first needs them:
@@ -31,6 +29,7 @@ if TYPE_CHECKING:
     from orchestrator.engine.options import Options
     from orchestrator.engine.results import ExecutionResult
     from orchestrator.engine.workflows import Workflow
+    from orchestrator.plan import Plan
     from orchestrator.plugins import PluginManager
     from orchestrator.state import DeploymentRow, Event, InstanceRow, LockInfo, StateStore
 
@@ -52,20 +51,25 @@ def deployment_id_for(path: str | Path) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(path).stem) or "default"
 
 
-@attrs.define
 class Orchestrator:
     """A plugin manager plus a state file: everything a command needs.
 
     Workflows open the state for writing (creating it if needed); queries open it for
     reading only and never create or change anything. ``recover=True`` puts the backup
-    back when the state turns out damaged or lost deployments it had.
+    back when the state turns out damaged or lost deployments it had. Queries of the
+    state import neither the planner nor attrs: ``status`` is the command run in loops.
     """
 
-    _pm: PluginManager | None = None  # built on first use: queries of the state need no plugins
-    state_path: Path | str = DEFAULT_STATE  # a SQLite file, or a postgresql:// URL
-    recover: bool = False
-    _store: StateStore | None = None
-    discover: bool = True  # without a manager given: False builds one of the core's built-in types only
+    def __init__(self, pm: PluginManager | None = None, state_path: Path | str = DEFAULT_STATE,
+                 recover: bool = False, store: StateStore | None = None, discover: bool = True) -> None:
+        self._pm = pm  # built on first use: queries of the state need no plugins
+        self.state_path = state_path  # a SQLite file, or a postgresql:// URL
+        self.recover = recover
+        self._store = store
+        self.discover = discover  # without a manager given: False builds one of the core's built-in types only
+
+    def __repr__(self) -> str:
+        return f"Orchestrator(state_path={self.state_path!r})"
 
     @property
     def pm(self) -> PluginManager:
@@ -126,6 +130,7 @@ class Orchestrator:
 
     def plan(self, path: str | Path, inputs: Inputs = None) -> Plan:
         from orchestrator.dsl.loader import gc_paused
+        from orchestrator.plan import build_plan
 
         bp = self.load(path, inputs)
         with gc_paused():
@@ -143,6 +148,7 @@ class Orchestrator:
         from orchestrator.diff import compute as compute_diff
         from orchestrator.dsl.loader import gc_paused
         from orchestrator.engine.dispatch import Dispatcher
+        from orchestrator.plan import Plan, build_plan
 
         bp = self.load(path, inputs, secrets)
         name = deployment or deployment_id_for(path)
@@ -151,7 +157,7 @@ class Orchestrator:
         store = self.store if write else (self.reader if state_exists(self.state_path) else None)
         row = store.get_deployment(name) if store is not None else None
         rows = store.instances(name) if row is not None and store is not None else {}
-        current = Plan.from_json(row.plan) if row is not None else None
+        current = _plan_from_json(row.plan) if row is not None else None
         with gc_paused():
             desired = build_plan(bp, current, remove)
         self._check_plugins(desired)
@@ -179,7 +185,7 @@ class Orchestrator:
                 text = store.plan_version(name, version)
                 if text is None:
                     return current
-                loaded[version] = Plan.from_json(text)
+                loaded[version] = _plan_from_json(text)
             return loaded.get(version, current)
 
         return version_plan
@@ -261,7 +267,7 @@ class Orchestrator:
         from orchestrator.secrets import Secrets
 
         row = self.deployment(deployment, write=True)
-        plan = Plan.from_json(row.plan)
+        plan = _plan_from_json(row.plan)
         self._check_plugins(plan)
         rows = self.store.instances(row.id)
         reasons: dict[str, str] = {}
@@ -295,7 +301,7 @@ class Orchestrator:
         from orchestrator.secrets import Secrets
 
         row = self.deployment(deployment, write=True)
-        plan = Plan.from_json(row.plan)
+        plan = _plan_from_json(row.plan)
         path = Path(row.blueprint)
         if not path.is_file():
             raise UsageError(f"scale reads the deployment's blueprint again, and {path} is gone; run "
@@ -355,11 +361,13 @@ class Orchestrator:
 
     def prepare_uninstall(self, deployment: str | None = None,
                           secrets: Mapping[str, Any] | None = None) -> Prepared:
+        import attrs
+
         from orchestrator.engine import workflows
         from orchestrator.secrets import Secrets
 
         row = self.deployment(deployment, write=True)
-        plan = Plan.from_json(row.plan)
+        plan = _plan_from_json(row.plan)
         self._check_plugins(plan)
         versions = self.store.instance_versions(row.id)
         phases = workflows.uninstall(plan).phases
@@ -367,7 +375,7 @@ class Orchestrator:
         for version in older:  # instances an update left at an older plan (deleted from the latest)
             text = self.store.plan_version(row.id, version)
             if text is not None:
-                old = workflows.uninstall(Plan.from_json(text)).phases[0]
+                old = workflows.uninstall(_plan_from_json(text)).phases[0]
                 phases.append(attrs.evolve(old, only=frozenset(i for i, v in versions.items()
                                                                if v == version and i in old.plan.instances)))
         if older:  # the latest plan's phase leaves those to theirs
@@ -384,7 +392,7 @@ class Orchestrator:
         from orchestrator.secrets import Secrets
 
         row = self.deployment(deployment, write=True)
-        plan = Plan.from_json(row.plan)
+        plan = _plan_from_json(row.plan)
         self._check_plugins(plan)
         started = frozenset(i for i, r in self.store.instances(row.id).items() if r.state == "started"
                             and i in plan.instances)
@@ -402,7 +410,7 @@ class Orchestrator:
         from orchestrator.secrets import Secrets
 
         row = self.deployment(deployment, write=True)
-        plan = Plan.from_json(row.plan)
+        plan = _plan_from_json(row.plan)
         self._check_plugins(plan)
         catalogue = Catalogue(self.pm)
         offered = {name: catalogue.of(node) for name, node in plan.nodes.items()}
@@ -598,7 +606,24 @@ class Orchestrator:
 
     def status(self, deployment: str | None = None) -> tuple[DeploymentRow, Plan, dict[str, InstanceRow]]:
         row = self.deployment(deployment)
-        return row, Plan.from_json(row.plan), self.reader.instances(row.id)
+        return row, _plan_from_json(row.plan), self.reader.instances(row.id)
+
+    def instance_states(self, deployment: str | None = None) -> tuple[DeploymentRow, list[dict[str, str]]]:
+        """Each planned instance (in plan order) with its node, type, state and error: what
+        ``status`` shows, read from the stored plan's JSON without building the plan."""
+        row = self.deployment(deployment)
+        rows = self.reader.instances(row.id)
+        stored = json.loads(row.plan)  # the layout of Plan.to_json
+        types = {name: node["type"] for name, node in stored["nodes"].items()}
+        items = []
+        for iid, node, _host, _relationships in stored["instances"]:
+            record = rows.get(iid)
+            item = {"instance": iid, "node": node, "type": types[node],
+                    "state": record.state if record else "uninitialized"}
+            if record is not None and record.error:
+                item["error"] = record.error
+            items.append(item)
+        return row, items
 
     def outputs(self, deployment: str | None = None, secrets: Mapping[str, Any] | None = None,
                 show_secrets: bool = False) -> dict[str, Any]:
@@ -647,7 +672,7 @@ class Orchestrator:
         return self.reader.events(row.id, after)
 
 
-@attrs.define
+@dataclass
 class Proposal:
     """A blueprint planned against a deployment: the plan, the diff, and what it was based on."""
 
@@ -661,7 +686,7 @@ class Proposal:
     execution: int | None  # the deployment's last execution when read: whether anything ran since
 
 
-@attrs.define
+@dataclass
 class Prepared:
     """A workflow ready to run: the plan is known (for progress displays), nothing written yet."""
 
@@ -679,6 +704,13 @@ class Prepared:
     def run(self, options: Options | None = None, listeners: Iterable[Listener] = (),
             interrupt: Interrupt | None = None) -> ExecutionResult:
         return self.orchestrator._execute(self, options, listeners, interrupt)
+
+
+def _plan_from_json(text: str) -> Plan:
+    """A stored plan; the planner is imported when a command first needs one."""
+    from orchestrator.plan import Plan
+
+    return Plan.from_json(text)
 
 
 def _per_host(plan: Plan, template: str) -> int:

@@ -6,6 +6,8 @@ import math
 import os
 from collections.abc import Mapping
 
+DEFAULT_OPERATION_TIMEOUT = 3600.0  # seconds per hook call; a template or --operation-timeout may change it
+
 
 def positive_seconds(name: str, default: float, env: Mapping[str, str] | None = None) -> float:
     """``env[name]`` (the process environment by default) as seconds; ``default`` unless it is a

@@ -18,7 +18,6 @@ import click
 
 from orchestrator import DISTRIBUTION
 from orchestrator.dsl.problems import BlueprintError, Problems
-from orchestrator.engine.options import DEFAULT_OPERATION_TIMEOUT
 from orchestrator.errors import (
     ExecutorError,
     ExecutorUsageError,
@@ -28,6 +27,7 @@ from orchestrator.errors import (
     StatePathError,
     UsageError,
 )
+from orchestrator.settings import DEFAULT_OPERATION_TIMEOUT
 from orchestrator.state.location import DEFAULT_STATE, display, is_url
 
 # Each command imports what it uses: a command's start-up is mostly imports, and
@@ -642,16 +642,8 @@ def status(deployment: str | None, state: Path | str, state_recover: bool, as_js
     from orchestrator.cli import output
 
     orch = _orchestrator(state, state_recover, plugins=False)
-    row, the_plan, rows = orch.status(deployment)
+    row, items = orch.instance_states(deployment)
     lock = orch.reader.lock(row.id)
-    items = []
-    for iid, inst in the_plan.instances.items():
-        record = rows.get(iid)
-        item = {"instance": iid, "node": inst.node, "type": the_plan.nodes[inst.node].type,
-                "state": record.state if record else "uninitialized"}
-        if record is not None and record.error:
-            item["error"] = record.error
-        items.append(item)
     if as_json:
         output.echo_json({"deployment": row.id, "blueprint": row.blueprint, "instances": items,
                           "locked_by": output.lock_data(lock) if lock else None, "left_behind": row.leftovers})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-DEFAULT_OPERATION_TIMEOUT = 3600.0
+from orchestrator.settings import DEFAULT_OPERATION_TIMEOUT
 
 
 @attrs.define(slots=True)

@@ -13,11 +13,10 @@ to play several hosts on one machine).
 from __future__ import annotations
 
 import os
-import socket
+import platform
 import threading
 from collections.abc import Callable
-
-import attrs
+from dataclasses import dataclass
 
 from orchestrator.settings import positive_seconds
 from orchestrator.state.records import LockInfo
@@ -30,7 +29,7 @@ def lease_seconds() -> float:
     return positive_seconds("ORCHESTRATOR_LOCK_LEASE", DEFAULT_LEASE)
 
 
-@attrs.define(frozen=True)
+@dataclass(frozen=True)
 class Holder:
     pid: int
     host: str
@@ -45,7 +44,7 @@ class Holder:
 def host_id() -> str:
     """This host's name in locks: ``ORCHESTRATOR_HOST_ID``, else the host name. A lock of
     another host is never judged by its pid (that pid means nothing here): only its lease."""
-    return os.environ.get("ORCHESTRATOR_HOST_ID") or socket.gethostname()
+    return os.environ.get("ORCHESTRATOR_HOST_ID") or platform.node()  # (socket.gethostname(), without socket)
 
 
 def proc_start(pid: int) -> str:

@@ -1,12 +1,14 @@
-"""The rows a state store hands out: plain data, independent of how they are stored."""
+"""The rows a state store hands out: plain data, independent of how they are stored.
+
+Dataclasses, not attrs: queries of the state (``status``, ``events``) import this and
+nothing heavier, and a command line waits on every module it imports."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
-
-import attrs
 
 
 def merged_runtime(stored: str, changed: Mapping[str, Any], removed: Iterable[str]) -> str:
@@ -18,7 +20,7 @@ def merged_runtime(stored: str, changed: Mapping[str, Any], removed: Iterable[st
     return json.dumps(runtime, sort_keys=True)
 
 
-@attrs.define(slots=True)
+@dataclass(slots=True)
 class InstanceRow:
     id: str
     node: str
@@ -27,11 +29,11 @@ class InstanceRow:
     runtime: dict[str, Any]
     updated_at: float = 0.0
     error: str | None = None  # the last failure, while the instance is failed
-    secret_keys: list[str] = attrs.field(factory=list)  # runtime keys whose values hold a secret
+    secret_keys: list[str] = field(default_factory=list)  # runtime keys whose values hold a secret
     plan_version: int | None = None  # the plan it was last installed or updated with (None: never)
 
 
-@attrs.define(slots=True)
+@dataclass(slots=True)
 class DeploymentRow:
     id: str
     blueprint: str
@@ -41,11 +43,11 @@ class DeploymentRow:
     created_at: float
     updated_at: float
     # What an ``uninstall --ignore-failures`` may have left behind, until a later run clears it.
-    leftovers: list[dict[str, Any]] = attrs.field(factory=list)
+    leftovers: list[dict[str, Any]] = field(default_factory=list)
     plan_version: int = 1  # the version of ``plan`` among the deployment's plans
 
 
-@attrs.define(slots=True)
+@dataclass(slots=True)
 class Event:
     """One deployment event: an operation's progress, a retry, a failure, or a plugin log record."""
 
@@ -61,10 +63,10 @@ class Event:
     id: int | None = None  # set once stored
 
     def as_dict(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return asdict(self)
 
 
-@attrs.define(slots=True, frozen=True)
+@dataclass(slots=True, frozen=True)
 class LockInfo:
     """Who holds a deployment's lock, and until when their lease runs."""
 
@@ -85,7 +87,7 @@ class LockInfo:
                 f"running since {since}")
 
 
-@attrs.define(slots=True, frozen=True)
+@dataclass(slots=True, frozen=True)
 class OperationOutcome:
     """One dispatch of an operation to a worker: who runs it, and what came of it."""
 

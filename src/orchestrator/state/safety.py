@@ -17,10 +17,9 @@ import json
 import os
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
-
-import attrs
 
 from orchestrator.errors import StateError
 
@@ -33,7 +32,7 @@ def backup_path(state: Path) -> Path:
     return state.with_name(state.name + ".backup")
 
 
-@attrs.define(frozen=True)
+@dataclass(frozen=True)
 class Lineage:
     id: str
     deployments: frozenset[str]
