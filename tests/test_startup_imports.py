@@ -1,10 +1,10 @@
 """A command imports what it uses: start-up is mostly imports (``bench/cli_bench.py``).
 
 Checked without timing: a fresh process runs the real command line, then lists the
-modules it imported. ``status`` needs neither the plugins nor the engine; ``plan`` of a
-clean blueprint needs no PyYAML (the positioned slow path), no rich, no diff, and, once
-the entry points are remembered (``plugin_index.py``), no ``importlib.metadata``; no
-command imports a cloud SDK before an operation needs it.
+modules it imported. ``status`` needs neither the plugins, the engine, the planner nor
+attrs; ``plan`` of a clean blueprint needs no PyYAML (the positioned slow path), no rich,
+no diff, and, once the entry points are remembered (``plugin_index.py``), no
+``importlib.metadata``; no command imports a cloud SDK before an operation needs it.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def test_status_imports_no_plugin_and_no_engine(deployed: Path) -> None:
     modules = _imported(deployed, "status", "--state", "state.db")
     assert "orchestrator.state.sqlite" in modules  # it did read the state
     heavy = {"pluggy", "yaml", "rich", "importlib.metadata", "orchestrator.plugins", "orchestrator.engine.runner",
-             "orchestrator.diff", "orchestrator.dsl.loader", "plugins_aws", "plugins_docker"} | CLOUD_SDKS
+             "orchestrator.diff", "orchestrator.dsl.loader", "plugins_aws", "plugins_docker", "attrs", "attr",
+             "orchestrator.plan", "orchestrator.dsl.model", "socket"} | CLOUD_SDKS
     assert not heavy & modules, sorted(heavy & modules)
 
 
