@@ -27,6 +27,20 @@ NODE = "node_templates:\n  test_node:\n    type: test_type\n    properties:\n   
 TYPE = "node_types:\n  test_type:\n    properties:\n      key: {}\n"
 
 # (dsl_parser test (file::function), Cloudify's error code, blueprint, what our problem says)
+def _grouped(groups: dict[str, list[str]], nodes: dict[str, str | None], properties: str = "") -> str:
+    """The blueprint of Cloudify's scaling tests (``base_blueprint``): one node type, templates
+    (some contained in others), groups, and one scaling policy on every group."""
+    text = V + "node_types:\n  type: {}\nrelationships:\n  cloudify.relationships.contained_in: {}\nnode_templates:\n"
+    for node, host in nodes.items():
+        text += f"  {node}:\n    type: type\n"
+        if host:
+            text += f"    relationships:\n      - {{type: cloudify.relationships.contained_in, target: {host}}}\n"
+    text += "groups:\n" + "".join(f"  {g}:\n    members: [{', '.join(m)}]\n" for g, m in groups.items())
+    text += f"policies:\n  policy:\n    type: cloudify.policies.scaling\n    targets: [{', '.join(groups)}]\n"
+    return text + (f"    properties: {{{properties}}}\n" if properties else "")
+
+
+SCALING = "scaling/test_scaling_policies_and_groups::"
 CASES: list[tuple[str, str, str, str]] = [
     ("test_parser_logic_exceptions::test_no_type_definition", "7", V + NODE,
      "unknown node type 'test_type'"),
@@ -132,6 +146,25 @@ CASES: list[tuple[str, str, str, str]] = [
      V + TYPES + "node_templates:\n  node: {type: cloudify.nodes.Root}\n"
      "policies:\n  policy:\n    type: cloudify.policies.scaling\n    targets: [node]\n",
      "target 'node' is not a group"),
+    (SCALING + "test_validate_no_group_cycles1", "ERROR_GROUP_CYCLE",
+     _grouped({"group1": ["group2"], "group2": ["group1"]}, {"node": None}), "contains itself: group1 -> group2"),
+    (SCALING + "test_validate_node_type_group_members_in_one_group_only", "ERROR_MULTIPLE_GROUPS",
+     _grouped({"group1": ["node"], "group2": ["node"]}, {"node": None}), "'node' is a member of group 'group1'"),
+    (SCALING + "test_validate_group_type_group_members_in_one_group_only", "ERROR_MULTIPLE_GROUPS",
+     _grouped({"group1": ["node"], "group2": ["group1"], "group3": ["group1"]}, {"node": None}),
+     "'group1' is a member of group 'group2'"),
+    (SCALING + "test_validate_non_contained_group_members1", "ERROR_NON_CONTAINED_GROUP_MEMBERS",
+     _grouped({"group": ["node2", "node3"]}, {"node1": None, "node2": "node1", "node3": None}),
+     "its members must all be contained in the same node template"),
+    (SCALING + "test_validate_group_and_node_template_same_name", "ERROR_GROUP_AND_NODE_TEMPLATE_SAME_NAME",
+     _grouped({"node1": ["node2"]}, {"node1": None, "node2": None}), "has the name of a node template"),
+    (SCALING + "test_invalid_default_instances_value", "ERROR_INVALID_INSTANCES",
+     _grouped({"group": ["node"]}, {"node": None}, "default_instances: -1"), "default_instances is below 0"),
+    (SCALING + "test_invalid_max_instances_value", "ERROR_INVALID_INSTANCES",
+     _grouped({"group": ["node"]}, {"node": None}, "max_instances: 0"), "max_instances is below 1"),
+    (SCALING + "test_min_instances_greater_than_max_instances", "ERROR_INVALID_INSTANCES",
+     _grouped({"group": ["node"]}, {"node": None}, "min_instances: 5, max_instances: 1"),
+     "min_instances is above max_instances"),
     ("test_parser_logic_exceptions::test_top_level_relationships_import_same_name_relationship", "4",
      None, "relationships entry 'test_relationship' is defined"),  # two files: written by the test
 ]

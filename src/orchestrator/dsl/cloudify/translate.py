@@ -7,8 +7,8 @@ made from), so the core loader's problems point into the Cloudify files. What di
   ``string`` means any scalar in Cloudify, so it constrains nothing here;
 - a data-typed property whose fields all have defaults needs no value (Cloudify's
   implicit default);
-- ``capabilities`` are outputs; ``instances.deploy``, ``capabilities.scalable`` and
-  ``cloudify.policies.scaling`` give instance counts;
+- ``capabilities`` are outputs; ``instances.deploy`` and ``capabilities.scalable`` give
+  instance counts; scaling groups become templates of their own (``groups``);
 - what needs a Cloudify manager (cross-deployment functions, custom workflows, monitoring
   policies, manager-side input types) is refused with ``not supported:``.
 """
@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 
+from orchestrator.dsl.cloudify.groups import scaling_groups
 from orchestrator.dsl.cloudify.interfaces import (
     AROUND,
     LIFECYCLE,
@@ -123,10 +124,14 @@ def translate(read: Read, problems: Problems) -> Translation:
     for name, body in src["inputs"].items():
         out["inputs"][name] = _input(str(name), body, problems)
         _marks(out["inputs"], src["inputs"], name)
-    counts = _group_counts(src, problems)
+    groups = scaling_groups(src, problems)
     for name, body in src["node_templates"].items():
-        out["node_templates"][name] = _template(str(name), body, src, counts.get(str(name)), tr, problems)
+        out["node_templates"][name] = _template(str(name), body, src, groups.counts.get(str(name)), tr, problems,
+                                                groups.relationship_to_group(str(name)))
         _marks(out["node_templates"], src["node_templates"], name)
+    for name, unit in groups.templates.items():  # a scaling group's own template
+        out["node_templates"][name] = unit
+        out["node_templates"].key_marks[name] = out["node_templates"].value_marks[name] = unit.mark
     for section in ("outputs", "capabilities"):
         for name, body in src[section].items():
             if name in out["outputs"]:
@@ -217,7 +222,8 @@ def _input(name: str, body: Any, problems: Problems) -> Any:
 
 
 def _template(name: str, body: Any, src: Mapping[str, YDict], group_count: int | None, tr: Translation,
-              problems: Problems) -> Any:
+              problems: Problems, to_group: YDict | None = None) -> Any:
+    """``to_group``: the ``contained_in`` that puts the template in its scaling group's instances."""
     if not isinstance(body, dict):
         return body
     where = f"node template '{shown(name)}'"
@@ -252,6 +258,16 @@ def _template(name: str, body: Any, src: Mapping[str, YDict], group_count: int |
         _marks(result, body, "relationships")
     elif rels is not None:
         result["relationships"] = rels
+    if to_group is not None:
+        grouped = result.get("relationships")
+        if not isinstance(grouped, list):
+            grouped = YList()
+            grouped.mark = to_group.mark
+            result["relationships"] = grouped
+            result.key_marks["relationships"] = result.value_marks["relationships"] = to_group.mark
+        grouped.append(to_group)
+        if isinstance(grouped, YList):
+            grouped.item_marks.append(to_group.mark)
     hierarchy = _hierarchy(body.get("type"), src["node_types"])
     ifaces = template_interfaces(type_interfaces(src["node_types"].get(t) for t in hierarchy),
                                  body.get("interfaces"), where, problems, mark_of(body, "interfaces"))
@@ -356,70 +372,6 @@ def _check_agent(body: YDict, where: str, problems: Problems) -> None:
     if method in ("remote", "init_script", "plugin", "provided"):
         problems.add(mark_of(agent, "install_method"), f"not supported: {where}: agent_config.install_method "
                      f"'{method}' (orchestrator installs no agents; use install_method: none)")
-
-
-# ---------------------------------------------------------------- groups and policies
-
-
-def _group_counts(src: Mapping[str, YDict], problems: Problems) -> dict[str, int]:
-    """Instance counts from ``cloudify.policies.scaling`` policies on groups of templates.
-
-    A group's count multiplies its members' own, for each member not contained in another
-    member (those follow their host).
-    """
-    groups, counts = src["groups"], {}
-    for gname, group in groups.items():
-        if isinstance(group, dict) and group.get("policies"):
-            problems.add(mark_of(group, "policies"), f"not supported: group '{shown(gname)}': policies "
-                         "(monitoring, auto-heal and scale triggers need a Cloudify manager)")
-    for pname, policy in src["policies"].items():
-        if not isinstance(policy, dict):
-            continue
-        if policy.get("type") != "cloudify.policies.scaling":
-            problems.add(mark_of(policy, "type"), f"not supported: policy '{shown(pname)}' of type "
-                         f"'{shown(policy.get('type'))}' (only cloudify.policies.scaling)")
-            continue
-        props = policy.get("properties") or {}
-        count = props.get("default_instances", 1) if isinstance(props, dict) else 1
-        if not isinstance(count, int) or isinstance(count, bool):
-            problems.add(mark_of(policy, "properties"), f"policy '{shown(pname)}': default_instances must be "
-                         "a whole number (known when planning)")
-            continue
-        targets = policy.get("targets") or []
-        for i, target in enumerate(targets if isinstance(targets, list) else []):
-            if target not in groups:
-                problems.add(child_mark(targets, i, mark_of(policy, "targets")),
-                             f"policy '{shown(pname)}': target '{shown(target)}' is not a group"
-                             f"{did_you_mean(str(target), groups)}")
-                continue
-            members = _members(str(target), groups)
-            for member in members:
-                if member not in src["node_templates"]:
-                    continue
-                if not _inside(member, members, src["node_templates"]):
-                    counts[member] = counts.get(member, 1) * count
-    return counts
-
-
-def _members(group: str, groups: Mapping[str, Any], seen: frozenset[str] = frozenset()) -> list[str]:
-    body = groups.get(group)
-    raw = body.get("members") if isinstance(body, dict) else None
-    result: list[str] = []
-    for m in raw if isinstance(raw, list) else []:
-        if m in groups and m not in seen:
-            result.extend(_members(m, groups, seen | {group}))
-        elif isinstance(m, str):
-            result.append(m)
-    return result
-
-
-def _inside(member: str, members: list[str], templates: Mapping[str, Any]) -> bool:
-    body = templates.get(member)
-    rels = body.get("relationships") if isinstance(body, dict) else None
-    for rel in rels if isinstance(rels, list) else []:
-        if isinstance(rel, dict) and "contained_in" in str(rel.get("type")) and rel.get("target") in members:
-            return True
-    return False
 
 
 # ---------------------------------------------------------------- refusals
