@@ -299,3 +299,53 @@ def test_legacy_nodecellar_on_two_vms_with_containers(both_cli: Cli, docker_engi
     assert not client.containers.list(all=True, filters={"name": "nodecellar"})
     assert not client.containers.list(all=True, filters={"name": "mongod"})
     assert _leaked(deployment) == {}
+
+
+SCALED_VMS = """\
+tosca_definitions_version: cloudify_dsl_1_3
+imports:
+  - http://www.getcloudify.org/spec/cloudify/3.2m8/types.yaml
+  - http://www.getcloudify.org/spec/aws-plugin/1.2m8/plugin.yaml
+node_templates:
+  ip:
+    type: cloudify.aws.nodes.ElasticIP
+  vm:
+    type: cloudify.aws.nodes.Instance
+    properties:
+      image_id: ami-12c6146b
+      instance_type: t2.micro
+      install_agent: false
+    relationships:
+      - type: cloudify.aws.relationships.instance_connected_to_elastic_ip
+        target: ip
+groups:
+  vm_and_ip:
+    members: [vm, ip]
+policies:
+  scale_vm_and_ip:
+    type: cloudify.policies.scaling
+    properties: {default_instances: 2}
+    targets: [vm_and_ip]
+"""
+
+
+def test_a_scaling_group_gives_each_vm_its_own_address_and_scales_as_a_unit(aws_cli: Cli, deployment: str,
+                                                                             tmp_path: Path) -> None:
+    path = tmp_path / "scaled.yaml"
+    path.write_text(SCALED_VMS)
+    aws_cli("install", str(path), "-d", deployment)
+
+    def pairs() -> dict[str, str]:  # instance id -> its elastic IP's public address
+        addresses = _tagged("addresses", deployment)
+        vms = {i["InstanceId"] for i in _tagged("instances", deployment)}
+        assert {a.get("InstanceId") for a in addresses} == vms, (addresses, vms)  # one address per VM, each its own
+        return {a["InstanceId"]: a["PublicIp"] for a in addresses}
+
+    assert len(pairs()) == 2
+    aws_cli("scale", "-d", deployment, "vm_and_ip=3", "--yes")
+    assert len(pairs()) == 3
+    aws_cli("scale", "-d", deployment, "--remove", "vm_and_ip_0", "--yes")
+    assert len(pairs()) == 2
+    assert set(aws_cli.states(deployment)) == {"vm_1", "vm_2", "ip_1", "ip_2", "vm_and_ip_1", "vm_and_ip_2"}
+    aws_cli("uninstall", "-d", deployment)
+    assert _leaked(deployment) == {}
