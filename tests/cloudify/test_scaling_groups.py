@@ -221,3 +221,24 @@ def test_scale_and_remove_a_group_instance_through_the_cli(cwrite: Any, tmp_path
 
 def counts_of(status: dict[str, Any]) -> dict[str, int]:
     return dict(collections.Counter(i["node"] for i in status["instances"]))
+
+
+def test_a_group_count_may_come_from_an_input(cload: Any) -> None:
+    text = """
+        inputs:
+          vms: {type: integer, default: 2}
+        node_templates:
+          vm: {type: cloudify.nodes.Root}
+          ip:
+            type: cloudify.nodes.Root
+            relationships: [{type: cloudify.relationships.connected_to, target: vm}]
+        groups:
+          pair: {members: [vm, ip]}
+        policies:
+          scale:
+            type: cloudify.policies.scaling
+            properties: {default_instances: {get_input: vms}, max_instances: 10}
+            targets: [pair]
+        """
+    assert counts(build_plan(cload(text, {"vms": 3}))) == {"vm": 3, "ip": 3, "pair": 3}
+    assert counts(plan_of(cload, text)) == {"vm": 2, "ip": 2, "pair": 2}

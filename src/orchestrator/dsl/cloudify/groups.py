@@ -63,7 +63,8 @@ def scaling_groups(src: Mapping[str, YDict], problems: Problems) -> ScalingGroup
     units = [g for g in units if all(a in units for a in _ancestors(g, parent))]
     for g in units:
         mark = mark_of(groups, g)
-        unit = _marked({"type": GROUP_TYPE, "instances": counts[g]}, mark)
+        unit = _marked({"type": GROUP_TYPE, "instances": counts[g].value}, mark)
+        unit.value_marks["instances"] = counts[g].mark
         if g in parent:
             rels = YList()
             rels.mark = mark
@@ -76,9 +77,14 @@ def scaling_groups(src: Mapping[str, YDict], problems: Problems) -> ScalingGroup
             if member in templates and _container(templates[member]) is None:
                 result.hosts[member] = g
     for g, count in counts.items():
-        if g not in units:
-            for member in _top_members(g, groups, templates):
-                result.counts[member] = result.counts.get(member, 1) * count
+        if g in units:
+            continue
+        if not isinstance(count.value, int):
+            problems.add(count.mark, f"group '{shown(g)}': its members stand on a host outside it, so its count "
+                         "multiplies theirs and must be a whole number here, not a get_input")
+            continue
+        for member in _top_members(g, groups, templates):
+            result.counts[member] = result.counts.get(member, 1) * count.value
     return result
 
 
@@ -98,7 +104,10 @@ def _valid_groups(groups: YDict, templates: Mapping[str, Any], problems: Problem
             continue
         for i, member in enumerate(raw):
             mark = child_mark(raw, i, mark_of(body, "members"))
-            if member not in templates and member not in groups:
+            if not isinstance(member, str):
+                problems.add(mark, f"{where}: a member must be the name of a node template or group, not "
+                             f"{shown(member)}")
+            elif member not in templates and member not in groups:
                 problems.add(mark, f"{where}: member '{shown(member)}' is neither a node template nor a group"
                              f"{did_you_mean(str(member), [*templates, *groups])}")
             elif member in owner and owner[member] != gname:
@@ -137,11 +146,13 @@ def _cycle(group: str, groups: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _policy_counts(src: Mapping[str, YDict], problems: Problems) -> dict[str, int]:
+def _policy_counts(src: Mapping[str, YDict], problems: Problems) -> dict[str, Count]:
     """Each scaling group's ``default_instances`` (1 without; a group two policies scale: their product)."""
     groups, counts = src["groups"], {}
     for pname, policy in src["policies"].items():
         if not isinstance(policy, dict):
+            problems.add(mark_of(src["policies"], pname), f"policy '{shown(pname)}' must be a mapping (type, "
+                         "targets, properties)")
             continue
         if policy.get("type") != "cloudify.policies.scaling":
             problems.add(mark_of(policy, "type"), f"not supported: policy '{shown(pname)}' of type "
@@ -154,31 +165,52 @@ def _policy_counts(src: Mapping[str, YDict], problems: Problems) -> dict[str, in
                          f"policy '{shown(pname)}': targets must list the groups it scales")
             continue
         for i, target in enumerate(targets):
-            if target not in groups:
+            if not isinstance(target, str) or target not in groups:
                 problems.add(child_mark(targets, i, mark_of(policy, "targets")),
                              f"policy '{shown(pname)}': target '{shown(target)}' is not a group"
                              f"{did_you_mean(str(target), groups)}")
-            elif count is not None:
-                counts[str(target)] = counts.get(str(target), 1) * count
+            elif count is not None and target not in targets[:i]:  # (a target named twice is scaled once)
+                if target in counts and not (isinstance(count.value, int) and isinstance(counts[target].value, int)):
+                    problems.add(count.mark, f"policy '{shown(pname)}': group '{shown(target)}' is scaled by "
+                                 "another policy too, so both counts must be whole numbers here")
+                    continue
+                before = counts[target].value if target in counts else 1
+                counts[target] = Count(before * count.value if isinstance(count.value, int) else count.value,
+                                       count.mark)
     return counts
 
 
-def _instances(name: str, policy: YDict, problems: Problems) -> int | None:
-    """``default_instances``, checked against ``min_instances`` and ``max_instances`` as Cloudify does."""
+@dataclass
+class Count:
+    """A group's instance count: a whole number, or the ``get_input`` that gives it (at planning)."""
+
+    value: Any
+    mark: Mark
+
+
+def _instances(name: str, policy: YDict, problems: Problems) -> Count | None:
+    """``default_instances``, checked against ``min_instances`` and ``max_instances`` as Cloudify does
+    (when they are numbers here; a ``get_input`` count is checked once the inputs are known)."""
     props = policy.get("properties") or {}
     if not isinstance(props, dict):
         problems.add(mark_of(policy, "properties"), f"policy '{shown(name)}': properties must be a mapping")
         return None
-    values: dict[str, int] = {}
+    values: dict[str, Any] = {}
     for key, default in (("default_instances", 1), ("min_instances", 0), ("max_instances", UNBOUNDED)):
         value = props.get(key, default)
         if key == "max_instances" and value == "UNBOUNDED":
             value = UNBOUNDED
-        if not isinstance(value, int) or isinstance(value, bool):
-            problems.add(mark_of(props, key), f"policy '{shown(name)}': {key} must be a whole number (known when "
-                         f"planning){' or UNBOUNDED' if key == 'max_instances' else ''}")
+        if _is_input(value):
+            values[key] = value
+        elif not isinstance(value, int) or isinstance(value, bool):
+            problems.add(mark_of(props, key), f"policy '{shown(name)}': {key} must be a whole number or a "
+                         f"get_input{' or UNBOUNDED' if key == 'max_instances' else ''}")
             return None
         values[key] = value
+    count = Count(values["default_instances"], mark_of(props, "default_instances") if "default_instances" in props
+                  else mark_of(policy, "properties"))
+    if any(_is_input(v) for v in values.values()):
+        return count
     default, low, high = values["default_instances"], values["min_instances"], values["max_instances"]
     why = ("default_instances is below 0" if default < 0 else "min_instances is below 0" if low < 0 else
            "max_instances is below 1 (UNBOUNDED or -1: no bound)" if high != UNBOUNDED and high < 1 else
@@ -188,7 +220,11 @@ def _instances(name: str, policy: YDict, problems: Problems) -> int | None:
     if why:
         problems.add(mark_of(policy, "properties"), f"policy '{shown(name)}': {why}")
         return None
-    return default
+    return count
+
+
+def _is_input(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and "get_input" in value
 
 
 # ---------------------------------------------------------------- membership
@@ -225,7 +261,7 @@ def _host_of(group: str, groups: Mapping[str, Any], templates: Mapping[str, Any]
     return None
 
 
-def _inner_groups(group: str, groups: Mapping[str, Any], scaling: Mapping[str, int],
+def _inner_groups(group: str, groups: Mapping[str, Any], scaling: Mapping[str, Any],
                   seen: frozenset[str] = frozenset()) -> Iterator[str]:
     """The scaling groups right inside this one (through groups no policy scales)."""
     for m in _direct(group, groups):
