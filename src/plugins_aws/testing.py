@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from plugins_aws import base, elastic_ip, instance, keypair, network, security_group
+from plugins_aws import base, elastic_ip, instance, keypair, network, routing, security_group
 from plugins_aws.client import ec2_client
 from plugins_aws.errors import paginate
 from plugins_aws.tags import DEPLOYMENT_TAG
 
-PLUGINS: tuple[object, ...] = tuple(m.plugin for m in (base, keypair, security_group, instance, elastic_ip, network))
+PLUGINS: tuple[object, ...] = tuple(m.plugin for m in (base, keypair, security_group, instance, elastic_ip, network,
+                                                       routing))
 """Every plugin of the distribution (what its entry points name), for ``orch.use(*PLUGINS)`` in tests."""
 
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
@@ -26,7 +27,7 @@ def list_resources(deployment_id: str, client_config: Mapping[str, Any] | None =
     """Ids of everything tagged with ``deployment_id``, by kind (terminated instances excluded).
 
     Keys: instances, key_pairs, security_groups, security_group_rules, addresses, vpcs,
-    subnets. Uses the same client configuration rules as the plugin (boto3's chain,
+    subnets, internet_gateways, route_tables (routes go with their table). Uses the same client configuration rules as the plugin (boto3's chain,
     ``AWS_ENDPOINT_URL``, or ``client_config``).
     """
     client = ec2_client(client_config)
@@ -43,6 +44,10 @@ def list_resources(deployment_id: str, client_config: Mapping[str, Any] | None =
         "addresses": [a["AllocationId"] for a in client.describe_addresses(Filters=tagged)["Addresses"]],
         "vpcs": [v["VpcId"] for v in paginate(client, "describe_vpcs", "Vpcs", Filters=tagged)],
         "subnets": [s["SubnetId"] for s in paginate(client, "describe_subnets", "Subnets", Filters=tagged)],
+        "internet_gateways": [g["InternetGatewayId"] for g in paginate(client, "describe_internet_gateways",
+                                                                        "InternetGateways", Filters=tagged)],
+        "route_tables": [t["RouteTableId"] for t in paginate(client, "describe_route_tables", "RouteTables",
+                                                             Filters=tagged)],
     }
 
 

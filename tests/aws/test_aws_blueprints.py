@@ -39,7 +39,7 @@ def test_webapp_install_then_uninstall_leaves_nothing(aws_orch, ec2, deployment,
     found = list_resources(deployment)
     assert {k: len(v) for k, v in found.items()} == {  # rules: the group's two (tagged for update) and https
         "instances": 2, "key_pairs": 1, "security_groups": 1, "security_group_rules": 3,
-        "addresses": 1, "vpcs": 0, "subnets": 0}
+        "addresses": 1, "vpcs": 0, "subnets": 0, "internet_gateways": 0, "route_tables": 0}
 
     key_name, group_id = rt["key_0"]["key_name"], rt["web_sg_0"]["group_id"]
     web_id, worker_id = rt["web_0"]["aws_resource_id"], rt["worker_0"]["aws_resource_id"]
@@ -82,7 +82,19 @@ def test_network_blueprint(aws_orch, ec2, deployment):
     (group,) = ec2.describe_security_groups(GroupIds=[rt["app_sg_0"]["aws_resource_id"]])["SecurityGroups"]
     assert group["VpcId"] == vpc_id
     assert {k: len(v) for k, v in list_resources(deployment).items() if v} == {
-        "instances": 1, "security_groups": 1, "security_group_rules": 1, "vpcs": 1, "subnets": 1}
+        "instances": 1, "security_groups": 1, "security_group_rules": 1, "vpcs": 1, "subnets": 1,
+        "internet_gateways": 1, "route_tables": 1}
+    gateway_id = rt["gateway_0"]["aws_resource_id"]
+    (gateway,) = ec2.describe_internet_gateways(InternetGatewayIds=[gateway_id])["InternetGateways"]
+    assert [a["VpcId"] for a in gateway["Attachments"]] == [vpc_id]
+    (table,) = ec2.describe_route_tables(RouteTableIds=[rt["public_routes_0"]["aws_resource_id"]])["RouteTables"]
+    assert [a["SubnetId"] for a in table["Associations"]] == [subnet_id]
+    assert {r["DestinationCidrBlock"]: r["GatewayId"] for r in table["Routes"]} == {
+        "10.40.0.0/16": "local", "0.0.0.0/0": gateway_id}
+    assert {i: found for i, found in aws_orch.drift(deployment=deployment).items() if found} == {}
+    ec2.delete_route(RouteTableId=table["RouteTableId"], DestinationCidrBlock="0.0.0.0/0")  # behind its back
+    drifted = {i: found for i, found in aws_orch.drift(deployment=deployment).items() if found}
+    assert drifted == {"default_route_0": {"gone": f"route {table['RouteTableId']}:0.0.0.0/0 no longer exists"}}
     run = aws_orch.uninstall(deployment=deployment)
     assert run.ok, run.failures
     assert leaked(deployment) == {}

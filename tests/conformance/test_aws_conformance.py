@@ -48,6 +48,8 @@ KINDS: dict[str, tuple[str, str, str, list[dict[str, Any]]]] = {
     "addresses": ("describe_addresses", "Addresses", "AllocationId", []),
     "vpcs": ("describe_vpcs", "Vpcs", "VpcId", []),
     "subnets": ("describe_subnets", "Subnets", "SubnetId", []),
+    "internet_gateways": ("describe_internet_gateways", "InternetGateways", "InternetGatewayId", []),
+    "route_tables": ("describe_route_tables", "RouteTables", "RouteTableId", []),
 }
 
 
@@ -63,6 +65,14 @@ def kind(name: str) -> Callable[[Env], list[str]]:
         return [item[id_key] for item in items]
 
     return lister
+
+
+def routes(env: Env) -> list[str]:
+    """Routes through a gateway (not the table's own ``local`` one) in the deployment's tables."""
+    filters = [{"Name": f"tag:{DEPLOYMENT_TAG}", "Values": [env.deployment]}]
+    return [f"{t['RouteTableId']}:{r['DestinationCidrBlock']}"
+            for t in ec2().describe_route_tables(Filters=filters)["RouteTables"]
+            for r in t["Routes"] if r.get("GatewayId", "local") != "local"]
 
 
 def everything(env: Env) -> dict[str, list[str]]:
@@ -84,6 +94,18 @@ def sweep(env: Env) -> None:
     for group in left.get("security_groups", []):
         with contextlib.suppress(*ignore):
             client.delete_security_group(GroupId=group)
+    for table in left.get("route_tables", []):
+        with contextlib.suppress(*ignore):
+            for association in client.describe_route_tables(RouteTableIds=[table])["RouteTables"][0]["Associations"]:
+                if not association.get("Main"):
+                    client.disassociate_route_table(AssociationId=association["RouteTableAssociationId"])
+            client.delete_route_table(RouteTableId=table)
+    for gateway in left.get("internet_gateways", []):
+        with contextlib.suppress(*ignore):
+            for attachment in client.describe_internet_gateways(
+                    InternetGatewayIds=[gateway])["InternetGateways"][0]["Attachments"]:
+                client.detach_internet_gateway(InternetGatewayId=gateway, VpcId=attachment["VpcId"])
+            client.delete_internet_gateway(InternetGatewayId=gateway)
     for subnet in left.get("subnets", []):
         with contextlib.suppress(*ignore):
             client.delete_subnet(SubnetId=subnet)
@@ -135,6 +157,17 @@ def adopt_subnet(env: Env) -> str:
                                TagSpecifications=tagged(env, "subnet"))["Subnet"]["SubnetId"]
 
 
+def adopt_internet_gateway(env: Env) -> str:
+    return ec2().create_internet_gateway(TagSpecifications=tagged(env, "internet-gateway"))[
+        "InternetGateway"]["InternetGatewayId"]
+
+
+def adopt_route_table(env: Env) -> str:
+    vpc = adopt_vpc(env)
+    return ec2().create_route_table(VpcId=vpc, TagSpecifications=tagged(env, "route-table"))[
+        "RouteTable"]["RouteTableId"]
+
+
 # ---------------------------------------------------------------- out-of-band deleters
 
 
@@ -162,11 +195,41 @@ def delete_subnet(env: Env, subnet_id: str) -> None:
     ec2().delete_subnet(SubnetId=subnet_id)
 
 
+def delete_internet_gateway(env: Env, gateway_id: str) -> None:
+    client = ec2()
+    for attachment in client.describe_internet_gateways(InternetGatewayIds=[gateway_id])["InternetGateways"][0][
+            "Attachments"]:
+        client.detach_internet_gateway(InternetGatewayId=gateway_id, VpcId=attachment["VpcId"])
+    client.delete_internet_gateway(InternetGatewayId=gateway_id)
+
+
+def delete_route_table(env: Env, table_id: str) -> None:
+    client = ec2()
+    for association in client.describe_route_tables(RouteTableIds=[table_id])["RouteTables"][0]["Associations"]:
+        client.disassociate_route_table(AssociationId=association["RouteTableAssociationId"])
+    client.delete_route_table(RouteTableId=table_id)
+
+
+def delete_route(env: Env, route: str) -> None:
+    table, _, destination = route.partition(":")
+    ec2().delete_route(RouteTableId=table, DestinationCidrBlock=destination)
+
+
 # ---------------------------------------------------------------- the subjects
 
 VPC_NODE = {"node_templates": {"vpc": {"type": "aws.ec2.VPC",
                                        "properties": {**FAST, "cidr_block": "10.30.0.0/16"}}}}
 GROUP_NODE = {"node_templates": {"group": {"type": "aws.ec2.SecurityGroup", "properties": FAST}}}
+NETWORK_NODES = {"node_templates": {  # a VPC with a subnet, an attached gateway and a table of the subnet
+    **VPC_NODE["node_templates"],
+    "subnet": {"type": "aws.ec2.Subnet", "properties": {**FAST, "cidr_block": "10.30.1.0/24"},
+               "relationships": [{"type": "aws.relationships.contained_in_vpc", "target": "vpc"}]},
+    "gateway": {"type": "aws.ec2.InternetGateway", "properties": FAST,
+                "relationships": [{"type": "orchestrator.relationships.connected_to", "target": "vpc"}]},
+    "table": {"type": "aws.ec2.RouteTable", "properties": FAST,
+              "relationships": [{"type": "aws.relationships.contained_in_vpc", "target": "vpc"},
+                                {"type": "orchestrator.relationships.connected_to", "target": "subnet"}]},
+}}
 
 
 def aws_subject(type_name: str, lister: str, **fields: Any) -> Subject:
@@ -232,6 +295,29 @@ SUBJECTS = [
         blueprint=VPC_NODE,
         relationships=[{"type": "aws.relationships.contained_in_vpc", "target": "vpc"}],
         adopt=adopt_subnet, delete=delete_subnet),
+]
+
+SUBJECTS += [
+    aws_subject(
+        "aws.ec2.InternetGateway", "internet_gateways",
+        blueprint=VPC_NODE, relationships=[{"type": "orchestrator.relationships.connected_to", "target": "vpc"}],
+        invalid_properties={**FAST, "use_external_resource": True, "resource_id": "igw-00000000"},
+        adopt=adopt_internet_gateway, delete=delete_internet_gateway),
+    aws_subject(
+        "aws.ec2.RouteTable", "route_tables",
+        blueprint={"node_templates": {k: v for k, v in NETWORK_NODES["node_templates"].items()
+                                      if k in ("vpc", "subnet")}},
+        relationships=[{"type": "aws.relationships.contained_in_vpc", "target": "vpc"},
+                       {"type": "orchestrator.relationships.connected_to", "target": "subnet"}],
+        invalid_properties={**FAST, "vpc_id": "vpc-00000000"},
+        adopt=adopt_route_table, delete=delete_route_table),
+    Subject("aws.ec2.Route", routes, list_leftovers=everything, cleanup=sweep,
+            properties={**FAST, "destination_cidr_block": "0.0.0.0/0"},
+            invalid_properties={**FAST, "destination_cidr_block": "300.0.0.0/0"},
+            blueprint=NETWORK_NODES,
+            relationships=[{"type": "orchestrator.relationships.contained_in", "target": "table"},
+                           {"type": "orchestrator.relationships.connected_to", "target": "gateway"}],
+            delete=delete_route),
 ]
 
 TestAwsConformance = conformance_tests(*SUBJECTS, plugins=PLUGINS, fixtures=["aws_env"])
