@@ -119,6 +119,22 @@ node_types:
     derived_from: cloudify.nodes.Root
     properties:{_V3}
 {_OPS}
+  cloudify.nodes.aws.ec2.InternetGateway:
+    derived_from: cloudify.nodes.Root
+    properties:{_V3}
+{_OPS}
+  cloudify.nodes.aws.ec2.NATGateway:
+    derived_from: cloudify.nodes.Root
+    properties:{_V3}
+{_OPS}
+  cloudify.nodes.aws.ec2.RouteTable:
+    derived_from: cloudify.nodes.Root
+    properties:{_V3}
+{_OPS}
+  cloudify.nodes.aws.ec2.Route:
+    derived_from: cloudify.nodes.Root
+    properties:{_V3}
+{_OPS}
 relationships:
   cloudify.aws.relationships.instance_connected_to_elastic_ip: {{derived_from: cloudify.relationships.connected_to}}
   cloudify.aws.relationships.instance_connected_to_keypair: {{derived_from: cloudify.relationships.connected_to}}
@@ -285,6 +301,43 @@ def _subnet(node: PackNode) -> dict[str, Any]:
                         "availability_zone": c.get("AvailabilityZone") or p.get("availability_zone")})
 
 
+def _internet_gateway(node: PackNode) -> dict[str, Any]:
+    return _drop_empty({**_common(node), "vpc_id": _config(node).get("VpcId")})
+
+
+def _nat_gateway(node: PackNode) -> dict[str, Any]:
+    c = _config(node)
+    return _drop_empty({**_common(node), "subnet_id": c.get("SubnetId"), "allocation_id": c.get("AllocationId"),
+                        "connectivity_type": c.get("ConnectivityType")})
+
+
+def _route_table(node: PackNode) -> dict[str, Any]:
+    c = _config(node)
+    subnet = c.get("SubnetId")
+    return _drop_empty({**_common(node), "vpc_id": c.get("VpcId"), "subnet_ids": [subnet] if subnet else None})
+
+
+_ROUTE_TARGETS = ("InstanceId", "NetworkInterfaceId", "VpcPeeringConnectionId", "TransitGatewayId",
+                  "EgressOnlyInternetGatewayId", "CarrierGatewayId", "LocalGatewayId", "VpcEndpointId",
+                  "DestinationIpv6CidrBlock", "DestinationPrefixListId")
+
+
+def _route(node: PackNode) -> dict[str, Any]:
+    c = _config(node)
+    other = [k for k in _ROUTE_TARGETS if c.get(k)]
+    if other:
+        raise MappingError(f"not supported: resource_config.{other[0]} (orchestrator-aws routes an IPv4 block "
+                           "through an internet or NAT gateway)", ["resource_config"])
+    if not c.get("DestinationCidrBlock"):
+        raise MappingError("resource_config.DestinationCidrBlock is required", ["resource_config"])
+    out = {**_common(node), "destination_cidr_block": c.get("DestinationCidrBlock"),
+           "route_table_id": c.get("RouteTableId"), "gateway_id": c.get("GatewayId"),
+           "nat_gateway_id": c.get("NatGatewayId")}
+    out.pop("use_external_resource", None)  # a route has no id to adopt
+    out.pop("resource_id", None)
+    return _drop_empty(out)
+
+
 _TO_INSTANCE = {"cloudify.aws.nodes.Instance": "aws.relationships.elastic_ip_connected_to_instance",
                 "cloudify.nodes.aws.ec2.Instances": "aws.relationships.elastic_ip_connected_to_instance"}
 _FROM_INSTANCE = {
@@ -319,6 +372,10 @@ PACK = CloudifyPack(
         "cloudify.nodes.aws.ec2.Vpc": TypeMapping("aws.ec2.VPC", _vpc),
         "cloudify.aws.nodes.Subnet": TypeMapping("aws.ec2.Subnet", _subnet),
         "cloudify.nodes.aws.ec2.Subnet": TypeMapping("aws.ec2.Subnet", _subnet),
+        "cloudify.nodes.aws.ec2.InternetGateway": TypeMapping("aws.ec2.InternetGateway", _internet_gateway),
+        "cloudify.nodes.aws.ec2.NATGateway": TypeMapping("aws.ec2.NatGateway", _nat_gateway),
+        "cloudify.nodes.aws.ec2.RouteTable": TypeMapping("aws.ec2.RouteTable", _route_table),
+        "cloudify.nodes.aws.ec2.Route": TypeMapping("aws.ec2.Route", _route),
         "cloudify.aws.relationships.instance_connected_to_elastic_ip":
             TypeMapping("aws.relationships.instance_connected_to_elastic_ip"),
         "cloudify.aws.relationships.instance_connected_to_keypair": TypeMapping("aws.relationships.instance_uses_keypair"),
@@ -331,7 +388,8 @@ PACK = CloudifyPack(
     unsupported={"cloudify.relationships.aws.*": "orchestrator-aws runs the relationships of EC2 key pairs, "
                                                  "security groups, elastic IPs, instances, VPCs and subnets only",
                  "cloudify.nodes.aws.*": "orchestrator-aws runs EC2 key pairs, security groups and rules, elastic "
-                                         "IPs, instances, VPCs and subnets only",
+                                         "IPs, instances, VPCs, subnets, internet and NAT gateways, route "
+                                         "tables and routes only",
                  "cloudify.aws.nodes.*": "orchestrator-aws runs EC2 key pairs, security groups, elastic IPs, "
                                          "instances, VPCs and subnets only"},
     description="Cloudify AWS plugin 1.x and 3.x (EC2)",

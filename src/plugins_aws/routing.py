@@ -1,11 +1,14 @@
-"""The ``aws_routing`` plugin: ``aws.ec2.InternetGateway``, ``aws.ec2.RouteTable``, ``aws.ec2.Route``.
+"""The ``aws_routing`` plugin: internet and NAT gateways, route tables and routes.
 
-What a public subnet needs besides its VPC: a gateway attached to the VPC, a route table
-associated with the subnet, and a route (``0.0.0.0/0``) through the gateway. Each finds
-what it works on through its relationships, by node type, or a property naming the id:
-a gateway its VPC (``vpc_id``); a table its VPC and the subnets it serves (``subnet_ids``);
-a route its table (``contained_in`` it, or ``route_table_id``) and its gateway
-(``gateway_id``).
+What a public subnet needs besides its VPC: an ``aws.ec2.InternetGateway`` attached to the
+VPC, an ``aws.ec2.RouteTable`` associated with the subnet, and an ``aws.ec2.Route``
+(``0.0.0.0/0``) through the gateway; a private subnet's route goes through an
+``aws.ec2.NatGateway`` standing in a public subnet with an elastic IP. Each finds what it
+works on through its relationships, by node type, or a property naming the id: a gateway
+its VPC (``vpc_id``); a NAT gateway its subnet and address (``subnet_id``,
+``allocation_id``); a table its VPC and the subnets it serves (``subnet_ids``); a route
+its table (``contained_in`` it, or ``route_table_id``) and its target (``gateway_id`` or
+``nat_gateway_id``).
 
 A gateway is attached and a table associated on ``configure`` (after the VPC and the
 subnets exist); delete detaches and disassociates first. A route has no id and carries
@@ -35,6 +38,7 @@ from plugins_aws.resource import AwsResource, client_for
 from plugins_aws.schema import CLIENT_PROPERTIES, replaced, resource_properties
 
 GATEWAY_TYPE = "aws.ec2.InternetGateway"
+NAT_TYPE = "aws.ec2.NatGateway"
 TABLE_TYPE = "aws.ec2.RouteTable"
 ROUTE_TYPE = "aws.ec2.Route"
 
@@ -46,6 +50,18 @@ TYPES: dict[str, Any] = {
             "properties": resource_properties({
                 "vpc_id": replaced({"type": "string", "required": False,
                                     "description": "The VPC to attach to, unless related to an aws.ec2.VPC."}),
+            }),
+        },
+        NAT_TYPE: {
+            "derived_from": "orchestrator.nodes.Root",
+            "description": "A NAT gateway in the subnet it is related to, with the related elastic IP's address.",
+            "properties": resource_properties({
+                "subnet_id": replaced({"type": "string", "required": False,
+                                       "description": "Its (public) subnet, unless related to an aws.ec2.Subnet."}),
+                "allocation_id": replaced({"type": "string", "required": False,
+                                           "description": "Its address, unless related to an aws.ec2.ElasticIP."}),
+                "connectivity_type": replaced({"type": "string", "default": "public",
+                                               "constraints": [{"valid_values": ["public", "private"]}]}),
             }),
         },
         TABLE_TYPE: {
@@ -60,7 +76,7 @@ TYPES: dict[str, Any] = {
         },
         ROUTE_TYPE: {
             "derived_from": "orchestrator.nodes.Root",
-            "description": "A route of a route table through an internet gateway.",
+            "description": "A route of a route table through an internet or NAT gateway.",
             "properties": {
                 **CLIENT_PROPERTIES,
                 "destination_cidr_block": replaced({"type": "string", "required": True,
@@ -68,7 +84,9 @@ TYPES: dict[str, Any] = {
                 "route_table_id": replaced({"type": "string", "required": False,
                                             "description": "Its table, unless contained in an aws.ec2.RouteTable."}),
                 "gateway_id": replaced({"type": "string", "required": False,
-                                        "description": "Its gateway, unless related to an aws.ec2.InternetGateway."}),
+                                        "description": "Its internet gateway (or related aws.ec2.InternetGateway)."}),
+                "nat_gateway_id": replaced({"type": "string", "required": False,
+                                            "description": "Or its NAT gateway (or related aws.ec2.NatGateway)."}),
             },
         },
     },
@@ -145,6 +163,69 @@ class InternetGateway(AwsResource):
         if wanted and wanted not in attached:
             return {"vpc_id": differs(wanted, attached[0] if attached else None)}
         return {}
+
+
+class NatGateway(AwsResource):
+    kind = "NAT gateway"
+    tag_resource_types = ("natgateway",)
+
+    def describe(self, resource_id: str) -> dict[str, Any] | None:
+        found = call(self.client.describe_nat_gateways, ignore=("NatGatewayNotFound",), NatGatewayIds=[resource_id])
+        gateways = (found or {}).get("NatGateways") or []
+        return gateways[0] if gateways else None
+
+    def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return call(self.client.describe_nat_gateways, Filter=filters)["NatGateways"]
+
+    def id_of(self, resource: dict[str, Any]) -> str:
+        return resource["NatGatewayId"]
+
+    def is_gone(self, resource: dict[str, Any]) -> bool:
+        return resource.get("State") in ("deleting", "deleted", "failed")
+
+    def state_of(self, resource: dict[str, Any]) -> str:
+        return str(resource.get("State"))
+
+    def runtime_of(self, resource: dict[str, Any]) -> dict[str, Any]:
+        addresses = resource.get("NatGatewayAddresses") or [{}]
+        return {"nat_gateway_id": resource["NatGatewayId"], "subnet_id": resource.get("SubnetId"),
+                "vpc_id": resource.get("VpcId"), "public_ip": addresses[0].get("PublicIp"),
+                "private_ip": addresses[0].get("PrivateIp")}
+
+    def create_new(self) -> dict[str, Any]:
+        from plugins_aws.elastic_ip import TYPE as EIP_TYPE
+
+        subnet = self.properties.get("subnet_id") or one_target_id(self.ctx, SUBNET_TYPE, "subnet")
+        if not subnet:
+            raise NonRecoverableError(f"NAT gateway: set subnet_id or relate it to an {SUBNET_TYPE}")
+        connectivity = self.properties.get("connectivity_type", "public")
+        allocation = None
+        if connectivity == "public":  # a private one takes no address (AWS refuses one)
+            allocation = self.properties.get("allocation_id") or one_target_id(self.ctx, EIP_TYPE, "elastic IP")
+        if connectivity == "public" and not allocation:
+            raise NonRecoverableError(f"a public NAT gateway needs an address: set allocation_id or relate it to "
+                                      f"an {EIP_TYPE}")
+        return call(self.client.create_nat_gateway, SubnetId=subnet, ConnectivityType=connectivity,
+                    TagSpecifications=self.tag_specifications(),
+                    **({"AllocationId": allocation} if allocation else {}))["NatGateway"]
+
+    def configure(self) -> None:
+        rid = self.require_id()
+
+        def settled() -> dict[str, Any] | None:
+            found = self.describe(rid)
+            return found if (found or {}).get("State") in ("available", "failed") else None
+
+        found = self.wait(settled, f"NAT gateway {rid} to be available")
+        if found.get("State") == "failed":
+            raise NonRecoverableError(f"NAT gateway {rid} failed: {found.get('FailureMessage') or 'no reason given'}")
+        self.save(**self.runtime_of(found))
+
+    def delete_existing(self, resource_id: str) -> None:
+        call(self.client.delete_nat_gateway, ignore=("NatGatewayNotFound",), NatGatewayId=resource_id)
+        # Its address and subnet are free only once it is gone: wait, so what it stood on can go next.
+        self.wait(lambda: (self.describe(resource_id) or {}).get("State", "deleted") == "deleted",
+                  f"NAT gateway {resource_id} to be deleted")
 
 
 class RouteTable(AwsResource):
@@ -244,11 +325,16 @@ class Route(Resource):
                 return rel.target.instance.runtime_properties.get(RESOURCE_ID)
         return None
 
-    def _gateway(self) -> str:
-        gateway = self.properties.get("gateway_id") or one_target_id(self.ctx, GATEWAY_TYPE, "internet gateway")
-        if not gateway:
-            raise NonRecoverableError(f"route: set gateway_id or relate it to an {GATEWAY_TYPE}")
-        return str(gateway)
+    def _target(self) -> tuple[str, str]:
+        """(the API's name for the target, its id): an internet gateway or a NAT gateway."""
+        internet = self.properties.get("gateway_id") or one_target_id(self.ctx, GATEWAY_TYPE, "internet gateway")
+        nat = self.properties.get("nat_gateway_id") or one_target_id(self.ctx, NAT_TYPE, "NAT gateway")
+        if internet and nat:
+            raise NonRecoverableError("route: through an internet gateway or a NAT gateway, not both")
+        if not (internet or nat):
+            raise NonRecoverableError(f"route: set gateway_id or nat_gateway_id, or relate it to an {GATEWAY_TYPE} "
+                                      f"or an {NAT_TYPE}")
+        return ("GatewayId", str(internet)) if internet else ("NatGatewayId", str(nat))
 
     def _current(self, table: str, destination: str) -> dict[str, Any] | None:
         found = call(self.client.describe_route_tables, ignore=("InvalidRouteTableID.NotFound",),
@@ -260,26 +346,25 @@ class Route(Resource):
         return None
 
     def create(self) -> None:
-        table, gateway = self._table(), self._gateway()
+        table, (key, target) = self._table(), self._target()
         destination = str(self.properties["destination_cidr_block"])
         rid = f"{table}:{destination}"
+        record = {RESOURCE_ID: rid, "route_table_id": table, "destination_cidr_block": destination,
+                  "target": target}
         existing = self._current(table, destination)
         if existing is not None:
-            if existing.get("GatewayId") != gateway:
+            if _target_of(existing) != target:
                 raise NonRecoverableError(f"route table {table} already routes {destination} through "
-                                          f"{existing.get('GatewayId') or existing.get('NatGatewayId') or 'another target'}, "
-                                          f"not {gateway}")
+                                          f"{_target_of(existing) or 'another target'}, not {target}")
             ours = self.runtime.get(self.INTENT) == rid or self.runtime.get(RESOURCE_ID) == rid
-            self.save(**{RESOURCE_ID: rid, "route_table_id": table, "destination_cidr_block": destination,
-                         "gateway_id": gateway, "preexisting": not ours})
-            self.logger.info("route %s through %s %s", rid, gateway, "resumed" if ours else "was there already: "
+            self.save(**record, preexisting=not ours)
+            self.logger.info("route %s through %s %s", rid, target, "resumed" if ours else "was there already: "
                              "used, and left in place by uninstall")
             return
         self.save(**{self.INTENT: rid})
-        call(self.client.create_route, RouteTableId=table, DestinationCidrBlock=destination, GatewayId=gateway)
-        self.save(**{RESOURCE_ID: rid, "route_table_id": table, "destination_cidr_block": destination,
-                     "gateway_id": gateway, "preexisting": False})
-        self.logger.info("created route %s through %s", rid, gateway)
+        call(self.client.create_route, RouteTableId=table, DestinationCidrBlock=destination, **{key: target})
+        self.save(**record, preexisting=False)
+        self.logger.info("created route %s through %s", rid, target)
 
     def delete(self) -> None:
         rid = self.runtime.get(RESOURCE_ID) or self.runtime.get(self.INTENT)
@@ -302,9 +387,19 @@ class Route(Resource):
         route = self._current(table, destination)
         if route is None:
             return {"gone": f"route {rid} no longer exists"}
-        if route.get("GatewayId") != self.runtime.get("gateway_id"):
-            return {"gateway_id": differs(self.runtime.get("gateway_id"), route.get("GatewayId"))}
+        if _target_of(route) != self.runtime.get("target"):
+            return {"target": differs(self.runtime.get("target"), _target_of(route))}
         return None
 
 
-plugin = Plugin(TYPES, {GATEWAY_TYPE: InternetGateway, TABLE_TYPE: RouteTable, ROUTE_TYPE: Route})
+def _target_of(route: dict[str, Any]) -> str | None:
+    """Where a route sends its traffic (a gateway id, a NAT gateway id, ...)."""
+    for key in ("GatewayId", "NatGatewayId", "InstanceId", "NetworkInterfaceId", "VpcPeeringConnectionId",
+                "TransitGatewayId"):
+        if route.get(key):
+            return str(route[key])
+    return None
+
+
+plugin = Plugin(TYPES, {GATEWAY_TYPE: InternetGateway, NAT_TYPE: NatGateway, TABLE_TYPE: RouteTable,
+                        ROUTE_TYPE: Route})

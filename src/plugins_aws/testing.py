@@ -21,13 +21,14 @@ PLUGINS: tuple[object, ...] = tuple(m.plugin for m in (base, keypair, security_g
 """Every plugin of the distribution (what its entry points name), for ``orch.use(*PLUGINS)`` in tests."""
 
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
+GONE_NAT = ("deleting", "deleted", "failed")
 
 
 def list_resources(deployment_id: str, client_config: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
     """Ids of everything tagged with ``deployment_id``, by kind (terminated instances excluded).
 
     Keys: instances, key_pairs, security_groups, security_group_rules, addresses, vpcs,
-    subnets, internet_gateways, route_tables (routes go with their table). Uses the same client configuration rules as the plugin (boto3's chain,
+    subnets, internet_gateways, route_tables (routes go with their table), nat_gateways. Uses the same client configuration rules as the plugin (boto3's chain,
     ``AWS_ENDPOINT_URL``, or ``client_config``).
     """
     client = ec2_client(client_config)
@@ -48,6 +49,8 @@ def list_resources(deployment_id: str, client_config: Mapping[str, Any] | None =
                                                                         "InternetGateways", Filters=tagged)],
         "route_tables": [t["RouteTableId"] for t in paginate(client, "describe_route_tables", "RouteTables",
                                                              Filters=tagged)],
+        "nat_gateways": [g["NatGatewayId"] for g in paginate(client, "describe_nat_gateways", "NatGateways",
+                                                             Filter=tagged) if g.get("State") not in GONE_NAT],
     }
 
 

@@ -21,7 +21,7 @@ NODE_TYPES = {
     "aws_ec2_instance": ["aws.ec2.Instance"],
     "aws_elastic_ip": ["aws.ec2.ElasticIP"],
     "aws_network": ["aws.ec2.VPC", "aws.ec2.Subnet"],
-    "aws_routing": ["aws.ec2.InternetGateway", "aws.ec2.RouteTable", "aws.ec2.Route"],
+    "aws_routing": ["aws.ec2.InternetGateway", "aws.ec2.NatGateway", "aws.ec2.RouteTable", "aws.ec2.Route"],
 }
 
 

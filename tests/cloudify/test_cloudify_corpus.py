@@ -36,6 +36,8 @@ RUNS = {  # validate and plan: the ones the integration tests install
     "cloudify-docker-plugin/docker_plugin/tests/blueprint/test_pull-blueprint.yaml",
     "cloudify-nodecellar-docker-example/ec2-blueprint.yaml",
     "cloudify-hello-world-example/install-script.yaml",
+    "blueprint-examples/aws-example-network/blueprint.yaml",
+    "cloudify-aws-plugin/examples/natgateway-feature-demo/blueprint.yaml",
 }
 REFUSAL = re.compile(r"^\S+:\d+:\d+: (not supported|not available offline): \S.*$")
 

@@ -349,3 +349,46 @@ def test_a_scaling_group_gives_each_vm_its_own_address_and_scales_as_a_unit(aws_
     assert set(aws_cli.states(deployment)) == {"vm_1", "vm_2", "ip_1", "ip_2", "vm_and_ip_1", "vm_and_ip_2"}
     aws_cli("uninstall", "-d", deployment)
     assert _leaked(deployment) == {}
+
+
+NETWORK = CORPUS / "blueprint-examples/aws-example-network/blueprint.yaml"
+
+
+def test_example_network_builds_public_and_private_routes(aws_cli: Cli, deployment: str) -> None:
+    """blueprint-examples' AWS network, unedited: VPC, two subnets, an internet gateway, a NAT
+    gateway with its address, two route tables and their default routes."""
+    aws_cli("validate", str(NETWORK))
+    aws_cli("install", str(NETWORK), "-d", deployment)
+    assert set(aws_cli.states(deployment).values()) == {"started"}
+    outputs = aws_cli.outputs(deployment)
+    ec2 = _ec2()
+    (vpc,) = ec2.describe_vpcs(Filters=[{"Name": f"tag:{TAG}", "Values": [deployment]}])["Vpcs"]
+    assert outputs["vpc_id"] == vpc["VpcId"] and vpc["CidrBlock"] == "10.11.0.0/16"
+    (gateway,) = ec2.describe_internet_gateways(Filters=[{"Name": f"tag:{TAG}", "Values": [deployment]}])[
+        "InternetGateways"]
+    assert [a["VpcId"] for a in gateway["Attachments"]] == [vpc["VpcId"]]
+    (nat,) = [g for g in ec2.describe_nat_gateways(Filter=[{"Name": f"tag:{TAG}", "Values": [deployment]}])[
+        "NatGateways"] if g["State"] == "available"]
+    assert nat["SubnetId"] == outputs["public_subnet_id"]
+    tables = ec2.describe_route_tables(Filters=[{"Name": f"tag:{TAG}", "Values": [deployment]}])["RouteTables"]
+    routes = {t["Associations"][0]["SubnetId"]: {r["DestinationCidrBlock"]: r.get("GatewayId") or r.get("NatGatewayId")
+                                                 for r in t["Routes"]} for t in tables}
+    assert routes == {outputs["public_subnet_id"]: {"10.11.0.0/16": "local", "0.0.0.0/0": gateway["InternetGatewayId"]},
+                      outputs["private_subnet_id"]: {"10.11.0.0/16": "local", "0.0.0.0/0": nat["NatGatewayId"]}}
+    aws_cli("uninstall", "-d", deployment)
+    assert _leaked(deployment) == {}
+
+
+NAT_DEMO = CORPUS / "cloudify-aws-plugin/examples/natgateway-feature-demo/blueprint.yaml"
+
+
+def test_nat_gateway_demo_makes_a_private_gateway(aws_cli: Cli, deployment: str) -> None:
+    inputs = ["-i", "aws_access_key_id=testing", "-i", "aws_secret_access_key=testing",
+              "-i", "aws_region_name=us-east-1"]
+    aws_cli("install", str(NAT_DEMO), "-d", deployment, *inputs)
+    assert set(aws_cli.states(deployment).values()) == {"started"}
+    (nat,) = [g for g in _ec2().describe_nat_gateways(Filter=[{"Name": f"tag:{TAG}", "Values": [deployment]}])[
+        "NatGateways"] if g["State"] == "available"]
+    assert nat["ConnectivityType"] == "private" and nat["VpcId"]
+    aws_cli("uninstall", "-d", deployment)
+    assert _leaked(deployment) == {}

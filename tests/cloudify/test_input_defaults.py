@@ -75,3 +75,17 @@ def test_our_dialect_still_refuses_it(tmp_path: Any, monkeypatch: Any) -> None:
         assert "get_input cannot be used in an input" in str(exc.problems[0])
     else:
         raise AssertionError("accepted")
+
+
+def test_a_default_built_with_concat_reaches_properties_and_outputs_evaluated(cload: Any) -> None:
+    # blueprint-examples' availability_zone: {concat: [{get_input: region_name}, b]}, used by get_input
+    bp = cload("""
+        inputs:
+          region: {default: eu-west-1}
+          zone: {default: {concat: [{get_input: region}, b]}}
+        node_types:
+          zoned: {derived_from: cloudify.nodes.Root, properties: {zone: {}}}
+        node_templates:
+          n: {type: zoned, properties: {zone: {get_input: zone}}}
+        """)
+    assert bp.templates["n"].values["zone"] == "eu-west-1b"

@@ -20,7 +20,7 @@ import pytest
 from orchestrator.conformance import Env, Fixtures, Subject, conformance_tests
 from plugins_aws.client import ec2_client
 from plugins_aws.tags import DEPLOYMENT_TAG
-from plugins_aws.testing import LIVE_INSTANCE_STATES, PLUGINS, leaked, list_resources
+from plugins_aws.testing import GONE_NAT, LIVE_INSTANCE_STATES, PLUGINS, leaked, list_resources
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +50,7 @@ KINDS: dict[str, tuple[str, str, str, list[dict[str, Any]]]] = {
     "subnets": ("describe_subnets", "Subnets", "SubnetId", []),
     "internet_gateways": ("describe_internet_gateways", "InternetGateways", "InternetGatewayId", []),
     "route_tables": ("describe_route_tables", "RouteTables", "RouteTableId", []),
+    "nat_gateways": ("describe_nat_gateways", "NatGateways", "NatGatewayId", []),  # (its filters are "Filter")
 }
 
 
@@ -59,7 +60,10 @@ def kind(name: str) -> Callable[[Env], list[str]]:
 
     def lister(env: Env) -> list[str]:
         filters = [{"Name": f"tag:{DEPLOYMENT_TAG}", "Values": [env.deployment]}, *extra]
-        items = getattr(ec2(), operation)(Filters=filters)[key]
+        if name == "nat_gateways":
+            items = [g for g in ec2().describe_nat_gateways(Filter=filters)[key] if g["State"] not in GONE_NAT]
+        else:
+            items = getattr(ec2(), operation)(Filters=filters)[key]
         if name == "instances":
             items = [i for reservation in items for i in reservation["Instances"]]
         return [item[id_key] for item in items]
@@ -85,6 +89,9 @@ def sweep(env: Env) -> None:
     ignore = (botocore.exceptions.ClientError,)
     if left.get("instances"):
         client.terminate_instances(InstanceIds=left["instances"])
+    for gateway in left.get("nat_gateways", []):
+        with contextlib.suppress(*ignore):
+            client.delete_nat_gateway(NatGatewayId=gateway)
     for allocation in left.get("addresses", []):
         with contextlib.suppress(*ignore):
             client.release_address(AllocationId=allocation)
@@ -168,6 +175,13 @@ def adopt_route_table(env: Env) -> str:
         "RouteTable"]["RouteTableId"]
 
 
+def adopt_nat_gateway(env: Env) -> str:
+    subnet = adopt_subnet(env)
+    address = adopt_address(env)
+    return ec2().create_nat_gateway(SubnetId=subnet, AllocationId=address,
+                                    TagSpecifications=tagged(env, "natgateway"))["NatGateway"]["NatGatewayId"]
+
+
 # ---------------------------------------------------------------- out-of-band deleters
 
 
@@ -208,6 +222,10 @@ def delete_route_table(env: Env, table_id: str) -> None:
     for association in client.describe_route_tables(RouteTableIds=[table_id])["RouteTables"][0]["Associations"]:
         client.disassociate_route_table(AssociationId=association["RouteTableAssociationId"])
     client.delete_route_table(RouteTableId=table_id)
+
+
+def delete_nat_gateway(env: Env, gateway_id: str) -> None:
+    ec2().delete_nat_gateway(NatGatewayId=gateway_id)
 
 
 def delete_route(env: Env, route: str) -> None:
@@ -311,6 +329,15 @@ SUBJECTS += [
                        {"type": "orchestrator.relationships.connected_to", "target": "subnet"}],
         invalid_properties={**FAST, "vpc_id": "vpc-00000000"},
         adopt=adopt_route_table, delete=delete_route_table),
+    aws_subject(
+        "aws.ec2.NatGateway", "nat_gateways",
+        blueprint={"node_templates": {**{k: v for k, v in NETWORK_NODES["node_templates"].items()
+                                         if k in ("vpc", "subnet")},
+                                      "address": {"type": "aws.ec2.ElasticIP", "properties": FAST}}},
+        relationships=[{"type": "orchestrator.relationships.depends_on", "target": "subnet"},
+                       {"type": "orchestrator.relationships.depends_on", "target": "address"}],
+        invalid_properties={**FAST, "subnet_id": "subnet-00000000"},
+        adopt=adopt_nat_gateway, delete=delete_nat_gateway),
     Subject("aws.ec2.Route", routes, list_leftovers=everything, cleanup=sweep,
             properties={**FAST, "destination_cidr_block": "0.0.0.0/0"},
             invalid_properties={**FAST, "destination_cidr_block": "300.0.0.0/0"},

@@ -219,6 +219,10 @@ class PlanResolver:
         if value is MISSING:
             self.problems.add(mark, f"{where}: get_input: input '{shown(name)}' has no path {shown(path[1:])}")
             return None
+        if isinstance(value, (dict, list)) and next(functions_in(value, mark), None) is not None:
+            # An input's value may hold functions of its own (a Cloudify default such as
+            # {concat: [{get_input: region}, b]}): they are evaluated where the input is used.
+            return self.resolve(value, mark, template, where, _entities)
         return value
 
     def _fn_get_property(self, args: Any, mark: Mark, template, where: str, _entities) -> Any:
