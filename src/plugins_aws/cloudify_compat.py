@@ -123,6 +123,10 @@ node_types:
     derived_from: cloudify.nodes.Root
     properties:{_V3}
 {_OPS}
+  cloudify.nodes.aws.ec2.Image:
+    derived_from: cloudify.nodes.Root
+    properties:{_V3}
+{_OPS}
   cloudify.nodes.aws.ec2.NATGateway:
     derived_from: cloudify.nodes.Root
     properties:{_V3}
@@ -305,6 +309,20 @@ def _internet_gateway(node: PackNode) -> dict[str, Any]:
     return _drop_empty({**_common(node), "vpc_id": _config(node).get("VpcId")})
 
 
+def _image(node: PackNode) -> dict[str, Any]:
+    c, p = _config(node), node.properties
+    filters: dict[str, Any] = {}
+    for i, entry in enumerate(c.get("Filters") or []):
+        if not isinstance(entry, dict) or not entry.get("Name"):
+            raise MappingError(f"resource_config Filters[{i}] needs Name and Values", ["resource_config"])
+        filters[str(entry["Name"])] = entry.get("Values") or []
+    ids = c.get("ImageIds") or ([p["resource_id"]] if p.get("use_external_resource") and p.get("resource_id")
+                                else [])
+    out = {"client_config": _client(node), "filters": filters or None, "owners": c.get("Owners") or None,
+           "image_id": ids[0] if ids else None}
+    return _drop_empty(out)
+
+
 def _nat_gateway(node: PackNode) -> dict[str, Any]:
     c = _config(node)
     return _drop_empty({**_common(node), "subnet_id": c.get("SubnetId"), "allocation_id": c.get("AllocationId"),
@@ -374,6 +392,7 @@ PACK = CloudifyPack(
         "cloudify.nodes.aws.ec2.Subnet": TypeMapping("aws.ec2.Subnet", _subnet),
         "cloudify.nodes.aws.ec2.InternetGateway": TypeMapping("aws.ec2.InternetGateway", _internet_gateway),
         "cloudify.nodes.aws.ec2.NATGateway": TypeMapping("aws.ec2.NatGateway", _nat_gateway),
+        "cloudify.nodes.aws.ec2.Image": TypeMapping("aws.ec2.Image", _image),
         "cloudify.nodes.aws.ec2.RouteTable": TypeMapping("aws.ec2.RouteTable", _route_table),
         "cloudify.nodes.aws.ec2.Route": TypeMapping("aws.ec2.Route", _route),
         "cloudify.aws.relationships.instance_connected_to_elastic_ip":
@@ -388,8 +407,8 @@ PACK = CloudifyPack(
     unsupported={"cloudify.relationships.aws.*": "orchestrator-aws runs the relationships of EC2 key pairs, "
                                                  "security groups, elastic IPs, instances, VPCs and subnets only",
                  "cloudify.nodes.aws.*": "orchestrator-aws runs EC2 key pairs, security groups and rules, elastic "
-                                         "IPs, instances, VPCs, subnets, internet and NAT gateways, route "
-                                         "tables and routes only",
+                                         "IPs, instances, images (looked up), VPCs, subnets, internet and NAT "
+                                         "gateways, route tables and routes only",
                  "cloudify.aws.nodes.*": "orchestrator-aws runs EC2 key pairs, security groups, elastic IPs, "
                                          "instances, VPCs and subnets only"},
     description="Cloudify AWS plugin 1.x and 3.x (EC2)",

@@ -34,6 +34,7 @@ from plugins_aws.docker_host import CORE_TYPE as DOCKER_HOST
 from plugins_aws.docker_host import DATA_TYPES as DOCKER_HOST_TYPES
 from plugins_aws.docker_host import docker_host
 from plugins_aws.errors import call, error_code, paginate
+from plugins_aws.image import TYPE as IMAGE_TYPE
 from plugins_aws.related import one_target_id, target_ids
 from plugins_aws.resource import AwsResource
 from plugins_aws.schema import replaced, resource_properties
@@ -101,9 +102,11 @@ class Instance(AwsResource):
 
     @classmethod
     def validate(cls, node: NodeTemplateInfo) -> Iterable[Problem]:
-        if not node.properties.get("use_external_resource") and not node.properties.get("image_id"):
-            return ["image_id is required (unless use_external_resource is true)"]
-        return []
+        if node.properties.get("use_external_resource") or node.properties.get("image_id"):
+            return []
+        if any(IMAGE_TYPE in rel.target_type_hierarchy for rel in node.relationships):
+            return []
+        return [f"image_id is required (unless use_external_resource is true, or a related {IMAGE_TYPE} gives it)"]
 
     # -- Resource -------------------------------------------------------------------
 
@@ -173,9 +176,10 @@ class Instance(AwsResource):
 
     def launch_parameters(self) -> dict[str, Any]:
         props = self.properties
-        image_id = props.get("image_id")
+        image_id = props.get("image_id") or one_target_id(self.ctx, IMAGE_TYPE, "image")
         if not image_id:
-            raise NonRecoverableError("image_id is required (unless use_external_resource is true)")
+            raise NonRecoverableError(f"image_id is required (unless use_external_resource is true, or a related "
+                                      f"{IMAGE_TYPE} gives it)")
         key_name = props.get("key_name") or one_target_id(self.ctx, KEYPAIR_TYPE, "key pair")
         groups = self.security_groups()
         subnet_id = props.get("subnet_id") or one_target_id(self.ctx, SUBNET_TYPE, "subnet")

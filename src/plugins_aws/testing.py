@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from plugins_aws import base, elastic_ip, instance, keypair, network, routing, security_group
+from plugins_aws import base, elastic_ip, image, instance, keypair, network, routing, security_group
 from plugins_aws.client import ec2_client
 from plugins_aws.errors import paginate
 from plugins_aws.tags import DEPLOYMENT_TAG
 
 PLUGINS: tuple[object, ...] = tuple(m.plugin for m in (base, keypair, security_group, instance, elastic_ip, network,
-                                                       routing))
+                                                       routing, image))
 """Every plugin of the distribution (what its entry points name), for ``orch.use(*PLUGINS)`` in tests."""
 
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]

@@ -175,3 +175,40 @@ def _events(state: Path, deployment: str) -> str:
     with sqlite3.connect(state) as db:
         return "\n".join(m for (m,) in db.execute("SELECT message FROM events WHERE deployment = ?",
                                                   (deployment,)))
+
+
+IMAGE_LOOKUP = """
+inputs:
+  poll_interval: {type: float, default: 5.0}
+node_templates:
+  ubuntu:
+    type: aws.ec2.Image
+    properties:
+      owners: ['OWNER']
+      filters: {name: 'NAME', architecture: ARCH}
+  vm:
+    type: aws.ec2.Instance
+    properties: {poll_interval: {get_input: poll_interval}}
+    relationships: [{type: orchestrator.relationships.depends_on, target: ubuntu}]
+outputs:
+  image: {value: {get_attribute: [ubuntu, image_id]}}
+"""
+
+
+def test_an_instance_launches_from_the_image_a_lookup_found(aws_orch, ec2, deployment, tmp_path):
+    known = ec2.describe_images(ImageIds=["ami-12c6146b"])["Images"][0]  # from moto's catalogue
+    pattern = known["Name"][:-3] + "*"  # it matches by a wildcard, as one asks for "the latest"
+    path = tmp_path / "image.yaml"
+    path.write_text(IMAGE_LOOKUP.replace("OWNER", known["OwnerId"]).replace("NAME", pattern)
+                    .replace("ARCH", known["Architecture"]))
+    run = aws_orch.install(path, FAST, deployment=deployment)
+    assert run.ok, run.failures
+    matches = ec2.describe_images(Owners=[known["OwnerId"]], Filters=[
+        {"Name": "name", "Values": [pattern]}, {"Name": "architecture", "Values": [known["Architecture"]]}])["Images"]
+    newest = max(matches, key=lambda i: i.get("CreationDate") or "")["ImageId"]
+    (inst,) = _instances(ec2, [run.runtime_properties["vm_0"]["aws_resource_id"]]).values()
+    assert inst["ImageId"] == newest and run.outputs == {"image": newest}
+    run = aws_orch.uninstall(deployment=deployment)
+    assert run.ok, run.failures
+    assert leaked(deployment) == {}
+    assert ec2.describe_images(ImageIds=[newest])["Images"]  # looked up, never deregistered

@@ -22,6 +22,7 @@ NODE_TYPES = {
     "aws_elastic_ip": ["aws.ec2.ElasticIP"],
     "aws_network": ["aws.ec2.VPC", "aws.ec2.Subnet"],
     "aws_routing": ["aws.ec2.InternetGateway", "aws.ec2.NatGateway", "aws.ec2.RouteTable", "aws.ec2.Route"],
+    "aws_image": ["aws.ec2.Image"],
 }
 
 
@@ -40,6 +41,7 @@ def test_entry_points_one_per_family():
                    "aws_security_group": "plugins_aws.security_group:plugin",
                    "aws_ec2_instance": "plugins_aws.instance:plugin", "aws_elastic_ip": "plugins_aws.elastic_ip:plugin",
                    "aws_network": "plugins_aws.network:plugin", "aws_routing": "plugins_aws.routing:plugin",
+                   "aws_image": "plugins_aws.image:plugin",
                    "aws_cloudify": "plugins_aws.cloudify_compat"}  # Cloudify AWS plugin pack
 
 
@@ -55,7 +57,7 @@ def test_types_are_owned_by_their_family_plugin():
 
 MINIMAL = {"aws.ec2.Instance": {"image_id": "ami-1"}, "aws.ec2.VPC": {"cidr_block": "10.0.0.0/16"},
            "aws.ec2.Subnet": {"cidr_block": "10.0.1.0/24"}, "aws.ec2.SecurityGroupRule": {"group_id": "sg-1", "port": 22, "cidr_ip": "0.0.0.0/0"},
-           "aws.ec2.Route": {"destination_cidr_block": "0.0.0.0/0"}}
+           "aws.ec2.Route": {"destination_cidr_block": "0.0.0.0/0"}, "aws.ec2.Image": {"owners": ["amazon"]}}
 
 
 def test_every_type_loads_with_its_defaults(orch):
@@ -64,7 +66,7 @@ def test_every_type_loads_with_its_defaults(orch):
         for name in types:
             node = orch.node(name, {"client_config": {"region_name": "eu-west-1"}, **MINIMAL.get(name, {})})
             assert node.properties["poll_interval"] == 5.0
-            if name == "aws.ec2.Route":  # routes carry no tags and have no id to adopt
+            if name in ("aws.ec2.Route", "aws.ec2.Image"):  # no tags, no id to adopt: a route; a lookup
                 continue
             assert node.properties["tags"] == {}
             if not name.endswith("Rule"):

@@ -38,6 +38,7 @@ RUNS = {  # validate and plan: the ones the integration tests install
     "cloudify-hello-world-example/install-script.yaml",
     "blueprint-examples/aws-example-network/blueprint.yaml",
     "cloudify-aws-plugin/examples/natgateway-feature-demo/blueprint.yaml",
+    "cloudify-aws-plugin/examples/ec2-image-feature-demo/blueprint.yaml",
 }
 REFUSAL = re.compile(r"^\S+:\d+:\d+: (not supported|not available offline): \S.*$")
 

@@ -392,3 +392,21 @@ def test_nat_gateway_demo_makes_a_private_gateway(aws_cli: Cli, deployment: str)
     assert nat["ConnectivityType"] == "private" and nat["VpcId"]
     aws_cli("uninstall", "-d", deployment)
     assert _leaked(deployment) == {}
+
+
+IMAGE_DEMO = CORPUS / "cloudify-aws-plugin/examples/ec2-image-feature-demo/blueprint.yaml"
+
+
+def test_image_demo_looks_an_image_up(aws_cli: Cli, deployment: str) -> None:
+    known = _ec2().describe_images(ImageIds=[AMI])["Images"][0]  # the demo's filters, aimed at moto's catalogue
+    aws_cli("install", str(IMAGE_DEMO), "-d", deployment, "-i", f"ami_name_filter={known['Name']}",
+            "-i", f"ami_owner_filter={known['OwnerId']}")
+    status = json.loads(aws_cli("status", "-d", deployment, "--json").stdout)
+    assert [i["state"] for i in status["instances"]] == ["started"]
+    orch_state = aws_cli.cwd / "state.db"
+    from orchestrator.deployments import Orchestrator
+
+    rows = Orchestrator(state_path=orch_state).status(deployment)[2]
+    assert rows["cloudify_manager_ami_0"].runtime["aws_resource_id"] == AMI
+    aws_cli("uninstall", "-d", deployment)
+    assert _ec2().describe_images(ImageIds=[AMI])["Images"]  # looked up: still there

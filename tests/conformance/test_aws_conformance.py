@@ -338,6 +338,9 @@ SUBJECTS += [
                        {"type": "orchestrator.relationships.depends_on", "target": "address"}],
         invalid_properties={**FAST, "subnet_id": "subnet-00000000"},
         adopt=adopt_nat_gateway, delete=delete_nat_gateway),
+    Subject("aws.ec2.Image", lambda env: [], list_leftovers=everything, cleanup=sweep, expected=0,  # a lookup
+            properties={**FAST, "image_id": AMI},
+            invalid_properties={**FAST, "owners": ["123456789012"], "filters": {"name": "no-such-image-*"}}),
     Subject("aws.ec2.Route", routes, list_leftovers=everything, cleanup=sweep,
             properties={**FAST, "destination_cidr_block": "0.0.0.0/0"},
             invalid_properties={**FAST, "destination_cidr_block": "300.0.0.0/0"},
