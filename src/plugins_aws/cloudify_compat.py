@@ -123,6 +123,10 @@ node_types:
     derived_from: cloudify.nodes.Root
     properties:{_V3}
 {_OPS}
+  cloudify.nodes.aws.ec2.Interface:
+    derived_from: cloudify.nodes.Root
+    properties:{_V3}
+{_OPS}
   cloudify.nodes.aws.ec2.Image:
     derived_from: cloudify.nodes.Root
     properties:{_V3}
@@ -309,6 +313,15 @@ def _internet_gateway(node: PackNode) -> dict[str, Any]:
     return _drop_empty({**_common(node), "vpc_id": _config(node).get("VpcId")})
 
 
+def _interface(node: PackNode) -> dict[str, Any]:
+    c = _config(node)
+    groups = c.get("Groups")
+    if groups is not None and not isinstance(groups, list):
+        raise MappingError("resource_config Groups must be a list", ["resource_config"])
+    return _drop_empty({**_common(node), "subnet_id": c.get("SubnetId"), "security_group_ids": groups or None,
+                        "description": c.get("Description"), "private_ip_address": c.get("PrivateIpAddress")})
+
+
 def _image(node: PackNode) -> dict[str, Any]:
     c, p = _config(node), node.properties
     filters: dict[str, Any] = {}
@@ -357,7 +370,8 @@ def _route(node: PackNode) -> dict[str, Any]:
 
 
 _TO_INSTANCE = {"cloudify.aws.nodes.Instance": "aws.relationships.elastic_ip_connected_to_instance",
-                "cloudify.nodes.aws.ec2.Instances": "aws.relationships.elastic_ip_connected_to_instance"}
+                "cloudify.nodes.aws.ec2.Instances": "aws.relationships.elastic_ip_connected_to_instance",
+                "cloudify.nodes.aws.ec2.Interface": "aws.relationships.elastic_ip_connected_to_network_interface"}
 _FROM_INSTANCE = {
     "cloudify.aws.nodes.ElasticIP": "aws.relationships.instance_connected_to_elastic_ip",
     "cloudify.nodes.aws.ec2.ElasticIP": "aws.relationships.instance_connected_to_elastic_ip",
@@ -393,6 +407,7 @@ PACK = CloudifyPack(
         "cloudify.nodes.aws.ec2.InternetGateway": TypeMapping("aws.ec2.InternetGateway", _internet_gateway),
         "cloudify.nodes.aws.ec2.NATGateway": TypeMapping("aws.ec2.NatGateway", _nat_gateway),
         "cloudify.nodes.aws.ec2.Image": TypeMapping("aws.ec2.Image", _image),
+        "cloudify.nodes.aws.ec2.Interface": TypeMapping("aws.ec2.NetworkInterface", _interface),
         "cloudify.nodes.aws.ec2.RouteTable": TypeMapping("aws.ec2.RouteTable", _route_table),
         "cloudify.nodes.aws.ec2.Route": TypeMapping("aws.ec2.Route", _route),
         "cloudify.aws.relationships.instance_connected_to_elastic_ip":
@@ -407,8 +422,8 @@ PACK = CloudifyPack(
     unsupported={"cloudify.relationships.aws.*": "orchestrator-aws runs the relationships of EC2 key pairs, "
                                                  "security groups, elastic IPs, instances, VPCs and subnets only",
                  "cloudify.nodes.aws.*": "orchestrator-aws runs EC2 key pairs, security groups and rules, elastic "
-                                         "IPs, instances, images (looked up), VPCs, subnets, internet and NAT "
-                                         "gateways, route tables and routes only",
+                                         "IPs, instances, images (looked up), network interfaces, VPCs, "
+                                         "subnets, internet and NAT gateways, route tables and routes only",
                  "cloudify.aws.nodes.*": "orchestrator-aws runs EC2 key pairs, security groups, elastic IPs, "
                                          "instances, VPCs and subnets only"},
     description="Cloudify AWS plugin 1.x and 3.x (EC2)",

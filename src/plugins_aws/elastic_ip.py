@@ -29,6 +29,7 @@ from plugins_aws.schema import replaced, resource_properties
 TYPE = "aws.ec2.ElasticIP"
 INSTANCE_TO_EIP = "aws.relationships.instance_connected_to_elastic_ip"
 EIP_TO_INSTANCE = "aws.relationships.elastic_ip_connected_to_instance"
+EIP_TO_INTERFACE = "aws.relationships.elastic_ip_connected_to_network_interface"
 NOT_FOUND = ("InvalidAllocationID.NotFound", "InvalidAddress.NotFound")
 ASSOCIATION_NOT_FOUND = ("InvalidAssociationID.NotFound",)
 
@@ -49,6 +50,9 @@ TYPES: dict[str, Any] = {
         EIP_TO_INSTANCE: {"derived_from": "orchestrator.relationships.connected_to",
                           "description": "ElasticIP -> Instance: the address is attached once "
                                          "both exist."},
+        EIP_TO_INTERFACE: {"derived_from": "orchestrator.relationships.connected_to",
+                           "description": "ElasticIP -> NetworkInterface: the address is attached to the "
+                                          "interface (and so to the instance that uses it)."},
     },
 }
 
@@ -90,6 +94,9 @@ class ElasticIP(AwsResource):
         the instance is gone, and healing it associates the same address with the new one
         (reporting the address would have heal release it and allocate another).
         """
+        if self.runtime.get("network_interface_id"):
+            recorded, actual = self.runtime["network_interface_id"], resource.get("NetworkInterfaceId") or None
+            return {} if recorded == actual else {"association": differs(recorded, actual)}
         recorded, actual = self.runtime.get("instance_id") or None, resource.get("InstanceId") or None
         if recorded == actual or (actual is None and recorded and self.instance_gone(recorded)):
             return {}
@@ -135,38 +142,50 @@ class Association(Relationship):
         self.client = client_for(self.eip.node.properties)
         self.runtime = self.eip.instance.runtime_properties
 
+    @property
+    def _key(self) -> tuple[str, str]:
+        """(the API's name for what the address goes to, the runtime key recording it)."""
+        from plugins_aws.interface import TYPE as INTERFACE_TYPE
+
+        if INTERFACE_TYPE in self.host.node.type_hierarchy:
+            return "NetworkInterfaceId", "network_interface_id"
+        return "InstanceId", "instance_id"
+
     def establish(self) -> None:
         allocation_id = self.runtime.get(RESOURCE_ID)
-        instance_id = self.host.instance.runtime_properties.get(RESOURCE_ID)
-        if not allocation_id or not instance_id:
-            raise NonRecoverableError(f"cannot associate: allocation id {allocation_id}, instance id {instance_id}")
+        host_id = self.host.instance.runtime_properties.get(RESOURCE_ID)
+        key, recorded = self._key
+        if not allocation_id or not host_id:
+            raise NonRecoverableError(f"cannot associate: allocation id {allocation_id}, {recorded} {host_id}")
         address = describe_address(self.client, allocation_id)
         if address is None:
             raise NonRecoverableError(f"elastic IP {allocation_id} no longer exists")
-        if address.get("InstanceId") == instance_id and address.get("AssociationId"):
+        if address.get(key) == host_id and address.get("AssociationId"):
             association_id = address["AssociationId"]  # a repeated establish
         else:
             association_id = call(self.client.associate_address, AllocationId=allocation_id,
-                                  InstanceId=instance_id, AllowReassociation=False,
+                                  AllowReassociation=False, **{key: host_id},
                                   retry_codes=("InvalidInstanceID.NotFound", "InvalidInstanceID"),
                                   retry_after=wait_options(self.eip.node.properties)["max_interval"])["AssociationId"]
-        self.runtime.update({"association_id": association_id, "instance_id": instance_id})
+        self.runtime.update({"association_id": association_id, recorded: host_id})
         _show_address(self.host, address["PublicIp"])
-        self.logger.info("associated %s (%s) with %s", address["PublicIp"], allocation_id, instance_id)
+        self.logger.info("associated %s (%s) with %s", address["PublicIp"], allocation_id, host_id)
 
     def unlink(self) -> None:
         association_id = self.runtime.get("association_id")
-        instance_id = self.host.instance.runtime_properties.get(RESOURCE_ID)
+        host_id = self.host.instance.runtime_properties.get(RESOURCE_ID)
+        key, recorded = self._key
         if not association_id and self.runtime.get(RESOURCE_ID):  # establish may have died before saving it
             address = describe_address(self.client, self.runtime[RESOURCE_ID]) or {}
-            if instance_id and address.get("InstanceId") == instance_id:
+            if host_id and address.get(key) == host_id:
                 association_id = address.get("AssociationId")
         if association_id:
             call(self.client.disassociate_address, AssociationId=association_id, ignore=ASSOCIATION_NOT_FOUND)
-            self.logger.info("disassociated %s from %s", self.runtime.get("public_ip"), instance_id)
+            self.logger.info("disassociated %s from %s", self.runtime.get("public_ip"), host_id)
         self.runtime.pop("association_id", None)
-        self.runtime.pop("instance_id", None)
+        self.runtime.pop(recorded, None)
         _show_address(self.host, None)
 
 
-plugin = Plugin(TYPES, {TYPE: ElasticIP, INSTANCE_TO_EIP: Association, EIP_TO_INSTANCE: Association})
+plugin = Plugin(TYPES, {TYPE: ElasticIP, INSTANCE_TO_EIP: Association, EIP_TO_INSTANCE: Association,
+                        EIP_TO_INTERFACE: Association})

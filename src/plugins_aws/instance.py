@@ -35,6 +35,7 @@ from plugins_aws.docker_host import DATA_TYPES as DOCKER_HOST_TYPES
 from plugins_aws.docker_host import docker_host
 from plugins_aws.errors import call, error_code, paginate
 from plugins_aws.image import TYPE as IMAGE_TYPE
+from plugins_aws.interface import TYPE as INTERFACE_TYPE
 from plugins_aws.related import one_target_id, target_ids
 from plugins_aws.resource import AwsResource
 from plugins_aws.schema import replaced, resource_properties
@@ -191,6 +192,14 @@ class Instance(AwsResource):
             "MinCount": 1, "MaxCount": 1, "ClientToken": self.client_token(),
             "TagSpecifications": tag_specifications(self.tag_resource_types, tags),
         }
+        interfaces = target_ids(self.ctx, INTERFACE_TYPE)
+        if interfaces:  # the interfaces carry the subnet and the groups
+            if groups or subnet_id:
+                raise NonRecoverableError(f"an instance launched with network interfaces ({', '.join(interfaces)}) "
+                                          "takes its subnet and security groups from them: give those to the "
+                                          f"{INTERFACE_TYPE} instead")
+            params["NetworkInterfaces"] = [{"NetworkInterfaceId": eni, "DeviceIndex": i}
+                                           for i, eni in enumerate(interfaces)]
         optional = {"KeyName": key_name, "SecurityGroupIds": groups or None,
                     "SubnetId": subnet_id, "UserData": props.get("user_data")}
         params.update({k: v for k, v in optional.items() if v})

@@ -11,13 +11,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from plugins_aws import base, elastic_ip, image, instance, keypair, network, routing, security_group
+from plugins_aws import (
+    base,
+    elastic_ip,
+    image,
+    instance,
+    interface,
+    keypair,
+    network,
+    routing,
+    security_group,
+)
 from plugins_aws.client import ec2_client
 from plugins_aws.errors import paginate
 from plugins_aws.tags import DEPLOYMENT_TAG
 
 PLUGINS: tuple[object, ...] = tuple(m.plugin for m in (base, keypair, security_group, instance, elastic_ip, network,
-                                                       routing, image))
+                                                       routing, image, interface))
 """Every plugin of the distribution (what its entry points name), for ``orch.use(*PLUGINS)`` in tests."""
 
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
@@ -28,7 +38,8 @@ def list_resources(deployment_id: str, client_config: Mapping[str, Any] | None =
     """Ids of everything tagged with ``deployment_id``, by kind (terminated instances excluded).
 
     Keys: instances, key_pairs, security_groups, security_group_rules, addresses, vpcs,
-    subnets, internet_gateways, route_tables (routes go with their table), nat_gateways. Uses the same client configuration rules as the plugin (boto3's chain,
+    subnets, internet_gateways, route_tables (routes go with their table), nat_gateways,
+    network_interfaces. Uses the same client configuration rules as the plugin (boto3's chain,
     ``AWS_ENDPOINT_URL``, or ``client_config``).
     """
     client = ec2_client(client_config)
@@ -51,6 +62,8 @@ def list_resources(deployment_id: str, client_config: Mapping[str, Any] | None =
                                                              Filters=tagged)],
         "nat_gateways": [g["NatGatewayId"] for g in paginate(client, "describe_nat_gateways", "NatGateways",
                                                              Filter=tagged) if g.get("State") not in GONE_NAT],
+        "network_interfaces": [n["NetworkInterfaceId"] for n in paginate(client, "describe_network_interfaces",
+                                                                         "NetworkInterfaces", Filters=tagged)],
     }
 
 

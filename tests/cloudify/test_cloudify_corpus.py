@@ -39,6 +39,7 @@ RUNS = {  # validate and plan: the ones the integration tests install
     "blueprint-examples/aws-example-network/blueprint.yaml",
     "cloudify-aws-plugin/examples/natgateway-feature-demo/blueprint.yaml",
     "cloudify-aws-plugin/examples/ec2-image-feature-demo/blueprint.yaml",
+    "cloudify-hello-world-example/aws.yaml",
 }
 REFUSAL = re.compile(r"^\S+:\d+:\d+: (not supported|not available offline): \S.*$")
 

@@ -51,6 +51,7 @@ KINDS: dict[str, tuple[str, str, str, list[dict[str, Any]]]] = {
     "internet_gateways": ("describe_internet_gateways", "InternetGateways", "InternetGatewayId", []),
     "route_tables": ("describe_route_tables", "RouteTables", "RouteTableId", []),
     "nat_gateways": ("describe_nat_gateways", "NatGateways", "NatGatewayId", []),  # (its filters are "Filter")
+    "network_interfaces": ("describe_network_interfaces", "NetworkInterfaces", "NetworkInterfaceId", []),
 }
 
 
@@ -89,6 +90,9 @@ def sweep(env: Env) -> None:
     ignore = (botocore.exceptions.ClientError,)
     if left.get("instances"):
         client.terminate_instances(InstanceIds=left["instances"])
+    for eni in left.get("network_interfaces", []):
+        with contextlib.suppress(*ignore):
+            client.delete_network_interface(NetworkInterfaceId=eni)
     for gateway in left.get("nat_gateways", []):
         with contextlib.suppress(*ignore):
             client.delete_nat_gateway(NatGatewayId=gateway)
@@ -182,6 +186,12 @@ def adopt_nat_gateway(env: Env) -> str:
                                     TagSpecifications=tagged(env, "natgateway"))["NatGateway"]["NatGatewayId"]
 
 
+def adopt_network_interface(env: Env) -> str:
+    subnet = adopt_subnet(env)
+    return ec2().create_network_interface(SubnetId=subnet, TagSpecifications=tagged(env, "network-interface"))[
+        "NetworkInterface"]["NetworkInterfaceId"]
+
+
 # ---------------------------------------------------------------- out-of-band deleters
 
 
@@ -226,6 +236,10 @@ def delete_route_table(env: Env, table_id: str) -> None:
 
 def delete_nat_gateway(env: Env, gateway_id: str) -> None:
     ec2().delete_nat_gateway(NatGatewayId=gateway_id)
+
+
+def delete_network_interface(env: Env, eni: str) -> None:
+    ec2().delete_network_interface(NetworkInterfaceId=eni)
 
 
 def delete_route(env: Env, route: str) -> None:
@@ -338,6 +352,17 @@ SUBJECTS += [
                        {"type": "orchestrator.relationships.depends_on", "target": "address"}],
         invalid_properties={**FAST, "subnet_id": "subnet-00000000"},
         adopt=adopt_nat_gateway, delete=delete_nat_gateway),
+    aws_subject(
+        "aws.ec2.NetworkInterface", "network_interfaces",
+        blueprint={"node_templates": {**{k: v for k, v in NETWORK_NODES["node_templates"].items()
+                                         if k in ("vpc", "subnet")},
+                                      "group": {"type": "aws.ec2.SecurityGroup", "properties": FAST,
+                                                "relationships": [{"type": "aws.relationships.contained_in_vpc",
+                                                                   "target": "vpc"}]}}},
+        relationships=[{"type": "orchestrator.relationships.depends_on", "target": "subnet"},
+                       {"type": "orchestrator.relationships.depends_on", "target": "group"}],
+        invalid_properties={**FAST, "subnet_id": "subnet-00000000"},
+        adopt=adopt_network_interface, delete=delete_network_interface),
     Subject("aws.ec2.Image", lambda env: [], list_leftovers=everything, cleanup=sweep, expected=0,  # a lookup
             properties={**FAST, "image_id": AMI},
             invalid_properties={**FAST, "owners": ["123456789012"], "filters": {"name": "no-such-image-*"}}),
