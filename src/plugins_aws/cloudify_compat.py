@@ -123,6 +123,11 @@ node_types:
     derived_from: cloudify.nodes.Root
     properties:{_V3}
 {_OPS}
+  cloudify.nodes.aws.ec2.EBSVolume:
+    derived_from: cloudify.nodes.Root
+    properties:{_V3}
+      device_name: {{default: ''}}
+{_OPS}
   cloudify.nodes.aws.ec2.Interface:
     derived_from: cloudify.nodes.Root
     properties:{_V3}
@@ -144,6 +149,7 @@ node_types:
     properties:{_V3}
 {_OPS}
 relationships:
+  cloudify.relationships.aws.ebs.attachment.connected_to: {{derived_from: cloudify.relationships.connected_to}}
   cloudify.aws.relationships.instance_connected_to_elastic_ip: {{derived_from: cloudify.relationships.connected_to}}
   cloudify.aws.relationships.instance_connected_to_keypair: {{derived_from: cloudify.relationships.connected_to}}
   cloudify.aws.relationships.instance_connected_to_security_group: {{derived_from: cloudify.relationships.connected_to}}
@@ -313,6 +319,22 @@ def _internet_gateway(node: PackNode) -> dict[str, Any]:
     return _drop_empty({**_common(node), "vpc_id": _config(node).get("VpcId")})
 
 
+def _volume(node: PackNode) -> dict[str, Any]:
+    c = _config(node)
+    tags: dict[str, Any] = {}
+    for spec in c.get("TagSpecifications") or []:  # user tags ride here in 3.x (ours are added anyway)
+        if isinstance(spec, dict):
+            tags.update({t["Key"]: t.get("Value", "") for t in spec.get("Tags") or []
+                         if isinstance(t, dict) and t.get("Key")})
+    unknown = set(c) - {"AvailabilityZone", "Size", "VolumeType", "TagSpecifications"}
+    if unknown:
+        raise MappingError(f"not supported: resource_config.{sorted(unknown)[0]} (orchestrator-aws makes a volume "
+                           "of a size, type and zone)", ["resource_config"])
+    return _drop_empty({**_common(node), "availability_zone": c.get("AvailabilityZone"), "size": c.get("Size"),
+                        "volume_type": c.get("VolumeType"), "tags": tags or None,
+                        "device": node.properties.get("device_name")})
+
+
 def _interface(node: PackNode) -> dict[str, Any]:
     c = _config(node)
     groups = c.get("Groups")
@@ -408,6 +430,7 @@ PACK = CloudifyPack(
         "cloudify.nodes.aws.ec2.NATGateway": TypeMapping("aws.ec2.NatGateway", _nat_gateway),
         "cloudify.nodes.aws.ec2.Image": TypeMapping("aws.ec2.Image", _image),
         "cloudify.nodes.aws.ec2.Interface": TypeMapping("aws.ec2.NetworkInterface", _interface),
+        "cloudify.nodes.aws.ec2.EBSVolume": TypeMapping("aws.ec2.Volume", _volume),
         "cloudify.nodes.aws.ec2.RouteTable": TypeMapping("aws.ec2.RouteTable", _route_table),
         "cloudify.nodes.aws.ec2.Route": TypeMapping("aws.ec2.Route", _route),
         "cloudify.aws.relationships.instance_connected_to_elastic_ip":
@@ -418,12 +441,15 @@ PACK = CloudifyPack(
         "cloudify.aws.relationships.instance_contained_in_subnet":
             TypeMapping("aws.relationships.instance_contained_in_subnet"),
         "cloudify.aws.relationships.subnet_contained_in_vpc": TypeMapping("aws.relationships.contained_in_vpc"),
+        "cloudify.relationships.aws.ebs.attachment.connected_to":
+            TypeMapping("aws.relationships.volume_attached_to_instance"),
     },
     unsupported={"cloudify.relationships.aws.*": "orchestrator-aws runs the relationships of EC2 key pairs, "
                                                  "security groups, elastic IPs, instances, VPCs and subnets only",
                  "cloudify.nodes.aws.*": "orchestrator-aws runs EC2 key pairs, security groups and rules, elastic "
-                                         "IPs, instances, images (looked up), network interfaces, VPCs, "
-                                         "subnets, internet and NAT gateways, route tables and routes only",
+                                         "IPs, instances, images (looked up), network interfaces, EBS volumes, "
+                                         "VPCs, subnets, internet and NAT gateways, route tables and routes "
+                                         "only",
                  "cloudify.aws.nodes.*": "orchestrator-aws runs EC2 key pairs, security groups, elastic IPs, "
                                          "instances, VPCs and subnets only"},
     description="Cloudify AWS plugin 1.x and 3.x (EC2)",

@@ -156,7 +156,8 @@ class Association(Relationship):
         host_id = self.host.instance.runtime_properties.get(RESOURCE_ID)
         key, recorded = self._key
         if not allocation_id or not host_id:
-            raise NonRecoverableError(f"cannot associate: allocation id {allocation_id}, {recorded} {host_id}")
+            raise NonRecoverableError(f"cannot associate: allocation id {allocation_id}, "
+                                      f"{recorded.replace('_', ' ')} {host_id}")
         address = describe_address(self.client, allocation_id)
         if address is None:
             raise NonRecoverableError(f"elastic IP {allocation_id} no longer exists")

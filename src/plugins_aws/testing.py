@@ -21,13 +21,14 @@ from plugins_aws import (
     network,
     routing,
     security_group,
+    volume,
 )
 from plugins_aws.client import ec2_client
 from plugins_aws.errors import paginate
 from plugins_aws.tags import DEPLOYMENT_TAG
 
 PLUGINS: tuple[object, ...] = tuple(m.plugin for m in (base, keypair, security_group, instance, elastic_ip, network,
-                                                       routing, image, interface))
+                                                       routing, image, interface, volume))
 """Every plugin of the distribution (what its entry points name), for ``orch.use(*PLUGINS)`` in tests."""
 
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
@@ -39,7 +40,7 @@ def list_resources(deployment_id: str, client_config: Mapping[str, Any] | None =
 
     Keys: instances, key_pairs, security_groups, security_group_rules, addresses, vpcs,
     subnets, internet_gateways, route_tables (routes go with their table), nat_gateways,
-    network_interfaces. Uses the same client configuration rules as the plugin (boto3's chain,
+    network_interfaces, volumes. Uses the same client configuration rules as the plugin (boto3's chain,
     ``AWS_ENDPOINT_URL``, or ``client_config``).
     """
     client = ec2_client(client_config)
@@ -64,7 +65,15 @@ def list_resources(deployment_id: str, client_config: Mapping[str, Any] | None =
                                                              Filter=tagged) if g.get("State") not in GONE_NAT],
         "network_interfaces": [n["NetworkInterfaceId"] for n in paginate(client, "describe_network_interfaces",
                                                                          "NetworkInterfaces", Filters=tagged)],
+        "volumes": [v["VolumeId"] for v in paginate(client, "describe_volumes", "Volumes", Filters=tagged)
+                    if v.get("State") not in ("deleting", "deleted") and not root_volume(v)],
     }
+
+
+def root_volume(volume: Mapping[str, Any]) -> bool:
+    """A volume an instance was launched with (it goes with the instance), not one of its own."""
+    return any(a.get("DeleteOnTermination") or a.get("Device") in ("/dev/sda1", "/dev/xvda")
+               for a in volume.get("Attachments") or [])
 
 
 def leaked(deployment_id: str, client_config: Mapping[str, Any] | None = None) -> dict[str, list[str]]:

@@ -40,7 +40,7 @@ def test_webapp_install_then_uninstall_leaves_nothing(aws_orch, ec2, deployment,
     assert {k: len(v) for k, v in found.items()} == {  # rules: the group's two (tagged for update) and https
         "instances": 2, "key_pairs": 1, "security_groups": 1, "security_group_rules": 3,
         "addresses": 1, "vpcs": 0, "subnets": 0, "internet_gateways": 0, "route_tables": 0, "nat_gateways": 0,
-        "network_interfaces": 0}
+        "network_interfaces": 0, "volumes": 0}
 
     key_name, group_id = rt["key_0"]["key_name"], rt["web_sg_0"]["group_id"]
     web_id, worker_id = rt["web_0"]["aws_resource_id"], rt["worker_0"]["aws_resource_id"]

@@ -24,6 +24,7 @@ NODE_TYPES = {
     "aws_routing": ["aws.ec2.InternetGateway", "aws.ec2.NatGateway", "aws.ec2.RouteTable", "aws.ec2.Route"],
     "aws_image": ["aws.ec2.Image"],
     "aws_network_interface": ["aws.ec2.NetworkInterface"],
+    "aws_volume": ["aws.ec2.Volume"],
 }
 
 
@@ -43,6 +44,7 @@ def test_entry_points_one_per_family():
                    "aws_ec2_instance": "plugins_aws.instance:plugin", "aws_elastic_ip": "plugins_aws.elastic_ip:plugin",
                    "aws_network": "plugins_aws.network:plugin", "aws_routing": "plugins_aws.routing:plugin",
                    "aws_image": "plugins_aws.image:plugin", "aws_network_interface": "plugins_aws.interface:plugin",
+                   "aws_volume": "plugins_aws.volume:plugin",
                    "aws_cloudify": "plugins_aws.cloudify_compat"}  # Cloudify AWS plugin pack
 
 

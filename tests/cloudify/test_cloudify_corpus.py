@@ -40,6 +40,7 @@ RUNS = {  # validate and plan: the ones the integration tests install
     "cloudify-aws-plugin/examples/natgateway-feature-demo/blueprint.yaml",
     "cloudify-aws-plugin/examples/ec2-image-feature-demo/blueprint.yaml",
     "cloudify-hello-world-example/aws.yaml",
+    "cloudify-aws-plugin/examples/ebs-feature-demo/blueprint.yaml",
 }
 REFUSAL = re.compile(r"^\S+:\d+:\d+: (not supported|not available offline): \S.*$")
 

@@ -443,3 +443,17 @@ def test_cloudify_hello_world_on_aws(aws_cli: Cli, deployment: str) -> None:
     assert endpoint.startswith("http://") and endpoint.endswith(":80"), endpoint
     aws_cli("uninstall", "-d", deployment)
     assert _leaked(deployment) == {}
+
+
+EBS_DEMO = CORPUS / "cloudify-aws-plugin/examples/ebs-feature-demo/blueprint.yaml"
+
+
+def test_ebs_demo_makes_a_tagged_volume(aws_cli: Cli, deployment: str) -> None:
+    aws_cli("install", str(EBS_DEMO), "-d", deployment, "-i", "aws_region_name=us-east-1",
+            "-i", "availability_zone=us-east-1a")
+    (volume,) = _ec2().describe_volumes(Filters=[{"Name": f"tag:{TAG}", "Values": [deployment]}])["Volumes"]
+    tags = {t["Key"]: t["Value"] for t in volume["Tags"]}
+    assert volume["Size"] == 6 and volume["AvailabilityZone"] == "us-east-1a"
+    assert tags["First"] == "First Volume" and tags["Second"] == "Second Volume"
+    aws_cli("uninstall", "-d", deployment)
+    assert _leaked(deployment) == {}

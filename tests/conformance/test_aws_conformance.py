@@ -20,7 +20,14 @@ import pytest
 from orchestrator.conformance import Env, Fixtures, Subject, conformance_tests
 from plugins_aws.client import ec2_client
 from plugins_aws.tags import DEPLOYMENT_TAG
-from plugins_aws.testing import GONE_NAT, LIVE_INSTANCE_STATES, PLUGINS, leaked, list_resources
+from plugins_aws.testing import (
+    GONE_NAT,
+    LIVE_INSTANCE_STATES,
+    PLUGINS,
+    leaked,
+    list_resources,
+    root_volume,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +45,8 @@ def tagged(env: Env, resource_type: str) -> list[dict[str, Any]]:
     return [{"ResourceType": resource_type, "Tags": [{"Key": DEPLOYMENT_TAG, "Value": env.deployment}]}]
 
 
+LIVE_VOLUME_STATES = ["creating", "available", "in-use", "error"]
+
 # kind -> (describe operation, result key, id key, extra filters), as in list_resources
 KINDS: dict[str, tuple[str, str, str, list[dict[str, Any]]]] = {
     "key_pairs": ("describe_key_pairs", "KeyPairs", "KeyName", []),
@@ -52,6 +61,7 @@ KINDS: dict[str, tuple[str, str, str, list[dict[str, Any]]]] = {
     "route_tables": ("describe_route_tables", "RouteTables", "RouteTableId", []),
     "nat_gateways": ("describe_nat_gateways", "NatGateways", "NatGatewayId", []),  # (its filters are "Filter")
     "network_interfaces": ("describe_network_interfaces", "NetworkInterfaces", "NetworkInterfaceId", []),
+    "volumes": ("describe_volumes", "Volumes", "VolumeId", [{"Name": "status", "Values": LIVE_VOLUME_STATES}]),
 }
 
 
@@ -63,6 +73,8 @@ def kind(name: str) -> Callable[[Env], list[str]]:
         filters = [{"Name": f"tag:{DEPLOYMENT_TAG}", "Values": [env.deployment]}, *extra]
         if name == "nat_gateways":
             items = [g for g in ec2().describe_nat_gateways(Filter=filters)[key] if g["State"] not in GONE_NAT]
+        elif name == "volumes":
+            items = [v for v in ec2().describe_volumes(Filters=filters)[key] if not root_volume(v)]
         else:
             items = getattr(ec2(), operation)(Filters=filters)[key]
         if name == "instances":
@@ -90,6 +102,9 @@ def sweep(env: Env) -> None:
     ignore = (botocore.exceptions.ClientError,)
     if left.get("instances"):
         client.terminate_instances(InstanceIds=left["instances"])
+    for volume in left.get("volumes", []):
+        with contextlib.suppress(*ignore):
+            client.delete_volume(VolumeId=volume)
     for eni in left.get("network_interfaces", []):
         with contextlib.suppress(*ignore):
             client.delete_network_interface(NetworkInterfaceId=eni)
@@ -192,6 +207,11 @@ def adopt_network_interface(env: Env) -> str:
         "NetworkInterface"]["NetworkInterfaceId"]
 
 
+def adopt_volume(env: Env) -> str:
+    return ec2().create_volume(Size=1, AvailabilityZone="us-east-1a",
+                               TagSpecifications=tagged(env, "volume"))["VolumeId"]
+
+
 # ---------------------------------------------------------------- out-of-band deleters
 
 
@@ -240,6 +260,13 @@ def delete_nat_gateway(env: Env, gateway_id: str) -> None:
 
 def delete_network_interface(env: Env, eni: str) -> None:
     ec2().delete_network_interface(NetworkInterfaceId=eni)
+
+
+def delete_volume(env: Env, volume: str) -> None:
+    client = ec2()
+    for attachment in client.describe_volumes(VolumeIds=[volume])["Volumes"][0].get("Attachments") or []:
+        client.detach_volume(VolumeId=volume, InstanceId=attachment["InstanceId"], Force=True)
+    client.delete_volume(VolumeId=volume)
 
 
 def delete_route(env: Env, route: str) -> None:
@@ -363,6 +390,18 @@ SUBJECTS += [
                        {"type": "orchestrator.relationships.depends_on", "target": "group"}],
         invalid_properties={**FAST, "subnet_id": "subnet-00000000"},
         adopt=adopt_network_interface, delete=delete_network_interface),
+    aws_subject(
+        "aws.ec2.Volume", "volumes",
+        properties={**FAST, "size": 1, "availability_zone": "us-east-1a"},
+        invalid_properties={**FAST, "use_external_resource": True, "resource_id": "vol-00000000"},
+        adopt=adopt_volume, delete=delete_volume),
+    Subject(
+        "aws.ec2.Volume", kind("volumes"), name="aws.ec2.Volume (attached)", cleanup=sweep,
+        properties={**FAST, "size": 1},
+        blueprint={"node_templates": {"vm": {"type": "aws.ec2.Instance", "properties": {
+            **FAST, "image_id": AMI, "instance_type": "t3.nano"}}}},
+        relationships=[{"type": "aws.relationships.volume_attached_to_instance", "target": "vm"}],
+        list_leftovers=everything, delete=delete_volume),
     Subject("aws.ec2.Image", lambda env: [], list_leftovers=everything, cleanup=sweep, expected=0,  # a lookup
             properties={**FAST, "image_id": AMI},
             invalid_properties={**FAST, "owners": ["123456789012"], "filters": {"name": "no-such-image-*"}}),
