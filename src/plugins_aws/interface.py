@@ -50,14 +50,7 @@ TYPES: dict[str, Any] = {
 class NetworkInterface(AwsResource):
     kind = "network interface"
     tag_resource_types = ("network-interface",)
-
-    def describe(self, resource_id: str) -> dict[str, Any] | None:
-        found = call(self.client.describe_network_interfaces, ignore=NOT_FOUND, NetworkInterfaceIds=[resource_id])
-        interfaces = (found or {}).get("NetworkInterfaces") or []
-        return interfaces[0] if interfaces else None
-
-    def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return call(self.client.describe_network_interfaces, Filters=filters)["NetworkInterfaces"]
+    api = ("describe_network_interfaces", "NetworkInterfaceIds", "NetworkInterfaces", NOT_FOUND)
 
     def id_of(self, resource: dict[str, Any]) -> str:
         return resource["NetworkInterfaceId"]

@@ -81,14 +81,7 @@ def _require(properties: Any, name: str, kind: str) -> Any:
 class VPC(_Cidr, AwsResource):
     kind = "VPC"
     tag_resource_types = ("vpc",)
-
-    def describe(self, resource_id: str) -> dict[str, Any] | None:
-        found = call(self.client.describe_vpcs, ignore=("InvalidVpcID.NotFound",), VpcIds=[resource_id])
-        vpcs = (found or {}).get("Vpcs") or []
-        return vpcs[0] if vpcs else None
-
-    def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return call(self.client.describe_vpcs, Filters=filters)["Vpcs"]
+    api = ("describe_vpcs", "VpcIds", "Vpcs", ("InvalidVpcID.NotFound",))
 
     def id_of(self, resource: dict[str, Any]) -> str:
         return resource["VpcId"]
@@ -142,15 +135,7 @@ class VPC(_Cidr, AwsResource):
 class Subnet(_Cidr, AwsResource):
     kind = "subnet"
     tag_resource_types = ("subnet",)
-
-    def describe(self, resource_id: str) -> dict[str, Any] | None:
-        found = call(self.client.describe_subnets, ignore=("InvalidSubnetID.NotFound",),
-                     SubnetIds=[resource_id])
-        subnets = (found or {}).get("Subnets") or []
-        return subnets[0] if subnets else None
-
-    def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return call(self.client.describe_subnets, Filters=filters)["Subnets"]
+    api = ("describe_subnets", "SubnetIds", "Subnets", ("InvalidSubnetID.NotFound",))
 
     def id_of(self, resource: dict[str, Any]) -> str:
         return resource["SubnetId"]

@@ -58,6 +58,18 @@ class AwsResource(OwnedResource):
     id_key = RESOURCE_ID
     external_key = EXTERNAL
     tag_resource_types: ClassVar[tuple[str, ...]] = ()  # TagSpecifications ResourceType(s)
+    api: ClassVar[tuple[str, str, str, tuple[str, ...]] | None] = None
+    """(describe operation, its ids parameter, its result key, the error codes of "no such
+    id"): with it, ``describe`` and ``find_tagged`` need no code of their own."""
+    filter_parameter: ClassVar[str] = "Filters"  # (DescribeNatGateways says "Filter")
+
+    def describe(self, resource_id: str) -> dict[str, Any] | None:
+        if self.api is None:
+            raise NotImplementedError
+        operation, ids, key, missing = self.api
+        found = call(getattr(self.client, operation), ignore=missing, **{ids: [resource_id]})
+        items = (found or {}).get(key) or []
+        return items[0] if items else None
 
     @functools.cached_property
     def client(self) -> Any:
@@ -70,7 +82,10 @@ class AwsResource(OwnedResource):
 
     def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Resources matching ``filters`` (tag filters)."""
-        raise NotImplementedError
+        if self.api is None:
+            raise NotImplementedError
+        operation, _, key, _ = self.api
+        return call(getattr(self.client, operation), **{self.filter_parameter: filters})[key]
 
     def delete(self) -> None:
         if not self.resource_id and not self.external:

@@ -101,15 +101,8 @@ def _attached_vpcs(gateway: dict[str, Any]) -> list[str]:
 class InternetGateway(AwsResource):
     kind = "internet gateway"
     tag_resource_types = ("internet-gateway",)
-
-    def describe(self, resource_id: str) -> dict[str, Any] | None:
-        found = call(self.client.describe_internet_gateways, ignore=("InvalidInternetGatewayID.NotFound",),
-                     InternetGatewayIds=[resource_id])
-        gateways = (found or {}).get("InternetGateways") or []
-        return gateways[0] if gateways else None
-
-    def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return call(self.client.describe_internet_gateways, Filters=filters)["InternetGateways"]
+    api = ("describe_internet_gateways", "InternetGatewayIds", "InternetGateways",
+           ("InvalidInternetGatewayID.NotFound",))
 
     def id_of(self, resource: dict[str, Any]) -> str:
         return resource["InternetGatewayId"]
@@ -168,14 +161,8 @@ class InternetGateway(AwsResource):
 class NatGateway(AwsResource):
     kind = "NAT gateway"
     tag_resource_types = ("natgateway",)
-
-    def describe(self, resource_id: str) -> dict[str, Any] | None:
-        found = call(self.client.describe_nat_gateways, ignore=("NatGatewayNotFound",), NatGatewayIds=[resource_id])
-        gateways = (found or {}).get("NatGateways") or []
-        return gateways[0] if gateways else None
-
-    def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return call(self.client.describe_nat_gateways, Filter=filters)["NatGateways"]
+    api = ("describe_nat_gateways", "NatGatewayIds", "NatGateways", ("NatGatewayNotFound",))
+    filter_parameter = "Filter"
 
     def id_of(self, resource: dict[str, Any]) -> str:
         return resource["NatGatewayId"]
@@ -231,15 +218,7 @@ class NatGateway(AwsResource):
 class RouteTable(AwsResource):
     kind = "route table"
     tag_resource_types = ("route-table",)
-
-    def describe(self, resource_id: str) -> dict[str, Any] | None:
-        found = call(self.client.describe_route_tables, ignore=("InvalidRouteTableID.NotFound",),
-                     RouteTableIds=[resource_id])
-        tables = (found or {}).get("RouteTables") or []
-        return tables[0] if tables else None
-
-    def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return call(self.client.describe_route_tables, Filters=filters)["RouteTables"]
+    api = ("describe_route_tables", "RouteTableIds", "RouteTables", ("InvalidRouteTableID.NotFound",))
 
     def id_of(self, resource: dict[str, Any]) -> str:
         return resource["RouteTableId"]

@@ -56,14 +56,7 @@ TYPES: dict[str, Any] = {
 class Volume(AwsResource):
     kind = "volume"
     tag_resource_types = ("volume",)
-
-    def describe(self, resource_id: str) -> dict[str, Any] | None:
-        found = call(self.client.describe_volumes, ignore=NOT_FOUND, VolumeIds=[resource_id])
-        volumes = (found or {}).get("Volumes") or []
-        return volumes[0] if volumes else None
-
-    def find_tagged(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return call(self.client.describe_volumes, Filters=filters)["Volumes"]
+    api = ("describe_volumes", "VolumeIds", "Volumes", NOT_FOUND)
 
     def id_of(self, resource: dict[str, Any]) -> str:
         return resource["VolumeId"]
