@@ -120,14 +120,24 @@ def test_a_group_of_contained_members_scales_them_per_host(cload: Any) -> None:
     assert counts(plan) == {"host": 2, "db": 6}
 
 
-def test_what_cloudify_refuses_is_refused_where_it_is_written(cproblems: Any) -> None:
-    lines = cproblems("""
+THREE_NODES = """
         node_templates:
           vm: {type: cloudify.nodes.Root}
           ip: {type: cloudify.nodes.Root}
           disk:
             type: cloudify.nodes.Root
-            relationships: [{type: cloudify.relationships.contained_in, target: vm}]
+            relationships: [{type: cloudify.relationships.contained_in, target: vm}]"""  # lines 3-8 of main.yaml
+TOO_MANY = """
+        policies:
+          scale:
+            type: cloudify.policies.scaling
+            properties: {default_instances: 5, max_instances: 3}
+            targets: [mixed]
+        """
+
+
+def test_what_cloudify_refuses_is_refused_where_it_is_written(cproblems: Any) -> None:
+    lines = cproblems(THREE_NODES + """
         groups:
           vm: {members: [ip]}
           pair: {members: [ip, nope]}
@@ -140,42 +150,18 @@ def test_what_cloudify_refuses_is_refused_where_it_is_written(cproblems: Any) ->
         "one group)",
         "main.yaml:11:24: group 'pair': member 'nope' is neither a node template nor a group",
     ], lines
-    lines = cproblems("""
-        node_templates:
-          vm: {type: cloudify.nodes.Root}
-          ip: {type: cloudify.nodes.Root}
-          disk:
-            type: cloudify.nodes.Root
-            relationships: [{type: cloudify.relationships.contained_in, target: vm}]
+    lines = cproblems(THREE_NODES + """
         groups:
           mixed: {members: [ip, disk]}
           a: {members: [b]}
-          b: {members: [a]}
-        policies:
-          scale:
-            type: cloudify.policies.scaling
-            properties: {default_instances: 5, max_instances: 3}
-            targets: [mixed]
-        """)
+          b: {members: [a]}""" + TOO_MANY)
     assert lines == [
         "main.yaml:11:3: group 'a' contains itself: a -> b -> a",
-        "main.yaml:16:17: policy 'scale': default_instances is above max_instances",
+        "main.yaml:16:17: policy 'scale': default_instances is above max_instances",  # checked all the same
     ], lines
-    lines = cproblems("""
-        node_templates:
-          vm: {type: cloudify.nodes.Root}
-          ip: {type: cloudify.nodes.Root}
-          disk:
-            type: cloudify.nodes.Root
-            relationships: [{type: cloudify.relationships.contained_in, target: vm}]
+    lines = cproblems(THREE_NODES + """
         groups:
-          mixed: {members: [ip, disk]}
-        policies:
-          scale:
-            type: cloudify.policies.scaling
-            properties: {default_instances: 5, max_instances: 3}
-            targets: [mixed]
-        """)
+          mixed: {members: [ip, disk]}""" + TOO_MANY)
     assert lines == [
         "main.yaml:10:3: group 'mixed': its members must all be contained in the same node template, or all in "
         "none (they are in none, 'vm')",
