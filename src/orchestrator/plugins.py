@@ -100,6 +100,17 @@ class PluginManager(pluggy.PluginManager):
                 return opts if isinstance(opts, dict) else None
             if not isinstance(value, (staticmethod, classmethod, types.MethodType)):
                 return None
+        elif name[:2] == "__" and name[-2:] == "__":
+            return None  # a dunder is never a hook (an SDK plugin object has some thirty of them)
+        else:
+            try:  # a function stored on the object itself (the SDK's generated hooks): as pluggy reads it
+                own = object.__getattribute__(plugin, "__dict__")
+            except AttributeError:
+                own = {}
+            value = own.get(name) if isinstance(own, dict) else None
+            if type(value) is types.FunctionType:
+                opts = getattr(value, self._impl_marker, None)
+                return opts if isinstance(opts, dict) else None
         return super().parse_hookimpl_opts(plugin, name)
 
     def add_plugin(self, plugin: object, name: str, distribution: str | None = None,
