@@ -185,3 +185,38 @@ def test_update_in_place_and_replacements(installed, ec2, deployment, tmp_path):
 def _rule_id(ec2: Any, group: str, port: int) -> str:
     found = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])["SecurityGroupRules"]
     return next(r["SecurityGroupRuleId"] for r in found if r.get("FromPort") == port)
+
+
+NETWORK = Path(__file__).parent / "blueprints" / "network.yaml"
+
+
+def test_a_public_network_drifts_heals_and_retags(aws_env, ec2, deployment, tmp_path):
+    """A route deleted and a gateway detached by hand: drift names both, heal puts them back;
+    a new tag reaches the gateway and the table in place."""
+    (tmp_path / "bp.yaml").write_text(NETWORK.read_text())
+    cli("install", "bp.yaml", "-d", deployment, "-i", "poll_interval=0.1", cwd=tmp_path)
+    rt = runtime(tmp_path, deployment)
+    table, gateway, vpc = (rt["public_routes_0"]["aws_resource_id"], rt["gateway_0"]["aws_resource_id"],
+                           rt["vpc_0"]["aws_resource_id"])
+    ec2.delete_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0")
+    ec2.detach_internet_gateway(InternetGatewayId=gateway, VpcId=vpc)
+    code, found = drift(tmp_path, deployment)
+    drifted = {i["instance"] for i in found["instances"] if i["status"] != "in sync"}
+    assert code == 3 and drifted == {"default_route_0", "gateway_0"}, found
+    cli("heal", "-d", deployment, "--yes", cwd=tmp_path)
+    (attached,) = ec2.describe_internet_gateways(Filters=[
+        {"Name": "attachment.vpc-id", "Values": [vpc]}])["InternetGateways"]
+    (routes,) = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                   {"Name": "association.subnet-id",
+                                                    "Values": [rt["subnet_0"]["aws_resource_id"]]}])["RouteTables"]
+    assert {r["DestinationCidrBlock"]: r["GatewayId"] for r in routes["Routes"]}["0.0.0.0/0"] == \
+        attached["InternetGatewayId"]
+    assert drift(tmp_path, deployment)[0] == 0
+    text = NETWORK.read_text().replace("    type: aws.ec2.InternetGateway\n    properties:\n",
+                                       "    type: aws.ec2.InternetGateway\n    properties:\n      tags: {team: net}\n")
+    (tmp_path / "bp.yaml").write_text(text)
+    cli("update", "bp.yaml", "-d", deployment, "--yes", cwd=tmp_path)
+    (now,) = ec2.describe_internet_gateways(InternetGatewayIds=[attached["InternetGatewayId"]])["InternetGateways"]
+    assert tags(now)["team"] == "net"  # in place: the same gateway
+    cli("uninstall", "-d", deployment, cwd=tmp_path)
+    assert leaked(deployment) == {}
