@@ -41,10 +41,20 @@ class ScalingGroups:
     templates: dict[str, YDict] = field(default_factory=dict)  # group -> the template standing for it
     hosts: dict[str, str] = field(default_factory=dict)  # template -> the group template it is contained in
 
-    def relationship_to_group(self, template: str) -> YDict | None:
-        """The ``contained_in`` a member gets to its group's template (marked where the group is)."""
+    def put_in_group(self, template: str, translated: Any) -> None:
+        """Give a member's translated template its ``contained_in`` to its group's template (marked
+        where the group is); ``relationships`` that are not a list are the loader's to report."""
         group = self.hosts.get(template)
-        return None if group is None else _contained_in(group, self.templates[group].mark)
+        if group is None or not isinstance(translated, YDict):
+            return
+        mark = self.templates[group].mark
+        rels = translated.get("relationships")
+        if rels is None:
+            translated["relationships"] = rels = _marked_list([], mark)
+            translated.key_marks["relationships"] = translated.value_marks["relationships"] = mark
+        if isinstance(rels, YList):
+            rels.append(_contained_in(group, mark))
+            rels.item_marks.append(mark)
 
 
 def scaling_groups(src: Mapping[str, YDict], problems: Problems) -> ScalingGroups:
@@ -66,11 +76,7 @@ def scaling_groups(src: Mapping[str, YDict], problems: Problems) -> ScalingGroup
         unit = _marked({"type": GROUP_TYPE, "instances": counts[g].value}, mark)
         unit.value_marks["instances"] = counts[g].mark
         if g in parent:
-            rels = YList()
-            rels.mark = mark
-            rels.append(_contained_in(parent[g], mark))
-            rels.item_marks.append(mark)
-            unit["relationships"] = rels
+            unit["relationships"] = _marked_list([_contained_in(parent[g], mark)], mark)
             unit.key_marks["relationships"] = unit.value_marks["relationships"] = mark
         result.templates[g] = unit
         for member in _loose_members(g, groups, units):
@@ -310,6 +316,14 @@ def _marked(values: Mapping[str, Any], mark: Mark) -> YDict:
     for key, value in values.items():
         result[key] = value
         result.key_marks[key] = result.value_marks[key] = mark
+    return result
+
+
+def _marked_list(items: list[Any], mark: Mark) -> YList:
+    result = YList()
+    result.mark = mark
+    result.extend(items)
+    result.item_marks.extend(mark for _ in items)
     return result
 
 

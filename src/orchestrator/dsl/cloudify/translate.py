@@ -126,8 +126,8 @@ def translate(read: Read, problems: Problems) -> Translation:
         _marks(out["inputs"], src["inputs"], name)
     groups = scaling_groups(src, problems)
     for name, body in src["node_templates"].items():
-        out["node_templates"][name] = _template(str(name), body, src, groups.counts.get(str(name)), tr, problems,
-                                                groups.relationship_to_group(str(name)))
+        out["node_templates"][name] = _template(str(name), body, src, groups.counts.get(str(name)), tr, problems)
+        groups.put_in_group(str(name), out["node_templates"][name])
         _marks(out["node_templates"], src["node_templates"], name)
     for name, unit in groups.templates.items():  # a scaling group's own template
         out["node_templates"][name] = unit
@@ -222,8 +222,7 @@ def _input(name: str, body: Any, problems: Problems) -> Any:
 
 
 def _template(name: str, body: Any, src: Mapping[str, YDict], group_count: int | None, tr: Translation,
-              problems: Problems, to_group: YDict | None = None) -> Any:
-    """``to_group``: the ``contained_in`` that puts the template in its scaling group's instances."""
+              problems: Problems) -> Any:
     if not isinstance(body, dict):
         return body
     where = f"node template '{shown(name)}'"
@@ -258,16 +257,6 @@ def _template(name: str, body: Any, src: Mapping[str, YDict], group_count: int |
         _marks(result, body, "relationships")
     elif rels is not None:
         result["relationships"] = rels
-    if to_group is not None:
-        grouped = result.get("relationships")
-        if not isinstance(grouped, list):
-            grouped = YList()
-            grouped.mark = to_group.mark
-            result["relationships"] = grouped
-            result.key_marks["relationships"] = result.value_marks["relationships"] = to_group.mark
-        grouped.append(to_group)
-        if isinstance(grouped, YList):
-            grouped.item_marks.append(to_group.mark)
     hierarchy = _hierarchy(body.get("type"), src["node_types"])
     ifaces = template_interfaces(type_interfaces(src["node_types"].get(t) for t in hierarchy),
                                  body.get("interfaces"), where, problems, mark_of(body, "interfaces"))
