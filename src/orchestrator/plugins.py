@@ -90,27 +90,22 @@ class PluginManager(pluggy.PluginManager):
     # -- registration ------------------------------------------------------------
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
-        """pluggy's answer, sooner for a module's plain function (nearly every hook): pluggy
-        looks each of a plugin's names up with ``inspect.getattr_static``, a fifth of the
-        manager's start-up; a module's own dict is what that lookup would find."""
-        if type(plugin) is types.ModuleType:
-            value = plugin.__dict__.get(name)
-            if type(value) is types.FunctionType:
-                opts = getattr(value, self._impl_marker, None)
-                return opts if isinstance(opts, dict) else None
-            if not isinstance(value, (staticmethod, classmethod, types.MethodType)):
-                return None
-        elif name[:2] == "__" and name[-2:] == "__":
-            return None  # a dunder is never a hook (an SDK plugin object has some thirty of them)
-        else:
-            try:  # a function stored on the object itself (the SDK's generated hooks): as pluggy reads it
-                own = object.__getattribute__(plugin, "__dict__")
-            except AttributeError:
-                own = {}
-            value = own.get(name) if isinstance(own, dict) else None
-            if type(value) is types.FunctionType:
-                opts = getattr(value, self._impl_marker, None)
-                return opts if isinstance(opts, dict) else None
+        """pluggy's answer, sooner for the usual plugins: pluggy looks each of a plugin's names up
+        with ``inspect.getattr_static``, most of the manager's start-up. A dunder is never a hook
+        (an SDK plugin object has some thirty), and a plain function in the plugin's own dict (a
+        module's hooks, the SDK's generated ones) is what that lookup would find."""
+        if name[:2] == "__" and name[-2:] == "__":
+            return None
+        try:
+            own = object.__getattribute__(plugin, "__dict__")
+        except AttributeError:
+            own = None
+        value = own.get(name) if isinstance(own, dict) else None
+        if type(value) is types.FunctionType:
+            opts = getattr(value, self._impl_marker, None)
+            return opts if isinstance(opts, dict) else None
+        if type(plugin) is types.ModuleType and not isinstance(value, (staticmethod, classmethod, types.MethodType)):
+            return None  # a module has nothing else to look at
         return super().parse_hookimpl_opts(plugin, name)
 
     def add_plugin(self, plugin: object, name: str, distribution: str | None = None,
