@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from orchestrator import DISTRIBUTION
+from orchestrator.cli import output
 from orchestrator.dsl.problems import BlueprintError, Problems
 from orchestrator.errors import (
     ExecutorError,
@@ -30,8 +31,9 @@ from orchestrator.errors import (
 from orchestrator.settings import DEFAULT_OPERATION_TIMEOUT
 from orchestrator.state.location import DEFAULT_STATE, display, is_url
 
-# Each command imports what it uses: a command's start-up is mostly imports, and
-# ``status`` needs neither the engine nor the plugins (bench/cli_bench.py).
+# Each command imports what it uses (``output`` is cheap and every command prints): a
+# command's start-up is mostly imports, and ``status`` needs neither the engine nor the
+# plugins (bench/cli_bench.py).
 if TYPE_CHECKING:
     from orchestrator.deployments import Orchestrator, Prepared
     from orchestrator.engine.options import Options
@@ -198,8 +200,6 @@ def cli() -> None:
 @handle_errors
 def validate(blueprint: str, inputs: tuple[str, ...], as_json: bool) -> None:
     """Check a blueprint and its inputs; print every problem."""
-    from orchestrator.cli import output
-
     orch = _orchestrator()
     bp = orch.load(blueprint, inputs)
     count = sum(t.instances for t in bp.templates.values())
@@ -226,7 +226,6 @@ def plan(blueprint: str, inputs: tuple[str, ...], deployment: str | None, state:
       orchestrator plan blueprint.yaml -i replicas=3
       orchestrator plan blueprint.yaml -d web --json
     """
-    from orchestrator.cli import output
     from orchestrator.engine.dispatch import Dispatcher
 
     orch = _orchestrator(state, state_recover)
@@ -256,7 +255,7 @@ def _run_workflow(prepared: Prepared, options: Options, as_json: bool, debug: bo
     SIGINT and SIGTERM ask the run to stop (the running hooks finish); a second one
     abandons the running hooks. Either way the execution is recorded and its lock released.
     """
-    from orchestrator.cli import output, signals
+    from orchestrator.cli import signals
     from orchestrator.cli.progress import LiveProgress
     from orchestrator.engine.interrupt import Interrupt
 
@@ -349,7 +348,7 @@ def update(blueprint: str, inputs: tuple[str, ...], deployment: str, secrets_fil
 def _apply(prepared: Prepared, title: str, options: Options, as_json: bool, debug: bool, yes: bool,
            dry_run: bool = False) -> None:
     """Show what a day-2 workflow will do; on a terminal, ask before deleting or replacing; run it."""
-    from orchestrator.cli import diffview, output
+    from orchestrator.cli import diffview
 
     assert prepared.diff is not None
     if as_json and dry_run:
@@ -469,7 +468,7 @@ def drift(deployment: str | None, exit_code: bool, concurrency: int, secrets_fil
     Example:
       orchestrator drift -d web --exit-code
     """
-    from orchestrator.cli import diffview, output, signals
+    from orchestrator.cli import diffview, signals
     from orchestrator.engine.interrupt import Interrupt
 
     orch = _orchestrator(state, state_recover)
@@ -532,7 +531,7 @@ def execute(deployment: str | None, operation: str, nodes: tuple[str, ...], inst
       orchestrator execute -d web logs --instance app_0 -p tail=20
       orchestrator execute -d web exec -p 'command=[sh, -c, "df -h"]' --json
     """
-    from orchestrator.cli import output, signals
+    from orchestrator.cli import signals
     from orchestrator.cli.progress import LiveProgress
     from orchestrator.engine.interrupt import Interrupt
 
@@ -564,8 +563,6 @@ def execute(deployment: str | None, operation: str, nodes: tuple[str, ...], inst
 @handle_errors
 def operations(deployment: str | None, state: Path | str, state_recover: bool, as_json: bool) -> None:
     """List the custom operations each node template of a deployment offers, with their inputs."""
-    from orchestrator.cli import output
-
     orch = _orchestrator(state, state_recover)
     name, nodes = orch.operations(deployment)
     if as_json:
@@ -616,8 +613,6 @@ def unlock(deployment: str, force: bool, state: Path | str, state_recover: bool,
     Example:
       orchestrator unlock -d web
     """
-    from orchestrator.cli import output
-
     orch = _orchestrator(state, state_recover, plugins=False)
     lock, why = orch.unlock(deployment, force)
     if as_json:
@@ -639,8 +634,6 @@ def unlock(deployment: str, force: bool, state: Path | str, state_recover: bool,
 @handle_errors
 def status(deployment: str | None, state: Path | str, state_recover: bool, as_json: bool) -> None:
     """List node instances and their states (with the error of failed ones)."""
-    from orchestrator.cli import output
-
     orch = _orchestrator(state, state_recover, plugins=False)
     row, items = orch.instance_states(deployment)
     lock = orch.reader.lock(row.id)
@@ -679,8 +672,6 @@ def status(deployment: str | None, state: Path | str, state_recover: bool, as_js
 def outputs(deployment: str | None, secrets_file: str | None, show_secrets: bool, state: Path | str,
             state_recover: bool, as_json: bool) -> None:
     """Show the blueprint's outputs, resolved against the deployment's runtime properties."""
-    from orchestrator.cli import output
-
     orch = _orchestrator(state, state_recover, plugins=False)
     values = orch.outputs(deployment, _secrets(secrets_file), show_secrets=show_secrets)
     if as_json:
@@ -697,8 +688,6 @@ def outputs(deployment: str | None, secrets_file: str | None, show_secrets: bool
 @handle_errors
 def events(deployment: str | None, state: Path | str, state_recover: bool, as_json: bool) -> None:
     """Show the deployment's events: operations, retries, failures and plugin logs."""
-    from orchestrator.cli import output
-
     orch = _orchestrator(state, state_recover, plugins=False)
     rows = orch.events(deployment)
     if as_json:
@@ -759,7 +748,6 @@ def plugins_list(as_json: bool) -> None:
 
     Exits 1 when a plugin failed to load (warnings do not count).
     """
-    from orchestrator.cli import output
     from orchestrator.operations import Catalogue, describe
     from orchestrator.plugins import near_miss_entry_points
 
