@@ -13,7 +13,6 @@ image deregistered since.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,7 +20,7 @@ from orchestrator import NodeTemplateInfo, NonRecoverableError
 from orchestrator.sdk import Plugin, Problem, Resource
 from plugins_aws.errors import call
 from plugins_aws.related import RESOURCE_ID
-from plugins_aws.resource import client_for
+from plugins_aws.resource import Ec2Client
 from plugins_aws.schema import CLIENT_PROPERTIES, replaced
 
 TYPE = "aws.ec2.Image"
@@ -51,7 +50,7 @@ def _filters(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
             for name, values in raw.items()]
 
 
-class Image(Resource):
+class Image(Ec2Client, Resource):
     @classmethod
     def validate(cls, node: NodeTemplateInfo) -> Iterable[Problem]:
         props = node.properties
@@ -59,9 +58,6 @@ class Image(Resource):
             return ["give image_id, or owners and/or filters to look the image up by"]
         return []
 
-    @functools.cached_property
-    def client(self) -> Any:
-        return client_for(self.properties)
 
     def lookup(self) -> dict[str, Any]:
         props = self.properties

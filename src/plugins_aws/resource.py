@@ -52,7 +52,17 @@ def retag(client: Any, ids: list[str], old: Mapping[str, Any], new: Mapping[str,
                 ", ".join(sorted(to_remove)) or "none")
 
 
-class AwsResource(OwnedResource):
+class Ec2Client:
+    """The EC2 client of the node's ``client_config``, built on first use (boto3 is imported then)."""
+
+    properties: Mapping[str, Any]
+
+    @functools.cached_property
+    def client(self) -> Any:
+        return client_for(self.properties)
+
+
+class AwsResource(Ec2Client, OwnedResource):
     """One AWS resource behind one node instance."""
 
     id_key = RESOURCE_ID
@@ -70,10 +80,6 @@ class AwsResource(OwnedResource):
         found = call(getattr(self.client, operation), ignore=missing, **{ids: [resource_id]})
         items = (found or {}).get(key) or []
         return items[0] if items else None
-
-    @functools.cached_property
-    def client(self) -> Any:
-        return client_for(self.properties)
 
     # -- OwnedResource, by tags ---------------------------------------------------------
 

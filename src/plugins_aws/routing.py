@@ -24,7 +24,6 @@ association or a route gone or sent elsewhere.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,8 +32,8 @@ from orchestrator.sdk import Plugin, Problem, Resource
 from plugins_aws.changes import differs
 from plugins_aws.errors import call
 from plugins_aws.network import SUBNET_TYPE, VPC_TYPE
-from plugins_aws.related import CONTAINED_IN, RESOURCE_ID, one_target_id, target_ids
-from plugins_aws.resource import AwsResource, client_for
+from plugins_aws.related import RESOURCE_ID, host_id, one_target_id, target_ids
+from plugins_aws.resource import AwsResource, Ec2Client
 from plugins_aws.schema import CLIENT_PROPERTIES, replaced, resource_properties
 
 GATEWAY_TYPE = "aws.ec2.InternetGateway"
@@ -275,7 +274,7 @@ class RouteTable(AwsResource):
             else {}
 
 
-class Route(Resource):
+class Route(Ec2Client, Resource):
     """One route: recorded as ``TABLE:DESTINATION`` (routes have neither ids nor tags)."""
 
     INTENT = "creating_route"  # saved just before create_route: a route found later is ours
@@ -287,22 +286,13 @@ class Route(Resource):
             return [("destination_cidr_block", f"'{cidr}' is not a CIDR block (e.g. 0.0.0.0/0)")]
         return []
 
-    @functools.cached_property
-    def client(self) -> Any:
-        return client_for(self.properties)
 
     def _table(self) -> str:
-        table = self.properties.get("route_table_id") or self._host_table() or one_target_id(
+        table = self.properties.get("route_table_id") or host_id(self.ctx, TABLE_TYPE) or one_target_id(
             self.ctx, TABLE_TYPE, "route table")
         if not table:
             raise NonRecoverableError(f"route: set route_table_id or contain it in an {TABLE_TYPE}")
         return str(table)
-
-    def _host_table(self) -> str | None:
-        for rel in self.instance.relationships:
-            if CONTAINED_IN in (rel.type_hierarchy or []) and TABLE_TYPE in rel.target.node.type_hierarchy:
-                return rel.target.instance.runtime_properties.get(RESOURCE_ID)
-        return None
 
     def _target(self) -> tuple[str, str]:
         """(the API's name for the target, its id): an internet gateway or a NAT gateway."""

@@ -13,7 +13,6 @@ authorized); tags change in place.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,7 +22,7 @@ from plugins_aws import rules
 from plugins_aws.changes import changed, previous_tags, tag_drift
 from plugins_aws.errors import call
 from plugins_aws.related import host_id, one_target_id
-from plugins_aws.resource import client_for, retag
+from plugins_aws.resource import Ec2Client, retag
 from plugins_aws.schema import CLIENT_PROPERTIES, TAG_PROPERTIES, replaced
 from plugins_aws.tags import tag_filters, tag_specifications, tags_of
 
@@ -52,12 +51,9 @@ def unknown_shape(rule: Any) -> bool:
                                              for k in ("port", "from_port", "to_port", "ip_protocol"))
 
 
-class RuleResource(Resource):
+class RuleResource(Ec2Client, Resource):
     """What a rule node and a rule-set node share: their EC2 client and direction."""
 
-    @functools.cached_property
-    def client(self) -> Any:
-        return client_for(self.properties)
 
     @property
     def direction(self) -> str:
