@@ -42,6 +42,13 @@ _V1 = _EXTERNAL + """
       aws_config: {default: {}}
       tags: {default: {}}
 """
+# 3.x types with no property of their own beyond resource_config and the like
+_PLAIN_V3 = "".join(f"""  cloudify.nodes.aws.ec2.{name}:
+    derived_from: cloudify.nodes.Root
+    properties:{_V3}
+{_OPS}
+""" for name in ("Keypair", "SecurityGroup", "SecurityGroupRuleIngress", "SecurityGroupRuleEgress", "ElasticIP", "Vpc",
+                 "Subnet", "InternetGateway", "Interface", "Image", "NATGateway", "RouteTable", "Route"))
 
 TYPES = f"""
 plugins:
@@ -85,70 +92,18 @@ node_types:
       cidr_block: {{}}
       availability_zone: {{default: ''}}
 {_OPS}
-  cloudify.nodes.aws.ec2.Keypair:
-    derived_from: cloudify.nodes.Root
-    properties:{_V3}
-{_OPS}
-  cloudify.nodes.aws.ec2.SecurityGroup:
-    derived_from: cloudify.nodes.Root
-    properties:{_V3}
-{_OPS}
-  cloudify.nodes.aws.ec2.SecurityGroupRuleIngress:
-    derived_from: cloudify.nodes.Root
-    properties:{_V3}
-{_OPS}
-  cloudify.nodes.aws.ec2.SecurityGroupRuleEgress:
-    derived_from: cloudify.nodes.Root
-    properties:{_V3}
-{_OPS}
-  cloudify.nodes.aws.ec2.ElasticIP:
-    derived_from: cloudify.nodes.Root
-    properties:{_V3}
-{_OPS}
   cloudify.nodes.aws.ec2.Instances:
     derived_from: cloudify.nodes.Compute
     properties:{_V3}
       use_public_ip: {{default: false}}
       use_ipv6_ip: {{default: false}}
 {_OPS}
-  cloudify.nodes.aws.ec2.Vpc:
-    derived_from: cloudify.nodes.Root
-    properties:{_V3}
-{_OPS}
-  cloudify.nodes.aws.ec2.Subnet:
-    derived_from: cloudify.nodes.Root
-    properties:{_V3}
-{_OPS}
-  cloudify.nodes.aws.ec2.InternetGateway:
-    derived_from: cloudify.nodes.Root
-    properties:{_V3}
-{_OPS}
   cloudify.nodes.aws.ec2.EBSVolume:
     derived_from: cloudify.nodes.Root
     properties:{_V3}
       device_name: {{default: ''}}
 {_OPS}
-  cloudify.nodes.aws.ec2.Interface:
-    derived_from: cloudify.nodes.Root
-    properties:{_V3}
-{_OPS}
-  cloudify.nodes.aws.ec2.Image:
-    derived_from: cloudify.nodes.Root
-    properties:{_V3}
-{_OPS}
-  cloudify.nodes.aws.ec2.NATGateway:
-    derived_from: cloudify.nodes.Root
-    properties:{_V3}
-{_OPS}
-  cloudify.nodes.aws.ec2.RouteTable:
-    derived_from: cloudify.nodes.Root
-    properties:{_V3}
-{_OPS}
-  cloudify.nodes.aws.ec2.Route:
-    derived_from: cloudify.nodes.Root
-    properties:{_V3}
-{_OPS}
-relationships:
+{_PLAIN_V3}relationships:
   cloudify.relationships.aws.ebs.attachment.connected_to: {{derived_from: cloudify.relationships.connected_to}}
   cloudify.aws.relationships.instance_connected_to_elastic_ip: {{derived_from: cloudify.relationships.connected_to}}
   cloudify.aws.relationships.instance_connected_to_keypair: {{derived_from: cloudify.relationships.connected_to}}
@@ -445,7 +400,7 @@ PACK = CloudifyPack(
             TypeMapping("aws.relationships.volume_attached_to_instance"),
     },
     unsupported={"cloudify.relationships.aws.*": "orchestrator-aws runs the relationships of EC2 key pairs, "
-                                                 "security groups, elastic IPs, instances, VPCs and subnets only",
+                                                 "security groups, elastic IPs, instances, VPCs, subnets and EBS volumes only",
                  "cloudify.nodes.aws.*": "orchestrator-aws runs EC2 key pairs, security groups and rules, elastic "
                                          "IPs, instances, images (looked up), network interfaces, EBS volumes, "
                                          "VPCs, subnets, internet and NAT gateways, route tables and routes "
