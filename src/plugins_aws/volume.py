@@ -134,12 +134,15 @@ class Attachment(Relationship):
     def establish(self) -> None:
         client, volume, instance = self._ids()
         device = str(self.properties.get("device") or self.source.node.properties.get("device") or "/dev/sdf")
-        found = (call(client.describe_volumes, VolumeIds=[volume])["Volumes"] or [{}])[0]
-        if not any(a.get("InstanceId") == instance for a in found.get("Attachments") or []):
+
+        def attachment() -> dict[str, Any] | None:
+            """The volume's attachment to the instance, if it has one (attaching or attached)."""
+            found = (call(client.describe_volumes, VolumeIds=[volume])["Volumes"] or [{}])[0]
+            return next((a for a in found.get("Attachments") or [] if a.get("InstanceId") == instance), None)
+
+        if attachment() is None:
             call(client.attach_volume, VolumeId=volume, InstanceId=instance, Device=device)
-        self.wait_until(lambda: any(a.get("InstanceId") == instance and a.get("State") == "attached"
-                                    for a in (call(client.describe_volumes, VolumeIds=[volume])["Volumes"]
-                                              or [{}])[0].get("Attachments") or []),
+        self.wait_until(lambda: (attachment() or {}).get("State") == "attached",
                         f"volume {volume} to be attached to {instance}", **wait_options(self.source.node.properties))
         self.source.instance.runtime_properties.update({"instance_id": instance, "device": device})
         self.logger.info("volume %s attached to %s as %s", volume, instance, device)
