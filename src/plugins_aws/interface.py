@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator import NonRecoverableError, RecoverableError
+from orchestrator import NonRecoverableError
 from orchestrator.sdk import Plugin
 from plugins_aws.changes import changed, differs
-from plugins_aws.errors import call, error_code
+from plugins_aws.errors import call
 from plugins_aws.network import SUBNET_TYPE
 from plugins_aws.related import one_target_id, target_ids
 from plugins_aws.resource import AwsResource
@@ -74,16 +74,9 @@ class NetworkInterface(AwsResource):
                     **{k: v for k, v in optional.items() if v})["NetworkInterface"]
 
     def delete_existing(self, resource_id: str) -> None:
-        def attempt() -> bool:
-            try:
-                call(self.client.delete_network_interface, ignore=NOT_FOUND, NetworkInterfaceId=resource_id)
-            except RecoverableError as exc:
-                if error_code(exc.__cause__) not in ("InvalidNetworkInterface.InUse", "DependencyViolation"):
-                    raise
-                return False
-            return True
-
-        self.wait(attempt, f"network interface {resource_id} to be let go by its instance")
+        self.delete_when_free(self.client.delete_network_interface, f"network interface {resource_id}", NOT_FOUND,
+                              busy=("InvalidNetworkInterface.InUse", "DependencyViolation"),
+                              NetworkInterfaceId=resource_id)
 
     def update(self) -> None:
         super().update()

@@ -177,22 +177,23 @@ class AwsResource(Ec2Client, OwnedResource):
         """``wait_until`` bounded by the node's ``poll_interval`` and ``wait_timeout``."""
         return self.wait_until(probe, what, **wait_options(self.properties))
 
-    def delete_when_free(self, method: Any, what: str, ignore: tuple[str, ...], **params: Any) -> None:
-        """Delete, waiting while AWS answers ``DependencyViolation``.
+    def delete_when_free(self, method: Any, what: str, ignore: tuple[str, ...],
+                         busy: tuple[str, ...] = ("DependencyViolation",), **params: Any) -> None:
+        """Delete, waiting while AWS answers one of the ``busy`` codes.
 
         Dependents (instances still terminating, rules in other groups) release a
-        resource some time after they are gone; AWS says so with this code.
+        resource some time after they are gone; AWS says so with these codes.
         """
         def attempt() -> bool:
             try:
                 call(method, ignore=ignore, **params)
             except RecoverableError as exc:
-                if error_code(exc.__cause__) != "DependencyViolation":
+                if error_code(exc.__cause__) not in busy:
                     raise
                 return False
             return True
 
-        self.wait(attempt, f"{what} to be free of dependents (DependencyViolation)")
+        self.wait(attempt, f"{what} to be free of dependents ({', '.join(busy)})")
 
     def require_id(self) -> str:
         if not self.resource_id:
