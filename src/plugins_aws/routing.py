@@ -38,6 +38,7 @@ from plugins_aws.schema import CLIENT_PROPERTIES, replaced, resource_properties
 
 GATEWAY_TYPE = "aws.ec2.InternetGateway"
 NAT_TYPE = "aws.ec2.NatGateway"
+NAT_GONE_STATES = ("deleting", "deleted", "failed")
 TABLE_TYPE = "aws.ec2.RouteTable"
 ROUTE_TYPE = "aws.ec2.Route"
 
@@ -167,7 +168,7 @@ class NatGateway(AwsResource):
         return resource["NatGatewayId"]
 
     def is_gone(self, resource: dict[str, Any]) -> bool:
-        return resource.get("State") in ("deleting", "deleted", "failed")
+        return resource.get("State") in NAT_GONE_STATES
 
     def state_of(self, resource: dict[str, Any]) -> str:
         return str(resource.get("State"))

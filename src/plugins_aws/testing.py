@@ -32,7 +32,7 @@ PLUGINS: tuple[object, ...] = tuple(m.plugin for m in (base, keypair, security_g
 """Every plugin of the distribution (what its entry points name), for ``orch.use(*PLUGINS)`` in tests."""
 
 LIVE_INSTANCE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
-GONE_NAT = ("deleting", "deleted", "failed")
+GONE_NAT = routing.NAT_GONE_STATES
 
 
 def list_resources(deployment_id: str, client_config: Mapping[str, Any] | None = None) -> dict[str, list[str]]:
