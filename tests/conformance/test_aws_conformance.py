@@ -102,15 +102,11 @@ def sweep(env: Env) -> None:
     ignore = (botocore.exceptions.ClientError,)
     if left.get("instances"):
         client.terminate_instances(InstanceIds=left["instances"])
-    for volume in left.get("volumes", []):
-        with contextlib.suppress(*ignore):
-            client.delete_volume(VolumeId=volume)
-    for eni in left.get("network_interfaces", []):
-        with contextlib.suppress(*ignore):
-            client.delete_network_interface(NetworkInterfaceId=eni)
-    for gateway in left.get("nat_gateways", []):
-        with contextlib.suppress(*ignore):
-            client.delete_nat_gateway(NatGatewayId=gateway)
+    for kind_name, deleter in (("volumes", delete_volume), ("network_interfaces", delete_network_interface),
+                               ("nat_gateways", delete_nat_gateway)):
+        for resource in left.get(kind_name, []):
+            with contextlib.suppress(*ignore):
+                deleter(env, resource)
     for allocation in left.get("addresses", []):
         with contextlib.suppress(*ignore):
             client.release_address(AllocationId=allocation)
@@ -120,18 +116,10 @@ def sweep(env: Env) -> None:
     for group in left.get("security_groups", []):
         with contextlib.suppress(*ignore):
             client.delete_security_group(GroupId=group)
-    for table in left.get("route_tables", []):
-        with contextlib.suppress(*ignore):
-            for association in client.describe_route_tables(RouteTableIds=[table])["RouteTables"][0]["Associations"]:
-                if not association.get("Main"):
-                    client.disassociate_route_table(AssociationId=association["RouteTableAssociationId"])
-            client.delete_route_table(RouteTableId=table)
-    for gateway in left.get("internet_gateways", []):
-        with contextlib.suppress(*ignore):
-            for attachment in client.describe_internet_gateways(
-                    InternetGatewayIds=[gateway])["InternetGateways"][0]["Attachments"]:
-                client.detach_internet_gateway(InternetGatewayId=gateway, VpcId=attachment["VpcId"])
-            client.delete_internet_gateway(InternetGatewayId=gateway)
+    for kind_name, deleter in (("route_tables", delete_route_table), ("internet_gateways", delete_internet_gateway)):
+        for resource in left.get(kind_name, []):
+            with contextlib.suppress(*ignore):
+                deleter(env, resource)
     for subnet in left.get("subnets", []):
         with contextlib.suppress(*ignore):
             client.delete_subnet(SubnetId=subnet)
@@ -250,7 +238,8 @@ def delete_internet_gateway(env: Env, gateway_id: str) -> None:
 def delete_route_table(env: Env, table_id: str) -> None:
     client = ec2()
     for association in client.describe_route_tables(RouteTableIds=[table_id])["RouteTables"][0]["Associations"]:
-        client.disassociate_route_table(AssociationId=association["RouteTableAssociationId"])
+        if not association.get("Main"):
+            client.disassociate_route_table(AssociationId=association["RouteTableAssociationId"])
     client.delete_route_table(RouteTableId=table_id)
 
 
