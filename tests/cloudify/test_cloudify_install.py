@@ -94,20 +94,27 @@ def _ec2() -> Any:
     return boto3.client("ec2", region_name="us-east-1")
 
 
+_DESCRIBE = {  # kind -> (describe operation, its filters parameter, result key)
+    "key_pairs": ("describe_key_pairs", "Filters", "KeyPairs"),
+    "security_groups": ("describe_security_groups", "Filters", "SecurityGroups"),
+    "addresses": ("describe_addresses", "Filters", "Addresses"),
+    "vpcs": ("describe_vpcs", "Filters", "Vpcs"),
+    "internet_gateways": ("describe_internet_gateways", "Filters", "InternetGateways"),
+    "nat_gateways": ("describe_nat_gateways", "Filter", "NatGateways"),
+    "route_tables": ("describe_route_tables", "Filters", "RouteTables"),
+    "volumes": ("describe_volumes", "Filters", "Volumes"),
+}
+
+
 def _tagged(kind: str, deployment: str) -> list[dict[str, Any]]:
     ec2 = _ec2()
     flt = [{"Name": f"tag:{TAG}", "Values": [deployment]}]
-    if kind == "key_pairs":
-        return ec2.describe_key_pairs(Filters=flt)["KeyPairs"]
-    if kind == "security_groups":
-        return ec2.describe_security_groups(Filters=flt)["SecurityGroups"]
-    if kind == "addresses":
-        return ec2.describe_addresses(Filters=flt)["Addresses"]
     if kind == "instances":
         found = ec2.describe_instances(Filters=[*flt, {"Name": "instance-state-name",
                                                        "Values": ["pending", "running", "stopping", "stopped"]}])
         return [i for r in found["Reservations"] for i in r["Instances"]]
-    raise AssertionError(kind)
+    operation, parameter, key = _DESCRIBE[kind]
+    return getattr(ec2, operation)(**{parameter: flt})[key]
 
 
 def _leaked(deployment: str) -> dict[str, int]:
@@ -361,16 +368,13 @@ def test_example_network_builds_public_and_private_routes(aws_cli: Cli, deployme
     aws_cli("install", str(NETWORK), "-d", deployment)
     assert set(aws_cli.states(deployment).values()) == {"started"}
     outputs = aws_cli.outputs(deployment)
-    ec2 = _ec2()
-    (vpc,) = ec2.describe_vpcs(Filters=[{"Name": f"tag:{TAG}", "Values": [deployment]}])["Vpcs"]
+    (vpc,) = _tagged("vpcs", deployment)
     assert outputs["vpc_id"] == vpc["VpcId"] and vpc["CidrBlock"] == "10.11.0.0/16"
-    (gateway,) = ec2.describe_internet_gateways(Filters=[{"Name": f"tag:{TAG}", "Values": [deployment]}])[
-        "InternetGateways"]
+    (gateway,) = _tagged("internet_gateways", deployment)
     assert [a["VpcId"] for a in gateway["Attachments"]] == [vpc["VpcId"]]
-    (nat,) = [g for g in ec2.describe_nat_gateways(Filter=[{"Name": f"tag:{TAG}", "Values": [deployment]}])[
-        "NatGateways"] if g["State"] == "available"]
+    (nat,) = [g for g in _tagged("nat_gateways", deployment) if g["State"] == "available"]
     assert nat["SubnetId"] == outputs["public_subnet_id"]
-    tables = ec2.describe_route_tables(Filters=[{"Name": f"tag:{TAG}", "Values": [deployment]}])["RouteTables"]
+    tables = _tagged("route_tables", deployment)
     routes = {t["Associations"][0]["SubnetId"]: {r["DestinationCidrBlock"]: r.get("GatewayId") or r.get("NatGatewayId")
                                                  for r in t["Routes"]} for t in tables}
     assert routes == {outputs["public_subnet_id"]: {"10.11.0.0/16": "local", "0.0.0.0/0": gateway["InternetGatewayId"]},
@@ -387,8 +391,7 @@ def test_nat_gateway_demo_makes_a_private_gateway(aws_cli: Cli, deployment: str)
               "-i", "aws_region_name=us-east-1"]
     aws_cli("install", str(NAT_DEMO), "-d", deployment, *inputs)
     assert set(aws_cli.states(deployment).values()) == {"started"}
-    (nat,) = [g for g in _ec2().describe_nat_gateways(Filter=[{"Name": f"tag:{TAG}", "Values": [deployment]}])[
-        "NatGateways"] if g["State"] == "available"]
+    (nat,) = [g for g in _tagged("nat_gateways", deployment) if g["State"] == "available"]
     assert nat["ConnectivityType"] == "private" and nat["VpcId"]
     aws_cli("uninstall", "-d", deployment)
     assert _leaked(deployment) == {}
@@ -432,7 +435,7 @@ def test_cloudify_hello_world_on_aws(aws_cli: Cli, deployment: str) -> None:
     (group,) = _tagged("security_groups", deployment)
     assert [g["GroupId"] for g in nic["Groups"]] == [group["GroupId"]]
     assert [p["FromPort"] for p in group["IpPermissions"]] == [80]
-    tables = _ec2().describe_route_tables(Filters=[{"Name": f"tag:{TAG}", "Values": [deployment]}])["RouteTables"]
+    tables = _tagged("route_tables", deployment)
     assert [t["Associations"][0]["SubnetId"] for t in tables] == [nic["SubnetId"]]
     (vm,) = _tagged("instances", deployment)
     assert vm.get("PublicIpAddress") == address["PublicIp"]  # the VM is reached at the interface's address
@@ -451,7 +454,7 @@ EBS_DEMO = CORPUS / "cloudify-aws-plugin/examples/ebs-feature-demo/blueprint.yam
 def test_ebs_demo_makes_a_tagged_volume(aws_cli: Cli, deployment: str) -> None:
     aws_cli("install", str(EBS_DEMO), "-d", deployment, "-i", "aws_region_name=us-east-1",
             "-i", "availability_zone=us-east-1a")
-    (volume,) = _ec2().describe_volumes(Filters=[{"Name": f"tag:{TAG}", "Values": [deployment]}])["Volumes"]
+    (volume,) = _tagged("volumes", deployment)
     tags = {t["Key"]: t["Value"] for t in volume["Tags"]}
     assert volume["Size"] == 6 and volume["AvailabilityZone"] == "us-east-1a"
     assert tags["First"] == "First Volume" and tags["Second"] == "Second Volume"
