@@ -10,9 +10,8 @@ import collections
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from orchestrator.dsl.problems import BlueprintError, Mark, Problem, Problems, did_you_mean
 from orchestrator.errors import PluginError, StateError, UsageError
@@ -361,8 +360,6 @@ class Orchestrator:
 
     def prepare_uninstall(self, deployment: str | None = None,
                           secrets: Mapping[str, Any] | None = None) -> Prepared:
-        import attrs
-
         from orchestrator.engine import workflows
         from orchestrator.secrets import Secrets
 
@@ -376,10 +373,10 @@ class Orchestrator:
             text = self.store.plan_version(row.id, version)
             if text is not None:
                 old = workflows.uninstall(_plan_from_json(text)).phases[0]
-                phases.append(attrs.evolve(old, only=frozenset(i for i, v in versions.items()
+                phases.append(old._replace(only=frozenset(i for i, v in versions.items()
                                                                if v == version and i in old.plan.instances)))
         if older:  # the latest plan's phase leaves those to theirs
-            phases[0] = attrs.evolve(phases[0], only=frozenset(i for i, v in versions.items()
+            phases[0] = phases[0]._replace(only=frozenset(i for i, v in versions.items()
                                                                if v in (None, row.plan_version) and i in plan.instances))
         # Uninstall does not insist on secrets: often only create needed them. A hook that
         # reads a property whose secret is missing fails with a message naming it.
@@ -672,8 +669,7 @@ class Orchestrator:
         return self.reader.events(row.id, after)
 
 
-@dataclass
-class Proposal:
+class Proposal(NamedTuple):
     """A blueprint planned against a deployment: the plan, the diff, and what it was based on."""
 
     deployment: str
@@ -686,8 +682,7 @@ class Proposal:
     execution: int | None  # the deployment's last execution when read: whether anything ran since
 
 
-@dataclass
-class Prepared:
+class Prepared(NamedTuple):
     """A workflow ready to run: the plan is known (for progress displays), nothing written yet."""
 
     orchestrator: Orchestrator

@@ -10,50 +10,60 @@ with the deployment: uninstall and resume need no blueprint files.
 from __future__ import annotations
 
 import graphlib
-import hashlib
 import json
 from collections.abc import Set
 from typing import Any
 
-import attrs
-
 from orchestrator.dsl.model import Blueprint, NodeTemplate
+from orchestrator.record import Record
 
 
-@attrs.define(slots=True)
-class PlannedNode:
+class PlannedNode(Record):
     """What every instance of one template shares: type, routing owner, properties."""
 
-    name: str
-    type: str
-    hierarchy: list[str]
-    owner: str | None
-    properties: dict[str, Any]
-    runtime_paths: list[str]
-    instances: list[str] = attrs.field(factory=list)
-    operation_timeout: float | None = None  # seconds per hook call; None: the execution's default
-    replace_on_change: list[str] = attrs.field(factory=list)  # properties an update cannot change in place
-    disabled: list[str] = attrs.field(factory=list)  # lifecycle operations not run (Cloudify ``op: {}``)
-    operation_inputs: dict[str, dict[str, Any]] = attrs.field(factory=dict)  # ``ctx.operation.inputs`` per operation
+    __slots__ = ("name", "type", "hierarchy", "owner", "properties",
+                 "runtime_paths", "instances", "operation_timeout", "replace_on_change", "disabled", "operation_inputs")
+
+    def __init__(self, name: str, type: str, hierarchy: list[str], owner: str | None, properties: dict[str, Any],
+                 runtime_paths: list[str], instances: list[str] | None = None, operation_timeout: float | None = None,
+                 replace_on_change: list[str] | None = None, disabled: list[str] | None = None,
+                 operation_inputs: dict[str, dict[str, Any]] | None = None) -> None:
+        self.name = name
+        self.type = type
+        self.hierarchy = hierarchy
+        self.owner = owner
+        self.properties = properties
+        self.runtime_paths = runtime_paths
+        self.instances = [] if instances is None else instances
+        self.operation_timeout = operation_timeout  # seconds per hook call; None: the execution's default
+        self.replace_on_change = [] if replace_on_change is None else replace_on_change  # not updatable in place
+        self.disabled = [] if disabled is None else disabled  # lifecycle operations not run (Cloudify ``op: {}``)
+        self.operation_inputs = {} if operation_inputs is None else operation_inputs  # ctx.operation.inputs per op
 
 
-@attrs.define(slots=True)
-class PlannedRelationship:
-    type: str
-    hierarchy: list[str]
-    owner: str | None
-    target_node: str
-    target_id: str
-    properties: dict[str, Any]
+class PlannedRelationship(Record):
+    __slots__ = ("type", "hierarchy", "owner", "target_node", "target_id", "properties")
+
+    def __init__(self, type: str, hierarchy: list[str], owner: str | None, target_node: str, target_id: str,
+                 properties: dict[str, Any]) -> None:
+        self.type = type
+        self.hierarchy = hierarchy
+        self.owner = owner
+        self.target_node = target_node
+        self.target_id = target_id
+        self.properties = properties
 
 
-@attrs.define(slots=True)
-class PlannedInstance:
-    id: str
-    node: str
-    host_id: str | None
-    relationships: list[PlannedRelationship]
-    ancestors: dict[str, str] = attrs.field(factory=dict)  # host template -> host instance id
+class PlannedInstance(Record):
+    __slots__ = ("id", "node", "host_id", "relationships", "ancestors")
+
+    def __init__(self, id: str, node: str, host_id: str | None, relationships: list[PlannedRelationship],
+                 ancestors: dict[str, str] | None = None) -> None:
+        self.id = id
+        self.node = node
+        self.host_id = host_id
+        self.relationships = relationships
+        self.ancestors = {} if ancestors is None else ancestors  # host template -> host instance id
 
     @property
     def targets(self) -> list[str]:
@@ -75,13 +85,16 @@ def relationship_keys(inst: PlannedInstance) -> list[str]:
     return keys
 
 
-@attrs.define(slots=True)
-class Plan:
-    nodes: dict[str, PlannedNode]
-    instances: dict[str, PlannedInstance]
-    outputs: dict[str, Any]
-    blueprint_path: str = ""
-    next_ids: dict[str, int] = attrs.field(factory=dict)  # per template: the next unused instance number
+class Plan(Record):
+    __slots__ = ("nodes", "instances", "outputs", "blueprint_path", "next_ids")
+
+    def __init__(self, nodes: dict[str, PlannedNode], instances: dict[str, PlannedInstance], outputs: dict[str, Any],
+                 blueprint_path: str = "", next_ids: dict[str, int] | None = None) -> None:
+        self.nodes = nodes
+        self.instances = instances
+        self.outputs = outputs
+        self.blueprint_path = blueprint_path
+        self.next_ids = {} if next_ids is None else next_ids  # per template: the next unused instance number
 
     # -- graph --------------------------------------------------------------------
 
@@ -111,6 +124,8 @@ class Plan:
 
     def structure_hash(self) -> str:
         """Changes when instances or relationships change, not when properties do."""
+        import hashlib  # here: importing it costs every plan ~2 ms
+
         h = hashlib.sha256()
         for inst in self.instances.values():
             h.update(f"{inst.id}|{inst.node}|{self.nodes[inst.node].type}|".encode())
@@ -123,9 +138,9 @@ class Plan:
     def to_json(self) -> str:
         return json.dumps({
             "blueprint_path": self.blueprint_path,
-            "nodes": {n.name: attrs.asdict(n, recurse=False) for n in self.nodes.values()},
+            "nodes": {n.name: n.as_dict() for n in self.nodes.values()},
             "instances": [
-                [i.id, i.node, i.host_id, [attrs.astuple(r, recurse=False) for r in i.relationships]]
+                [i.id, i.node, i.host_id, [[getattr(r, f) for f in r.__slots__] for r in i.relationships]]
                 for i in self.instances.values()
             ],
             "outputs": self.outputs,

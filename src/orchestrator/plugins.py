@@ -7,11 +7,17 @@ the other plugins keep working. That holds for any ``BaseException`` a plugin ra
 (``SystemExit`` included), for a ``register_types`` that never returns (it runs in a
 daemon thread, abandoned after ``ORCHESTRATOR_PLUGIN_TIMEOUT`` seconds), and for types
 that do not resolve against the core's and the other loaded plugins' types.
+
+An entry-point plugin that loaded cleanly before, whose code has not changed since, is not
+imported at discovery: its types and hook names come from the index file
+(``plugin_index.Facts``) and it is *pending*. It is imported and registered the first
+time anything needs more than its types: a hook call through ``pm.hook`` (the dispatcher,
+``validate_node`` of one of its types), ``get_plugin`` or a listing of plugins. So ``plan``
+of a blueprint with no plugin checks imports no plugin, the way ``status`` imports none.
 """
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 import os
@@ -21,9 +27,8 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
-import attrs
 import pluggy
 
 from orchestrator import DISTRIBUTION, ENTRY_POINT_GROUP, PROJECT_NAME, hookspecs
@@ -37,7 +42,16 @@ from orchestrator.dsl.types import (
     resolve_types,
 )
 from orchestrator.dsl.yaml_source import YDict, YList
-from orchestrator.plugin_index import Index, plugin_entry_points
+from orchestrator.plugin_index import (
+    Facts,
+    Found,
+    Index,
+    code_of,
+    code_stamp,
+    plugin_entry_points,
+    remember,
+    types_digest,
+)
 from orchestrator.settings import positive_seconds
 
 DEFAULT_PLUGINS = ("orchestrator.builtin_types",)
@@ -45,8 +59,7 @@ BUILTIN_NAME = "orchestrator.builtin"
 DEFAULT_TIMEOUT = 10.0  # seconds a plugin's register_types may take
 
 
-@attrs.define(slots=True)
-class PluginInfo:
+class PluginInfo(NamedTuple):
     name: str
     distribution: str | None
     version: str | None
@@ -56,8 +69,7 @@ class PluginInfo:
     wrappers: list[str]
 
 
-@attrs.define(slots=True)
-class LoadError:
+class LoadError(NamedTuple):
     plugin: str
     distribution: str | None
     version: str | None
@@ -73,6 +85,8 @@ class PluginManager(pluggy.PluginManager):
     """pluggy's manager plus what the engine needs: type sources and load errors."""
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._pending: dict[str, tuple[Found, Facts]] = {}  # entry points known from the index, not imported
+        self._inside = 0  # > 0 while registering: pluggy's own use of ``hook`` must not load the pending
         super().__init__(PROJECT_NAME)
         self.timeout = timeout
         self._call = _PluginCaller(timeout)
@@ -84,8 +98,104 @@ class PluginManager(pluggy.PluginManager):
         self._dists: dict[str, tuple[str | None, str | None]] = {}
         self._targets: dict[str, str] = {}  # plugin name -> its entry point's value ("pkg.mod:obj")
         self._from_text: set[str] = set()  # plugins whose types came as YAML text (real positions)
+        self._answers: dict[str, Any] = {}  # plugin name -> what its register_types returned
+        self._imported: list[str] = []  # entry points imported by this manager (their facts are new)
         # Secrets of the running execution: the hook tracer masks its output with it.
         self.masker: Callable[[str], str] = _unmasked
+
+    # -- plugins known from the index, imported when first needed -----------------
+
+    @property
+    def hook(self) -> pluggy.HookRelay:  # type: ignore[override]
+        """pluggy's hook relay, with every pending plugin imported and registered first."""
+        if self._pending and not self._inside:
+            self.load_pending()
+        return self._relay
+
+    @hook.setter
+    def hook(self, relay: pluggy.HookRelay) -> None:
+        self._relay = relay
+
+    def has_plugin(self, name: str) -> bool:
+        return name in self._pending or super().has_plugin(name)
+
+    def get_plugin(self, name: str) -> Any | None:
+        if name in self._pending:
+            self.load_pending()
+        return super().get_plugin(name)
+
+    def get_plugins(self) -> set[Any]:
+        self.load_pending()
+        return super().get_plugins()
+
+    def list_name_plugin(self) -> list[tuple[str, Any]]:
+        self.load_pending()
+        return super().list_name_plugin()
+
+    def implements(self, name: str | None, hook_name: str) -> bool:
+        """Whether plugin ``name`` has its own (non-wrapper) ``hook_name``, without importing it."""
+        if name in self._pending:
+            return hook_name in self._pending[name][1].hooks
+        plugin = super().get_plugin(name) if name is not None else None
+        caller = getattr(self._relay, hook_name, None)
+        return plugin is not None and caller is not None and any(
+            i.plugin is plugin and not (i.wrapper or i.hookwrapper) for i in caller.get_hookimpls())
+
+    def failure(self, name: str) -> str | None:
+        """Why plugin ``name`` is not loaded (its last error), if it failed."""
+        return next((e.error for e in reversed(self.load_errors) if e.plugin == name and e.fatal), None)
+
+    def defer(self, found: Found, facts: Facts) -> bool:
+        """Take a plugin's types and warnings from the index and import it only when needed.
+
+        False if its remembered types no longer fit (another plugin took one of them):
+        then it is loaded now, so whatever goes wrong is reported as it always is.
+        """
+        try:
+            source, from_text = _type_source(found.name, facts.types)
+        except (BlueprintError, _BadResult):
+            return False
+        self._dists[found.name] = (found.dist, found.version)
+        self._targets[found.name] = found.value
+        if not self._take_types(found.name, source, from_text, quiet=True):
+            return False
+        self._pending[found.name] = (found, facts)
+        self._answers[found.name] = facts.types
+        self.load_errors.extend(LoadError(found.name, found.dist, found.version, warning, fatal=False)
+                                for warning in facts.warnings)
+        return True
+
+    def load_pending(self) -> None:
+        """Import and register the pending plugins (their types are already in)."""
+        pending, self._pending = self._pending, {}
+        for name, (found, _facts) in pending.items():
+            plugin = _import(self, found)
+            if plugin is _FAILED or not self.add_plugin(plugin, name, found.dist, found.version, types=False):
+                self._forget_types(name)
+
+    def learned(self) -> dict[str, Facts]:
+        """Facts of the entry points this manager imported that are still registered, cleanly."""
+        failed = {e.plugin for e in self.load_errors if e.fatal}
+        found: dict[str, Facts] = {}
+        for name in self._imported:
+            plugin = super().get_plugin(name)
+            answer = self._answers.get(name)
+            code = code_of(plugin)
+            stamp = code_stamp(code) if code is not None else None
+            if plugin is None or code is None or stamp is None or name in failed or not _json_safe(answer):
+                continue
+            hooks, wrappers = self._hooks_of(plugin)
+            found[name] = Facts(self._targets[name], self._dists[name][1], code, stamp, answer,
+                                hooks, wrappers, [e.error for e in self.load_errors if e.plugin == name])
+        return found
+
+    def _hooks_of(self, plugin: object) -> tuple[list[str], list[str]]:
+        hooks, wrappers = set(), set()
+        for hook in vars(self._relay).values():
+            for impl in hook.get_hookimpls():
+                if impl.plugin is plugin:
+                    (wrappers if impl.wrapper or impl.hookwrapper else hooks).add(hook.name)
+        return sorted(hooks), sorted(wrappers)
 
     # -- registration ------------------------------------------------------------
 
@@ -109,13 +219,20 @@ class PluginManager(pluggy.PluginManager):
         return super().parse_hookimpl_opts(plugin, name)
 
     def add_plugin(self, plugin: object, name: str, distribution: str | None = None,
-                   version: str | None = None) -> bool:
-        """Register, check hook names and collect types; on any problem report and skip."""
+                   version: str | None = None, *, types: bool = True) -> bool:
+        """Register, check hook names and collect types (unless already in); on any problem report and skip."""
         self._dists[name] = (distribution, version)
+        self._inside += 1
+        try:
+            return self._add(plugin, name, types)
+        finally:
+            self._inside -= 1
+
+    def _add(self, plugin: object, name: str, types: bool) -> bool:
         try:
             self.register(plugin, name=name)
         except BaseException as exc:  # pluggy validation, duplicate names, a hostile __getattr__
-            if self.get_plugin(name) is plugin:
+            if super().get_plugin(name) is plugin:
                 self.unregister(plugin, name=name)  # pluggy may have added some hookimpls already
             problems = _signature_problems(self, plugin)  # our words, when we have them
             for problem in problems or [f"cannot be registered: {exc}"]:
@@ -132,7 +249,7 @@ class PluginManager(pluggy.PluginManager):
                 self._fail(name, f"hookimpl '{hook_name}' ({where}) matches no hook"
                            f"{did_you_mean(hook_name, _hook_names(self))}")
             return False
-        return self._collect_types(plugin, name)
+        return self._collect_types(plugin, name) if types else True
 
     def _collect_types(self, plugin: object, name: str) -> bool:
         impls = [i for i in self.hook.register_types.get_hookimpls() if i.plugin is plugin]
@@ -140,15 +257,22 @@ class PluginManager(pluggy.PluginManager):
             self._warn_unreachable(plugin, name, owns_types=False)
             return True
         register_types = impls[0].function
-        done, value = self._call(lambda: _type_source(name, register_types()))
+        answer: list[Any] = []
+        done, value = self._call(lambda: _type_source(name, _kept(answer, register_types())))
         if not done or isinstance(value, BaseException):
             self.unregister(plugin)
             self._fail(name, _types_failure(value) if done else
                        f"register_types did not return within {self.timeout:g}s; skipped")
             return False
-        source, from_text = value
-        if from_text:
-            self._from_text.add(name)
+        if not self._take_types(name, *value):
+            self.unregister(plugin)
+            return False
+        self._answers[name] = answer[0]
+        self._warn_unreachable(plugin, name, owns_types=bool(self.types_of(name)))
+        return True
+
+    def _take_types(self, name: str, source: TypeSource, from_text: bool, quiet: bool = False) -> bool:
+        """Own the source's types, unless another plugin has one of them (then report unless quiet, take none)."""
         owned, taken = [], []
         for section in ("node_types", "relationships", "data_types"):
             definitions = source.sections.get(section) or {}
@@ -158,14 +282,14 @@ class PluginManager(pluggy.PluginManager):
                     continue
                 (taken if other is not None and other != name else owned).append((type_name, other))
         if taken:  # the first plugin keeps its types; the second is skipped as a whole
-            self.unregister(plugin)
-            for type_name, other in taken:
+            for type_name, other in [] if quiet else taken:
                 self._fail(name, f"type '{type_name}' is registered by two plugins: '{other}' and '{name}'")
             return False
+        if from_text:
+            self._from_text.add(name)
         for type_name, _ in owned:
             self.type_owner[type_name] = name
         self.type_sources.append(source)
-        self._warn_unreachable(plugin, name, owns_types=bool(self.types_of(name)))
         return True
 
     def check_types(self) -> None:
@@ -226,14 +350,22 @@ class PluginManager(pluggy.PluginManager):
         return list(dict.fromkeys(t for t in found if isinstance(t, str)))
 
     def _drop(self, name: str, error: str) -> None:
-        """Unregister a loaded plugin and forget its types."""
-        self.unregister(name=name)
+        """Unregister a loaded (or forget a pending) plugin and forget its types."""
+        if self._pending.pop(name, None) is None:
+            self._inside += 1
+            try:
+                self.unregister(name=name)
+            finally:
+                self._inside -= 1
+        self._forget_types(name)
+        self._fail(name, error)
+
+    def _forget_types(self, name: str) -> None:
         self.type_sources = [s for s in self.type_sources if s.plugin != name]
         self.type_owner = {t: owner for t, owner in self.type_owner.items() if owner != name}
         for source in self.type_sources:  # a data type it shared (identically) now belongs to the other plugin
             for type_name in source.sections.get("data_types") or {}:
                 self.type_owner.setdefault(type_name, source.plugin or source.origin)
-        self._fail(name, error)
 
     def _same_data_type(self, type_name: str, definitions: Mapping[str, Any]) -> bool:
         for source in self.type_sources:
@@ -347,7 +479,13 @@ def get_plugin_manager(
             load_entry_points(pm, env, index)
     finally:
         pm._call.close()
-    pm.check_types()
+    digest = types_digest([(source.plugin, pm._answers.get(source.plugin or "")) for source in pm.type_sources])
+    if digest is None or index is None or digest != index.checked:  # the same types resolved last time
+        pm.check_types()
+        if any(e.fatal for e in pm.load_errors):
+            digest = None
+    if index is not None:
+        remember(index, pm.learned(), digest)
     if env.get("ORCHESTRATOR_TRACE_HOOKS", "") not in ("", "0"):
         enable_tracing(pm)
     return pm
@@ -366,14 +504,43 @@ def load_entry_points(pm: PluginManager, env: Mapping[str, str], index: Index) -
                 pm.load_errors.append(LoadError(ep.name, dist, version, f"entry point name '{ep.name}' is "
                                                 f"already used by {first or 'another plugin'}; skipped", fatal=False))
             continue
-        try:
-            plugin = ep.load()
-        except BaseException as exc:  # a broken plugin must not take the host down, whatever it raises
-            pm._dists[ep.name] = (dist, version)
-            pm._fail(ep.name, f"failed to import '{ep.value}': {_describe(exc)}")
+        raw = index.facts.get(ep.name)
+        facts = Facts.valid(ep, raw) if raw is not None else None
+        if facts is not None and pm.defer(ep, facts):
             continue
-        pm._targets[ep.name] = ep.value
-        pm.add_plugin(plugin, ep.name, dist, version)
+        plugin = _import(pm, ep)
+        if plugin is not _FAILED:
+            pm._imported.append(ep.name)
+            pm.add_plugin(plugin, ep.name, dist, version)
+
+
+_FAILED = object()
+
+
+def _import(pm: PluginManager, ep: Found) -> Any:
+    """The entry point's object, or ``_FAILED`` (reported as the plugin's load error)."""
+    pm._targets[ep.name] = ep.value
+    try:
+        return ep.load()
+    except BaseException as exc:  # a broken plugin must not take the host down, whatever it raises
+        pm._dists[ep.name] = (ep.dist, ep.version)
+        pm._fail(ep.name, f"failed to import '{ep.value}': {_describe(exc)}")
+        return _FAILED
+
+
+def _kept(box: list[Any], answer: Any) -> Any:
+    box.append(answer)
+    return answer
+
+
+def _json_safe(answer: Any) -> bool:
+    """Whether the answer reads back from JSON as itself (tuples, say, would not)."""
+    import json
+
+    try:
+        return bool(json.loads(json.dumps(answer)) == answer)
+    except (TypeError, ValueError, RecursionError):
+        return False
 
 
 def _entry_points_of(plugins: Iterable[object]) -> dict[int, tuple[str, str | None, str | None, str]]:
@@ -423,6 +590,8 @@ def _looks_like_ours(group: str) -> bool:
     plain = group.lower().replace("-", ".").replace("_", ".").strip()
     if plain == ENTRY_POINT_GROUP:
         return True
+    import difflib  # here: only `plugins list` asks
+
     return difflib.SequenceMatcher(None, plain, ENTRY_POINT_GROUP).ratio() >= 0.85
 
 

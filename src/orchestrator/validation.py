@@ -10,9 +10,7 @@ returns something odd is a problem of that template too, never a traceback.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
-
-import attrs
+from typing import Any, NamedTuple
 
 from orchestrator.dsl.model import Blueprint, NodeTemplate
 from orchestrator.dsl.problems import NOWHERE, Mark, Problem
@@ -23,16 +21,14 @@ from orchestrator.plugins import PluginManager
 HOOK = "validate_node"
 
 
-@attrs.define(frozen=True)
-class RelationshipTemplateInfo:
+class RelationshipTemplateInfo(NamedTuple):
     type: str
     type_hierarchy: list[str]
     target: str
     target_type_hierarchy: list[str]
 
 
-@attrs.define(frozen=True)
-class NodeTemplateInfo:
+class NodeTemplateInfo(NamedTuple):
     """What ``validate_node(node)`` gets (``orchestrator.ctx.NodeTemplateInfo``)."""
 
     id: str

@@ -8,7 +8,6 @@ through ``resolve_runtime`` each time a ``ctx`` is built.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
@@ -58,6 +57,8 @@ def unknown_function(value: Any) -> str | None:
         return None
     if name.startswith("get_") or name in FOREIGN_FUNCTIONS:
         return name
+    import difflib  # here: only a typo pays for importing it
+
     return name if difflib.get_close_matches(name, FUNCTIONS, n=1, cutoff=0.8) else None
 
 

@@ -12,21 +12,22 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from orchestrator.dsl.model import PropertyDef
 from orchestrator.dsl.problems import Mark, Problems, shown
 from orchestrator.dsl.yaml_source import key_mark, mark_of, parse_yaml_fast, read_yaml_file
+from orchestrator.record import Record
 
 _PAIR = re.compile(r"^[A-Za-z_][\w.-]*=")
 
 
-@attrs.define(slots=True)
-class GivenInput:
-    value: Any
-    mark: Mark  # where the value is
-    text: bool = False  # came as KEY=VALUE text; coerced by the declared type
-    name_mark: Mark | None = None  # where the name is (an unknown input is reported there)
+class GivenInput(Record):
+    __slots__ = ("value", "mark", "text", "name_mark")
+
+    def __init__(self, value: Any, mark: Mark, text: bool = False, name_mark: Mark | None = None) -> None:
+        self.value = value
+        self.mark = mark  # where the value is
+        self.text = text  # came as KEY=VALUE text; coerced by the declared type
+        self.name_mark = name_mark  # where the name is (an unknown input is reported there)
 
 
 def display_path(path: Path) -> str:

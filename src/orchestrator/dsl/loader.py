@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from orchestrator.dsl import cloudify, input_refs
 from orchestrator.dsl.cloudify import PackSource
 from orchestrator.dsl.functions import (
@@ -77,6 +75,7 @@ from orchestrator.dsl.yaml_source import (
     parse_yaml,
     read_yaml_file,
 )
+from orchestrator.record import Record
 
 TOP_LEVEL_KEYS = (
     "dsl_version", "description", "imports", "inputs", "data_types", "node_types",
@@ -122,12 +121,14 @@ def load_blueprint(
         raise BlueprintError(outcome.problems.items)
 
 
-@attrs.define
-class _Failed:
+class _Failed(Record):
     """A pass that found problems, and the files it read (fast pass only) to settle their marks."""
 
-    problems: Problems
-    documents: list[Document]
+    __slots__ = ("problems", "documents")
+
+    def __init__(self, problems: Problems, documents: list[Document]) -> None:
+        self.problems = problems
+        self.documents = documents
 
 
 @contextlib.contextmanager

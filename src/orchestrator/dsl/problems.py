@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import operator
 import re
 from collections.abc import Iterable
@@ -166,6 +165,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     if len(names) > 2_000:  # difflib takes ~0.3 s for 50,000 names: a typo keeps length and first letter
         likely = [n for n in names if n[:1] == word[:1] and abs(len(n) - len(word)) <= 2]
         likely = likely if len(likely) <= 2_000 else [n for n in likely if n[:2] == word[:2]][:2_000]
+    import difflib  # here: only a typo pays for importing it
+
     close = difflib.get_close_matches(word, likely, n=1, cutoff=0.6)
     if not close and word and "." not in word:
         close = [n for n in names if n.rsplit(".", 1)[-1].lower() == word.lower()][:1]

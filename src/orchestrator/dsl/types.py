@@ -11,25 +11,26 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import attrs
-
 from orchestrator.dsl.model import OperationDef, PropertyDef, TypeDef
 from orchestrator.dsl.problems import Mark, Pending, Problems, did_you_mean, shown
 from orchestrator.dsl.schema import PRIMITIVE_TYPES, description_of, parse_property_defs
 from orchestrator.dsl.yaml_source import YDict, key_mark, mark_of
+from orchestrator.record import Record
 
 TYPE_KEYS = ("derived_from", "properties", "description", "operations")
 OPERATION_KEYS = ("description", "inputs")
 KINDS = {"node_types": "node type", "relationships": "relationship type", "data_types": "data type"}
 
 
-@attrs.define(slots=True)
-class TypeSource:
+class TypeSource(Record):
     """Type definitions from one origin: a plugin's ``register_types`` or a blueprint file."""
 
-    origin: str  # plugin name, or None-like "" for blueprints
-    sections: Mapping[str, Any]  # {"node_types": {...}, "relationships": {...}, "data_types": {...}}
-    plugin: str | None = None
+    __slots__ = ("origin", "sections", "plugin")
+
+    def __init__(self, origin: str, sections: Mapping[str, Any], plugin: str | None = None) -> None:
+        self.origin = origin  # plugin name, or None-like "" for blueprints
+        self.sections = sections  # {"node_types": {...}, "relationships": {...}, "data_types": {...}}
+        self.plugin = plugin
 
 
 def parse_type_section(

@@ -33,10 +33,11 @@ class Dispatcher:
         if owner is not None and not self.pm.has_plugin(owner):
             raise PluginError(f"plugin '{owner}' is not installed (or failed to load); it owns types this "
                               f"deployment uses")
-        plugin = self.pm.get_plugin(owner) if owner is not None else None
-        impls = getattr(self.pm.hook, operation).get_hookimpls()
         caller = None
-        if plugin is not None and any(i.plugin is plugin and not (i.wrapper or i.hookwrapper) for i in impls):
+        if owner is not None and self.pm.implements(owner, operation):  # known without importing the plugin
+            self.pm.load_pending()  # a hook call runs every plugin's wrappers: all must be in
+            if not self.pm.has_plugin(owner):  # known from the index, but its import failed now
+                raise PluginError(f"plugin '{owner}' failed to load: {self.pm.failure(owner)}")
             remove = [self.pm.get_plugin(name) for name in self._owners if name != owner]
             caller = self.pm.subset_hook_caller(operation, [p for p in remove if p is not None])
         self._callers[key] = caller

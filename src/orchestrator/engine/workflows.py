@@ -11,9 +11,8 @@ Terraform's graph walk.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal
-
-import attrs
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from orchestrator.plan import relationship_keys
 
@@ -25,8 +24,7 @@ if TYPE_CHECKING:
 Order = Literal["targets_first", "dependents_first", "any"]
 
 
-@attrs.define(slots=True, frozen=True)
-class Step:
+class Step(NamedTuple):
     op: str  # the hook
     key: str  # how the instance's record names it ("create", "establish:vm_0/connected_to", ...)
     relationship: int | None  # index into the instance's relationships
@@ -39,9 +37,8 @@ class Step:
 StepsOf = Callable[["PlannedInstance", "InstanceRecord"], list[Step]]
 
 
-@attrs.define(slots=True, frozen=True)
-class Phase:
-    """One walk over instances of ``plan`` (all of them, or ``only``)."""
+class Phase(NamedTuple):
+    """One walk over instances of ``plan`` (all of them, or ``only``); ``_replace`` makes a variant."""
 
     name: str
     plan: Plan
@@ -52,7 +49,7 @@ class Phase:
     only: frozenset[str] | None = None
     version: int | None = None  # once done, the instance is of this plan version
     custom: tuple[str, Mapping[str, Mapping[str, Any]]] | None = None  # run_operation: (operation, inputs per node)
-    changes: Mapping[str, Mapping[str, tuple[Any, Any]]] = attrs.field(factory=dict)  # ctx.changes of updates
+    changes: Mapping[str, Mapping[str, tuple[Any, Any]]] = MappingProxyType({})  # ctx.changes of updates
 
     def removing(self, iid: str) -> bool:
         return self.removes if isinstance(self.removes, bool) else iid in self.removes
@@ -88,8 +85,7 @@ class Phase:
         return {i: {t for t in edges[i] if t in self.only} for i in order}
 
 
-@attrs.define(slots=True, frozen=True)
-class Workflow:
+class Workflow(NamedTuple):
     name: str
     phases: list[Phase]
     prepare: Callable[[Mapping[str, InstanceRecord]], None] | None = None  # before anything runs

@@ -1,0 +1,138 @@
+"""Plugins known from the index are imported only when something needs more than their types.
+
+Each check runs the real command line in fresh processes sharing one ``XDG_CACHE_HOME``,
+with a test distribution written into a directory on ``PYTHONPATH``: the first command
+imports the plugin and remembers what it declared; the next ones plan from that, and
+import it for a hook (``validate_node``, ``create``) or when its code changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from testenv.dists import write_distribution
+
+PLUGIN = '''
+from pathlib import Path
+
+from orchestrator import hookimpl
+
+TYPES = {"node_types": {"%(type)s": {"derived_from": "orchestrator.nodes.Root",
+                                      "properties": {"size": {"type": "integer", "default": 1}}}}}
+
+
+@hookimpl
+def register_types():
+    return TYPES
+
+
+@hookimpl
+def validate_node(node):
+    if node.properties["size"] > 10:
+        return [("size", "at most 10")]
+
+
+@hookimpl
+def create(ctx):
+    Path(ctx.node.properties.get("marker", "created-" + ctx.instance.id)).write_text("made")
+'''
+
+ROOT_ONLY = "node_templates:\n  one: {type: orchestrator.nodes.Root}\n"
+
+
+def _run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    """The command line in a fresh process, and the modules it imported."""
+    code = ("import json, sys\nfrom orchestrator.cli import cli\n"
+            f"try:\n    cli({list(args)!r}, standalone_mode=False)\n"
+            "except SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
+            "print(json.dumps(sorted(sys.modules)))\nsys.exit(code)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path / "site"), env.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "work", env=env, capture_output=True,
+                          text=True, timeout=120)
+    lines = done.stdout.strip().splitlines()
+    modules = set(json.loads(lines[-1])) if lines and lines[-1].startswith("[") else set()
+    return done, modules
+
+
+def _setup(tmp_path: Path, plugin_type: str = "lz.Thing") -> None:
+    write_distribution(tmp_path / "site", "lz-plugin", {"lz": "lz_plugin"},
+                       {"lz_plugin.py": PLUGIN % {"type": plugin_type}})
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "root.yaml").write_text(ROOT_ONLY)
+
+
+def test_planning_without_its_types_does_not_import_a_known_plugin(tmp_path: Path) -> None:
+    _setup(tmp_path)
+    first, cold = _run(tmp_path, "plan", "root.yaml")
+    assert first.returncode == 0, first.stderr
+    assert "lz_plugin" in cold  # not known yet: imported, and remembered
+    again, warm = _run(tmp_path, "plan", "root.yaml")
+    assert again.returncode == 0, again.stderr
+    assert "lz_plugin" not in warm
+    assert again.stdout.split("\n[")[0] == first.stdout.split("\n[")[0]
+
+
+def test_a_known_plugin_still_checks_and_runs_its_types(tmp_path: Path) -> None:
+    _setup(tmp_path)
+    _run(tmp_path, "plan", "root.yaml")
+    work = tmp_path / "work"
+    (work / "big.yaml").write_text("node_templates:\n  thing:\n    type: lz.Thing\n    properties: {size: 11}\n")
+    refused, modules = _run(tmp_path, "plan", "big.yaml")
+    assert refused.returncode == 2
+    assert "big.yaml:4:" in refused.stderr and "size" in refused.stderr and "at most 10" in refused.stderr
+    assert "lz_plugin" in modules  # validate_node of its type: imported for it
+
+    (work / "ok.yaml").write_text("node_templates:\n  thing:\n    type: lz.Thing\n")
+    planned, _ = _run(tmp_path, "plan", "ok.yaml")
+    assert "create" in planned.stdout  # the operations it implements, known without importing it
+    installed, _ = _run(tmp_path, "install", "ok.yaml", "--state", "state.db")
+    assert installed.returncode == 0, installed.stderr
+    assert (work / "created-thing_0").read_text() == "made"
+
+
+def test_an_edited_plugin_is_read_again(tmp_path: Path) -> None:
+    _setup(tmp_path)
+    _run(tmp_path, "plan", "root.yaml")
+    _run(tmp_path, "plan", "root.yaml")
+    time.sleep(0.01)  # a distinct modification time even on coarse clocks
+    (tmp_path / "site" / "lz_plugin.py").write_text(PLUGIN % {"type": "lz.Renamed"})
+    (tmp_path / "work" / "renamed.yaml").write_text("node_templates:\n  thing:\n    type: lz.Renamed\n")
+    done, modules = _run(tmp_path, "plan", "renamed.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "lz_plugin" in modules
+    gone, _ = _run(tmp_path, "plan", "renamed.yaml")  # and remembered as it is now
+    assert gone.returncode == 0, gone.stderr
+
+
+def test_warnings_are_repeated_and_a_broken_plugin_is_never_remembered(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    write_distribution(site, "lz-typeless", {"lz_typeless": "lz_typeless"},
+                       {"lz_typeless.py": "from orchestrator import hookimpl\n\n\n@hookimpl\ndef create(ctx):\n"
+                                          "    pass\n"})
+    write_distribution(site, "lz-broken", {"lz_broken": "lz_broken"},
+                       {"lz_broken.py": "raise RuntimeError('boom at import')\n"})
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "root.yaml").write_text(ROOT_ONLY)
+    for _ in range(3):
+        done, _ = _run(tmp_path, "plan", "root.yaml")
+        assert done.returncode == 0, done.stderr
+        assert "warning: plugin 'lz_typeless'" in done.stderr and "registers no types" in done.stderr
+        assert "error: plugin 'lz_broken'" in done.stderr and "boom at import" in done.stderr
+
+
+def test_plugins_list_shows_a_known_plugins_hooks(tmp_path: Path) -> None:
+    _setup(tmp_path)
+    _run(tmp_path, "plan", "root.yaml")
+    done, _ = _run(tmp_path, "plugins", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    listing = json.loads(done.stdout.rsplit("\n[", 1)[0])
+    (lz,) = [p for p in listing["plugins"] if p["name"] == "lz"]
+    assert {"create", "validate_node", "register_types"} <= set(lz["hooks"])
+    assert lz["types"] == ["lz.Thing"]
