@@ -12,10 +12,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import pytest
 from testenv.dists import write_distribution
+
+from orchestrator.plugins import get_plugin_manager
 
 PLUGIN = '''
 from pathlib import Path
@@ -136,3 +140,50 @@ def test_plugins_list_shows_a_known_plugins_hooks(tmp_path: Path) -> None:
     (lz,) = [p for p in listing["plugins"] if p["name"] == "lz"]
     assert {"create", "validate_node", "register_types"} <= set(lz["hooks"])
     assert lz["types"] == ["lz.Thing"]
+
+
+SLOW = '''
+import time
+
+from orchestrator import hookimpl
+
+time.sleep(0.3)  # a slow import: other threads ask for hooks meanwhile
+
+
+@hookimpl
+def register_types():
+    return {"node_types": {"lz.Slow": {"derived_from": "orchestrator.nodes.Root"}}}
+
+
+@hookimpl
+def create(ctx):
+    pass
+'''
+
+
+def test_threads_asking_for_hooks_at_once_all_wait_for_the_pending_plugins(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    write_distribution(site, "lz-slow", {"lz_slow": "lz_slow"}, {"lz_slow.py": SLOW})
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for name in ("ORCHESTRATOR_PLUGINS", "ORCHESTRATOR_DISABLE_PLUGINS", "ORCHESTRATOR_PLUGIN_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+    get_plugin_manager()  # imports it and remembers what it declared
+    monkeypatch.delitem(sys.modules, "lz_slow")
+    pm = get_plugin_manager()
+    assert pm.has_plugin("lz_slow") and pm.type_owner["lz.Slow"] == "lz_slow"
+    assert "lz_slow" not in sys.modules  # known from the index, not imported
+
+    seen: list[int] = []
+
+    def ask() -> None:
+        impls = pm.hook.create.get_hookimpls()
+        seen.append(sum(pm.get_name(i.plugin) == "lz_slow" for i in impls))
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert seen == [1, 1, 1, 1]

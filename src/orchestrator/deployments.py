@@ -506,6 +506,7 @@ class Orchestrator:
         status, error = "failed", "interrupted"
         result: ExecutionResult | None = None
         try:
+            self.pm.load_pending()  # the plugins known from the index: imported before any worker asks
             runner = Runner(store=store, deployment=deployment, dispatcher=Dispatcher(self.pm), sink=sink,
                             options=options, secrets=prepared.secrets, plans=plans, interrupt=interrupt,
                             executor=executor)

@@ -18,6 +18,7 @@ of a blueprint with no plugin checks imports no plugin, the way ``status`` impor
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import os
@@ -26,7 +27,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import pluggy
@@ -86,7 +87,8 @@ class PluginManager(pluggy.PluginManager):
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         self._pending: dict[str, tuple[Found, Facts]] = {}  # entry points known from the index, not imported
-        self._inside = 0  # > 0 while registering: pluggy's own use of ``hook`` must not load the pending
+        self._loading = threading.RLock()  # engine threads may ask for hooks at once: one loads, the others wait
+        self._registrar: threading.Thread | None = None  # registering now: its own use of ``hook`` loads nothing
         super().__init__(PROJECT_NAME)
         self.timeout = timeout
         self._call = _PluginCaller(timeout)
@@ -108,7 +110,7 @@ class PluginManager(pluggy.PluginManager):
     @property
     def hook(self) -> pluggy.HookRelay:  # type: ignore[override]
         """pluggy's hook relay, with every pending plugin imported and registered first."""
-        if self._pending and not self._inside:
+        if self._pending and self._registrar is not threading.current_thread():
             self.load_pending()
         return self._relay
 
@@ -166,12 +168,19 @@ class PluginManager(pluggy.PluginManager):
         return True
 
     def load_pending(self) -> None:
-        """Import and register the pending plugins (their types are already in)."""
-        pending, self._pending = self._pending, {}
-        for name, (found, _facts) in pending.items():
-            plugin = _import(self, found)
-            if plugin is _FAILED or not self.add_plugin(plugin, name, found.dist, found.version, types=False):
-                self._forget_types(name)
+        """Import and register the pending plugins (their types are already in).
+
+        Another thread asking meanwhile waits until all are in: a hook caller built
+        while some were missing would route calls wrongly.
+        """
+        if not self._pending or self._registrar is threading.current_thread():
+            return
+        with self._loading, self._registering():
+            for name, (found, _facts) in list(self._pending.items()):
+                plugin = _import(self, found)
+                if plugin is _FAILED or not self.add_plugin(plugin, name, found.dist, found.version, types=False):
+                    self._forget_types(name)
+                del self._pending[name]
 
     def learned(self) -> dict[str, Facts]:
         """Facts of the entry points this manager imported that are still registered, cleanly."""
@@ -222,11 +231,17 @@ class PluginManager(pluggy.PluginManager):
                    version: str | None = None, *, types: bool = True) -> bool:
         """Register, check hook names and collect types (unless already in); on any problem report and skip."""
         self._dists[name] = (distribution, version)
-        self._inside += 1
-        try:
+        with self._registering():
             return self._add(plugin, name, types)
+
+    @contextlib.contextmanager
+    def _registering(self) -> Iterator[None]:
+        """pluggy's own uses of ``hook`` while (un)registering must not import the pending plugins."""
+        previous, self._registrar = self._registrar, threading.current_thread()
+        try:
+            yield
         finally:
-            self._inside -= 1
+            self._registrar = previous
 
     def _add(self, plugin: object, name: str, types: bool) -> bool:
         try:
@@ -352,11 +367,8 @@ class PluginManager(pluggy.PluginManager):
     def _drop(self, name: str, error: str) -> None:
         """Unregister a loaded (or forget a pending) plugin and forget its types."""
         if self._pending.pop(name, None) is None:
-            self._inside += 1
-            try:
+            with self._registering():
                 self.unregister(name=name)
-            finally:
-                self._inside -= 1
         self._forget_types(name)
         self._fail(name, error)
 
