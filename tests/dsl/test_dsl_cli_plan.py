@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import orchestrator.cli
+import orchestrator.cli.common
 from orchestrator import hookimpl
 from orchestrator.cli import cli
 from orchestrator.plugins import get_plugin_manager
@@ -57,7 +57,7 @@ node_templates:
 @pytest.fixture
 def blueprint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(orchestrator.cli, "get_plugin_manager",
+    monkeypatch.setattr(orchestrator.cli.common, "get_plugin_manager",
                         lambda: get_plugin_manager([DemoPlugin()], entry_points=False))
     (tmp_path / "small.yaml").write_text(textwrap.dedent(BLUEPRINT))
     return "small.yaml"
