@@ -68,7 +68,7 @@ def run_case(name: str) -> dict[str, Any]:
         # deployment creation, not engine work, so it is timed here (Cloudify's is not timed).
         assert prepared.before is not None
         prepared.before()
-        prepared.before = None
+        prepared = prepared._replace(before=None)
     with Clock() as install:
         installed = prepared.run(options)
     with Clock() as prep_u:
