@@ -187,3 +187,13 @@ def test_threads_asking_for_hooks_at_once_all_wait_for_the_pending_plugins(
     for thread in threads:
         thread.join(10)
     assert seen == [1, 1, 1, 1]
+
+
+def test_an_entry_point_name_two_distributions_use_is_reported_once_every_time(tmp_path: Path) -> None:
+    _setup(tmp_path)
+    write_distribution(tmp_path / "site", "lz-again", {"lz": "lz_again"},
+                       {"lz_again.py": PLUGIN % {"type": "lz.Again"}})
+    for _ in range(3):
+        done, _ = _run(tmp_path, "plan", "root.yaml")
+        assert done.returncode == 0, done.stderr
+        assert done.stderr.count("entry point name 'lz' is already used") == 1, done.stderr

@@ -101,7 +101,7 @@ class PluginManager(pluggy.PluginManager):
         self._targets: dict[str, str] = {}  # plugin name -> its entry point's value ("pkg.mod:obj")
         self._from_text: set[str] = set()  # plugins whose types came as YAML text (real positions)
         self._answers: dict[str, Any] = {}  # plugin name -> what its register_types returned
-        self._imported: list[str] = []  # entry points imported by this manager (their facts are new)
+        self._imported: dict[str, list[str]] = {}  # entry points imported here (new facts) -> their warnings
         # Secrets of the running execution: the hook tracer masks its output with it.
         self.masker: Callable[[str], str] = _unmasked
 
@@ -186,7 +186,7 @@ class PluginManager(pluggy.PluginManager):
         """Facts of the entry points this manager imported that are still registered, cleanly."""
         failed = {e.plugin for e in self.load_errors if e.fatal}
         found: dict[str, Facts] = {}
-        for name in self._imported:
+        for name, warnings in self._imported.items():
             plugin = super().get_plugin(name)
             answer = self._answers.get(name)
             code = code_of(plugin)
@@ -195,7 +195,7 @@ class PluginManager(pluggy.PluginManager):
                 continue
             hooks, wrappers = self._hooks_of(plugin)
             found[name] = Facts(self._targets[name], self._dists[name][1], code, stamp, answer,
-                                hooks, wrappers, [e.error for e in self.load_errors if e.plugin == name])
+                                hooks, wrappers, warnings)
         return found
 
     def _hooks_of(self, plugin: object) -> tuple[list[str], list[str]]:
@@ -522,8 +522,9 @@ def load_entry_points(pm: PluginManager, env: Mapping[str, str], index: Index) -
             continue
         plugin = _import(pm, ep)
         if plugin is not _FAILED:
-            pm._imported.append(ep.name)
+            before = len(pm.load_errors)
             pm.add_plugin(plugin, ep.name, dist, version)
+            pm._imported[ep.name] = [e.error for e in pm.load_errors[before:] if e.plugin == ep.name]
 
 
 _FAILED = object()
