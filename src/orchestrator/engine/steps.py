@@ -125,27 +125,33 @@ class StepRunner:
         """The instance's steps not done yet; False when one failed (``Deferred`` for a retry)."""
         rec = self.ex.records[inst.id]
         steps = self.phase.steps(inst, rec)
-        ok = self._run_steps(inst, rec, steps, self.phase.done_state)
-        if self.phase.removing(inst.id) and (
-                ok or (self.ex.options.ignore_failures and rec.ops.get("delete") == "succeeded")):
+        removing = self.phase.removing(inst.id)
+        pending = _Pending()
+        ok = self._run_steps(inst, rec, steps, self.phase.done_state, pending, removing)
+        if removing and (ok or (self.ex.options.ignore_failures and rec.ops.get("delete") == "succeeded")):
             # (with --ignore-failures, an instance whose delete worked is gone all the same)
-            if steps or rec.state not in ("uninitialized", "deleted") or rec.runtime:
+            if steps or rec.state not in ("uninitialized", "deleted") or rec.runtime or pending:
                 with rec.lock:
                     rec.runtime, rec.runtime_json, rec.ops = {}, "{}", {}
                 final = "deleted" if steps else "uninitialized"
-                self.write(rec, final, "{}", [self._finished(rec, final)])
+                # one write: the last success still pending (delete's) rides with the removal
+                events, pending.events = [*pending.events, self._finished(rec, final)], []
+                forget, pending.forget = pending.forget, []
+                self.write(rec, final, "{}", events, forget=forget)
             return True
         return ok
 
     def _finished(self, rec: InstanceRecord, what: str) -> Event:
         return self.ex.sink.make("instance_finished", what, rec.id)
 
-    def _run_steps(self, inst: PlannedInstance, rec: InstanceRecord, steps: list[Step], final: str | None) -> bool:
+    def _run_steps(self, inst: PlannedInstance, rec: InstanceRecord, steps: list[Step], final: str | None,
+                   pending: _Pending, removing: bool = False) -> bool:
         """Run the steps not yet done, in order; with ``ignore_failures`` a failed step does not
-        stop the next ones (an uninstall still deletes what it could not stop)."""
+        stop the next ones (an uninstall still deletes what it could not stop). When all went
+        well and the instance is ``removing``, the last success is left in ``pending`` for the
+        removal's write."""
         ex = self.ex
         node = self.plan.nodes[inst.node]
-        pending = _Pending()
         failed = False
         for step in steps:
             if rec.ops.get(step.key) == "succeeded":
@@ -177,6 +183,8 @@ class StepRunner:
         if failed:
             self._flush(rec, pending)
             return False
+        if removing:
+            return True
         version = self.phase.version
         if pending or (final is not None and rec.state != final) or (version is not None and rec.version != version):
             if final is not None:
