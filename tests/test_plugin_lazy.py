@@ -197,3 +197,22 @@ def test_an_entry_point_name_two_distributions_use_is_reported_once_every_time(t
         done, _ = _run(tmp_path, "plan", "root.yaml")
         assert done.returncode == 0, done.stderr
         assert done.stderr.count("entry point name 'lz' is already used") == 1, done.stderr
+
+
+def test_a_known_plugin_that_fails_to_import_later_says_why_and_runs_nothing(tmp_path: Path) -> None:
+    write_distribution(tmp_path / "site", "lz-plugin", {"lz": "lz_plugin"},
+                       {"lz_plugin.py": "import os\nif os.environ.get('LZ_BREAK'):\n"
+                                        "    raise RuntimeError('broken since')\n" + PLUGIN % {"type": "lz.Thing"}})
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "ok.yaml").write_text("node_templates:\n  thing:\n    type: lz.Thing\n")
+    assert _run(tmp_path, "plan", "ok.yaml")[0].returncode == 0  # remembered, clean
+    os.environ["LZ_BREAK"] = "1"
+    try:
+        done, _ = _run(tmp_path, "install", "ok.yaml", "--state", "state.db")
+    finally:
+        del os.environ["LZ_BREAK"]
+    assert done.returncode != 0
+    assert "broken since" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+    assert not (work / "created-thing_0").exists()
