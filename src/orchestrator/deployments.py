@@ -109,22 +109,27 @@ class Orchestrator:
     def load(self, path: str | Path, inputs: Inputs = None, secrets: Mapping[str, Any] | None = None) -> Blueprint:
         """The validated blueprint; with ``secrets``, every secret it uses must be among them."""
         from orchestrator.dsl.loader import load_blueprint
-        from orchestrator.secrets import missing_secret_message
 
         problems = Problems()
         given = _given(inputs, problems)
-        missing = None if secrets is None else (lambda n: None if n in secrets else missing_secret_message(n))
+        missing: Callable[[str], str | None] | None = None
+        if secrets is not None:
+            from orchestrator.secrets import missing_secret_message
+
+            def missing(name: str) -> str | None:
+                return None if name in secrets else missing_secret_message(name)
         try:
             bp = load_blueprint(path, given, self.pm.type_sources, missing, packs=self.pm.cloudify_packs)
         except BlueprintError as exc:
             problems.items.extend(exc.problems)
         problems.raise_if_any()
-        from orchestrator.dsl.loader import _load
-        from orchestrator.validation import validate_nodes
+        if any(self.pm.implements(owner, "validate_node") for owner in {t.owner for t in bp.templates.values()}):
+            from orchestrator.dsl.loader import _load
+            from orchestrator.validation import validate_nodes
 
-        problems.items.extend(validate_nodes(self.pm, bp, lambda: _load(Path(path), given, self.pm.type_sources,
-                                                                         fast=False, packs=self.pm.cloudify_packs)))
-        problems.raise_if_any()
+            problems.items.extend(validate_nodes(self.pm, bp, lambda: _load(
+                Path(path), given, self.pm.type_sources, fast=False, packs=self.pm.cloudify_packs)))
+            problems.raise_if_any()
         return bp
 
     def plan(self, path: str | Path, inputs: Inputs = None) -> Plan:

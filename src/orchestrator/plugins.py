@@ -273,7 +273,8 @@ class PluginManager(pluggy.PluginManager):
             return True
         register_types = impls[0].function
         answer: list[Any] = []
-        done, value = self._call(lambda: _type_source(name, _kept(answer, register_types())))
+        call = _inline if name == BUILTIN_NAME else self._call  # the core's own types need no watchdog thread
+        done, value = call(lambda: _type_source(name, _kept(answer, register_types())))
         if not done or isinstance(value, BaseException):
             self.unregister(plugin)
             self._fail(name, _types_failure(value) if done else
@@ -539,6 +540,14 @@ def _import(pm: PluginManager, ep: Found) -> Any:
         pm._dists[ep.name] = (ep.dist, ep.version)
         pm._fail(ep.name, f"failed to import '{ep.value}': {_describe(exc)}")
         return _FAILED
+
+
+def _inline(fn: Callable[[], Any]) -> tuple[bool, Any]:
+    """``_PluginCaller``'s answer, in this thread."""
+    try:
+        return True, fn()
+    except Exception as exc:  # reported as a load error; a Ctrl-C still stops the command
+        return True, exc
 
 
 def _kept(box: list[Any], answer: Any) -> Any:
