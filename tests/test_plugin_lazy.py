@@ -216,3 +216,17 @@ def test_a_known_plugin_that_fails_to_import_later_says_why_and_runs_nothing(tmp
     assert "broken since" in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
     assert not (work / "created-thing_0").exists()
+
+
+def test_a_plugin_object_is_remembered_like_a_module(tmp_path: Path) -> None:
+    source = ("from orchestrator import hookimpl\n\n\nclass Things:\n    @hookimpl\n    def register_types(self):\n"
+              "        return {'node_types': {'lz.Obj': {'derived_from': 'orchestrator.nodes.Root'}}}\n\n\n"
+              "plugin = Things()\n")
+    write_distribution(tmp_path / "site", "lz-obj", {"lz_obj": "lz_obj_pkg.mod:plugin"},
+                       {"lz_obj_pkg/__init__.py": "", "lz_obj_pkg/mod.py": source})
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "root.yaml").write_text(ROOT_ONLY)
+    assert "lz_obj_pkg.mod" in _run(tmp_path, "plan", "root.yaml")[1]
+    done, warm = _run(tmp_path, "plan", "root.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "lz_obj_pkg.mod" not in warm and "lz_obj_pkg" not in warm

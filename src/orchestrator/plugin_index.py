@@ -165,14 +165,18 @@ def _stamp_lines(folder: str, prefix: str, lines: list[str]) -> None:
                     raise _TooMany
 
 
-def code_of(module: Any) -> str | None:
-    """The file or folder holding a loaded plugin's code: its top-level package's folder."""
-    top = sys.modules.get(getattr(module, "__name__", "").partition(".")[0], module)
+def code_of(value: str) -> str | None:
+    """The file or folder holding the code an entry point ``value`` loaded: its top-level package's.
+
+    None when that is not known (not imported, a namespace package spread over folders).
+    """
+    match = _VALUE.match(value)
+    top = sys.modules.get(match.group("module").partition(".")[0]) if match else None
     paths = list(getattr(top, "__path__", None) or ())
     if len(paths) == 1:
         return str(paths[0])
     file = getattr(top, "__file__", None)
-    return str(file) if file and not paths else None  # a namespace package spread over folders: not stamped
+    return str(file) if file and not paths else None
 
 
 def _data(index: Index) -> dict[str, Any]:

@@ -189,7 +189,7 @@ class PluginManager(pluggy.PluginManager):
         for name, warnings in self._imported.items():
             plugin = super().get_plugin(name)
             answer = self._answers.get(name)
-            code = code_of(plugin)
+            code = code_of(self._targets[name])
             stamp = code_stamp(code) if code is not None else None
             if plugin is None or code is None or stamp is None or name in failed or not _json_safe(answer):
                 continue
