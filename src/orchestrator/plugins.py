@@ -199,6 +199,7 @@ class PluginManager(pluggy.PluginManager):
         return found
 
     def _hooks_of(self, plugin: object) -> tuple[list[str], list[str]]:
+        """The hooks a registered plugin implements, sorted: its own, and those it wraps."""
         hooks, wrappers = set(), set()
         for hook in vars(self._relay).values():
             for impl in hook.get_hookimpls():
@@ -440,15 +441,10 @@ class PluginManager(pluggy.PluginManager):
     def plugin_infos(self) -> list[PluginInfo]:
         infos = []
         for name, plugin in self.list_name_plugin():
-            hooks, wrappers = [], []
-            for hook in self.get_hookcallers(plugin) or []:
-                for impl in hook.get_hookimpls():
-                    if impl.plugin is plugin:
-                        (wrappers if impl.wrapper or impl.hookwrapper else hooks).append(hook.name)
+            hooks, wrappers = self._hooks_of(plugin)
             dist, version = self._dists.get(name, (None, None))
             module = self._targets.get(name) or getattr(plugin, "__name__", type(plugin).__module__)
-            infos.append(PluginInfo(name, dist, version, module, self.types_of(name),
-                                    sorted(set(hooks)), sorted(set(wrappers))))
+            infos.append(PluginInfo(name, dist, version, module, self.types_of(name), hooks, wrappers))
         return infos
 
 
@@ -492,8 +488,9 @@ def get_plugin_manager(
             load_entry_points(pm, env, index)
     finally:
         pm._call.close()
-    digest = types_digest([(source.plugin, pm._answers.get(source.plugin or "")) for source in pm.type_sources])
-    if digest is None or index is None or digest != index.checked:  # the same types resolved last time
+    digest = None if index is None else types_digest(
+        [(source.plugin, pm._answers.get(source.plugin or "")) for source in pm.type_sources])
+    if digest is None or index is None or digest != index.checked:  # else: the same types resolved last time
         pm.check_types()
         if any(e.fatal for e in pm.load_errors):
             digest = None
