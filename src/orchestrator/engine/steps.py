@@ -134,10 +134,9 @@ class StepRunner:
                 with rec.lock:
                     rec.runtime, rec.runtime_json, rec.ops = {}, "{}", {}
                 final = "deleted" if steps else "uninitialized"
-                # one write: the last success still pending (delete's) rides with the removal
-                events, pending.events = [*pending.events, self._finished(rec, final)], []
-                forget, pending.forget = pending.forget, []
-                self.write(rec, final, "{}", events, forget=forget)
+                pending.runtime = True  # the emptied runtime properties are written
+                pending.events.append(self._finished(rec, final))
+                self._flush(rec, pending, final)  # one write: the delete's success rides with the removal
             return True
         return ok
 
