@@ -60,9 +60,7 @@ def plan(blueprint: str, inputs: tuple[str, ...], deployment: str | None, state:
             diffview.print_diff(proposal.diff, blueprint)
         return
     the_plan = orch.plan(blueprint, inputs)
-    available = set(orch.pm.type_owner.values())
-    data = output.plan_data(
-        the_plan, lambda owner, op: owner in available and orch.pm.implements(owner, op))  # imports no plugin
+    data = output.plan_data(the_plan, orch.pm.implements)  # from what the index knows: imports no plugin
     if as_json:
         output.echo_json(data)
     else:
