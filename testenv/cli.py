@@ -12,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,21 @@ def cli(*args: str, cwd: Path, check: bool = True, background: bool = False) -> 
     if check:
         assert result.returncode == 0, result.stdout + result.stderr
     return result
+
+
+def cli_and_modules(*args: str, cwd: Path, env: Mapping[str, str] = {}) -> tuple[Any, set[str]]:
+    """The command line in a fresh Python (``env`` added to this one's, ``ORCHESTRATOR_*`` left out):
+    its ``CompletedProcess``, and the modules it imported (empty if it died before saying)."""
+    code = ("import json, sys\nfrom orchestrator.cli import cli\n"
+            f"try:\n    cli({list(args)!r}, standalone_mode=False)\n"
+            "except SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
+            "print(json.dumps(sorted(sys.modules)))\nsys.exit(code)\n")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
+    environ.update(env)
+    done = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=environ, capture_output=True, text=True,
+                          timeout=120)
+    lines = done.stdout.strip().splitlines()
+    return done, set(json.loads(lines[-1])) if lines and lines[-1].startswith("[") else set()
 
 
 def runtime(cwd: Path, deployment: str) -> dict[str, dict[str, Any]]:

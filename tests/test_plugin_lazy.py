@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from testenv.cli import cli_and_modules
 from testenv.dists import write_distribution
 
 from orchestrator.plugins import get_plugin_manager
@@ -50,19 +51,10 @@ ROOT_ONLY = "node_templates:\n  one: {type: orchestrator.nodes.Root}\n"
 
 
 def _run(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
-    """The command line in a fresh process, and the modules it imported."""
-    code = ("import json, sys\nfrom orchestrator.cli import cli\n"
-            f"try:\n    cli({list(args)!r}, standalone_mode=False)\n"
-            "except SystemExit as e:\n    code = e.code\nelse:\n    code = 0\n"
-            "print(json.dumps(sorted(sys.modules)))\nsys.exit(code)\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
-    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path / "site"), env.get("PYTHONPATH")])))
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path / "work", env=env, capture_output=True,
-                          text=True, timeout=120)
-    lines = done.stdout.strip().splitlines()
-    modules = set(json.loads(lines[-1])) if lines and lines[-1].startswith("[") else set()
-    return done, modules
+    """The command line in a fresh process, in ``work``, with ``site`` on the path."""
+    site = os.pathsep.join(filter(None, [str(tmp_path / "site"), os.environ.get("PYTHONPATH")]))
+    return cli_and_modules(*args, cwd=tmp_path / "work", env={"XDG_CACHE_HOME": str(tmp_path / "cache"),
+                                                              "PYTHONPATH": site})
 
 
 def _setup(tmp_path: Path, plugin_type: str = "lz.Thing") -> None:

@@ -10,28 +10,22 @@ operation needs it.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from testenv.cli import cli_and_modules
 
 BLUEPRINT = "node_templates:\n  one: {type: orchestrator.nodes.Root}\n"
 CLOUD_SDKS = {"boto3", "botocore", "docker"}
 
 
 def _imported(tmp_path: Path, *args: str) -> set[str]:
-    code = ("import json, sys\nfrom orchestrator.cli import cli\n"
-            f"try:\n    cli({list(args)!r}, standalone_mode=False)\n"
-            "finally:\n    print(json.dumps(sorted(sys.modules)))\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORCHESTRATOR_")}
-    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
-    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=120)
+    done, modules = cli_and_modules(*args, cwd=tmp_path, env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert done.returncode == 0, done.stderr
-    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+    return modules
 
 
 @pytest.fixture
