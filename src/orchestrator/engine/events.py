@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from orchestrator.engine.journal import Journal, event_row
 from orchestrator.secrets import MASK, printed_forms
 from orchestrator.state import Event, StateStore
 
@@ -70,7 +71,8 @@ Listener = Callable[[Event], None]
 
 
 class EventSink:
-    """Where the engine and ``ctx.logger`` report; thread-safe."""
+    """Where the engine and ``ctx.logger`` report; thread-safe. Events are written through the
+    execution's ``journal`` (with whatever instance writes it holds), then published."""
 
     def __init__(self, store: StateStore, deployment: str, execution: int | None,
                  masker: Masker | None = None) -> None:
@@ -79,20 +81,17 @@ class EventSink:
         self.execution = execution
         self.masker = masker or Masker()
         self.listeners: list[Listener] = []
+        self.journal = Journal(store, deployment, execution, self.publish)
 
     def make(self, type: str, message: str, instance: str | None = None, operation: str | None = None,
              plugin: str | None = None, level: str = "info") -> Event:
         return Event(time.time(), self.deployment, self.execution, instance, operation, plugin, type, level,
                      self.masker(message))
 
-    @staticmethod
-    def row(event: Event) -> tuple:
-        return (event.ts, event.deployment, event.execution, event.instance, event.operation, event.plugin,
-                event.type, event.level, event.message)
+    row = staticmethod(event_row)
 
     def emit(self, event: Event) -> None:
-        self.store.add_event(self.row(event))
-        self.publish(event)
+        self.journal.commit(None, (event,))
 
     def publish(self, event: Event) -> None:
         for listener in self.listeners:

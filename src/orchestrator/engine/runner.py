@@ -141,7 +141,7 @@ class Runner:
 
     def _run_phase(self, phase: Phase) -> None:
         graph = phase.graph()
-        self._scheduler = Scheduler(graph, self.ex.stop)
+        self._scheduler = Scheduler(graph, self.ex.stop, before_wait=self._commit_staged)
         self._steps = StepRunner(self.ex, phase, self.contexts(phase.plan))
         self._idle.clear()
         workers = max(1, min(self.ex.options.concurrency, len(graph)))
@@ -149,6 +149,7 @@ class Runner:
         for _ in range(workers):
             self._spawn()
         self._supervise()
+        self._commit_staged()
 
     def _status(self) -> str:
         if self.cancelled is not None:
@@ -171,6 +172,7 @@ class Runner:
     def _supervise(self) -> None:
         """Wait for the workers, acting on stop requests, timeouts and a lost lock meanwhile."""
         while not self._idle.wait(POLL):
+            self._commit_staged()  # what no later write carried (every worker is in a long hook)
             if self._stop_requested():
                 return
             if self.ex.running:
@@ -287,6 +289,7 @@ class Runner:
             detached = True  # the supervisor has this instance now; this thread just ends
         finally:
             if not detached:
+                self._commit_staged()  # this worker's last success, when no later write carried it
                 with self._count_lock:
                     self._active -= 1
                     if self._active <= 0:
@@ -305,6 +308,12 @@ class Runner:
             self.ex.fail(Failure(inst.id, "engine", None, masker(f"internal error: {type(exc).__name__}: {exc}"),
                                  masker(traceback.format_exc())))
             return False
+
+    def _commit_staged(self) -> None:
+        try:
+            self.ex.sink.journal.flush()
+        except StateError as exc:
+            self._state_failed(exc)
 
     def _state_failed(self, exc: StateError) -> None:
         """The state took no more writes (disk full, lock lost): stop, and say it once."""

@@ -16,11 +16,15 @@ import graphlib
 import heapq
 import threading
 import time
+from collections.abc import Callable
 
 
 class Scheduler:
-    def __init__(self, graph: dict[str, set[str]], stop: threading.Event) -> None:
-        """``graph`` maps each instance to the instances it waits for; ``stop`` set: hand out no more."""
+    def __init__(self, graph: dict[str, set[str]], stop: threading.Event,
+                 before_wait: Callable[[], None] | None = None) -> None:
+        """``graph`` maps each instance to the instances it waits for; ``stop`` set: hand out no more;
+        ``before_wait`` is called (without the scheduler's lock) by a worker about to wait for work."""
+        self._before_wait = before_wait
         self._sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter(graph)
         self._sorter.prepare()
         self._ready: collections.deque[str] = collections.deque(self._sorter.get_ready())
@@ -82,6 +86,7 @@ class Scheduler:
             self._cond.notify_all()  # nothing more will become ready: let idle workers exit
 
     def _next(self) -> str | None:
+        before_wait = self._before_wait
         while True:
             if self._stop.is_set():
                 return None
@@ -97,4 +102,12 @@ class Scheduler:
                 timeout = due
             elif not self._held:
                 return None
+            if before_wait is not None:  # once per call; then look again, things may have moved meanwhile
+                before_wait, cond = None, self._cond
+                cond.release()
+                try:
+                    self._before_wait()  # type: ignore[misc]
+                finally:
+                    cond.acquire()
+                continue
             self._cond.wait(timeout)

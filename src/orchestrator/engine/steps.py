@@ -2,10 +2,9 @@
 
 An instance is marked in progress *before* its hook runs, so after a crash the state
 says which operations finished, which may have had side effects, and which never
-started. A success is not written on its own: it rides with the next operation's
-"started" write (or the final one), which halves the writes per operation; between the
-two only bookkeeping runs, so a crash there just means the (idempotent) operation runs
-again on resume. A retry does not wait here: the instance is handed back to the
+started. That mark is committed; a success is only staged in the execution's journal
+(``journal.py``): it rides with the next commit, usually the next operation's mark, of
+this instance or another. A retry does not wait here: the instance is handed back to the
 scheduler (``Deferred``) and its worker takes other work meanwhile.
 """
 
@@ -30,7 +29,7 @@ from orchestrator.engine.results import Failure
 from orchestrator.engine.workflows import Phase, Step
 from orchestrator.errors import NonRecoverableError, RecoverableError, SkipOperation
 from orchestrator.plan import PlannedInstance
-from orchestrator.state import StateStore
+from orchestrator.state import InstanceWrite, StateStore
 
 RESULT_EVENT_LIMIT = 65536  # characters of a custom operation's result kept in its event
 
@@ -206,7 +205,7 @@ class StepRunner:
         rec.ops[step.key] = "started"
         make = ex.sink.make
         pending.events.append(make("operation_started", f"{step.op} started", rec.id, step.op, owner))
-        self._flush(rec, pending)
+        self._flush(rec, pending, commit=True)  # in the state before the hook runs
         ex.operations += 1
         try:
             self._call_hook(caller, ctx, op, call)
@@ -358,48 +357,48 @@ class StepRunner:
         rec.error = f"{step.op} ({owner or 'no plugin'}) failed: {failure.message}"
         self.write(rec, "failed", None, [ex.sink.make("operation_failed", f"{step.op} failed: {message}", rec.id,
                                                       step.op, owner, "error")],
-                   forget=(step.key,) if ex.executor.remote else ())
+                   forget=(step.key,) if ex.executor.remote else (), commit=True)
         ex.fail(failure)
         return False
 
     # -- state and events ---------------------------------------------------------
 
     def _flush(self, rec: InstanceRecord, pending: _Pending, state: str | None = None,
-               version: int | None = None) -> None:
-        """Write the instance's state with whatever success is pending, then forget it."""
+               version: int | None = None, *, commit: bool = False) -> None:
+        """Stage (``commit``: commit) the instance's state with whatever success is pending."""
         runtime = rec.runtime_json if pending.runtime else None
         events, pending.events, pending.runtime = pending.events, [], False
         forget, pending.forget = pending.forget, []
-        self.write(rec, state or rec.state, runtime, events, version, forget)
+        self.write(rec, state or rec.state, runtime, events, version, forget, commit=commit)
 
     def write(self, rec: InstanceRecord, state: str, runtime_json: str | None, events: list[Event],
-              version: int | None = None, forget: Iterable[str] = ()) -> None:
+              version: int | None = None, forget: Iterable[str] = (), *, commit: bool) -> None:
         ex = self.ex
         if ex.abandoned:
             raise Detached()  # the execution is over: record nothing more
         rec.state = state
-        sink = ex.sink
-        rows = [EventSink.row(e) for e in events]
-        masker = sink.masker
-        with rec.lock:  # same order as persist(): record lock, then the store's
+        masker = ex.sink.masker
+        journal = ex.sink.journal
+        with rec.lock:  # same order as persist(): a stale copy of the runtime properties never lands last
             runtime = rec.runtime_json if runtime_json is not None else None
             keys = masker.secret_keys(rec.runtime) if runtime is not None and masker else None
-            ex.store.record(ex.deployment, rec.id, state, json.dumps(rec.ops), runtime, rows,
-                            sink.execution, rec.error, keys, version, forget)
+            write = InstanceWrite(rec.id, state, json.dumps(rec.ops), runtime, rec.error, keys, version,
+                                  tuple(forget))
+            if commit:
+                journal.commit(write, events)
+            else:
+                journal.stage(write, events)
         if version is not None:
             rec.version = version
-        for event in events:
-            sink.publish(event)
-
 
 
 def persist(execution: Execution, rec: InstanceRecord) -> None:
-    """Write an instance's runtime properties now (``ctx.instance.update()``); under the record's
-    lock, so a stale copy never lands last."""
+    """Write an instance's runtime properties now (``ctx.instance.update()``), through the journal
+    (with what it holds); under the record's lock, so a stale copy never lands last."""
     masker = execution.sink.masker
     with rec.lock:
         keys = masker.secret_keys(rec.runtime) if masker else None
-        execution.store.save_runtime(execution.deployment, rec.id, rec.runtime_json, execution.sink.execution, keys)
+        execution.sink.journal.commit(InstanceWrite(rec.id, None, None, rec.runtime_json, None, keys))
 
 
 def save_runtime(ctx: OperationContext) -> None:

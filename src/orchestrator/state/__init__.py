@@ -18,7 +18,8 @@ from orchestrator.state.location import DEFAULT_STATE, display, is_url, state_ex
 _LAZY = {
     "NullStore": "orchestrator.state.null",
     "StateStore": "orchestrator.state.protocol",
-    **dict.fromkeys(("DeploymentRow", "Event", "InstanceRow", "LockInfo", "OperationOutcome"),
+    **dict.fromkeys(("DeploymentRow", "Event", "InstanceRow", "InstanceWrite", "LockInfo",
+                    "OperationOutcome"),
                     "orchestrator.state.records"),
     "SCHEMA_VERSION": "orchestrator.state.sqlite",
     "SqliteStore": "orchestrator.state.sqlite",
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         DeploymentRow,
         Event,
         InstanceRow,
+        InstanceWrite,
         LockInfo,
         OperationOutcome,
     )
@@ -56,5 +58,5 @@ def open_store(location: str | Path, *, create: bool = True, recover: bool = Fal
     return SqliteStore(Path(location), create=create, recover=recover)
 
 
-__all__ = ["DEFAULT_STATE", "SCHEMA_VERSION", "DeploymentRow", "Event", "InstanceRow", "LockInfo", "NullStore",
+__all__ = ["DEFAULT_STATE", "SCHEMA_VERSION", "DeploymentRow", "Event", "InstanceRow", "InstanceWrite", "LockInfo", "NullStore",
            "OperationOutcome", "SqliteStore", "StateStore", "display", "is_url", "open_store", "state_exists"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from orchestrator.state.records import DeploymentRow, Event, InstanceRow, LockInfo, OperationOutcome
+from orchestrator.state.records import DeploymentRow, Event, InstanceRow, InstanceWrite, LockInfo, OperationOutcome
 
 
 class NullStore:
@@ -44,6 +44,10 @@ class NullStore:
 
     def instances(self, deployment: str, ids: Iterable[str] | None = None) -> dict[str, InstanceRow]:
         return {}
+
+    def write(self, deployment: str, writes: list[InstanceWrite], events: list[tuple],
+              execution: int | None = None) -> None:
+        pass
 
     def record(self, deployment: str, instance: str, state: str, ops_json: str, runtime_json: str | None,
                events: list[tuple], execution: int | None = None, error: str | None = None,

@@ -37,13 +37,14 @@ from typing import Any, TypeVar
 
 from orchestrator.errors import LockLostError, StateError, StateLockedError, StatePathError
 from orchestrator.state import postgres_schema as schema
-from orchestrator.state import postgres_writes as writes
+from orchestrator.state import postgres_writes as statements
 from orchestrator.state.leases import Holder, busy_message, lease_seconds, why_free
 from orchestrator.state.protocol import BLOB_DAYS
 from orchestrator.state.records import (
     DeploymentRow,
     Event,
     InstanceRow,
+    InstanceWrite,
     LockInfo,
     OperationOutcome,
     merged_runtime,
@@ -307,21 +308,30 @@ class PostgresStore:
                                   json.loads(r[7]) if r[7] else [], r[8]) for r in self._all(sql, args)}
 
     @_translated
+    def write(self, deployment: str, writes: list[InstanceWrite], events: list[tuple],
+              execution: int | None = None) -> None:
+        """One atomic write of instances (states, runtime properties), events and settled
+        dispatches; with ``execution``, only while it holds the deployment's lock (else
+        ``LockLostError``). The engine's hot path (about one call per operation): one statement
+        (``postgres_writes``)."""
+        if not writes:
+            self.add_events(events, execution)
+            return
+        args = {"now": time.time(), "deployment": deployment, "execution": execution,
+                **statements.write_args(writes), **statements.event_args(events)}
+        sql = statements.write_sql(execution is not None, bool(events), bool(args["fi"]))
+        if self._one(sql, args)[0] != len(writes):
+            updated = self.instances(deployment, [w.instance for w in writes])
+            missing = next((w.instance for w in writes if w.instance not in updated), "")
+            raise self._lost(deployment, execution if not missing else None, missing)
+
     def record(self, deployment: str, instance: str, state: str, ops_json: str, runtime_json: str | None,
                events: list[tuple], execution: int | None = None, error: str | None = None,
                secret_keys: list[str] | None = None, version: int | None = None,
                forget: Iterable[str] = ()) -> None:
-        """One atomic write: state and finished operations, runtime properties if changed, events;
-        with ``execution``, only while it holds the deployment's lock (else ``LockLostError``).
-        The engine's hot path (about one call per operation): one statement (``postgres_writes``)."""
-        forget = list(forget)
-        args = {"state": state, "ops": ops_json, "runtime": runtime_json, "now": time.time(), "error": error,
-                "keys": None if secret_keys is None else json.dumps(secret_keys), "version": version,
-                "deployment": deployment, "instance": instance, "execution": execution, "forget": forget,
-                **writes.event_args(events)}
-        sql = writes.record_sql(execution is not None, bool(events), bool(forget))
-        if self._one(sql, args)[0] != 1:
-            raise self._lost(deployment, execution, instance)
+        """``write`` of one instance."""
+        self.write(deployment, [InstanceWrite(instance, state, ops_json, runtime_json, error, secret_keys, version,
+                                              tuple(forget))], events, execution)
 
     def _lost(self, deployment: str, execution: int | None, instance: str = "") -> StateError:
         """Why a write changed nothing: the lock is gone, or the instance is."""
@@ -384,8 +394,8 @@ class PostgresStore:
         if not events:
             return
         deployment = events[0][1]
-        args = {"deployment": deployment, "execution": execution, **writes.event_args(events)}
-        if self._one(writes.events_sql(execution is not None), args)[0] != 1:
+        args = {"deployment": deployment, "execution": execution, **statements.event_args(events)}
+        if self._one(statements.events_sql(execution is not None), args)[0] != 1:
             raise self._lost(deployment, execution)
 
     @_translated

@@ -1,6 +1,6 @@
 """The PostgreSQL store's hot writes, each one statement: one round trip, one implicit transaction.
 
-``record`` (about one call per operation) and ``add_events`` would otherwise cost a round
+``write`` (about one call per operation) and ``add_events`` would otherwise cost a round
 trip per statement (BEGIN, the fence, the update, the events lock, the inserts, COMMIT);
 under load each round trip waits for the server process to be scheduled. As data-modifying
 CTEs, the parts depend on each other through their rows: the events and the settled
@@ -11,6 +11,7 @@ drawn after the deployment's events lock is taken (so they commit in order).
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 from orchestrator.state.postgres_schema import EVENTS_NAMESPACE
@@ -35,20 +36,39 @@ def _insert_events(after: str) -> str:
             f"WITH ORDINALITY AS e({EVENT_COLUMNS}, n), lk ORDER BY n RETURNING 1)")
 
 
+WRITE_TYPES = ("text", "text", "text", "text", "text", "text", "integer", "boolean")
+
+
+def write_args(writes: list[Any]) -> dict[str, Any]:
+    """Instance writes (``InstanceWrite``) as one array per column, and their settled dispatches."""
+    rows = [(w.instance, w.state, w.ops_json, w.runtime_json, w.error,
+             None if w.secret_keys is None else json.dumps(w.secret_keys), w.version, w.state is not None)
+            for w in writes]
+    settled = [(w.instance, key) for w in writes for key in w.forget]
+    return {**{f"w{i}": list(column) for i, column in enumerate(zip(*rows, strict=True))},
+            "fi": [i for i, _ in settled], "fk": [k for _, k in settled]}
+
+
 @functools.cache
-def record_sql(fenced: bool, events: bool, forget: bool) -> str:
-    """The statement for ``record``: its single row counts the instances updated (0 or 1)."""
+def write_sql(fenced: bool, events: bool, forget: bool) -> str:
+    """The statement for ``write``: its single row counts the instances updated (all or none).
+
+    A write without ``state`` (``full`` false) changes the runtime properties only."""
+    arrays = ", ".join(f"%(w{i})s::{t}[]" for i, t in enumerate(WRITE_TYPES))
     parts = [
-        "up AS (UPDATE instances SET state = %(state)s, ops = %(ops)s, runtime = coalesce(%(runtime)s, runtime), "
-        "updated_at = %(now)s, error = %(error)s, secret_keys = coalesce(%(keys)s, secret_keys), "
-        "plan_version = coalesce(%(version)s::integer, plan_version) WHERE deployment = %(deployment)s AND "
-        f"id = %(instance)s{' AND ' + FENCE if fenced else ''} RETURNING 1)"
+        f"w AS (SELECT * FROM unnest({arrays}) AS w(instance, state, ops, runtime, error, keys, version, full))",
+        "up AS (UPDATE instances AS i SET state = coalesce(w.state, i.state), ops = coalesce(w.ops, i.ops), "
+        "runtime = coalesce(w.runtime, i.runtime), updated_at = %(now)s, "
+        "error = CASE WHEN w.full THEN w.error ELSE i.error END, secret_keys = coalesce(w.keys, i.secret_keys), "
+        "plan_version = coalesce(w.version, i.plan_version) FROM w WHERE i.deployment = %(deployment)s AND "
+        f"i.id = w.instance{' AND ' + FENCE if fenced else ''} RETURNING 1)"
     ]
     if events:
         parts.append(_insert_events("up"))
     if forget:
-        parts.append("fg AS (DELETE FROM operations WHERE deployment = %(deployment)s AND instance = %(instance)s "
-                     "AND key = ANY(%(forget)s::text[]) AND EXISTS (SELECT 1 FROM up) RETURNING 1)")
+        parts.append("fg AS (DELETE FROM operations WHERE deployment = %(deployment)s AND (instance, key) IN "
+                     "(SELECT * FROM unnest(%(fi)s::text[], %(fk)s::text[])) AND EXISTS (SELECT 1 FROM up) "
+                     "RETURNING 1)")
     return f"WITH {', '.join(parts)} SELECT count(*) FROM up"
 
 

@@ -14,7 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-from orchestrator.state.records import DeploymentRow, Event, InstanceRow, LockInfo, OperationOutcome
+from orchestrator.state.records import (
+    DeploymentRow,
+    Event,
+    InstanceRow,
+    InstanceWrite,
+    LockInfo,
+    OperationOutcome,
+)
 
 BLOB_DAYS = 7 * 86400.0  # seconds: a blob (a plan, the blueprint's files) unused this long goes
 
@@ -39,12 +46,17 @@ class StateStore(Protocol):
 
     # -- instances -----------------------------------------------------------------
     def instances(self, deployment: str, ids: Iterable[str] | None = None) -> dict[str, InstanceRow]: ...
+    def write(self, deployment: str, writes: list[InstanceWrite], events: list[tuple],
+              execution: int | None = None) -> None:
+        """One atomic write of several instances and events (the engine's journal); each write's
+        ``forget`` names operations whose worker dispatch (``dispatch_operation``) it settles and
+        deletes with it. With ``execution``, all or nothing while it holds the deployment's lock."""
+
     def record(self, deployment: str, instance: str, state: str, ops_json: str, runtime_json: str | None,
                events: list[tuple], execution: int | None = None, error: str | None = None,
                secret_keys: list[str] | None = None, version: int | None = None,
                forget: Iterable[str] = ()) -> None:
-        """One atomic write of an instance; ``forget`` names operations whose worker dispatch
-        (``dispatch_operation``) this write settles and deletes with it."""
+        """``write`` of one instance."""
 
     def save_runtime(self, deployment: str, instance: str, runtime_json: str, execution: int | None = None,
                      secret_keys: list[str] | None = None) -> None: ...

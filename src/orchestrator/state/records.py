@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 def merged_runtime(stored: str, changed: Mapping[str, Any], removed: Iterable[str]) -> str:
@@ -18,6 +18,30 @@ def merged_runtime(stored: str, changed: Mapping[str, Any], removed: Iterable[st
         runtime.pop(key, None)
     runtime.update(changed)
     return json.dumps(runtime, sort_keys=True)
+
+
+class InstanceWrite(NamedTuple):
+    """One instance's part of a state write (``StateStore.write``). ``state`` None: only its
+    runtime properties (``ctx.instance.update()``), and then ``ops`` and ``error`` are kept."""
+
+    instance: str
+    state: str | None
+    ops_json: str | None
+    runtime_json: str | None = None  # None: unchanged
+    error: str | None = None  # written with ``state`` (None clears it)
+    secret_keys: list[str] | None = None  # None: unchanged
+    version: int | None = None  # the plan version it now has; None: unchanged
+    forget: tuple[str, ...] = ()  # operations whose worker dispatch this write settles
+
+    def merged(self, newer: InstanceWrite) -> InstanceWrite:
+        """This write followed by ``newer`` of the same instance, as one."""
+        full = newer.state is not None
+        return InstanceWrite(
+            self.instance, newer.state if full else self.state, newer.ops_json if full else self.ops_json,
+            newer.runtime_json if newer.runtime_json is not None else self.runtime_json,
+            newer.error if full else self.error,
+            newer.secret_keys if newer.secret_keys is not None else self.secret_keys,
+            newer.version if newer.version is not None else self.version, self.forget + newer.forget)
 
 
 @dataclass(slots=True)

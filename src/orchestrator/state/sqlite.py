@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from orchestrator.errors import LockLostError, StateError, StateLockedError, StatePathError
 from orchestrator.state import schema
+from orchestrator.state.checkpointer import BACKSTOP_PAGES, Checkpointer
 from orchestrator.state.leases import Holder, busy_message, lease_seconds, why_free
 from orchestrator.state.location import DEFAULT_STATE
 from orchestrator.state.protocol import BLOB_DAYS
@@ -37,6 +38,7 @@ from orchestrator.state.records import (
     DeploymentRow,
     Event,
     InstanceRow,
+    InstanceWrite,
     LockInfo,
     OperationOutcome,
     merged_runtime,
@@ -125,6 +127,7 @@ class SqliteStore:
         self._deployments_changed = False
         self._empty = False
         self._holder = Holder.current()
+        self._checkpointer: Checkpointer | None = None  # started by the first execution
         if self.path.is_dir():
             raise StatePathError(f"--state {self.path} is a directory; give the state file, e.g. "
                                  f"{self.path / 'state.db'}")
@@ -176,6 +179,9 @@ class SqliteStore:
         """Close the connection (if any) and let the registry know."""
         with self._lock, _OPEN_FILES:
             try:
+                if self._checkpointer is not None:
+                    self._checkpointer, checkpointer = None, self._checkpointer
+                    checkpointer.close()
                 db = getattr(self, "_db", None)
                 if db is not None:
                     db.close()  # closing twice is harmless
@@ -194,6 +200,7 @@ class SqliteStore:
             wal = self.path.with_name(self.path.name + "-wal")
             pending = wal.exists() and wal.stat().st_size > 0
             uri += "?mode=ro" if pending or os.access(self.path.parent, os.W_OK) else "?mode=ro&immutable=1"
+        self._uri = uri
         db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
         sync = os.environ.get("ORCHESTRATOR_SYNC", "NORMAL").upper()
         db.execute(f"PRAGMA synchronous={'FULL' if sync == 'FULL' else 'NORMAL'}")
@@ -489,34 +496,40 @@ class SqliteStore:
                                   json.loads(r[7]) if r[7] else [], r[8]) for r in rows}
 
 
-    def record(self, deployment: str, instance: str, state: str, ops_json: str, runtime_json: str | None,
-               events: list[tuple], execution: int | None = None, error: str | None = None,
-               secret_keys: list[str] | None = None, version: int | None = None,
-               forget: Iterable[str] = ()) -> None:
-        """One atomic write: state and finished operations, runtime properties if changed, events.
+    def write(self, deployment: str, writes: list[InstanceWrite], events: list[tuple],
+              execution: int | None = None) -> None:
+        """One transaction: instances' states and runtime properties, events, settled dispatches.
 
         ``events`` are rows as ``EventSink.row`` makes them. With ``execution``, the write
         happens only while that execution still holds the deployment's lock (else
-        ``LockLostError``). ``secret_keys`` (when known) names the runtime properties that
-        hold a secret. This is the engine's hot path (about one call per operation): no
-        context manager, one ``executemany``. ``forget`` names operations whose worker dispatch
-        this write settles (deleted with it).
+        ``LockLostError``), checked once inside the transaction. This is the engine's hot path
+        (one call per operation, carrying whatever else its journal holds): no context
+        manager, and each instance's UPDATE names only the columns it changes.
         """
         db = self._db
-        keys = None if secret_keys is None else json.dumps(secret_keys)
+        now = time.time()
         with self._lock:
+            checkpointer = self._checkpointer
+            if checkpointer is not None and checkpointer.restart_due:
+                checkpointer.finish(db)
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    cur = db.execute(_RECORD, (state, ops_json, runtime_json, time.time(), error, keys, version,
-                                               deployment, instance, execution, deployment, execution))
-                    if cur.rowcount != 1:
-                        raise self._lost(deployment, execution, instance)
-                    if events:
-                        db.executemany(_INSERT_EVENT, events)
-                    if forget:  # the worker dispatches this write settles
+                    fence = execution  # the first UPDATE checks the lock; the transaction keeps it
+                    for w in writes:
+                        sql, args = _instance_update(deployment, w, now)
+                        if fence is not None:
+                            sql, args = sql + _FENCED, (*args, deployment, fence)
+                        if db.execute(sql, args).rowcount != 1:
+                            raise self._lost(deployment, fence, w.instance)
+                        fence = None
+                    for start in range(0, len(events), _EVENTS_PER_INSERT):
+                        part = events[start:start + _EVENTS_PER_INSERT]
+                        db.execute(_insert_events(len(part)), [v for row in part for v in row])
+                    settled = [(deployment, w.instance, key) for w in writes for key in w.forget]
+                    if settled:  # the worker dispatches this write settles
                         db.executemany("DELETE FROM operations WHERE deployment = ? AND instance = ? AND key = ?",
-                                       [(deployment, instance, key) for key in forget])
+                                       settled)
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
@@ -525,6 +538,16 @@ class SqliteStore:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise explain(self.path, exc) from exc
+            if checkpointer is not None:
+                checkpointer.commits += 1
+
+    def record(self, deployment: str, instance: str, state: str, ops_json: str, runtime_json: str | None,
+               events: list[tuple], execution: int | None = None, error: str | None = None,
+               secret_keys: list[str] | None = None, version: int | None = None,
+               forget: Iterable[str] = ()) -> None:
+        """``write`` of one instance."""
+        self.write(deployment, [InstanceWrite(instance, state, ops_json, runtime_json, error, secret_keys, version,
+                                              tuple(forget))], events, execution)
 
     def _lost(self, deployment: str, execution: int | None, instance: str = "") -> StateError:
         """Why an instance write changed nothing: the lock is gone, or the instance is."""
@@ -646,7 +669,18 @@ class SqliteStore:
             db.execute("INSERT INTO locks (deployment, execution, pid, host, proc_start, workflow, acquired_at, "
                        "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (deployment, execution_id, me.pid, me.host, me.proc_start, workflow, now, now + lease))
+        self._checkpoint_aside()
         return execution_id
+
+    def _checkpoint_aside(self) -> None:
+        """From the first execution on, checkpoints run in a thread of their own (``checkpointer``)."""
+        with self._lock:
+            if self._checkpointer is not None or not self.writable:
+                return
+            if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                return
+            self._checkpointer = Checkpointer(self._uri)
+            self._db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
 
     def _clear_lock(self, lock: LockInfo, status: str, now: float) -> None:
         self._db.execute("UPDATE executions SET status = ?, ended_at = ? WHERE id = ? AND status = 'started'",
@@ -898,10 +932,34 @@ def _recovery_advice(path: Path) -> str:
             f"{path.name}.lineage")
 
 
-_RECORD = ("UPDATE instances SET state = ?, ops = ?, runtime = coalesce(?, runtime), updated_at = ?, error = ?, "
-           "secret_keys = coalesce(?, secret_keys), plan_version = coalesce(?, plan_version) "
-           "WHERE deployment = ? AND id = ? AND "
-           "(? IS NULL OR EXISTS (SELECT 1 FROM locks WHERE deployment = ? AND execution = ?))")
 _INSERT_EVENT = ("INSERT INTO events (ts, deployment, execution, instance, operation, plugin, type, level, message) "
                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _SELECT_OPERATION = "SELECT token, instance, key, worker, claimed_until, outcome FROM operations"
+
+_FENCED = " AND EXISTS (SELECT 1 FROM locks WHERE deployment = ? AND execution = ?)"
+_EVENTS_PER_INSERT = 64  # rows per INSERT statement (9 values each, well under SQLite's limit)
+
+
+@functools.cache
+def _insert_events(rows: int) -> str:
+    """One INSERT of ``rows`` events: a statement costs far more than a row."""
+    return _INSERT_EVENT.replace("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows))
+
+
+_UPDATE_STATE = "UPDATE instances SET state = ?, ops = ?, updated_at = ?, error = ? WHERE deployment = ? AND id = ?"
+_UPDATE_ALL = ("UPDATE instances SET state = ?, ops = ?, runtime = coalesce(?, runtime), updated_at = ?, error = ?, "
+               "secret_keys = coalesce(?, secret_keys), plan_version = coalesce(?, plan_version) "
+               "WHERE deployment = ? AND id = ?")
+_UPDATE_RUNTIME = ("UPDATE instances SET runtime = ?, updated_at = ?, secret_keys = coalesce(?, secret_keys) "
+                   "WHERE deployment = ? AND id = ?")
+
+
+def _instance_update(deployment: str, w: InstanceWrite, now: float) -> tuple[str, tuple]:
+    """The narrowest UPDATE for ``w`` (most engine writes change the state and operations only)."""
+    keys = None if w.secret_keys is None else json.dumps(w.secret_keys)
+    if w.state is None:
+        return _UPDATE_RUNTIME, (w.runtime_json, now, keys, deployment, w.instance)
+    if w.runtime_json is None and keys is None and w.version is None:
+        return _UPDATE_STATE, (w.state, w.ops_json, now, w.error, deployment, w.instance)
+    return _UPDATE_ALL, (w.state, w.ops_json, w.runtime_json, now, w.error, keys, w.version, deployment, w.instance)
