@@ -63,9 +63,9 @@ class CrashableStore(SqliteStore):
         super().__init__(path, **kwargs)
         self.faults = faults
 
-    def record(self, *args: Any, **kwargs: Any) -> None:
+    def write(self, *args: Any, **kwargs: Any) -> None:
         if not self.faults.dead:
-            super().record(*args, **kwargs)
+            super().write(*args, **kwargs)
 
     def save_runtime(self, *args: Any, **kwargs: Any) -> None:
         if not self.faults.dead:

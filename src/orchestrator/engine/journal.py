@@ -26,8 +26,17 @@ from orchestrator.state import Event, InstanceWrite, StateStore
 
 
 class Journal:
-    """The staged writes of one execution; thread-safe. A commit holds the journal while it
-    writes, so writes land in the order they were staged."""
+    """The staged writes of one execution; thread-safe.
+
+    A commit is a *group* commit: whoever needs one while no write is under way writes
+    everything staged so far (taking the requests of other threads with it); a thread
+    whose request a write in progress did not take waits for the next one, which the
+    first of the waiting threads makes. Workers wait without the engine's lock (see
+    ``StepRunner._call_hook``), so while one batch goes to SQLite (which lets go of the
+    GIL), the others prepare the next: one transaction carries the operations of several
+    workers. Batches are written one at a time, in order, so writes land in the order they
+    were staged, and listeners hear of events in that order.
+    """
 
     def __init__(self, store: StateStore, deployment: str, execution: int | None,
                  publish: Callable[[Event], None]) -> None:
@@ -36,30 +45,51 @@ class Journal:
         self.execution = execution
         self._publish = publish
         self._lock = threading.Lock()
+        self._written = threading.Condition(self._lock)
         self._writes: dict[str, InstanceWrite] = {}
         self._events: list[Event] = []
+        self._requested = 0  # the last commit request's ticket
+        self._taken = 0  # the last ticket a batch took
+        self._durable = 0  # every ticket up to this one is in the state (unless it failed)
+        self._writing = False
+        self._failed: list[tuple[int, int, BaseException]] = []  # batches that did not land: first, last ticket
 
     def stage(self, write: InstanceWrite | None, events: Iterable[Event] = ()) -> None:
         """Keep ``write`` and ``events`` for the next commit."""
         with self._lock:
             self._add(write, events)
 
-    def commit(self, write: InstanceWrite | None = None, events: Iterable[Event] = ()) -> None:
-        """Write ``write``, ``events`` and everything staged, in one transaction, now. If it
-        fails (``StateError``), what was staged is dropped with it: the execution stops, and
-        the operations whose success it held run again on resume."""
+    def request(self, write: InstanceWrite | None = None, events: Iterable[Event] = ()) -> int:
+        """Stage ``write`` and ``events`` and ask for a commit: the ticket to ``sync`` on."""
         with self._lock:
             self._add(write, events)
-            self._write()
+            self._requested += 1
+            return self._requested
+
+    def commit(self, write: InstanceWrite | None = None, events: Iterable[Event] = ()) -> None:
+        """Write ``write``, ``events`` and everything staged before them, now."""
+        self.sync(self.request(write, events))
 
     def flush(self) -> None:
         """Commit what is staged, if anything."""
         if self._writes or self._events:
-            with self._lock:
-                self._write()
+            self.commit()
 
-    def pending(self) -> bool:
-        return bool(self._writes or self._events)
+    def sync(self, ticket: int) -> None:
+        """Return once the commit ``ticket`` asked for is in the state; raise what stopped it
+        (``StateError``) if it is not. A failed batch is dropped with its error: the execution
+        stops, and the operations whose success it held run again on resume."""
+        with self._lock:
+            while True:
+                for first, last, error in self._failed:
+                    if first <= ticket <= last:
+                        raise error
+                if ticket <= self._durable:
+                    return
+                if self._writing:
+                    self._written.wait()
+                else:
+                    self._write_batch()
 
     def _add(self, write: InstanceWrite | None, events: Iterable[Event]) -> None:
         if write is not None:
@@ -67,16 +97,31 @@ class Journal:
             self._writes[write.instance] = write if staged is None else staged.merged(write)
         self._events.extend(events)
 
-    def _write(self) -> None:
+    def _write_batch(self) -> None:
+        """Write everything staged (called holding the lock; lets go of it while writing)."""
         writes, events = list(self._writes.values()), self._events
-        if not writes and not events:
-            return
         self._writes, self._events = {}, []
-        row = event_row
-        if writes:
-            self.store.write(self.deployment, writes, [row(e) for e in events], self.execution)
-        else:  # events alone are not fenced: an execution that lost its lock still says how it ended
-            self.store.add_events([row(e) for e in events])
+        first, last = self._taken + 1, self._requested
+        self._taken = last
+        self._writing = True
+        error: BaseException | None = None
+        self._lock.release()
+        try:
+            rows = [event_row(e) for e in events]
+            if writes:
+                self.store.write(self.deployment, writes, rows, self.execution)
+            elif rows:  # events alone are not fenced: an execution that lost its lock still says how it ended
+                self.store.add_events(rows)
+        except BaseException as exc:  # noqa: BLE001 - handed to every thread whose commit it was
+            error = exc
+        finally:
+            self._lock.acquire()
+            self._writing = False
+            self._written.notify_all()
+        if error is not None:
+            self._failed.append((first, last, error))
+            return
+        self._durable = last
         for event in events:
             self._publish(event)
 

@@ -27,7 +27,7 @@ from orchestrator.engine.factory import ContextFactory
 from orchestrator.engine.options import Options
 from orchestrator.engine.results import Failure
 from orchestrator.engine.workflows import Phase, Step
-from orchestrator.errors import NonRecoverableError, RecoverableError, SkipOperation
+from orchestrator.errors import NonRecoverableError, RecoverableError, SkipOperation, StateError
 from orchestrator.plan import PlannedInstance
 from orchestrator.state import InstanceWrite, StateStore
 
@@ -44,6 +44,14 @@ class Deferred(Exception):
 
 class Detached(BaseException):
     """This thread's operation was timed out or abandoned: it must not record anything more."""
+
+
+class Unrecorded(BaseException):
+    """The operation's "started" mark did not reach the state: its hook must not run."""
+
+    def __init__(self, error: StateError) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 class Running:
@@ -205,10 +213,12 @@ class StepRunner:
         rec.ops[step.key] = "started"
         make = ex.sink.make
         pending.events.append(make("operation_started", f"{step.op} started", rec.id, step.op, owner))
-        self._flush(rec, pending, commit=True)  # in the state before the hook runs
+        ticket = self._flush(rec, pending, commit=True)  # in the state before the hook runs (_call_hook)
         ex.operations += 1
         try:
-            self._call_hook(caller, ctx, op, call)
+            self._call_hook(caller, ctx, op, call, ticket)
+        except Unrecorded as exc:
+            raise exc.error from None
         except Detached:
             raise
         except Withdrawn:  # stopped before a worker took it: it never ran; resume runs it
@@ -319,15 +329,23 @@ class StepRunner:
             raise Detached()
         self.ex.sink.emit(event)
 
-    def _call_hook(self, caller: Any, ctx: OperationContext, op: Running, call: Call) -> Any:
+    def _call_hook(self, caller: Any, ctx: OperationContext, op: Running, call: Call,
+                   ticket: int | None = None) -> Any:
         """Run a plugin's hook (through the executor) without the engine lock, where the
-        supervisor can time it out."""
+        supervisor can time it out; first wait for the commit ``ticket`` asked for (the
+        operation's "started" mark), also without the lock, so other workers' marks join
+        the same transaction meanwhile."""
         ex = self.ex
         op.deadline = time.monotonic() + op.timeout
         running = ex.running
         running.add(op)
         ex.lock.release()
         try:
+            if ticket is not None:
+                try:
+                    ex.sink.journal.sync(ticket)
+                except StateError as exc:
+                    raise Unrecorded(exc) from exc
             return ex.executor.call(caller, ctx, call, op.live)
         finally:
             ex.lock.acquire()
@@ -355,24 +373,27 @@ class StepRunner:
         tb = "".join(traceback.format_exception(exc)) if exc is not None else ""
         failure = Failure(inst.id, step.op, owner, masker(message), masker(tb))
         rec.error = f"{step.op} ({owner or 'no plugin'}) failed: {failure.message}"
-        self.write(rec, "failed", None, [ex.sink.make("operation_failed", f"{step.op} failed: {message}", rec.id,
-                                                      step.op, owner, "error")],
-                   forget=(step.key,) if ex.executor.remote else (), commit=True)
+        ticket = self.write(rec, "failed", None, [ex.sink.make("operation_failed", f"{step.op} failed: {message}",
+                                                               rec.id, step.op, owner, "error")],
+                            forget=(step.key,) if ex.executor.remote else (), commit=True)
+        assert ticket is not None
+        ex.sink.journal.sync(ticket)
         ex.fail(failure)
         return False
 
     # -- state and events ---------------------------------------------------------
 
     def _flush(self, rec: InstanceRecord, pending: _Pending, state: str | None = None,
-               version: int | None = None, *, commit: bool = False) -> None:
-        """Stage (``commit``: commit) the instance's state with whatever success is pending."""
+               version: int | None = None, *, commit: bool = False) -> int | None:
+        """Stage the instance's state with whatever success is pending (``commit``: the ticket)."""
         runtime = rec.runtime_json if pending.runtime else None
         events, pending.events, pending.runtime = pending.events, [], False
         forget, pending.forget = pending.forget, []
-        self.write(rec, state or rec.state, runtime, events, version, forget, commit=commit)
+        return self.write(rec, state or rec.state, runtime, events, version, forget, commit=commit)
 
     def write(self, rec: InstanceRecord, state: str, runtime_json: str | None, events: list[Event],
-              version: int | None = None, forget: Iterable[str] = (), *, commit: bool) -> None:
+              version: int | None = None, forget: Iterable[str] = (), *, commit: bool) -> int | None:
+        """Stage the instance's state, or (``commit``) ask for a commit: the ticket to sync on."""
         ex = self.ex
         if ex.abandoned:
             raise Detached()  # the execution is over: record nothing more
@@ -384,12 +405,10 @@ class StepRunner:
             keys = masker.secret_keys(rec.runtime) if runtime is not None and masker else None
             write = InstanceWrite(rec.id, state, json.dumps(rec.ops), runtime, rec.error, keys, version,
                                   tuple(forget))
-            if commit:
-                journal.commit(write, events)
-            else:
-                journal.stage(write, events)
+            ticket = journal.request(write, events) if commit else journal.stage(write, events)
         if version is not None:
             rec.version = version
+        return ticket
 
 
 def persist(execution: Execution, rec: InstanceRecord) -> None:

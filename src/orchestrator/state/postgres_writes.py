@@ -53,13 +53,13 @@ def write_args(writes: list[Any]) -> dict[str, Any]:
 def write_sql(fenced: bool, events: bool, forget: bool) -> str:
     """The statement for ``write``: its single row counts the instances updated (all or none).
 
-    A write without ``state`` (``full`` false) changes the runtime properties only."""
+    A write without ``state`` (``whole`` false) changes the runtime properties only."""
     arrays = ", ".join(f"%(w{i})s::{t}[]" for i, t in enumerate(WRITE_TYPES))
     parts = [
-        f"w AS (SELECT * FROM unnest({arrays}) AS w(instance, state, ops, runtime, error, keys, version, full))",
+        f"w AS (SELECT * FROM unnest({arrays}) AS w(instance, state, ops, runtime, error, keys, version, whole))",
         "up AS (UPDATE instances AS i SET state = coalesce(w.state, i.state), ops = coalesce(w.ops, i.ops), "
         "runtime = coalesce(w.runtime, i.runtime), updated_at = %(now)s, "
-        "error = CASE WHEN w.full THEN w.error ELSE i.error END, secret_keys = coalesce(w.keys, i.secret_keys), "
+        "error = CASE WHEN w.whole THEN w.error ELSE i.error END, secret_keys = coalesce(w.keys, i.secret_keys), "
         "plan_version = coalesce(w.version, i.plan_version) FROM w WHERE i.deployment = %(deployment)s AND "
         f"i.id = w.instance{' AND ' + FENCE if fenced else ''} RETURNING 1)"
     ]

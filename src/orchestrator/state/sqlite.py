@@ -127,7 +127,8 @@ class SqliteStore:
         self._deployments_changed = False
         self._empty = False
         self._holder = Holder.current()
-        self._checkpointer: Checkpointer | None = None  # started by the first execution
+        self._checkpointer: Checkpointer | None = None  # while executions run (_checkpoint_aside)
+        self._executions = 0
         if self.path.is_dir():
             raise StatePathError(f"--state {self.path} is a directory; give the state file, e.g. "
                                  f"{self.path / 'state.db'}")
@@ -673,14 +674,26 @@ class SqliteStore:
         return execution_id
 
     def _checkpoint_aside(self) -> None:
-        """From the first execution on, checkpoints run in a thread of their own (``checkpointer``)."""
+        """While executions run, checkpoints run in a thread of their own (``checkpointer``)."""
         with self._lock:
+            self._executions += 1
             if self._checkpointer is not None or not self.writable:
                 return
             if self._db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 return
             self._checkpointer = Checkpointer(self._uri)
             self._db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+
+    def _checkpoint_inline(self) -> None:
+        """After the last execution: SQLite's own checkpoints again, and this process's last
+        connection is the writer's (closing it, even at exit, checkpoints and removes the log)."""
+        with self._lock:
+            self._executions = max(0, self._executions - 1)
+            if self._executions or self._checkpointer is None:
+                return
+            self._checkpointer, checkpointer = None, self._checkpointer
+            checkpointer.close()
+            self._db.execute("PRAGMA wal_autocheckpoint=1000")
 
     def _clear_lock(self, lock: LockInfo, status: str, now: float) -> None:
         self._db.execute("UPDATE executions SET status = ?, ended_at = ? WHERE id = ? AND status = 'started'",
@@ -714,10 +727,13 @@ class SqliteStore:
 
     @_translated
     def end_execution(self, execution: int, status: str, error: str | None = None) -> None:
-        with self.transaction() as db:
-            db.execute("UPDATE executions SET status = ?, ended_at = ?, error = ? WHERE id = ? AND status = 'started'",
-                       (status, time.time(), error, execution))
-            db.execute("DELETE FROM locks WHERE execution = ?", (execution,))
+        try:
+            with self.transaction() as db:
+                db.execute("UPDATE executions SET status = ?, ended_at = ?, error = ? WHERE id = ? AND "
+                           "status = 'started'", (status, time.time(), error, execution))
+                db.execute("DELETE FROM locks WHERE execution = ?", (execution,))
+        finally:
+            self._checkpoint_inline()
 
     @_translated
     def last_request(self, deployment: str) -> tuple[str, str, str | None] | None:
