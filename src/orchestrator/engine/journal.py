@@ -112,7 +112,7 @@ class Journal:
                 self.store.write(self.deployment, writes, rows, self.execution)
             elif rows:  # events alone are not fenced: an execution that lost its lock still says how it ended
                 self.store.add_events(rows)
-        except BaseException as exc:  # noqa: BLE001 - handed to every thread whose commit it was
+        except BaseException as exc:
             error = exc
         finally:
             self._lock.acquire()

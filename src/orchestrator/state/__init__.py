@@ -18,8 +18,7 @@ from orchestrator.state.location import DEFAULT_STATE, display, is_url, state_ex
 _LAZY = {
     "NullStore": "orchestrator.state.null",
     "StateStore": "orchestrator.state.protocol",
-    **dict.fromkeys(("DeploymentRow", "Event", "InstanceRow", "InstanceWrite", "LockInfo",
-                    "OperationOutcome"),
+    **dict.fromkeys(("DeploymentRow", "Event", "InstanceRow", "InstanceWrite", "LockInfo", "OperationOutcome"),
                     "orchestrator.state.records"),
     "SCHEMA_VERSION": "orchestrator.state.sqlite",
     "SqliteStore": "orchestrator.state.sqlite",
@@ -58,5 +57,6 @@ def open_store(location: str | Path, *, create: bool = True, recover: bool = Fal
     return SqliteStore(Path(location), create=create, recover=recover)
 
 
-__all__ = ["DEFAULT_STATE", "SCHEMA_VERSION", "DeploymentRow", "Event", "InstanceRow", "InstanceWrite", "LockInfo", "NullStore",
-           "OperationOutcome", "SqliteStore", "StateStore", "display", "is_url", "open_store", "state_exists"]
+__all__ = ["DEFAULT_STATE", "SCHEMA_VERSION", "DeploymentRow", "Event", "InstanceRow", "InstanceWrite", "LockInfo",
+           "NullStore", "OperationOutcome", "SqliteStore", "StateStore", "display", "is_url", "open_store",
+           "state_exists"]

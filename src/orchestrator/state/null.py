@@ -6,7 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from orchestrator.state.records import DeploymentRow, Event, InstanceRow, InstanceWrite, LockInfo, OperationOutcome
+from orchestrator.state.records import (
+    DeploymentRow,
+    Event,
+    InstanceRow,
+    InstanceWrite,
+    LockInfo,
+    OperationOutcome,
+)
 
 
 class NullStore:

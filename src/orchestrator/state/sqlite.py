@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -518,19 +519,15 @@ class SqliteStore:
                 try:
                     fence = execution  # the first UPDATE checks the lock; the transaction keeps it
                     for w in writes:
-                        sql, args = _instance_update(deployment, w, now)
-                        if fence is not None:
-                            sql, args = sql + _FENCED, (*args, deployment, fence)
-                        if db.execute(sql, args).rowcount != 1:
+                        if db.execute(*_instance_update(deployment, w, now, fence)).rowcount != 1:
                             raise self._lost(deployment, fence, w.instance)
                         fence = None
                     for start in range(0, len(events), _EVENTS_PER_INSERT):
-                        part = events[start:start + _EVENTS_PER_INSERT]
-                        db.execute(_insert_events(len(part)), [v for row in part for v in row])
-                    settled = [(deployment, w.instance, key) for w in writes for key in w.forget]
-                    if settled:  # the worker dispatches this write settles
+                        part = events[start:start + _EVENTS_PER_INSERT] if len(events) > _EVENTS_PER_INSERT else events
+                        db.execute(_insert_events(len(part)), list(chain.from_iterable(part)))
+                    if any(w.forget for w in writes):  # the worker dispatches this write settles
                         db.executemany("DELETE FROM operations WHERE deployment = ? AND instance = ? AND key = ?",
-                                       settled)
+                                       [(deployment, w.instance, key) for w in writes for key in w.forget])
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
@@ -952,7 +949,7 @@ _INSERT_EVENT = ("INSERT INTO events (ts, deployment, execution, instance, opera
                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _SELECT_OPERATION = "SELECT token, instance, key, worker, claimed_until, outcome FROM operations"
 
-_FENCED = " AND EXISTS (SELECT 1 FROM locks WHERE deployment = ? AND execution = ?)"
+_FENCED_BY = " AND EXISTS (SELECT 1 FROM locks WHERE deployment = ? AND execution = ?)"
 _EVENTS_PER_INSERT = 64  # rows per INSERT statement (9 values each, well under SQLite's limit)
 
 
@@ -969,13 +966,19 @@ _UPDATE_ALL = ("UPDATE instances SET state = ?, ops = ?, runtime = coalesce(?, r
                "WHERE deployment = ? AND id = ?")
 _UPDATE_RUNTIME = ("UPDATE instances SET runtime = ?, updated_at = ?, secret_keys = coalesce(?, secret_keys) "
                    "WHERE deployment = ? AND id = ?")
+# each also as the first UPDATE of a write that an execution's lock fences
+_FENCED = {sql: sql + _FENCED_BY for sql in (_UPDATE_STATE, _UPDATE_ALL, _UPDATE_RUNTIME)}
 
 
-def _instance_update(deployment: str, w: InstanceWrite, now: float) -> tuple[str, tuple]:
-    """The narrowest UPDATE for ``w`` (most engine writes change the state and operations only)."""
+def _instance_update(deployment: str, w: InstanceWrite, now: float, fence: int | None) -> tuple[str, tuple]:
+    """The narrowest UPDATE for ``w`` (most engine writes change the state and operations only),
+    checking that execution ``fence`` holds the lock unless it is None."""
     keys = None if w.secret_keys is None else json.dumps(w.secret_keys)
     if w.state is None:
-        return _UPDATE_RUNTIME, (w.runtime_json, now, keys, deployment, w.instance)
-    if w.runtime_json is None and keys is None and w.version is None:
-        return _UPDATE_STATE, (w.state, w.ops_json, now, w.error, deployment, w.instance)
-    return _UPDATE_ALL, (w.state, w.ops_json, w.runtime_json, now, w.error, keys, w.version, deployment, w.instance)
+        sql, args = _UPDATE_RUNTIME, (w.runtime_json, now, keys, deployment, w.instance)
+    elif w.runtime_json is None and keys is None and w.version is None:
+        sql, args = _UPDATE_STATE, (w.state, w.ops_json, now, w.error, deployment, w.instance)
+    else:
+        sql, args = _UPDATE_ALL, (w.state, w.ops_json, w.runtime_json, now, w.error, keys, w.version, deployment,
+                                  w.instance)
+    return (sql, args) if fence is None else (_FENCED[sql], (*args, deployment, fence))
