@@ -45,7 +45,10 @@ class Journal:
         self.execution = execution
         self._publish = publish
         self._lock = threading.Lock()
-        self._written = threading.Condition(self._lock)
+        # The threads waiting for batch n wait on turn n % 2: the end of a batch wakes its own
+        # threads, and one of the next batch's (to write it), not all of them.
+        self._turns = (threading.Condition(self._lock), threading.Condition(self._lock))
+        self._batch = 0  # the number of the batch being written, or of the last one
         self._writes: dict[str, InstanceWrite] = {}
         self._events: list[Event] = []
         self._requested = 0  # the last commit request's ticket
@@ -86,8 +89,10 @@ class Journal:
                         raise error
                 if ticket <= self._durable:
                     return
-                if self._writing:
-                    self._written.wait()
+                if ticket <= self._taken:  # in the batch being written
+                    self._turns[self._batch % 2].wait()
+                elif self._writing:  # in the next one
+                    self._turns[(self._batch + 1) % 2].wait()
                 else:
                     self._write_batch()
 
@@ -104,6 +109,7 @@ class Journal:
         first, last = self._taken + 1, self._requested
         self._taken = last
         self._writing = True
+        self._batch += 1
         error: BaseException | None = None
         self._lock.release()
         try:
@@ -117,7 +123,8 @@ class Journal:
         finally:
             self._lock.acquire()
             self._writing = False
-            self._written.notify_all()
+            self._turns[self._batch % 2].notify_all()
+            self._turns[(self._batch + 1) % 2].notify()  # the next batch's writer, if one waits
         if error is not None:
             self._failed.append((first, last, error))
             return
