@@ -113,3 +113,32 @@ def test_json_install_streams_one_event_per_line(cli, tmp_path):
     assert {e["operation"] for e in events if e["type"] == "operation_succeeded"} == {"create", "configure", "start"}
 
 
+
+
+def test_a_finished_instance_is_in_the_state_while_another_one_is_still_running(cli, tmp_path):
+    # What ends an operation rides with the next "started" mark; when none comes (the only
+    # other instance is in a long hook), it must still reach the state within moments.
+    (tmp_path / "bp.yaml").write_text("""
+node_templates:
+  fast: {type: journal.Node}
+  slow: {type: journal.Node, properties: {sleep: 2}}
+""")
+    state = tmp_path / "state.db"
+    proc = cli("install", "bp.yaml", "--state", str(state), "--concurrency", "2", background=True)
+
+    def fast_recorded() -> dict | None:
+        try:
+            rows = instance_rows(state)
+        except sqlite3.OperationalError:  # the state is being created
+            return None
+        return rows if rows.get("fast_0", ("",))[0] == "started" else None
+
+    try:
+        rows = wait_for(fast_recorded, what="fast_0 recorded as started")
+        # slow_0's create was still running: no write of its own carried fast_0's last one
+        assert "done create slow_0" not in journal_lines(tmp_path)
+        assert rows["fast_0"][1] == {"create": "succeeded", "configure": "succeeded", "start": "succeeded"}
+        assert rows["slow_0"] == ("creating", {"create": "started"})
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
