@@ -45,9 +45,10 @@ class Withdrawn(Exception):
 class Executor(Protocol):
     remote: bool  # True: a dispatch is recorded in the state, and settled with the step's write
 
-    def call(self, caller: Any, ctx: OperationContext, call: Call, live: Any) -> Any:
-        """Run the hook; return what it returned, or raise what it raised. ``live()`` turns
-        False once the runner gave up on this call (timed out, abandoned)."""
+    def call(self, caller: Any, ctx: OperationContext, call: Call | None, live: Any) -> Any:
+        """Run the hook; return what it returned, or raise what it raised. ``call`` is the
+        call as data, given to remote executors only (a local one needs ``ctx`` alone);
+        ``live()`` turns False once the runner gave up on this call (timed out, abandoned)."""
 
     def close(self) -> None: ...
 
@@ -57,7 +58,7 @@ class LocalExecutor:
 
     remote = False
 
-    def call(self, caller: Any, ctx: OperationContext, call: Call, live: Any) -> Any:
+    def call(self, caller: Any, ctx: OperationContext, call: Call | None, live: Any) -> Any:
         return caller(ctx=ctx)
 
     def close(self) -> None:

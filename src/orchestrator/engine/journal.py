@@ -48,6 +48,7 @@ class Journal:
         # The threads waiting for batch n wait on turn n % 2: the end of a batch wakes its own
         # threads, and one of the next batch's (to write it), not all of them.
         self._turns = (threading.Condition(self._lock), threading.Condition(self._lock))
+        self._waiting = [0, 0]  # threads waiting on each turn (a notify with none costs a lock round)
         self._batch = 0  # the number of the batch being written, or of the last one
         self._writes: dict[str, InstanceWrite] = {}
         self._events: list[Event] = []
@@ -90,11 +91,18 @@ class Journal:
                 if ticket <= self._durable:
                     return
                 if ticket <= self._taken:  # in the batch being written
-                    self._turns[self._batch % 2].wait()
+                    self._wait(self._batch % 2)
                 elif self._writing:  # in the next one
-                    self._turns[(self._batch + 1) % 2].wait()
+                    self._wait((self._batch + 1) % 2)
                 else:
                     self._write_batch()
+
+    def _wait(self, turn: int) -> None:
+        self._waiting[turn] += 1
+        try:
+            self._turns[turn].wait()
+        finally:
+            self._waiting[turn] -= 1
 
     def _add(self, write: InstanceWrite | None, events: Iterable[Event]) -> None:
         if write is not None:
@@ -123,8 +131,11 @@ class Journal:
         finally:
             self._lock.acquire()
             self._writing = False
-            self._turns[self._batch % 2].notify_all()
-            self._turns[(self._batch + 1) % 2].notify()  # the next batch's writer, if one waits
+            mine, next_turn = self._batch % 2, (self._batch + 1) % 2
+            if self._waiting[mine]:
+                self._turns[mine].notify_all()
+            if self._waiting[next_turn]:
+                self._turns[next_turn].notify()  # the next batch's writer
         if error is not None:
             self._failed.append((first, last, error))
             return

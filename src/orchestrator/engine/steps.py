@@ -205,9 +205,9 @@ class StepRunner:
         op = Running(inst.id, step, attempt, owner, timeout or ex.options.operation_timeout)
         changes = self.phase.changes.get(inst.id) if step.op == "update" else None
         ctx = self.contexts.operation(inst, step.op, attempt, step.relationship, owner, op.live, changes)
-        call = Call(inst.id, step.op, step.key, step.relationship, owner, attempt, self.plan, changes,
-                    resumed=rec.ops.get(step.key) == "started")
         remote = ex.executor.remote
+        call = Call(inst.id, step.op, step.key, step.relationship, owner, attempt, self.plan, changes,
+                    resumed=rec.ops.get(step.key) == "started") if remote else None  # a local hook needs ctx only
         if step.before:
             rec.state = step.before
         rec.ops[step.key] = "started"
@@ -329,7 +329,7 @@ class StepRunner:
             raise Detached()
         self.ex.sink.emit(event)
 
-    def _call_hook(self, caller: Any, ctx: OperationContext, op: Running, call: Call,
+    def _call_hook(self, caller: Any, ctx: OperationContext, op: Running, call: Call | None,
                    ticket: int | None = None) -> Any:
         """Run a plugin's hook (through the executor) without the engine lock, where the
         supervisor can time it out; first wait for the commit ``ticket`` asked for (the
