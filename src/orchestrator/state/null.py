@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from orchestrator.state.protocol import WritesOne
 from orchestrator.state.records import (
     DeploymentRow,
     Event,
@@ -16,7 +17,7 @@ from orchestrator.state.records import (
 )
 
 
-class NullStore:
+class NullStore(WritesOne):
     location = "(no state)"
     writable = True
     recovered: str | None = None
@@ -54,12 +55,6 @@ class NullStore:
 
     def write(self, deployment: str, writes: list[InstanceWrite], events: list[tuple],
               execution: int | None = None) -> None:
-        pass
-
-    def record(self, deployment: str, instance: str, state: str, ops_json: str, runtime_json: str | None,
-               events: list[tuple], execution: int | None = None, error: str | None = None,
-               secret_keys: list[str] | None = None, version: int | None = None,
-               forget: Iterable[str] = ()) -> None:
         pass
 
     def save_runtime(self, deployment: str, instance: str, runtime_json: str, execution: int | None = None,

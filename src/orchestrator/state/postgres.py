@@ -39,7 +39,7 @@ from orchestrator.errors import LockLostError, StateError, StateLockedError, Sta
 from orchestrator.state import postgres_schema as schema
 from orchestrator.state import postgres_writes as statements
 from orchestrator.state.leases import Holder, busy_message, lease_seconds, why_free
-from orchestrator.state.protocol import BLOB_DAYS
+from orchestrator.state.protocol import BLOB_DAYS, WritesOne
 from orchestrator.state.records import (
     DeploymentRow,
     Event,
@@ -85,7 +85,7 @@ def _translated(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class PostgresStore:
+class PostgresStore(WritesOne):
     """All reads and writes of one PostgreSQL state; safe to share between threads.
 
     ``create=False`` opens it for reading only: an empty database reads as a state with no
@@ -324,14 +324,6 @@ class PostgresStore:
             updated = self.instances(deployment, [w.instance for w in writes])
             missing = next((w.instance for w in writes if w.instance not in updated), "")
             raise self._lost(deployment, execution if not missing else None, missing)
-
-    def record(self, deployment: str, instance: str, state: str, ops_json: str, runtime_json: str | None,
-               events: list[tuple], execution: int | None = None, error: str | None = None,
-               secret_keys: list[str] | None = None, version: int | None = None,
-               forget: Iterable[str] = ()) -> None:
-        """``write`` of one instance."""
-        self.write(deployment, [InstanceWrite(instance, state, ops_json, runtime_json, error, secret_keys, version,
-                                              tuple(forget))], events, execution)
 
     def _lost(self, deployment: str, execution: int | None, instance: str = "") -> StateError:
         """Why a write changed nothing: the lock is gone, or the instance is."""

@@ -116,3 +116,18 @@ class StateStore(Protocol):
         used); blobs of the deployment unused for a week go, all of them with the deployment."""
 
     def blob(self, deployment: str, digest: str) -> bytes | None: ...
+
+
+class WritesOne:
+    """``record``, ``write`` of one instance: what every store shares (mixed into each)."""
+
+    def write(self, deployment: str, writes: list[InstanceWrite], events: list[tuple],
+              execution: int | None = None) -> None:
+        raise NotImplementedError
+
+    def record(self, deployment: str, instance: str, state: str, ops_json: str, runtime_json: str | None,
+               events: list[tuple], execution: int | None = None, error: str | None = None,
+               secret_keys: list[str] | None = None, version: int | None = None,
+               forget: Iterable[str] = ()) -> None:
+        self.write(deployment, [InstanceWrite(instance, state, ops_json, runtime_json, error, secret_keys, version,
+                                              tuple(forget))], events, execution)

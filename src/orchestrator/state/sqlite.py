@@ -34,7 +34,7 @@ from orchestrator.state import schema
 from orchestrator.state.checkpointer import BACKSTOP_PAGES, Checkpointer
 from orchestrator.state.leases import Holder, busy_message, lease_seconds, why_free
 from orchestrator.state.location import DEFAULT_STATE
-from orchestrator.state.protocol import BLOB_DAYS
+from orchestrator.state.protocol import BLOB_DAYS, WritesOne
 from orchestrator.state.records import (
     DeploymentRow,
     Event,
@@ -109,7 +109,7 @@ def _translated(method: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-class SqliteStore:
+class SqliteStore(WritesOne):
     """All reads and writes of one state file; safe to share between threads.
 
     ``create=False`` opens an existing state for reading only: a missing file is a
@@ -538,14 +538,6 @@ class SqliteStore:
                 raise explain(self.path, exc) from exc
             if checkpointer is not None:
                 checkpointer.commits += 1
-
-    def record(self, deployment: str, instance: str, state: str, ops_json: str, runtime_json: str | None,
-               events: list[tuple], execution: int | None = None, error: str | None = None,
-               secret_keys: list[str] | None = None, version: int | None = None,
-               forget: Iterable[str] = ()) -> None:
-        """``write`` of one instance."""
-        self.write(deployment, [InstanceWrite(instance, state, ops_json, runtime_json, error, secret_keys, version,
-                                              tuple(forget))], events, execution)
 
     def _lost(self, deployment: str, execution: int | None, instance: str = "") -> StateError:
         """Why an instance write changed nothing: the lock is gone, or the instance is."""
