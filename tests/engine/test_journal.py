@@ -130,6 +130,8 @@ def test_after_a_lost_lock_instance_writes_fail_but_the_closing_events_land(stor
     store.unlock("dep", force=True)
     with pytest.raises(LockLostError):
         sink.journal.commit(_write("n0_0", "creating"))
+    with pytest.raises(LockLostError):  # a success finishing meanwhile: refused, not left to sink the next
+        sink.journal.stage(_write("n1_0", "started"), [sink.make("instance_finished", "started", "n1_0")])
     sink.emit(sink.make("workflow_failed", "install failed"))
     assert [e.type for e in store.events("dep")] == ["workflow_failed"]
     assert _state(store, "n0_0")[0] == "uninitialized"

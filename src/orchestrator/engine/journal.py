@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 
+from orchestrator.errors import LockLostError
 from orchestrator.state import Event, InstanceWrite, StateStore
 
 
@@ -57,6 +58,7 @@ class Journal:
         self._durable = 0  # every ticket up to this one is in the state (unless it failed)
         self._writing = False
         self._failed: list[tuple[int, int, BaseException]] = []  # batches that did not land: first, last ticket
+        self._lost: LockLostError | None = None  # the lock was taken over: only events still go in
 
     def stage(self, write: InstanceWrite | None, events: Iterable[Event] = ()) -> None:
         """Keep ``write`` and ``events`` for the next commit."""
@@ -106,6 +108,8 @@ class Journal:
 
     def _add(self, write: InstanceWrite | None, events: Iterable[Event]) -> None:
         if write is not None:
+            if self._lost is not None:  # refused at once (with its events), not left to sink a batch
+                raise self._lost
             staged = self._writes.get(write.instance)
             self._writes[write.instance] = write if staged is None else staged.merged(write)
         self._events.extend(events)
@@ -138,6 +142,8 @@ class Journal:
                 self._turns[next_turn].notify()  # the next batch's writer
         if error is not None:
             self._failed.append((first, last, error))
+            if isinstance(error, LockLostError):
+                self._lost = error
             return
         self._durable = last
         for event in events:
