@@ -174,3 +174,19 @@ def test_the_log_is_checkpointed_and_started_over_during_a_stream_of_commits(sto
     store.close()
     assert not any(t.name == "state-checkpoint" for t in threading.enumerate())
     assert not store.path.with_name(store.path.name + "-wal").exists()  # the last close checkpointed the rest
+
+
+def test_a_listener_that_raises_is_dropped_and_the_write_stands(store):
+    execution = store.start_execution("dep", "install")
+    sink, heard = _sink(store, execution)
+
+    def broken(event) -> None:
+        raise ValueError("the terminal went away")
+
+    sink.listeners.insert(0, broken)
+    sink.journal.commit(_write("n0_0", "creating"), [sink.make("operation_started", "create started", "n0_0")])
+    sink.emit(sink.make("log", "later"))
+    assert _state(store, "n0_0")[0] == "creating"
+    assert [e.message for e in heard] == ["create started", "later"]  # the others still hear everything
+    assert len(sink.listeners) == 1
+    assert sink.dropped == ["stopped showing events: ValueError: the terminal went away"]

@@ -142,3 +142,19 @@ node_templates:
     finally:
         proc.wait(timeout=30)
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("fmt", [(), ("--json",)], ids=["plain", "json"])
+def test_a_reader_that_goes_away_does_not_stop_or_hang_the_run(cli, tmp_path, fmt):
+    # `orchestrator install ... | head -1`: the pipe closes after the first line.
+    (tmp_path / "bp.yaml").write_text("node_templates:\n  n: {type: journal.Node, instances: 8, "
+                                      "properties: {sleep: 0.05}}\n")
+    state = tmp_path / "state.db"
+    proc = cli("install", "bp.yaml", "--state", str(state), "--concurrency", "2", *fmt, background=True)
+    assert proc.stdout.readline()
+    proc.stdout.close()  # the reader is gone: every later line of the run meets a broken pipe
+    assert proc.wait(timeout=60) == 0
+    stderr = proc.stderr.read()
+    assert "Traceback" not in stderr, stderr
+    assert {s for s, _ in instance_rows(state).values()} == {"started"}
+    assert len(instance_rows(state)) == 8

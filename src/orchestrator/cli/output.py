@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -70,17 +71,25 @@ def format_event(e: Event | Any) -> str:
 _print_lock = threading.Lock()
 
 
-def plain_listener(event: Event) -> None:
-    line = format_event(event)
+def _to_stdout(text: str) -> None:
+    """Print a line of a live run; when the reader has gone (``| head``), the run goes on and the
+    rest of its output is dropped (stdout now leads to /dev/null, so no later print fails)."""
     with _print_lock:
-        click.echo(line)
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+
+
+def plain_listener(event: Event) -> None:
+    _to_stdout(format_event(event) + "\n")
 
 
 def json_listener(event: Event) -> None:
-    line = json.dumps(event.as_dict(), default=str) + "\n"
-    with _print_lock:
-        sys.stdout.write(line)
-        sys.stdout.flush()
+    _to_stdout(json.dumps(event.as_dict(), default=str) + "\n")
 
 
 def stop_notice_listener(event: Event) -> None:

@@ -81,6 +81,7 @@ class EventSink:
         self.execution = execution
         self.masker = masker or Masker()
         self.listeners: list[Listener] = []
+        self.dropped: list[str] = []  # why a listener was dropped
         self.journal = Journal(store, deployment, execution, self.publish)
 
     def make(self, type: str, message: str, instance: str | None = None, operation: str | None = None,
@@ -94,5 +95,11 @@ class EventSink:
         self.journal.commit(None, (event,))
 
     def publish(self, event: Event) -> None:
-        for listener in self.listeners:
-            listener(event)
+        """Tell every listener; one that raises is dropped (and said in ``dropped``): showing a run
+        must never stop it, or leave its state half written."""
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception as exc:
+                self.listeners.remove(listener)
+                self.dropped.append(f"stopped showing events: {type(exc).__name__}: {exc}")

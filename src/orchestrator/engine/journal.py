@@ -130,7 +130,7 @@ class Journal:
                 self.store.write(self.deployment, writes, rows, self.execution)
             elif rows:  # events alone are not fenced: an execution that lost its lock still says how it ended
                 self.store.add_events(rows)
-        except BaseException as exc:
+        except BaseException as exc:  # handed to every thread whose commit this batch carried
             error = exc
         finally:
             self._lock.acquire()

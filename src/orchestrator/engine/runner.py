@@ -134,6 +134,7 @@ class Runner:
         self._emit(ex.sink.make(f"workflow_{status}", f"{workflow.name} {status} in {elapsed:.2f}s", level=level))
         if self._state_error is not None:
             self.notes.insert(0, str(self._state_error))
+        self.notes.extend(ex.sink.dropped)
         left = ([f for f in ex.failures if f.instance in ex.records and ex.records[f.instance].state != "deleted"]
                 if ex.options.ignore_failures else [])
         return ExecutionResult(workflow.name, ex.deployment, ex.sink.execution, status, ex.failures, elapsed,
@@ -289,11 +290,13 @@ class Runner:
             detached = True  # the supervisor has this instance now; this thread just ends
         finally:
             if not detached:
-                self._commit_staged()  # this worker's last success, when no later write carried it
-                with self._count_lock:
-                    self._active -= 1
-                    if self._active <= 0:
-                        self._idle.set()
+                try:
+                    self._commit_staged()  # this worker's last success, when no later write carried it
+                finally:
+                    with self._count_lock:
+                        self._active -= 1
+                        if self._active <= 0:
+                            self._idle.set()
 
     def _guarded(self, steps: StepRunner, inst: Any) -> bool:
         try:
