@@ -67,10 +67,6 @@ class CrashableStore(SqliteStore):
         if not self.faults.dead:
             super().write(*args, **kwargs)
 
-    def save_runtime(self, *args: Any, **kwargs: Any) -> None:
-        if not self.faults.dead:
-            super().save_runtime(*args, **kwargs)
-
 
 class _SaveTrap:
     """Stands in for an instance of ``ctx`` during the watched hook: counts (and may crash at) saves."""

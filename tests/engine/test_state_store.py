@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import LockLostError, StateError, StateLockedError
-from orchestrator.state import SCHEMA_VERSION, StateStore, open_store
+from orchestrator.state import SCHEMA_VERSION, InstanceWrite, StateStore, open_store
 from orchestrator.state.leases import Holder, host_id
 
 
@@ -135,7 +135,7 @@ def test_unlock_force_stops_the_holder_at_its_next_fenced_write(opened):
     assert lock.execution == execution and why is None
     assert other.unlock("dep") == (None, None)
     for write in (lambda: store.record("dep", "a_0", "started", "{}", None, [], execution=execution),
-                  lambda: store.save_runtime("dep", "a_0", "{}", execution=execution),
+                  lambda: store.write("dep", [InstanceWrite("a_0", None, None, "{}")], [], execution=execution),
                   lambda: store.merge_runtime("dep", "a_0", {"k": 1}, [], execution=execution),
                   lambda: store.add_events([_event("dep", execution, "late")], execution=execution)):
         with pytest.raises(LockLostError, match="it was cleared"):

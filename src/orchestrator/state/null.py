@@ -57,10 +57,6 @@ class NullStore(WritesOne):
               execution: int | None = None) -> None:
         pass
 
-    def save_runtime(self, deployment: str, instance: str, runtime_json: str, execution: int | None = None,
-                     secret_keys: list[str] | None = None) -> None:
-        pass
-
     def merge_runtime(self, deployment: str, instance: str, changed: Mapping[str, Any], removed: Iterable[str],
                       execution: int | None = None, token: str | None = None) -> bool:
         return True

@@ -342,18 +342,6 @@ class PostgresStore(WritesOne):
             raise self._lost(deployment, execution, instance)
 
     @_translated
-    def save_runtime(self, deployment: str, instance: str, runtime_json: str, execution: int | None = None,
-                     secret_keys: list[str] | None = None) -> None:
-        keys = None if secret_keys is None else json.dumps(secret_keys)
-        with self.transaction() as db:
-            self._fence(db, deployment, execution, instance)
-            cur = db.execute("UPDATE instances SET runtime = %s, updated_at = %s, secret_keys = coalesce(%s, "
-                             "secret_keys) WHERE deployment = %s AND id = %s",
-                             (runtime_json, time.time(), keys, deployment, instance))
-            if cur.rowcount != 1:
-                raise self._lost(deployment, None, instance)
-
-    @_translated
     def merge_runtime(self, deployment: str, instance: str, changed: Mapping[str, Any], removed: Iterable[str],
                       execution: int | None = None, token: str | None = None) -> bool:
         """Key-by-key changes of an instance's runtime properties, read (``FOR UPDATE``) and written

@@ -58,8 +58,6 @@ class StateStore(Protocol):
                forget: Iterable[str] = ()) -> None:
         """``write`` of one instance."""
 
-    def save_runtime(self, deployment: str, instance: str, runtime_json: str, execution: int | None = None,
-                     secret_keys: list[str] | None = None) -> None: ...
     def merge_runtime(self, deployment: str, instance: str, changed: Mapping[str, Any], removed: Iterable[str],
                       execution: int | None = None, token: str | None = None) -> bool:
         """Apply key-by-key changes atomically (a worker's ``ctx.instance.update()``): two workers

@@ -548,19 +548,6 @@ class SqliteStore(WritesOne):
         return LockLostError(f"execution {execution} no longer holds the lock on deployment '{deployment}' ({now})")
 
     @_translated
-    def save_runtime(self, deployment: str, instance: str, runtime_json: str, execution: int | None = None,
-                     secret_keys: list[str] | None = None) -> None:
-        keys = None if secret_keys is None else json.dumps(secret_keys)
-        with self._lock:
-            cur = self._db.execute(
-                "UPDATE instances SET runtime = ?, updated_at = ?, secret_keys = coalesce(?, secret_keys) "
-                "WHERE deployment = ? AND id = ? AND "
-                "(? IS NULL OR EXISTS (SELECT 1 FROM locks WHERE deployment = ? AND execution = ?))",
-                (runtime_json, time.time(), keys, deployment, instance, execution, deployment, execution))
-            if cur.rowcount != 1:
-                raise self._lost(deployment, execution, instance)
-
-    @_translated
     def merge_runtime(self, deployment: str, instance: str, changed: Mapping[str, Any], removed: Iterable[str],
                       execution: int | None = None, token: str | None = None) -> bool:
         """Key-by-key changes of an instance's runtime properties, read and written in one
