@@ -55,8 +55,25 @@ def test_a_staged_write_waits_for_the_next_commit_of_any_instance(store):
     journal.commit(_write("n1_0", "creating"), [sink.make("operation_started", "create started", "n1_0")])
     assert _state(store, "n0_0") == ("started", {"start": "succeeded"})
     assert _state(store, "n1_0") == ("creating", {"create": "started"})
+    assert heard == [] and store.events("dep") == []  # events wait for a flush (or a batch of their own)
+    journal.flush()
     assert [e.message for e in heard] == ["started", "create started"]  # in the order they were made
     assert [e.message for e in store.events("dep")] == ["started", "create started"]
+
+
+def test_events_go_in_batches_of_their_own_or_with_a_flush(store, monkeypatch):
+    monkeypatch.setattr("orchestrator.engine.journal.EVENTS_BATCH", 4)
+    execution = store.start_execution("dep", "install")
+    sink, heard = _sink(store, execution)
+    journal = sink.journal
+    journal.commit(None, [sink.make("log", "alone")])  # events only: written at once
+    assert [e.message for e in store.events("dep")] == ["alone"]
+    for i in range(3):
+        journal.commit(_write(f"n{i}_0", "creating"), [sink.make("operation_started", f"{i}", f"n{i}_0")])
+    assert len(store.events("dep")) == 1 and len(heard) == 1  # three events: fewer than a batch
+    journal.commit(_write("n3_0", "creating"), [sink.make("operation_started", "3", "n3_0")])
+    assert [e.message for e in store.events("dep")] == ["alone", "0", "1", "2", "3"]
+    assert [e.message for e in heard] == ["alone", "0", "1", "2", "3"]
 
 
 def test_writes_of_one_instance_merge_and_a_runtime_write_keeps_its_state(store):

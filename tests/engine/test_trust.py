@@ -70,6 +70,8 @@ def test_a_refused_install_changes_nothing_and_the_running_one_keeps_its_inputs(
     first = cli("install", "bp.yaml", "--state", str(state), "-i", "region=eu", background=True)
     try:
         wait_for(lambda: started(tmp_path, "create"), what="the first install's create")
+        wait_for(lambda: any(e[7] == "operation_started" for e in snapshot(state)["events"]),
+                 what="its event (events land within 0.1 s)")
         before = snapshot(state)
         second = cli("install", "bp.yaml", "--state", str(state), "-i", "region=us")
         assert second.returncode == 1
