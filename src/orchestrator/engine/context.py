@@ -76,7 +76,7 @@ class InstanceRecord:
         self.state = state
         self.ops = ops
         self.runtime = runtime
-        self.runtime_json = json.dumps(runtime, sort_keys=True)
+        self.runtime_json = json.dumps(runtime, sort_keys=True) if runtime else "{}"
         self.error = error  # the last failure, until an operation of the instance succeeds
         self.version = version  # the plan version it was last installed or updated with
         self.lock = threading.Lock()

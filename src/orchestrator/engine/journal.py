@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable
 from orchestrator.errors import LockLostError
 from orchestrator.state import Event, InstanceWrite, StateStore
 
-
 EVENTS_BATCH = 256
 """Events staged before a batch takes them along. An instance write need not carry its
 events: stored with it, each batch would touch the events table (and its index) for

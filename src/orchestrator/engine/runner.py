@@ -142,13 +142,12 @@ class Runner:
 
     def _run_phase(self, phase: Phase) -> None:
         graph = phase.graph()
-        self._scheduler = Scheduler(graph, self.ex.stop, before_wait=self._commit_staged)
+        self._scheduler = Scheduler(graph, self.ex.stop, before_wait=self._commit_staged,
+                                    concurrency=self.ex.options.concurrency, spawn=self._spawn_workers)
         self._steps = StepRunner(self.ex, phase, self.contexts(phase.plan))
         self._idle.clear()
-        workers = max(1, min(self.ex.options.concurrency, len(graph)))
-        self._active = workers
-        for _ in range(workers):
-            self._spawn()
+        self._active = 0
+        self._spawn_workers(self._scheduler.start())
         self._supervise()
         self._commit_staged()
 
@@ -264,7 +263,15 @@ class Runner:
 
     # -- workers --------------------------------------------------------------------
 
+    def _spawn_workers(self, n: int) -> None:
+        """Start ``n`` more workers (the scheduler asks, as work appears)."""
+        with self._count_lock:
+            self._active += n
+        for _ in range(n):
+            self._spawn()
+
     def _spawn(self) -> None:
+        """Start a worker that takes the place (and the count) of one already counted."""
         threading.Thread(target=self._worker, name="op", daemon=True).start()
 
     def _worker(self) -> None:

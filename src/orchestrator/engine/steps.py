@@ -30,6 +30,7 @@ from orchestrator.engine.workflows import Phase, Step
 from orchestrator.errors import NonRecoverableError, RecoverableError, SkipOperation, StateError
 from orchestrator.plan import PlannedInstance
 from orchestrator.state import InstanceWrite, StateStore
+from orchestrator.state.records import ops_json
 
 RESULT_EVENT_LIMIT = 65536  # characters of a custom operation's result kept in its event
 
@@ -403,7 +404,7 @@ class StepRunner:
         with rec.lock:  # same order as persist(): a stale copy of the runtime properties never lands last
             runtime = rec.runtime_json if runtime_json is not None else None
             keys = masker.secret_keys(rec.runtime) if runtime is not None and masker else None
-            write = InstanceWrite(rec.id, state, json.dumps(rec.ops), runtime, rec.error, keys, version,
+            write = InstanceWrite(rec.id, state, ops_json(rec.ops), runtime, rec.error, keys, version,
                                   tuple(forget))
             ticket = journal.request(write, events) if commit else journal.stage(write, events)
         if version is not None:

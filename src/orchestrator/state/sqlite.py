@@ -42,6 +42,7 @@ from orchestrator.state.records import (
     InstanceWrite,
     LockInfo,
     OperationOutcome,
+    loads_object,
     merged_runtime,
 )
 from orchestrator.state.safety import (
@@ -494,7 +495,7 @@ class SqliteStore(WritesOne):
             args += wanted
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        return {r[0]: InstanceRow(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5], r[6],
+        return {r[0]: InstanceRow(r[0], r[1], r[2], loads_object(r[3]), loads_object(r[4]), r[5], r[6],
                                   json.loads(r[7]) if r[7] else [], r[8]) for r in rows}
 
 
