@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator import hookimpl
-from orchestrator.engine.dispatch import Dispatcher
+from orchestrator.engine.dispatch import DirectCall, Dispatcher
 from orchestrator.plugins import get_plugin_manager
 
 
@@ -189,3 +189,46 @@ def test_a_typeless_wrapper_can_skip_operations_for_dry_run(orch):
     assert not [i for op, i in owner.seen if op == "create"]  # the owner's create never ran
     assert run.states == {"x_0": "started"}
     assert [e.message for e in run.events if e.type == "operation_skipped"] == ["create skipped: dry run"]
+
+
+class Answers:
+    """One implementation per hook: the engine calls it without pluggy's machinery, and must get
+    what pluggy would have returned (a list for ordinary hooks, the value for firstresult ones)."""
+
+    __name__ = "answers"
+
+    @hookimpl
+    def register_types(self) -> dict[str, Any]:
+        return {"node_types": {"answers.Thing": {"derived_from": "orchestrator.nodes.Root"}}}
+
+    @hookimpl
+    def create(self, ctx: Any) -> str:
+        return f"created {ctx}"
+
+    @hookimpl
+    def configure(self) -> None:  # a hookimpl may take fewer arguments than the spec
+        return None
+
+    @hookimpl
+    def start(self, ctx: Any) -> None:
+        raise KeyError(ctx)
+
+    @hookimpl
+    def check_drift(self, ctx: Any) -> dict[str, Any]:
+        return {"drifted": ctx}
+
+
+def test_a_hook_with_one_implementation_returns_what_pluggy_returns():
+    import pytest
+
+    answers = Answers()
+    pm = get_plugin_manager([answers], entry_points=False, env={})
+    direct = Dispatcher(pm)
+    for op, ctx in (("create", 1), ("configure", 2), ("check_drift", 3)):
+        via_pluggy = getattr(pm.hook, op)(ctx=ctx)
+        caller = direct.caller("answers", op)
+        assert isinstance(caller, DirectCall) and caller(ctx=ctx) == via_pluggy, op
+    with pytest.raises(KeyError):
+        direct.caller("answers", "start")(ctx=4)
+    traced = get_plugin_manager([Answers()], entry_points=False, env={"ORCHESTRATOR_TRACE_HOOKS": "1"})
+    assert not isinstance(Dispatcher(traced).caller("answers", "create"), DirectCall)  # tracing sees every call

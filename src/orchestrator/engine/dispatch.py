@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pluggy._callers import _multicall
+
 from orchestrator.errors import PluginError
 from orchestrator.plugins import PluginManager
 
@@ -40,6 +42,7 @@ class Dispatcher:
                 raise PluginError(f"plugin '{owner}' failed to load: {self.pm.failure(owner)}")
             remove = [self.pm.get_plugin(name) for name in self._owners if name != owner]
             caller = self.pm.subset_hook_caller(operation, [p for p in remove if p is not None])
+            caller = _direct(self.pm, caller) or caller
         self._callers[key] = caller
         return caller
 
@@ -58,3 +61,39 @@ class Dispatcher:
     def check_owners(self, owners: set[str | None]) -> list[str]:
         """Owners a plan needs that this manager lacks (checked before anything runs)."""
         return sorted(o for o in owners if o is not None and not self.pm.has_plugin(o))
+
+
+class DirectCall:
+    """The one implementation behind a hook caller, called without pluggy's machinery (most
+    of the engine's cost per call on top of a no-op hook), returning what pluggy would: the
+    value for a ``firstresult`` hook, else a list of the non-None results. Used when there
+    is exactly one implementation, no wrapper, and no call monitoring
+    (``ORCHESTRATOR_TRACE_HOOKS``) that must see the call."""
+
+    __slots__ = ("_caller", "_firstresult", "_function", "_with_ctx")
+
+    def __init__(self, caller: Any, impl: Any) -> None:
+        self._caller = caller
+        self._function = impl.function
+        self._with_ctx = bool(impl.argnames)  # a hookimpl may take fewer arguments than its spec
+        self._firstresult = bool(caller.spec.opts.get("firstresult"))
+
+    def __call__(self, *, ctx: Any) -> Any:
+        result = self._function(ctx) if self._with_ctx else self._function()
+        if self._firstresult:
+            return result
+        return [] if result is None else [result]
+
+    def get_hookimpls(self) -> list[Any]:
+        return self._caller.get_hookimpls()
+
+
+def _direct(pm: PluginManager, caller: Any) -> DirectCall | None:
+    """``caller`` as a ``DirectCall`` when that calls the same thing; else None."""
+    if getattr(pm, "_inner_hookexec", None) is not _multicall:
+        return None
+    impls = caller.get_hookimpls()
+    if (caller.spec is None or tuple(caller.spec.argnames) != ("ctx",) or len(impls) != 1
+            or impls[0].hookwrapper or impls[0].wrapper or impls[0].argnames not in ((), ("ctx",))):
+        return None  # not a lifecycle hook (``validate_node(node)``), or more than one function to run
+    return DirectCall(caller, impls[0])
