@@ -248,6 +248,8 @@ def _kept(previous: Plan | None, name: str, host_template: str | None) -> dict[s
 
 
 def _hosts_first(bp: Blueprint) -> list[NodeTemplate]:
+    if not any(t.host for t in bp.templates.values()):
+        return list(bp.templates.values())  # nothing contained: any order is hosts first
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for t in bp.templates.values():
         sorter.add(t.name, *([t.host] if t.host else []))

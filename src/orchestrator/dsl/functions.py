@@ -34,6 +34,9 @@ FOREIGN_FUNCTIONS = frozenset((
 NOT_IN_INPUTS = ("get_attribute", "get_property", "get_input")  # inputs are known before nodes and each other
 
 
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
 def as_function(value: Any) -> tuple[str, Any] | None:
     """``(name, arguments)`` when ``value`` is a function call mapping, else ``None``."""
     if type(value) in (dict, YDict) and len(value) == 1:
@@ -158,7 +161,11 @@ class PlanResolver:
                               f"get_property chain longer than {MAX_DEPTH} properties")
             return None
         if name in template.properties:
-            raw, mark = template.properties[name], mark_of(template.properties, name)
+            raw = template.properties[name]
+            if raw.__class__ in _SCALARS:  # nothing to resolve: no mark, no wording needed
+                self._resolved[key] = raw
+                return raw
+            mark = mark_of(template.properties, name)
         else:
             prop = self.bp.node_types[template.type].properties.get(name) if template.type in self.bp.node_types else None
             if prop is None or prop.default is MISSING:

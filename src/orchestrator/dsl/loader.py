@@ -58,6 +58,7 @@ from orchestrator.dsl.schema import (
     description_of,
     fill_defaults,
     parse_property_def,
+    plainly_valid,
 )
 from orchestrator.dsl.types import (
     KINDS,
@@ -638,7 +639,9 @@ def _resolve_properties(bp: Blueprint, resolver: PlanResolver, checker: ValueChe
             prop = schema.get(pname)
             if prop is None:
                 continue
-            if pname in t.properties:
+            if plainly_valid(prop, value):
+                pass
+            elif pname in t.properties:
                 checker.check_property(prop, value, mark_of(t.properties, pname),
                                        f"node template '{name}': property '{pname}'")
             else:  # a type's default: reported once, where the default is written

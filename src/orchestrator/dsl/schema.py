@@ -58,6 +58,24 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+_PLAIN_TYPES = {"string": (str,), "integer": (int,), "float": (int, float), "boolean": (bool,)}
+
+
+def plainly_valid(prop: PropertyDef, value: Any) -> bool:
+    """True when ``ValueChecker.check_property`` would find nothing, known without the mark
+    and the wording a problem would need: a null, any value of an untyped property without
+    constraints, or a plain scalar of the property's scalar type without constraints. Most
+    values of a large blueprint are one of these."""
+    if value is None:
+        return True
+    if prop.constraints:
+        return False
+    if prop.type is None:
+        return True
+    plain = _PLAIN_TYPES.get(prop.type)
+    return plain is not None and value.__class__ in plain
+
+
 def _length(v: Any) -> int | None:
     return len(v) if isinstance(v, (str, list, dict)) else None
 
