@@ -147,7 +147,11 @@ class Runner:
         self._steps = StepRunner(self.ex, phase, self.contexts(phase.plan))
         self._idle.clear()
         self._active = 0
-        self._spawn_workers(self._scheduler.start())
+        wanted = self._scheduler.start()
+        started = self._spawn_workers(wanted)
+        if not started:
+            raise RuntimeError("cannot start a worker thread")
+        self._scheduler.unspawned(wanted - started)
         self._supervise()
         self._commit_staged()
 
@@ -263,12 +267,19 @@ class Runner:
 
     # -- workers --------------------------------------------------------------------
 
-    def _spawn_workers(self, n: int) -> None:
-        """Start ``n`` more workers (the scheduler asks, as work appears)."""
-        with self._count_lock:
-            self._active += n
-        for _ in range(n):
-            self._spawn()
+    def _spawn_workers(self, n: int) -> int:
+        """Start up to ``n`` more workers (the scheduler asks, as work appears): how many started.
+        A system that refuses more threads leaves the run with the workers it has."""
+        for started in range(n):
+            with self._count_lock:
+                self._active += 1
+            try:
+                self._spawn()
+            except RuntimeError:  # "can't start new thread"
+                with self._count_lock:
+                    self._active -= 1
+                return started
+        return n
 
     def _spawn(self) -> None:
         """Start a worker that takes the place (and the count) of one already counted."""

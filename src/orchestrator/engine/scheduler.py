@@ -26,10 +26,11 @@ from collections.abc import Callable
 class Scheduler:
     def __init__(self, graph: dict[str, set[str]], stop: threading.Event,
                  before_wait: Callable[[], None] | None = None, concurrency: int = 1,
-                 spawn: Callable[[int], None] | None = None) -> None:
+                 spawn: Callable[[int], int] | None = None) -> None:
         """``graph`` maps each instance to the instances it waits for; ``stop`` set: hand out no more;
         ``before_wait`` is called (without the scheduler's lock) by a worker about to wait for work;
-        ``spawn(n)`` starts ``n`` more workers (of at most ``concurrency``; see ``start``)."""
+        ``spawn(n)`` starts up to ``n`` more workers and says how many it did (at most
+        ``concurrency`` in all; see ``start``)."""
         self._before_wait = before_wait
         self._limit = max(1, concurrency)
         self._spawn = spawn
@@ -50,13 +51,23 @@ class Scheduler:
             self._workers = max(1, min(len(self._ready), self._limit))
             return self._workers
 
+    def unspawned(self, n: int) -> None:
+        """``n`` of the workers asked for could not be started."""
+        if n > 0:
+            with self._cond:
+                self._workers -= n
+
+    def _start(self, n: int) -> None:
+        """Start ``n`` workers (called without the lock)."""
+        self.unspawned(n - self._spawn(n))  # type: ignore[misc]
+
     def take(self) -> str | None:
         """The next instance to work on; None when there is none left (or a stop was requested)."""
         with self._cond:
             iid = self._next()
             grow = self._grow()
         if grow:
-            self._spawn(grow)  # type: ignore[misc]
+            self._start(grow)
         return iid
 
     def finish_and_take(self, iid: str, ok: bool) -> str | None:
@@ -74,7 +85,7 @@ class Scheduler:
             iid = self._next()
             grow = self._grow()
         if grow:
-            self._spawn(grow)  # type: ignore[misc]
+            self._start(grow)
         return iid
 
     def defer_and_take(self, iid: str, delay: float) -> str | None:
@@ -97,7 +108,7 @@ class Scheduler:
                 grow = self._grow()
             self._wake_if_over()
         if grow:
-            self._spawn(grow)  # type: ignore[misc]
+            self._start(grow)
 
     def defer(self, iid: str, delay: float) -> None:
         """``iid`` waits ``delay`` seconds, handed back by a worker that takes nothing more."""
