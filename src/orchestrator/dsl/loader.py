@@ -518,38 +518,41 @@ def _read_relationships(bp: Blueprint, template: NodeTemplate, body: Mapping, ra
     hosts: list[RelationshipTemplate] = []
     for i, item in enumerate(rels_raw):
         imark = mark_of(rels_raw, i)
-        where = f"node template '{shown(template.name)}': relationship {i + 1}"
+
+        def where(i: int = i) -> str:  # worded only for a problem: most relationships have none
+            return f"node template '{shown(template.name)}': relationship {i + 1}"
+
         if not isinstance(item, dict):
-            problems.add(imark, f"{where} must be a mapping with 'type' and 'target'")
+            problems.add(imark, f"{where()} must be a mapping with 'type' and 'target'")
             continue
         for key in item:
             if key not in RELATIONSHIP_KEYS:
-                problems.add(key_mark(item, key), f"unknown key '{shown(key)}' in {where}{did_you_mean(key, RELATIONSHIP_KEYS)}")
+                problems.add(key_mark(item, key), f"unknown key '{shown(key)}' in {where()}{did_you_mean(key, RELATIONSHIP_KEYS)}")
         rtype, target = item.get("type"), item.get("target")
         bad = False
         if rtype is None:
-            problems.add(imark, f"{where} has no 'type'")
+            problems.add(imark, f"{where()} has no 'type'")
             bad = True
         elif not isinstance(rtype, str) or rtype not in bp.relationship_types:
-            problems.add(mark_of(item, "type"), f"{where}: unknown relationship type '{shown(rtype)}'"
+            problems.add(mark_of(item, "type"), f"{where()}: unknown relationship type '{shown(rtype)}'"
                          f"{did_you_mean(str(rtype), bp.relationship_types)}")
             bad = True
         if target is None:
-            problems.add(imark, f"{where} has no 'target'")
+            problems.add(imark, f"{where()} has no 'target'")
             bad = True
         elif not isinstance(target, str):
-            problems.add(mark_of(item, "target"), f"{where}: target must be a node template name")
+            problems.add(mark_of(item, "target"), f"{where()}: target must be a node template name")
             bad = True
         elif target not in raw:
-            problems.add(mark_of(item, "target"), f"{where}: target '{shown(target)}' is not a node template"
+            problems.add(mark_of(item, "target"), f"{where()}: target '{shown(target)}' is not a node template"
                          f"{did_you_mean(target, [str(k) for k in raw])}")
             bad = True
         elif target == template.name:
-            problems.add(mark_of(item, "target"), f"{where}: a node cannot target itself")
+            problems.add(mark_of(item, "target"), f"{where()}: a node cannot target itself")
             bad = True
-        props = item.get("properties") or YDict()
+        props = item.get("properties") or {}
         if not isinstance(props, dict):
-            problems.add(mark_of(item, "properties"), f"{where}: properties must be a mapping")
+            problems.add(mark_of(item, "properties"), f"{where()}: properties must be a mapping")
             props = YDict()
         if bad:
             continue
@@ -656,6 +659,9 @@ def _resolve_properties(bp: Blueprint, resolver: PlanResolver, checker: ValueChe
 def _resolve_relationship(bp: Blueprint, t: NodeTemplate, rel: RelationshipTemplate, resolver: PlanResolver,
                           checker: ValueChecker, problems: Problems) -> None:
     rtype = bp.relationship_types[rel.type]
+    if not rel.properties and not rtype.properties:  # most relationships: nothing to resolve or check
+        rel.values = {}
+        return
     where = f"node template '{shown(t.name)}': relationship to '{shown(rel.target)}'"
     for key in rel.properties:
         if key not in rtype.properties:
