@@ -133,6 +133,8 @@ class PlanResolver:
         self.problems = problems
         self._resolved: dict[tuple[str, str], Any] = {}
         self._stack: list[tuple[str, str]] = []
+        # each function's method, looked up once (``resolve`` runs for every function in the blueprint)
+        self._calls = {name: getattr(self, f"_fn_{name}") for name in FUNCTIONS if hasattr(self, f"_fn_{name}")}
 
     # -- entry points -------------------------------------------------------------
 
@@ -191,7 +193,7 @@ class PlanResolver:
                                       f"{where}: {unknown_function_message(name)}")
                     return None
                 return self._cloudify(name, args, args_mark, template, where, allowed_entities)
-            return getattr(self, f"_fn_{name}")(args, args_mark, template, where, allowed_entities)
+            return self._calls[name](args, args_mark, template, where, allowed_entities)
         unknown = unknown_function(value)
         if unknown is not None:
             self.problems.add(child_mark(value, unknown, mark, value=False), f"{where}: {unknown_function_message(unknown)}")
