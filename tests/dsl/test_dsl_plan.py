@@ -154,3 +154,37 @@ def test_structure_hash_follows_instances_and_relationships_not_properties(plan)
     assert plan(base.replace("RELATIONSHIP", "connected_to")).structure_hash() != reference
     assert plan(depends.replace("relationships: [{type: orchestrator.relationships.depends_on, target: vm}]",
                                 "relationships: []")).structure_hash() != reference
+
+
+def test_waves_are_graphlibs_static_order_cut_by_longest_chain_of_targets():
+    """Plan.waves is done with plain lists; it must give what graphlib's order gave, wave by wave."""
+    import graphlib
+    import random
+    from types import SimpleNamespace
+
+    def by_graphlib(instances):
+        level, waves, sorter = {}, [], graphlib.TopologicalSorter()
+        for inst in instances.values():
+            sorter.add(inst.id, *inst.targets)
+        for iid in sorter.static_order():
+            n = max((level[t] + 1 for t in instances[iid].targets), default=0)
+            level[iid] = n
+            if n == len(waves):
+                waves.append([])
+            waves[n].append(iid)
+        return waves
+
+    rng = random.Random(7)
+    for _ in range(200):
+        ids = [f"i{k}" for k in range(rng.randint(1, 40))]
+        rank = {iid: k for k, iid in enumerate(ids)}  # targets come earlier in this order: a DAG
+        instances = {}
+        for iid in rng.sample(ids, len(ids)):  # inserted in another order
+            earlier = [t for t in ids if rank[t] < rank[iid]]
+            targets = rng.sample(earlier, min(len(earlier), rng.randint(0, 3)))
+            if targets and rng.random() < 0.2:
+                targets.append(targets[0])  # two relationships to one target
+            instances[iid] = SimpleNamespace(id=iid, targets=targets)
+        plan = Plan.__new__(Plan)
+        plan.instances = instances
+        assert plan.waves() == by_graphlib(instances)
