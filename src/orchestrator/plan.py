@@ -15,6 +15,7 @@ from collections.abc import Set
 from typing import Any
 
 from orchestrator.dsl.model import Blueprint, NodeTemplate
+from orchestrator.levels import levels
 from orchestrator.record import Record
 
 
@@ -99,36 +100,10 @@ class Plan(Record):
     # -- graph --------------------------------------------------------------------
 
     def waves(self) -> list[list[str]]:
-        """Generations of instances: every instance comes after all of its targets.
-
-        Wave n holds the instances whose longest chain of targets is n long, in the order
-        ``graphlib.TopologicalSorter.static_order`` yields them (its batches are these
-        waves); done here with plain lists, at a fifth of graphlib's cost on 10,000 nodes.
-        """
-        waiting: dict[str, list] = {}  # id -> [targets not yet placed, dependents], first mention first
-        for inst in self.instances.values():
-            node = waiting.get(inst.id)
-            if node is None:
-                node = waiting[inst.id] = [0, []]
-            node[0] += len(inst.targets)
-            for target in inst.targets:
-                other = waiting.get(target)
-                if other is None:
-                    other = waiting[target] = [0, []]
-                other[1].append(inst.id)
-        wave = [iid for iid, (left, _) in waiting.items() if not left]
-        waves: list[list[str]] = []
-        while wave:
-            waves.append(wave)
-            following = []
-            for iid in wave:
-                for dependent in waiting[iid][1]:
-                    node = waiting[dependent]
-                    node[0] -= 1
-                    if not node[0]:
-                        following.append(dependent)
-            wave = following
-        if sum(map(len, waves)) != len(waiting):
+        """Generations of instances: every instance comes after all of its targets (wave n: the
+        longest chain of targets is n long), in ``graphlib``'s static order (``levels``)."""
+        waves, count = levels((inst.id, inst.targets) for inst in self.instances.values())
+        if sum(map(len, waves)) != count:
             raise graphlib.CycleError("the plan's instances depend on each other in a cycle")
         return waves
 

@@ -76,6 +76,7 @@ from orchestrator.dsl.yaml_source import (
     parse_yaml,
     read_yaml_file,
 )
+from orchestrator.levels import levels
 from orchestrator.record import Record
 
 TOP_LEVEL_KEYS = (
@@ -608,25 +609,11 @@ def _check_graph(bp: Blueprint, problems: Problems) -> bool:
 
 
 def _acyclic(bp: Blueprint) -> bool:
-    """Whether the templates' relationships form no cycle (Kahn's count: a quarter of graphlib's
-    ``prepare`` on 10,000 templates, which is kept for finding the cycle to report)."""
-    waiting = {name: 0 for name in bp.templates}
-    dependents: dict[str, list[str]] = {name: [] for name in bp.templates}
-    for t in bp.templates.values():
-        for r in t.relationships:
-            if r.target in waiting:
-                waiting[t.name] += 1
-                dependents[r.target].append(t.name)
-    ready = [name for name, left in waiting.items() if not left]
-    placed = 0
-    while ready:
-        name = ready.pop()
-        placed += 1
-        for dependent in dependents[name]:
-            waiting[dependent] -= 1
-            if not waiting[dependent]:
-                ready.append(dependent)
-    return placed == len(waiting)
+    """Whether the templates' relationships form no cycle (by ``levels``: a quarter of the cost
+    of graphlib's ``prepare`` on 10,000 templates; graphlib is kept for finding the cycle)."""
+    placed, count = levels((t.name, [r.target for r in t.relationships if r.target in bp.templates])
+                           for t in bp.templates.values())
+    return sum(map(len, placed)) == count
 
 
 def _check_instance_total(bp: Blueprint, problems: Problems) -> None:
