@@ -52,8 +52,7 @@ class Pool:
                 self.running -= 1
 
     def run(self) -> None:
-        wanted = self.scheduler.start()
-        self.scheduler.unspawned(wanted - self.spawn(wanted))
+        self.scheduler.start()
         deadline = time.monotonic() + 10
         while any(t.is_alive() for t in list(self.threads)):
             assert time.monotonic() < deadline, "the workers did not finish"

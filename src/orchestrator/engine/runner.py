@@ -147,11 +147,8 @@ class Runner:
         self._steps = StepRunner(self.ex, phase, self.contexts(phase.plan))
         self._idle.clear()
         self._active = 0
-        wanted = self._scheduler.start()
-        started = self._spawn_workers(wanted)
-        if not started:
+        if not self._scheduler.start():
             raise RuntimeError("cannot start a worker thread")
-        self._scheduler.unspawned(wanted - started)
         self._supervise()
         self._commit_staged()
 

@@ -29,7 +29,7 @@ class Scheduler:
                  spawn: Callable[[int], int] | None = None) -> None:
         """``graph`` maps each instance to the instances it waits for; ``stop`` set: hand out no more;
         ``before_wait`` is called (without the scheduler's lock) by a worker about to wait for work;
-        ``spawn(n)`` starts up to ``n`` more workers and says how many it did (at most
+        ``spawn(n)`` (needed by ``start``) starts up to ``n`` more workers and says how many it did (at most
         ``concurrency`` in all; see ``start``)."""
         self._before_wait = before_wait
         self._limit = max(1, concurrency)
@@ -45,21 +45,19 @@ class Scheduler:
         self._cond = threading.Condition()
 
     def start(self) -> int:
-        """How many workers to start with: one per ready instance, within ``concurrency`` (at
-        least one, which finds an empty graph done). Their caller starts them."""
+        """Start the first workers, one per ready instance within ``concurrency`` (at least one,
+        which finds an empty graph done); how many started."""
         with self._cond:
-            self._workers = max(1, min(len(self._ready), self._limit))
-            return self._workers
+            n = self._workers = max(1, min(len(self._ready), self._limit))
+        return self._start(n)
 
-    def unspawned(self, n: int) -> None:
-        """``n`` of the workers asked for could not be started."""
-        if n > 0:
+    def _start(self, n: int) -> int:
+        """Start ``n`` workers (called without the lock); those the system refused are given back."""
+        started = self._spawn(n)  # type: ignore[misc]
+        if started < n:
             with self._cond:
-                self._workers -= n
-
-    def _start(self, n: int) -> None:
-        """Start ``n`` workers (called without the lock)."""
-        self.unspawned(n - self._spawn(n))  # type: ignore[misc]
+                self._workers -= n - started
+        return started
 
     def take(self) -> str | None:
         """The next instance to work on; None when there is none left (or a stop was requested)."""
