@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import NonRecoverableError, OperationRetry
+from orchestrator.state.records import loads_object
 
 
 class Unresolved:
@@ -82,10 +83,6 @@ class InstanceRecord:
         self.lock = threading.Lock()
 
 
-def _loads(text: str) -> dict[str, Any]:
-    return {} if text == "{}" else json.loads(text)  # most instances start with none: skip the parser
-
-
 class NodeContext:
     __slots__ = ("id", "properties", "type", "type_hierarchy")
 
@@ -117,8 +114,8 @@ class InstanceContext:
         self._live = live  # False once the operation timed out or was abandoned
         with record.lock:
             self._snapshot = record.runtime_json
-        self.runtime_properties: dict[str, Any] = _loads(self._snapshot)
-        self._before: dict[str, Any] = _loads(self._snapshot)  # pristine copy: change detection
+        self.runtime_properties: dict[str, Any] = loads_object(self._snapshot)
+        self._before: dict[str, Any] = loads_object(self._snapshot)  # pristine copy: change detection
 
     @property
     def relationships(self) -> list[RelationshipContext]:

@@ -41,12 +41,14 @@ from orchestrator.state import postgres_writes as statements
 from orchestrator.state.leases import Holder, busy_message, lease_seconds, why_free
 from orchestrator.state.protocol import BLOB_DAYS, WritesOne
 from orchestrator.state.records import (
+    INSTANCE_COLUMNS,
     DeploymentRow,
     Event,
     InstanceRow,
     InstanceWrite,
     LockInfo,
     OperationOutcome,
+    instance_row,
     merged_runtime,
 )
 
@@ -298,14 +300,12 @@ class PostgresStore(WritesOne):
     def instances(self, deployment: str, ids: Iterable[str] | None = None) -> dict[str, InstanceRow]:
         if self._empty:
             return {}
-        sql = ("SELECT id, node, state, ops, runtime, updated_at, error, secret_keys, plan_version FROM instances "
-               "WHERE deployment = %s")
+        sql = f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE deployment = %s"
         args: list[Any] = [deployment]
         if ids is not None:
             sql += " AND id = ANY(%s)"
             args.append(list(ids))
-        return {r[0]: InstanceRow(r[0], r[1], r[2], json.loads(r[3]), json.loads(r[4]), r[5], r[6],
-                                  json.loads(r[7]) if r[7] else [], r[8]) for r in self._all(sql, args)}
+        return {r[0]: instance_row(r) for r in self._all(sql, args)}
 
     @_translated
     def write(self, deployment: str, writes: list[InstanceWrite], events: list[tuple],

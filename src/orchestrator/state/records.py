@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
@@ -76,6 +76,16 @@ class InstanceRow:
     error: str | None = None  # the last failure, while the instance is failed
     secret_keys: list[str] = field(default_factory=list)  # runtime keys whose values hold a secret
     plan_version: int | None = None  # the plan it was last installed or updated with (None: never)
+
+
+INSTANCE_COLUMNS = "id, node, state, ops, runtime, updated_at, error, secret_keys, plan_version"
+"""What every store selects for an ``InstanceRow`` (``instance_row``), in this order."""
+
+
+def instance_row(r: Sequence[Any]) -> InstanceRow:
+    """An ``InstanceRow`` from a row of ``INSTANCE_COLUMNS`` (the JSON columns as text)."""
+    return InstanceRow(r[0], r[1], r[2], loads_object(r[3]), loads_object(r[4]), r[5], r[6],
+                       json.loads(r[7]) if r[7] else [], r[8])
 
 
 @dataclass(slots=True)

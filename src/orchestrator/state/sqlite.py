@@ -36,13 +36,14 @@ from orchestrator.state.leases import Holder, busy_message, lease_seconds, why_f
 from orchestrator.state.location import DEFAULT_STATE
 from orchestrator.state.protocol import BLOB_DAYS, WritesOne
 from orchestrator.state.records import (
+    INSTANCE_COLUMNS,
     DeploymentRow,
     Event,
     InstanceRow,
     InstanceWrite,
     LockInfo,
     OperationOutcome,
-    loads_object,
+    instance_row,
     merged_runtime,
 )
 from orchestrator.state.safety import (
@@ -486,8 +487,7 @@ class SqliteStore(WritesOne):
         """The deployment's instances (only ``ids`` when given)."""
         if self._empty:
             return {}
-        sql = ("SELECT id, node, state, ops, runtime, updated_at, error, secret_keys, plan_version FROM instances "
-               "WHERE deployment = ?")
+        sql = f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE deployment = ?"
         args: list[Any] = [deployment]
         if ids is not None:
             wanted = list(ids)
@@ -495,15 +495,14 @@ class SqliteStore(WritesOne):
             args += wanted
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        return {r[0]: InstanceRow(r[0], r[1], r[2], loads_object(r[3]), loads_object(r[4]), r[5], r[6],
-                                  json.loads(r[7]) if r[7] else [], r[8]) for r in rows}
+        return {r[0]: instance_row(r) for r in rows}
 
 
     def write(self, deployment: str, writes: list[InstanceWrite], events: list[tuple],
               execution: int | None = None) -> None:
         """One transaction: instances' states and runtime properties, events, settled dispatches.
 
-        ``events`` are rows as ``EventSink.row`` makes them. With ``execution``, the write
+        ``events`` are rows as ``journal.event_row`` makes them. With ``execution``, the write
         happens only while that execution still holds the deployment's lock (else
         ``LockLostError``), checked once inside the transaction. This is the engine's hot path
         (one call per operation, carrying whatever else its journal holds): no context
