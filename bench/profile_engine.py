@@ -38,6 +38,7 @@ from orchestrator.deployments import Orchestrator  # noqa: E402
 from orchestrator.engine import workflows  # noqa: E402
 from orchestrator.engine.dispatch import Dispatcher  # noqa: E402
 from orchestrator.engine.events import EventSink, Masker  # noqa: E402
+from orchestrator.engine.journal import event_row  # noqa: E402
 from orchestrator.engine.options import Options  # noqa: E402
 from orchestrator.engine.runner import Runner  # noqa: E402
 from orchestrator.engine.steps import StepRunner, _merge_runtime  # noqa: E402
@@ -214,7 +215,7 @@ def micro_view() -> str:
     node = plan.nodes[inst.node]
     rec = r.records[inst.id]
     caller = r.ex.dispatcher.caller(node.owner, "create")
-    ev = [EventSink.row(sink.make("operation_started", "create started", rec.id, "create", node.owner))]
+    ev = [event_row(sink.make("operation_started", "create started", rec.id, "create", node.owner))]
     ops_json = json.dumps({"create": "started"})
 
     def bench(fn: Any, n: int = 3000) -> float:

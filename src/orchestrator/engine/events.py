@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from orchestrator.engine.journal import Journal, event_row
+from orchestrator.engine.journal import Journal
 from orchestrator.secrets import MASK, printed_forms
 from orchestrator.state import Event, StateStore
 
@@ -88,8 +88,6 @@ class EventSink:
              plugin: str | None = None, level: str = "info") -> Event:
         return Event(time.time(), self.deployment, self.execution, instance, operation, plugin, type, level,
                      self.masker(message))
-
-    row = staticmethod(event_row)
 
     def emit(self, event: Event) -> None:
         self.journal.commit(None, (event,))
