@@ -329,8 +329,10 @@ class Orchestrator:
         if resuming:
             # The same scale, stopped half way (killed, failed): it resumes toward the target it set,
             # which is the deployment's plan now; "+1" again would add one more.
+            # A removed instance's row is gone once the removal settled (a kill can land between
+            # that and the execution's end): its template is then the one its id names.
             rows = self.store.instances(row.id)
-            templates = {*changes, *(rows[i].node for i in remove if i in rows)}
+            templates = {*changes, *(rows[i].node if i in rows else i.rpartition("_")[0] for i in remove)}
             changes = {t: str(_per_host(plan, t)) for t in templates if t in plan.nodes}
             remove = ()
         counts: dict[str, int] = {}

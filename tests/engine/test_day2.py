@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import contextlib
 import signal
 import sqlite3
 from pathlib import Path
@@ -285,6 +286,21 @@ def test_a_removal_run_again_after_it_succeeded_has_nothing_to_do(cli, tmp_path,
     assert sorted(resources(tmp_path)) == ["app_1", "db_0", "lb_0", "vm_1"]
     other = cli("scale", "--state", web, "--remove", "vm_0", "--remove", "vm_1", "--yes")
     assert other.returncode == 2 and "no instance 'vm_0'" in other.stderr  # another request: vm_0 is a typo there
+
+
+@pytest.mark.parametrize("scale", [["vm=+1"], ["--remove", "vm_0"]])
+def test_a_scale_killed_after_it_settled_but_before_its_end_resumes_with_nothing_to_do(cli, tmp_path, web, scale):
+    # The removal's rows are forgotten when it settles; its end is the next write. A kill between
+    # the two leaves an unfinished request whose removed instance has no row any more.
+    assert cli("scale", "--state", web, *scale, "--yes").returncode == 0
+    with contextlib.closing(sqlite3.connect(web)) as db, db:
+        db.execute("UPDATE executions SET status = 'failed', error = 'interrupted' "
+                   "WHERE id = (SELECT max(id) FROM executions)")
+    kept = resources(tmp_path)
+    again = cli("scale", "--state", web, *scale, "--yes")
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do" in again.stdout
+    assert resources(tmp_path) == kept
 
 
 @pytest.mark.parametrize("seed", SEEDS)
