@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from testenv.dists import write_distribution
 
-from orchestrator.plugin_index import Found, plugin_entry_points, scan
+from orchestrator.plugin_index import Found, _cache_file, plugin_entry_points, scan
 
 PLUGIN = '''
 from orchestrator import hookimpl
@@ -112,6 +112,22 @@ def test_the_index_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyP
     index = plugin_entry_points({"ORCHESTRATOR_PLUGIN_CACHE": "0"})
     assert index == scan()
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_write_drops_the_files_other_interpreters_left_a_month_ago(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = tmp_path / "cache" / "orchestrator"
+    folder.mkdir(parents=True)
+    long_ago = time.time() - 31 * 24 * 3600
+    for name in ("entry-points-0badc0de.json", ".entry-points-x.tmp", "entry-points-fresh.json", "notes.json"):
+        (folder / name).write_text("{}")
+        if name != "entry-points-fresh.json":
+            os.utime(folder / name, (long_ago, long_ago))
+    plugin_entry_points({})
+    assert sorted(p.name for p in folder.iterdir() if p.name != _cache_file().name) == [
+        "entry-points-fresh.json", "notes.json"]
+    assert _cache_file().is_file()
 
 
 def test_found_loads_as_importlib_metadata_does() -> None:

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import sys
+import time
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -249,4 +250,29 @@ def _write(path: Path, data: dict[str, Any]) -> None:
             os.unlink(tmp)
             raise
     except (OSError, TypeError, ValueError):  # a full disk, a read-only home, a value JSON cannot hold
-        pass
+        return
+    _prune(path)
+
+
+CACHE_KEPT = 30 * 24 * 3600
+"""Seconds another interpreter's cache file stays unwritten before a write here drops it: each
+virtualenv ever used leaves one (test and tox environments come and go). A live environment's
+file dropped this way costs one scan."""
+
+
+def _prune(path: Path) -> None:
+    now = time.time()
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        if name == path.name or not name.endswith((".json", ".tmp")) or \
+                not name.startswith(("entry-points-", ".entry-points-")):
+            continue
+        try:
+            if now - entry.stat().st_mtime > (CACHE_KEPT if name.endswith(".json") else 3600):
+                os.unlink(entry.path)
+        except OSError:
+            pass

@@ -6,10 +6,10 @@ minus deletes from it: what really exists after any sequence of runs, kills incl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
-import contextlib
 import signal
 import sqlite3
 from pathlib import Path

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -93,6 +96,28 @@ def test_files_unpack_once_into_the_cache(tmp_path: Path, monkeypatch: pytest.Mo
     assert (where / "motd.txt").read_text() == "hello\n"
     assert where.is_relative_to(tmp_path / "cache")
     assert files.unpack(digest, b"not read again") == where
+
+
+def test_unpacked_blueprints_unused_for_a_week_are_dropped_by_the_next_unpack(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch):
+    # A long-lived worker sees a new digest per blueprint version: without this its cache only grows.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    versions = []
+    for n in range(3):
+        (tmp_path / f"bp{n}").mkdir()
+        (tmp_path / f"bp{n}" / "motd.txt").write_text(f"version {n}\n")
+        versions.append(files.pack(tmp_path / f"bp{n}"))
+    old, used = (files.unpack(*v) for v in versions[:2])
+    long_ago = time.time() - files.KEEP_UNUSED - 60
+    for path in (old, used):
+        os.utime(path, (long_ago, long_ago))
+    crashed = Path(tempfile.mkdtemp(prefix=".unpack-", dir=old.parent))
+    os.utime(crashed, (long_ago, long_ago))
+    assert files.unpacked(versions[1][0]) == used  # a worker used it just now: it stays
+    newest = files.unpack(*versions[2])
+    assert sorted(p.name for p in newest.parent.iterdir()) == sorted([used.name, newest.name])
+    assert files.unpacked(versions[0][0]) is None
+    assert (files.unpack(*versions[0]) / "motd.txt").read_text() == "version 0\n", "dropped too early: unpacked again"
 
 
 def test_a_duplicate_delivery_is_dropped_and_an_outcome_recorded_once(tmp_path: Path):

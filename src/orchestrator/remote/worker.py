@@ -174,8 +174,8 @@ class Worker:
     def _blueprint(self, store: StateStore, deployment: str, digest: str | None, plan: Plan) -> BlueprintContext | None:
         if not digest or not plan.blueprint_path:
             return None
-        target = files.cache_dir() / digest.removeprefix("files:")
-        if not target.is_dir():
+        target = files.unpacked(digest)
+        if target is None:
             data = store.blob(deployment, digest)
             if data is None:
                 return None
