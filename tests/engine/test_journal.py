@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import hookimpl
+from orchestrator.deployments import Orchestrator
 from orchestrator.engine.events import EventSink
 from orchestrator.engine.journal import Journal
 from orchestrator.errors import LockLostError, StateError
+from orchestrator.plugins import get_plugin_manager
 from orchestrator.state import InstanceWrite, SqliteStore
 from orchestrator.state import checkpointer as checkpointer_module
 
@@ -207,3 +210,42 @@ def test_a_listener_that_raises_is_dropped_and_the_write_stands(store):
     assert [e.message for e in heard] == ["create started", "later"]  # the others still hear everything
     assert len(sink.listeners) == 1
     assert sink.dropped == ["stopped showing events: ValueError: the terminal went away"]
+
+
+class Chatty:
+    """One hook that logs a lot, then one that logs while nothing else writes for a while."""
+
+    @hookimpl
+    def register_types(self) -> dict:
+        return {"node_types": {"chatty.Node": {"derived_from": "orchestrator.nodes.Root"}}}
+
+    @hookimpl
+    def create(self, ctx) -> None:
+        for i in range(300):
+            ctx.logger.info("line %d", i)
+
+    @hookimpl
+    def start(self, ctx) -> None:
+        ctx.logger.info("waiting")
+        time.sleep(0.5)  # the supervisor's flush stores the line meanwhile
+
+
+def test_log_lines_ride_with_other_writes_and_the_flush_not_a_transaction_each(tmp_path, monkeypatch):
+    transactions = []
+    for name in ("write", "add_events"):
+        real = getattr(SqliteStore, name)
+        monkeypatch.setattr(SqliteStore, name, lambda self, *a, _real=real, _name=name, **k: (
+            transactions.append(_name), _real(self, *a, **k))[1])
+    (tmp_path / "bp.yaml").write_text("node_templates:\n  talk: {type: chatty.Node}\n")
+    seen: list = []
+    orch = Orchestrator(pm=get_plugin_manager([Chatty()], entry_points=False, env={}), state_path=tmp_path / "s.db")
+    try:
+        done = orch.install(tmp_path / "bp.yaml", listeners=[
+            lambda e: e.type == "log" and e.message == "waiting" and seen.append(orch.store.events("bp"))])
+        assert done.ok, done.failures
+        logs = [e.message for e in orch.store.events("bp") if e.type == "log"]
+    finally:
+        orch.close()
+    assert logs == [f"line {i}" for i in range(300)] + ["waiting"]
+    assert len(transactions) < 30, transactions
+    assert seen and seen[0][-1].message == "waiting", "heard once stored: a line logged in a long hook is not held back"

@@ -103,7 +103,9 @@ class Runner:
         sink = ex.sink
 
         def emit(level: str, text: str, instance: str, op: str, owner: str | None) -> None:
-            sink.emit(sink.make("log", text, instance, op, owner, level))
+            # A log line is no mark: it waits for the next write or the supervisor's flush (a
+            # transaction per line would make a chatty plugin pay for every one).
+            sink.journal.stage(None, (sink.make("log", text, instance, op, owner, level),))
 
         return ContextFactory(plan, ex.records, self.secrets, ex.deployment, lambda rec: persist(ex, rec), emit,
                               ex.options.retries)
