@@ -24,7 +24,7 @@ from orchestrator.remote.messages import (
     runtime_diff,
     success,
 )
-from orchestrator.remote.worker import Worker, WorkerRecords
+from orchestrator.remote.worker import LogLines, Worker, WorkerRecords
 from orchestrator.state import SqliteStore
 
 
@@ -162,3 +162,25 @@ def test_a_worker_reopens_a_sqlite_state_deleted_and_made_again(tmp_path: Path):
     again = Worker.store(worker, location)
     assert again is not first and again.get_deployment("d") is not None, "claims go to the new file"
     again.close()
+
+
+def test_a_workers_log_lines_are_stored_together_soon_and_all_before_the_outcome():
+    class Store:
+        def __init__(self) -> None:
+            self.calls: list[list[tuple]] = []
+
+        def add_events(self, rows: list[tuple], execution: int | None = None) -> None:
+            self.calls.append(rows)
+
+    store = Store()
+    lines = LogLines(store)  # type: ignore[arg-type]
+    for i in range(100):
+        lines.add(("line", i))
+    lines.close()  # the hook returned: what is left goes in before its outcome
+    assert [row[1] for call in store.calls for row in call] == list(range(100))
+    assert len(store.calls) < 10, "not a round trip per line"
+    lines.add(("waiting", 0))  # then a long silence: the line is not held back for it
+    deadline = time.monotonic() + 10
+    while store.calls[-1][-1] != ("waiting", 0):
+        assert time.monotonic() < deadline, "a lone line was never stored"
+        time.sleep(0.01)

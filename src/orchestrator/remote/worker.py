@@ -6,7 +6,8 @@ again (a killed worker's, or after Redis's visibility timeout) finds the operati
 finished, claimed by a live worker, or superseded by a newer dispatch, and is dropped.
 The outcome is recorded once, only by the claim's holder, only while the dispatch is
 current. ``ctx.instance.update()`` merges key by key into the stored instance (fenced
-by the same dispatch), logs become events at once, and the CLI merges what the hook
+by the same dispatch), logs become events within ``LogLines.DELAY`` (and before the
+outcome), and the CLI merges what the hook
 changed when the outcome comes back: a worker's ``ctx`` behaves like a local one.
 """
 
@@ -101,12 +102,10 @@ class Worker:
             persisted[rec.id] = now
 
         execution = request.get("execution")
+        lines = LogLines(store)
 
         def emit(level: str, text: str, instance: str, op: str, owner: str | None) -> None:
-            try:
-                store.add_event((time.time(), deployment, execution, instance, op, owner, "log", level, masker(text)))
-            except StateError:
-                pass  # a log line is not worth failing the operation for
+            lines.add((time.time(), deployment, execution, instance, op, owner, "log", level, masker(text)))
 
         factory = ContextFactory(plan, records, request.get("secrets") or {}, deployment, persist, emit,
                                  int(request.get("max_retries", 0)))
@@ -119,6 +118,13 @@ class Worker:
         owner, op = request.get("owner"), request["op"]
         ctx = factory.operation(inst, op, int(request.get("attempt", 0)), request.get("relationship"), owner,
                                 lambda: not superseded.is_set(), changes, custom)
+        try:
+            return self._call(ctx, owner, op, records, given, masker)
+        finally:
+            lines.close()
+
+    def _call(self, ctx: OperationContext, owner: str | None, op: str, records: WorkerRecords,
+              given: Mapping[str, dict[str, Any]], masker: Masker) -> str:
         try:
             try:
                 caller = self.dispatcher.caller(owner, op)
@@ -201,6 +207,44 @@ class Worker:
                     store.renew_claims(self.name, self.lease)
                 except StateError:
                     pass
+
+
+class LogLines:
+    """One operation's ``ctx.logger`` lines, stored together: a transaction per line would make a
+    chatty plugin wait on the state's round trip for each (a remote PostgreSQL's above all)."""
+
+    DELAY = 0.1  # seconds a line waits for others before it is stored
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self._rows: list[tuple] = []
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def add(self, row: tuple) -> None:
+        with self._lock:
+            self._rows.append(row)
+            if self._timer is None:  # the first line since the last store: store them all soon
+                self._timer = threading.Timer(self.DELAY, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> None:
+        with self._lock:
+            rows, self._rows, self._timer = self._rows, [], None
+        if rows:
+            try:
+                self.store.add_events(rows)
+            except StateError:
+                pass  # log lines are not worth failing the operation for
+
+    def close(self) -> None:
+        """Store what is left (before the outcome, so the CLI has every line when it hears of it)."""
+        with self._lock:
+            timer = self._timer
+        if timer is not None:
+            timer.cancel()
+        self.flush()
 
 
 def _file_identity(location: str) -> tuple[int, int] | None:
