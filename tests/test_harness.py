@@ -53,6 +53,37 @@ def test_changing_runtime_properties_in_place_between_calls_is_seen(orch: Any) -
         node.call("create")
 
 
+class NotANumber:
+    """A plugin whose create keeps a NaN, and whose custom operation returns infinities."""
+
+    __name__ = "nan"
+
+    @hookimpl
+    def register_types(self) -> dict[str, Any]:
+        return {"node_types": {"nan.Thing": {"derived_from": "orchestrator.nodes.Root",
+                                             "properties": {"ratio": {"type": "string", "default": "nan"}},
+                                             "operations": {"measure": {"description": "numbers"}}}}}
+
+    @hookimpl
+    def create(self, ctx: Any) -> None:
+        ctx.instance.runtime_properties["ratio"] = float(ctx.node.properties["ratio"])
+
+    @hookimpl
+    def run_operation(self, ctx: Any) -> Any:
+        return {"high": float("inf"), "low": [float("-inf"), 1.5]}
+
+
+def test_nan_and_infinities_are_refused_as_runtime_properties_and_said_as_text_in_results(orch: Any) -> None:
+    # Python's json writes them, but no JSON reader takes them back (jq, JavaScript, PostgreSQL's jsonb).
+    orch.use(NotANumber())
+    refused = orch.install("node_templates: {t: {type: nan.Thing}}")
+    assert not refused.ok
+    assert "runtime properties of t_0 must be JSON-serializable: Out of range float values" in str(refused.failures[0])
+    fine = orch.install("node_templates: {t: {type: nan.Thing, properties: {ratio: '0.5'}}}", deployment="ok")
+    assert fine.ok and fine.runtime_properties["t_0"] == {"ratio": 0.5}
+    assert orch.execute("measure", deployment="ok") == {"t_0": {"high": "inf", "low": ["-inf", 1.5]}}
+
+
 def test_a_simulated_crash_in_any_operation_and_the_resume(orch: Any) -> None:
     orch.use(Counter())
     bp = "node_templates: {t: {type: count.Thing}}"

@@ -462,7 +462,7 @@ def _retrying(call: Any, max_retries: int) -> int:
 def _sync(record: InstanceRecord) -> None:
     """Make the record's stored form follow its dict (what a hook's ctx is built from)."""
     try:
-        record.runtime_json = json.dumps(record.runtime, sort_keys=True)
+        record.runtime_json = json.dumps(record.runtime, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"runtime_properties of {record.id} must hold JSON values only: {exc}") from None
 

@@ -152,8 +152,8 @@ class InstanceContext:
             raise NonRecoverableError(f"the operation on {self.id} timed out or was abandoned; its runtime "
                                       f"property changes are discarded")
         try:
-            current = json.dumps(self.runtime_properties, sort_keys=True)
-        except (TypeError, ValueError) as exc:
+            current = json.dumps(self.runtime_properties, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:  # NaN and infinities too: no JSON reader (nor PostgreSQL) takes them
             raise NonRecoverableError(
                 f"runtime properties of {self.id} must be JSON-serializable: {exc}") from None
         before = self._before

@@ -11,6 +11,7 @@ scheduler (``Deferred``) and its worker takes other work meanwhile.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 import traceback
@@ -309,7 +310,10 @@ class StepRunner:
     def _custom_result(result: Any, masker: Callable[[str], str]) -> Any:
         """A custom operation's result as JSON data (what is not JSON-able becomes its ``str``),
         with every secret the deployment uses masked."""
-        text = json.dumps(result, default=str, ensure_ascii=False)
+        try:
+            text = json.dumps(result, default=str, ensure_ascii=False, allow_nan=False)
+        except ValueError:  # NaN or an infinity somewhere: said as text, like any other non-JSON value
+            text = json.dumps(_finite(json.loads(json.dumps(result, default=str))), ensure_ascii=False)
         masked = masker(text)
         try:
             return json.loads(masked)
@@ -455,3 +459,14 @@ def _message(exc: BaseException) -> str:
     if isinstance(exc, (NonRecoverableError, RecoverableError)):
         return text or name
     return f"{name}: {text}" if text else name
+
+
+def _finite(value: Any) -> Any:
+    """JSON data with NaN and infinities as their text ("nan", "inf", "-inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
