@@ -99,6 +99,26 @@ UNKNOWN_SECTION = types_plugin('{"node_type": {"hp.Typo": {"derived_from": "orch
 # A type-less plugin implementing a lifecycle hook: a warning, not an error.
 WARNS = "from orchestrator import hookimpl\n\n\n@hookimpl\ndef create(ctx):\n    pass\n"
 
+NOISY = """import os, subprocess, sys
+from orchestrator import hookimpl
+
+
+@hookimpl
+def register_types():
+    return {"node_types": {"hp.Noisy": {"derived_from": "orchestrator.nodes.Root",
+                                        "properties": {"password": {"type": "string"}}}}}
+
+
+@hookimpl
+def create(ctx):
+    print("debug: creating", ctx.instance.id)
+    print("the password is", ctx.node.properties["password"])
+    print("careful", file=sys.stderr)
+    os.write(1, b"written to the file descriptor\\n")
+    subprocess.run([sys.executable, "-c", "print('from a child process')"], check=True)
+    sys.stdout.write("no newline at the end")
+"""
+
 # entry point -> (distribution, source)
 PLUGINS = {
     "hp_good": ("hp-good", GOOD),
@@ -120,6 +140,7 @@ PLUGINS = {
     "hp_section_not_a_mapping": ("hp-section-not-a-mapping", SECTION_NOT_A_MAPPING),
     "hp_unknown_section": ("hp-unknown-section", UNKNOWN_SECTION),
     "hp_warns": ("hp-warns", WARNS),
+    "hp_noisy": ("hp-noisy", NOISY),
 }
 
 BLUEPRINT = "node_templates:\n  g: {type: hp.Good, properties: {endpoint: {host: example.org}}}\n  b: {type: hp.Borrower}\n"
@@ -250,3 +271,20 @@ def test_in_process_load_errors_name_plugin_distribution_and_version(site: Path,
     assert all(e.fatal for e in errors.values())
     assert "hp.Counter" not in pm.type_owner and not pm.has_plugin("hp_int_property")
     assert pm.type_owner["hp.Good"] == "hp_good"
+
+
+def test_what_a_hook_prints_becomes_its_log_lines_and_json_output_stays_json(site: Path, tmp_path: Path) -> None:
+    (tmp_path / "bp.yaml").write_text("node_templates:\n  t: {type: hp.Noisy, properties: {password: {get_secret: pw}}}\n")
+    run = cli(site, "install", "bp.yaml", "--json", cwd=tmp_path, plugins="hp_noisy", ORCHESTRATOR_SECRET_PW="s3cret-pw")
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(line) for line in run.stdout.splitlines()]  # every line of stdout is JSON
+    logs = [(e["instance"], e["operation"], e["level"], e["message"]) for e in events if e["type"] == "log"]
+    assert logs == [("t_0", "create", "info", "debug: creating t_0"), ("t_0", "create", "info", "the password is ******"),
+                    ("t_0", "create", "warning", "careful"), ("t_0", "create", "info", "no newline at the end")]
+    # A process the hook started writes to the file descriptor itself: it goes to stderr, never into the JSON.
+    assert "written to the file descriptor" in run.stderr and "from a child process" in run.stderr
+    assert "s3cret-pw" not in run.stdout + run.stderr
+    again = cli(site, "uninstall", cwd=tmp_path, plugins="hp_noisy")
+    assert again.returncode == 0, again.stderr
+    plain = cli(site, "install", "bp.yaml", cwd=tmp_path, plugins="hp_noisy", ORCHESTRATOR_SECRET_PW="s3cret-pw")
+    assert "t_0.create INFO the password is ******" in plain.stdout and "s3cret-pw" not in plain.stdout

@@ -215,6 +215,19 @@ def test_not_ready_after_delays_the_next_look() -> None:
     assert info.value.retry_after == pytest.approx(0.9)
 
 
+def test_not_ready_by_brings_the_next_look_forward_when_few_retries_are_left() -> None:
+    # A stop that kills once its timeout is over: the schedule alone would look again 30 s later.
+    ctx, clock = FakeCtx(retry_number=4, max_retries=5), [1009.6]
+    ctx.instance.runtime_properties["_waiting"] = {"for": "start: it", "since": 1000.0, "interval": 7.3}
+    with pytest.raises(OperationRetry) as late:
+        wait_until(ctx, lambda: NotReady(why="stop signal sent"), "it", timeout=40, clock=lambda: clock[0])
+    assert late.value.retry_after == pytest.approx(30.4)
+    ctx.instance.runtime_properties["_waiting"] = {"for": "start: it", "since": 1000.0, "interval": 7.3}
+    with pytest.raises(OperationRetry) as soon:
+        wait_until(ctx, lambda: NotReady(by=0.4), "it", timeout=40, clock=lambda: clock[0])
+    assert soon.value.retry_after == pytest.approx(0.4)
+
+
 @pytest.mark.parametrize(("retries", "budget"), [(3, 2.0), (5, 60.0), (5, 300.0), (10, 300.0), (60, 300.0)])
 def test_the_schedule_lasts_the_whole_budget_with_the_retries_there_are(retries: int, budget: float) -> None:
     prev, spent = None, 0.0

@@ -491,6 +491,7 @@ class Orchestrator:
     def _execute(self, prepared: Prepared, options: Options | None, listeners: Iterable[Listener],
                  interrupt: Interrupt | None) -> ExecutionResult:
         """Lock, then write: a refused execution leaves the state as it was."""
+        from orchestrator.engine import hook_output
         from orchestrator.engine.dispatch import Dispatcher
         from orchestrator.engine.events import EventSink, Masker
         from orchestrator.engine.options import Options
@@ -521,7 +522,8 @@ class Orchestrator:
                 used = set().union(*(secret_names_of(p) for p in plans)) if plans else set()
                 executor.begin(store, deployment, sink, plans, prepared.secrets, used, options.retries,
                                stopping=runner.ex.stop.is_set)
-            with LeaseKeeper(lambda: store.renew_lease(execution, lease), lease, runner.lock_lost):
+            with LeaseKeeper(lambda: store.renew_lease(execution, lease), lease, runner.lock_lost), \
+                    hook_output.captured():
                 result = runner.run(workflow)
             status, error = result.status, "; ".join([*result.notes, *map(str, result.failures)]) or None
             if result.status == "succeeded":

@@ -134,7 +134,12 @@ class Container(schema.Validated, Resource):
                             self.runtime.setdefault(STOP_SENT, time.time())
                         if late and _gone_after_kill(container):
                             return True  # the poll that kills may be the wait's last one
-                        return NotReady(why="killed" if late else "stop signal sent")
+                        if late:
+                            return NotReady(why="killed")
+                        # Look again when stop_timeout is over, to kill it then (as docker stop
+                        # does), however few retries are left to spread the wait over.
+                        kill_at = float(self.runtime[STOP_SENT]) + timeout
+                        return NotReady(why="stop signal sent", by=kill_at - time.time())
                     except docker.errors.NotFound:
                         self.runtime["state"] = "gone"
                         return True

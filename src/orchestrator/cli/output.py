@@ -7,7 +7,9 @@ import os
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -69,18 +71,49 @@ def format_event(e: Event | Any) -> str:
 
 
 _print_lock = threading.Lock()
+_json_out: TextIO | None = None  # where JSON goes while a run holds stdout for it
+
+
+@contextmanager
+def stdout_for_json_only() -> Iterator[None]:
+    """While a ``--json`` run goes, file descriptor 1 leads to stderr and the JSON goes to a
+    copy of what it was: what a process started by a hook prints (it writes to the file
+    descriptor, past ``sys.stdout``) cannot land between the JSON lines, or before the
+    document. A hook's own ``print()`` becomes a log event (``engine.hook_output``)."""
+    global _json_out
+    try:
+        sys.stdout.flush()
+        fd, err = sys.stdout.fileno(), sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (click's test runner): nothing to guard
+        yield
+        return
+    own = os.dup(fd)
+    os.dup2(err, fd)
+    _json_out = open(own, "w", encoding=sys.stdout.encoding or "utf-8", closefd=False)  # noqa: SIM115
+    try:
+        yield
+    finally:
+        with _print_lock:
+            out, _json_out = _json_out, None
+            try:
+                out.flush()
+            except OSError:
+                pass
+            os.dup2(own, fd)
+            os.close(own)
 
 
 def _to_stdout(text: str) -> None:
     """Print a line of a live run; when the reader has gone (``| head``), the run goes on and the
     rest of its output is dropped (stdout now leads to /dev/null, so no later print fails)."""
     with _print_lock:
+        out = _json_out or sys.stdout
         try:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            out.write(text)
+            out.flush()
         except BrokenPipeError:
             devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            os.dup2(devnull, out.fileno())
             os.close(devnull)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -44,7 +45,8 @@ def _run_workflow(prepared: Prepared, options: Options, as_json: bool, debug: bo
     say = output.stop_notice_listener
     with signals.stop_requests(interrupt):
         if as_json:
-            result = prepared.run(options, [output.json_listener, say], interrupt)
+            with output.stdout_for_json_only():
+                result = prepared.run(options, [output.json_listener, say], interrupt)
         elif sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
             assert prepared.steps is not None
             with LiveProgress(prepared.steps) as progress:
@@ -246,7 +248,7 @@ def drift(deployment: str | None, exit_code: bool, concurrency: int, secrets_fil
     orch = open_orchestrator(state, state_recover)
     prepared = orch.prepare_drift(deployment, read_secrets(secrets_file))
     interrupt = Interrupt()
-    with signals.stop_requests(interrupt):
+    with signals.stop_requests(interrupt), output.stdout_for_json_only() if as_json else contextlib.nullcontext():
         result = prepared.run(run_options(concurrency=concurrency, retries=2, retry_interval=0.5), [], interrupt)
     checked, failed = [], []
     plan = prepared.plan
@@ -319,7 +321,8 @@ def execute(deployment: str | None, operation: str, nodes: tuple[str, ...], inst
             with LiveProgress(prepared.steps) as progress:
                 result = prepared.run(options, [progress], interrupt)
         else:
-            result = prepared.run(options, [output.stop_notice_listener], interrupt)
+            with output.stdout_for_json_only() if as_json else contextlib.nullcontext():
+                result = prepared.run(options, [output.stop_notice_listener], interrupt)
     data = output.execute_data(prepared, operation, result)
     if as_json:
         output.echo_json(data)

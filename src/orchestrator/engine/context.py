@@ -261,6 +261,10 @@ class OperationLogger:
             text += "\n" + "".join(traceback.format_exception(*info)) if info else ""
         self._emit(logging.getLevelName(level).lower(), text)
 
+    def say(self, level: str, text: str) -> None:
+        """A line at ``level`` ("info", "warning"...) as it is: what the hook printed."""
+        self._emit(level, text)
+
     def debug(self, msg: Any, *args: Any, **kw: Any) -> None:
         self.log(logging.DEBUG, msg, *args, **kw)
 

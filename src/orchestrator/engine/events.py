@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from orchestrator.engine import hook_output
 from orchestrator.engine.journal import Journal
 from orchestrator.secrets import MASK, printed_forms
 from orchestrator.state import Event, StateStore
@@ -95,9 +96,13 @@ class EventSink:
     def publish(self, event: Event) -> None:
         """Tell every listener; one that raises is dropped (and said in ``dropped``): showing a run
         must never stop it, or leave its state half written."""
-        for listener in list(self.listeners):
-            try:
-                listener(event)
-            except Exception as exc:
-                self.listeners.remove(listener)
-                self.dropped.append(f"stopped showing events: {type(exc).__name__}: {exc}")
+        hook = hook_output.pause()  # a listener's print is the command's output, even in a hook's thread
+        try:
+            for listener in list(self.listeners):
+                try:
+                    listener(event)
+                except Exception as exc:
+                    self.listeners.remove(listener)
+                    self.dropped.append(f"stopped showing events: {type(exc).__name__}: {exc}")
+        finally:
+            hook_output.resume(hook)

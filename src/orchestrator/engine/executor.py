@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from orchestrator.engine import hook_output
+
 if TYPE_CHECKING:
     from orchestrator.engine.context import OperationContext
     from orchestrator.plan import Plan
@@ -59,7 +61,11 @@ class LocalExecutor:
     remote = False
 
     def call(self, caller: Any, ctx: OperationContext, call: Call | None, live: Any) -> Any:
-        return caller(ctx=ctx)
+        token = hook_output.running(ctx.logger.say)
+        try:
+            return caller(ctx=ctx)
+        finally:
+            hook_output.done(token)
 
     def close(self) -> None:
         pass

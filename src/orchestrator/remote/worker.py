@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from orchestrator.engine import hook_output
 from orchestrator.engine.context import BlueprintContext, InstanceRecord, OperationContext
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import Masker
@@ -119,7 +120,12 @@ class Worker:
         ctx = factory.operation(inst, op, int(request.get("attempt", 0)), request.get("relationship"), owner,
                                 lambda: not superseded.is_set(), changes, custom)
         try:
-            return self._call(ctx, owner, op, records, given, masker)
+            with hook_output.captured():  # what the hook prints becomes its log lines, as in the CLI
+                token = hook_output.running(ctx.logger.say)
+                try:
+                    return self._call(ctx, owner, op, records, given, masker)
+                finally:
+                    hook_output.done(token)
         finally:
             lines.close()
 

@@ -11,8 +11,9 @@ the first poll of this execution (kept in the runtime property ``_waiting``). A 
 counts against the operation's retries (``--retries``), so the schedule also spreads
 the retries the operation has left over the time left: with few retries the pauses
 grow faster (say 0.1, 0.7, 5, 40, 250 s), so that a wait ends by ``timeout`` and never
-because the retries ran out first. A probe that knows when to look again (a container
-that must stay up one more second) returns ``NotReady(after=seconds)``.
+because the retries ran out first. A probe that knows when to look again returns
+``NotReady(after=seconds)`` (a container that must stay up one more second: no sooner)
+or ``NotReady(by=seconds)`` (a stop that turns into a kill then: no later).
 """
 
 from __future__ import annotations
@@ -35,19 +36,22 @@ TIMEOUT = 300.0
 
 class NotReady:
     """A probe's "not yet": falsy. ``after``: nothing will change for that many seconds, so the
-    next look is no sooner (the schedule may make it later, to last with the retries left)."""
+    next look is no sooner (the schedule may make it later, to last with the retries left).
+    ``by``: the probe acts in that many seconds (kills what did not stop, say), so the next
+    look is no later; the schedule would otherwise put it off when few retries are left."""
 
-    __slots__ = ("after", "why")
+    __slots__ = ("after", "by", "why")
 
-    def __init__(self, after: float | None = None, why: str = "") -> None:
+    def __init__(self, after: float | None = None, why: str = "", by: float | None = None) -> None:
         self.after = after
         self.why = why
+        self.by = by
 
     def __bool__(self) -> bool:
         return False
 
     def __repr__(self) -> str:
-        return f"NotReady(after={self.after!r}, why={self.why!r})"
+        return f"NotReady(after={self.after!r}, by={self.by!r}, why={self.why!r})"
 
 
 def wait_until(ctx: Any, probe: Callable[[], T], what: str, *, timeout: float = TIMEOUT, first: float = FIRST,
@@ -80,8 +84,11 @@ def wait_until(ctx: Any, probe: Callable[[], T], what: str, *, timeout: float = 
         raise NonRecoverableError(f"gave up waiting for {what} after {elapsed:.1f}s: the operation has no retries "
                                   f"left (it had {ctx.operation.max_retries}; raise --retries)")
     interval = next_interval(prev, retries_left, left, first, max_interval)
-    if isinstance(value, NotReady) and value.after is not None:  # not sooner: nothing changes before
-        interval = max(interval, value.after)
+    if isinstance(value, NotReady):
+        if value.after is not None:  # not sooner: nothing changes before
+            interval = max(interval, value.after)
+        if value.by is not None:  # not later: the probe acts then
+            interval = min(interval, max(value.by, 0.01))
     interval = min(interval, left)
     runtime[WAITING] = {"for": key, "since": since, "interval": interval}
     why = f"; {value.why}" if isinstance(value, NotReady) and value.why else ""
