@@ -265,6 +265,14 @@ class PluginManager(pluggy.PluginManager):
                 self._fail(name, f"hookimpl '{hook_name}' ({where}) matches no hook"
                            f"{did_you_mean(hook_name, _hook_names(self))}")
             return False
+        idle = [never for hook in self.get_hookcallers(plugin) or [] for impl in hook.get_hookimpls()
+                if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper)
+                and (never := _never_runs(hook.name, impl.function))]
+        if idle:
+            self.unregister(plugin)
+            for problem in idle:
+                self._fail(name, problem)
+            return False
         return self._collect_types(plugin, name) if types else True
 
     def _collect_types(self, plugin: object, name: str) -> bool:
@@ -644,12 +652,29 @@ def _signature_problems(pm: PluginManager, plugin: object) -> list[str]:
                 problems.append(
                     f"hookimpl '{hook_name}' ({where}) takes {names}, which the hook does not pass; "
                     f"its arguments are: {', '.join(valid) or 'none'} (take only those you need, by name)")
-            if (opts.get("wrapper") or opts.get("hookwrapper")) and not inspect.isgeneratorfunction(fn):
+            wrapper = opts.get("wrapper") or opts.get("hookwrapper")
+            if wrapper and not inspect.isgeneratorfunction(fn):
                 problems.append(f"hookimpl '{hook_name}' ({where}) is a wrapper but not a generator function: "
                                 f"it must 'yield' exactly once (or raise before it)")
+            elif not wrapper and (never := _never_runs(hook_name, fn)):
+                problems.append(never)
     except Exception:
         return []
     return problems
+
+
+def _never_runs(hook_name: str, fn: Any) -> str | None:
+    """Why calling this (non-wrapper) hookimpl would run none of its body, if it would not:
+    pluggy takes it, and the hook then does nothing, silently."""
+    where = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', hook_name)}"
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        return (f"hookimpl '{hook_name}' ({where}) is 'async def': hooks are called, never awaited, so none of "
+                f"its body would run; make it a plain function (asyncio.run() inside it if it needs a loop)")
+    if inspect.isgeneratorfunction(fn):
+        return (f"hookimpl '{hook_name}' ({where}) is a generator function (it holds 'yield'), so calling it "
+                f"would run none of its body: drop the 'yield', or mark it @hookimpl(wrapper=True) if it "
+                f"wraps the other implementations")
+    return None
 
 
 def _required_args(fn: Any) -> list[str]:

@@ -146,7 +146,11 @@ class InstanceContext:
         With ``persist=False`` the caller writes ``record.runtime_json`` itself, in the
         same transaction as the operation's state change.
         """
-        if self.runtime_properties == self._before:
+        runtime = getattr(self, "runtime_properties", None)
+        if type(runtime) is not dict and not isinstance(runtime, dict):
+            what = "deleted it" if runtime is None else f"made it a {type(runtime).__name__}"
+            raise NonRecoverableError(f"ctx.instance.runtime_properties of {self.id} must stay a dict; the hook {what}")
+        if runtime == self._before:
             return False
         if self._live is not None and not self._live():
             raise NonRecoverableError(f"the operation on {self.id} timed out or was abandoned; its runtime "
@@ -261,7 +265,7 @@ class OperationLogger:
             text += "\n" + "".join(traceback.format_exception(*info)) if info else ""
         self._emit(logging.getLevelName(level).lower(), text)
 
-    def say(self, level: str, text: str) -> None:
+    def _say(self, level: str, text: str) -> None:
         """A line at ``level`` ("info", "warning"...) as it is: what the hook printed."""
         self._emit(level, text)
 

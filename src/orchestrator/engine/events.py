@@ -70,6 +70,21 @@ class Masker:
 
 Listener = Callable[[Event], None]
 
+TEXT_LIMIT = 64 * 1024
+"""Characters of a message kept in an event, a failure or an instance's error: a plugin that
+raises (or logs) 20 MB must not put it in every row and summary."""
+TRACEBACK_LIMIT = 256 * 1024
+
+
+def clipped(text: str, limit: int = TEXT_LIMIT, *, tail: bool = False) -> str:
+    """``text``, or its first (``tail``: last) ``limit`` characters and how long it was. Clip what
+    is already masked: a secret cut in two would no longer match its mask."""
+    if len(text) <= limit:
+        return text
+    if tail:
+        return f"({len(text):,} characters; the last {limit:,}) ...{text[-limit:]}"
+    return f"{text[:limit]}... ({len(text):,} characters; the first {limit:,})"
+
 
 class EventSink:
     """Where the engine and ``ctx.logger`` report; thread-safe. Events are written through the
@@ -88,7 +103,7 @@ class EventSink:
     def make(self, type: str, message: str, instance: str | None = None, operation: str | None = None,
              plugin: str | None = None, level: str = "info") -> Event:
         return Event(time.time(), self.deployment, self.execution, instance, operation, plugin, type, level,
-                     self.masker(message))
+                     clipped(self.masker(message)))
 
     def emit(self, event: Event) -> None:
         self.journal.commit(None, (event,))

@@ -61,7 +61,7 @@ class LocalExecutor:
     remote = False
 
     def call(self, caller: Any, ctx: OperationContext, call: Call | None, live: Any) -> Any:
-        token = hook_output.running(ctx.logger.say)
+        token = hook_output.running(ctx.logger._say)
         try:
             return caller(ctx=ctx)
         finally:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-Say = Callable[[str, str], None]  # (level, text): OperationLogger.say
+Say = Callable[[str, str], None]  # (level, text): OperationLogger._say
 
 _local = threading.local()
 _lock = threading.Lock()
@@ -52,6 +52,10 @@ class HookStream:
     def flush(self) -> None:
         if getattr(_local, "say", None) is None:
             self.original.flush()
+
+    def close(self) -> None:
+        if getattr(_local, "say", None) is None:  # a hook closing "its" stdout closes nothing
+            self.original.close()
 
     def isatty(self) -> bool:
         return False if getattr(_local, "say", None) is not None else self.original.isatty()

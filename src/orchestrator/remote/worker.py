@@ -121,7 +121,7 @@ class Worker:
                                 lambda: not superseded.is_set(), changes, custom)
         try:
             with hook_output.captured():  # what the hook prints becomes its log lines, as in the CLI
-                token = hook_output.running(ctx.logger.say)
+                token = hook_output.running(ctx.logger._say)
                 try:
                     return self._call(ctx, owner, op, records, given, masker)
                 finally:

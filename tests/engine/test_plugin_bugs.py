@@ -1,0 +1,98 @@
+"""A third-party plugin's bugs are its own failures, said in its name: never an engine error,
+a hook that silently does nothing, or a state file swollen by one message."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+
+from orchestrator import hookimpl
+from orchestrator.plugins import get_plugin_manager
+
+
+class Unreadable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
+
+
+class Buggy:
+    """Each node type is one planted bug in create."""
+
+    __name__ = "buggy"
+
+    @hookimpl
+    def register_types(self) -> dict[str, Any]:
+        kinds = ("Unreadable", "Huge", "Deleted", "Replaced", "Closes")
+        return {"node_types": {f"bug.{k}": {"derived_from": "orchestrator.nodes.Root"} for k in kinds}}
+
+    @hookimpl
+    def create(self, ctx: Any) -> None:
+        kind = ctx.node.type.split(".")[1]
+        if kind == "Unreadable":
+            raise Unreadable()
+        if kind == "Huge":
+            ctx.logger.info("y" * 3_000_000)
+            raise RuntimeError("x" * 5_000_000)
+        if kind == "Deleted":
+            del ctx.instance.runtime_properties
+        if kind == "Replaced":
+            ctx.instance.runtime_properties = ["not", "a", "dict"]
+        if kind == "Closes":
+            sys.stdout.close()
+            print("after closing", file=sys.stderr)
+
+
+def _failure(orch: Any, kind: str) -> str:
+    orch.use(Buggy())
+    result = orch.install(f"node_templates: {{n: {{type: bug.{kind}}}}}", deployment=kind.lower())
+    assert not result.ok and result.states == {"n_0": "failed"}
+    [failure] = result.failures
+    assert failure.operation == "create" and failure.plugin == "buggy", failure
+    return failure.message
+
+
+def test_an_exception_whose_message_cannot_be_read_is_still_the_plugins_failure(orch):
+    assert _failure(orch, "Unreadable").startswith("Unreadable: (its message could not be read: RuntimeError) (gave up")
+
+
+def test_a_huge_message_is_kept_clipped_in_the_state(orch):
+    message = _failure(orch, "Huge")
+    assert len(message) < 70_000 and message.endswith("characters; the first 65,536)"), message[-100:]
+    size = sum(p.stat().st_size for p in orch.tmp_path.glob("state.db*"))
+    assert size < 2_000_000, "the log line and the failure went in whole"
+
+
+@pytest.mark.parametrize(("kind", "said"), [("Deleted", "deleted it"), ("Replaced", "made it a list")])
+def test_runtime_properties_that_stop_being_a_dict_fail_the_operation(orch, kind, said):
+    assert _failure(orch, kind) == f"ctx.instance.runtime_properties of n_0 must stay a dict; the hook {said}"
+
+
+def test_a_hook_closing_stdout_closes_nothing_of_the_commands(orch):
+    orch.use(Buggy())
+    result = orch.install("node_templates: {n: {type: bug.Closes}}")
+    assert result.ok and not sys.stdout.closed
+    assert result.logs("n_0") == ["after closing"]
+
+
+class Idle:
+    """Hooks whose bodies would never run: pluggy takes them, and the hook then does nothing."""
+
+    @hookimpl
+    def create(self, ctx: Any) -> Any:
+        ctx.instance.runtime_properties["created"] = True
+        yield
+
+    @hookimpl
+    async def start(self, ctx: Any) -> None:
+        ctx.instance.runtime_properties["started"] = True
+
+
+def test_a_generator_or_async_hook_is_refused_when_the_plugin_loads():
+    pm = get_plugin_manager([Idle()], entry_points=False, env={})
+    problems = sorted(str(e) for e in pm.load_errors)
+    assert len(problems) == 2 and all(e.fatal for e in pm.load_errors)
+    assert "hookimpl 'create' (test_plugin_bugs.Idle.create) is a generator function" in problems[0]
+    assert "hookimpl 'start' (test_plugin_bugs.Idle.start) is 'async def'" in problems[1]
+    assert "Idle" not in {name for name, _ in pm.list_name_plugin()}
