@@ -3,12 +3,14 @@ a hook that silently does nothing, or a state file swollen by one message."""
 
 from __future__ import annotations
 
+import copy
+import json
 import sys
 from typing import Any
 
 import pytest
 
-from orchestrator import hookimpl
+from orchestrator import NonRecoverableError, hookimpl
 from orchestrator.plugins import get_plugin_manager
 
 
@@ -96,3 +98,44 @@ def test_a_generator_or_async_hook_is_refused_when_the_plugin_loads():
     assert "hookimpl 'create' (test_plugin_bugs.Idle.create) is a generator function" in problems[0]
     assert "hookimpl 'start' (test_plugin_bugs.Idle.start) is 'async def'" in problems[1]
     assert "Idle" not in {name for name, _ in pm.list_name_plugin()}
+
+
+class Mutates:
+    """Changes what a node's properties hold, in place: before, every other instance saw it."""
+
+    __name__ = "mutates"
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, Any]] = []
+
+    @hookimpl
+    def register_types(self) -> dict[str, Any]:
+        return {"node_types": {"mut.T": {"derived_from": "orchestrator.nodes.Root",
+                                         "properties": {"tags": {"type": "dict"}, "ports": {"type": "list"}}}}}
+
+    @hookimpl
+    def create(self, ctx: Any) -> None:
+        props = ctx.node.properties
+        self.seen.append((ctx.instance.id, json.dumps(props, sort_keys=True)))
+        mine = copy.deepcopy(props)  # the way to change them: a plain copy
+        mine["tags"]["seen_by"] = ctx.instance.id
+        mine["ports"][0]["port"] += 1
+        ctx.instance.runtime_properties["mine"] = mine
+        for change in (lambda: props["tags"].update(x=1), lambda: props["ports"].append(1),
+                       lambda: props["ports"][0].__setitem__("port", 1), lambda: props["tags"].setdefault("y", 2)):
+            try:
+                change()
+            except NonRecoverableError as exc:
+                assert "read-only, and so is what it holds" in str(exc)
+            else:
+                raise AssertionError("changed in place")
+
+
+def test_what_properties_hold_is_read_only_too_and_a_deep_copy_can_change(orch):
+    plugin = Mutates()
+    orch.use(plugin)
+    result = orch.install("node_templates: {n: {type: mut.T, instances: 3, properties: "
+                          "{tags: {a: '1'}, ports: [{port: 80}]}}}")
+    assert result.ok, result.failures
+    assert {text for _, text in plugin.seen} == {'{"ports": [{"port": 80}], "tags": {"a": "1"}}'}, "no instance saw another's change"
+    assert result.runtime_properties["n_2"]["mine"] == {"tags": {"a": "1", "seen_by": "n_2"}, "ports": [{"port": 81}]}

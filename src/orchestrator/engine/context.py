@@ -34,10 +34,74 @@ class Unresolved:
         return f"<unresolved: {self.message}>"
 
 
-class ImmutableProperties(dict):
+_READ_ONLY = ("ctx.node.properties is read-only, and so is what it holds; store state in "
+              "ctx.instance.runtime_properties, or change a copy (copy.deepcopy)")
+
+
+def _read_only(*args: Any, **kwargs: Any) -> None:
+    raise NonRecoverableError(_READ_ONLY)
+
+
+class FrozenDict(dict):
+    """A mapping inside properties: a ``dict`` to read (and to ``json.dumps``), never to change.
+    Changed in place, it would be changed for every other instance of the node too."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _read_only  # type: ignore[assignment]
+
+    def copy(self) -> dict[str, Any]:  # type: ignore[override]
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict) -> dict[str, Any]:  # a plain copy to change
+        import copy
+        return {k: copy.deepcopy(v, memo) for k, v in self.items()}
+
+    def __reduce__(self) -> Any:
+        return (dict, (dict(self),))
+
+
+class FrozenList(list):
+    """A list inside properties (see ``FrozenDict``)."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = append = clear = extend = insert = pop = remove = \
+        reverse = sort = _read_only  # type: ignore[assignment]
+
+    def copy(self) -> list[Any]:  # type: ignore[override]
+        return list(self)
+
+    def __deepcopy__(self, memo: dict) -> list[Any]:
+        import copy
+        return [copy.deepcopy(v, memo) for v in self]
+
+    def __reduce__(self) -> Any:
+        return (list, (list(self),))
+
+
+def frozen(value: Any) -> Any:
+    """``value`` with every dict and list in it read-only (new objects: the plan's stay as they are)."""
+    kind = type(value)
+    if kind is FrozenDict or kind is FrozenList or kind is str:
+        return value
+    if isinstance(value, dict):  # the blueprint's own mappings are dicts that know where they were written
+        return FrozenDict({k: frozen(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return FrozenList([frozen(v) for v in value])
+    return value
+
+
+class ImmutableProperties(FrozenDict):
     """Node properties: readable like a dict, never changed by a hook by accident."""
 
     __slots__ = ()
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> ImmutableProperties:
+        props = cls(values)
+        for key, value in values.items():
+            if isinstance(value, (dict, list)):
+                dict.__setitem__(props, key, frozen(value))
+        return props
 
     def __getitem__(self, key: str) -> Any:
         value = dict.__getitem__(self, key)
@@ -47,22 +111,6 @@ class ImmutableProperties(dict):
 
     def get(self, key: str, default: Any = None) -> Any:
         return self[key] if key in self else default  # noqa: SIM401 - self[key] checks Unresolved
-
-    def _readonly(self, *args: Any, **kwargs: Any) -> None:
-        raise NonRecoverableError("ctx.node.properties is read-only; store state in "
-                                  "ctx.instance.runtime_properties")
-
-    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
-
-    def copy(self) -> dict[str, Any]:  # type: ignore[override]
-        return dict(self)
-
-    def __deepcopy__(self, memo: dict) -> dict[str, Any]:
-        import copy
-        return {k: copy.deepcopy(v, memo) for k, v in self.items()}
-
-    def __reduce__(self) -> Any:
-        return (dict, (dict(self),))
 
 
 class InstanceRecord:

@@ -80,7 +80,7 @@ class ContextFactory:
         return OperationContext(
             type="relationship-instance", deployment=self.deployment, blueprint=self.blueprint,
             operation=operation, logger=logger, plugin=owner, source=source, target=target,
-            relationship=RelationshipContext(rel.type, rel.hierarchy, ImmutableProperties(rel.properties), target))
+            relationship=RelationshipContext(rel.type, rel.hierarchy, ImmutableProperties.of(rel.properties), target))
 
     def _log(self, instance: str, op: str, owner: str | None,
              live: Callable[[], bool] | None) -> Callable[[str, str], None]:
@@ -101,7 +101,7 @@ class ContextFactory:
                 self.node(self.plan.nodes[target_inst.node], target_inst, None),
                 InstanceContext(self.records[target_inst.id], target_inst.host_id, self.persist,
                                 lambda t=target_inst: self.relationships(t)))
-            result.append(RelationshipContext(rel.type, rel.hierarchy, ImmutableProperties(rel.properties), target))
+            result.append(RelationshipContext(rel.type, rel.hierarchy, ImmutableProperties.of(rel.properties), target))
         return result
 
     def node(self, node: PlannedNode, inst: PlannedInstance,
@@ -110,7 +110,7 @@ class ContextFactory:
             cached = self._nodes.get(node.name)
             if cached is None:
                 cached = self._nodes[node.name] = NodeContext(node.name, node.type, node.hierarchy,
-                                                              ImmutableProperties(node.properties))
+                                                              ImmutableProperties.of(node.properties))
             return cached
         lookup = RuntimeLookup(self, inst, pair)
         values = dict(node.properties)
@@ -119,7 +119,7 @@ class ContextFactory:
                 values[name] = resolve_runtime(values[name], lookup)
             except MissingSecret as exc:  # only a hook that reads this property fails
                 values[name] = Unresolved(str(exc))
-        return NodeContext(node.name, node.type, node.hierarchy, ImmutableProperties(values))
+        return NodeContext(node.name, node.type, node.hierarchy, ImmutableProperties.of(values))
 
 
 class RuntimeLookup:
