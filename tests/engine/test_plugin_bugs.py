@@ -139,3 +139,33 @@ def test_what_properties_hold_is_read_only_too_and_a_deep_copy_can_change(orch):
     assert result.ok, result.failures
     assert {text for _, text in plugin.seen} == {'{"ports": [{"port": 80}], "tags": {"a": "1"}}'}, "no instance saw another's change"
     assert result.runtime_properties["n_2"]["mine"] == {"tags": {"a": "1", "seen_by": "n_2"}, "ports": [{"port": 81}]}
+
+
+class InputsChanger:
+    """Changes its operation's inputs in place, as a hook given kwargs may."""
+
+    __name__ = "inputs"
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    @hookimpl
+    def register_types(self) -> dict[str, Any]:
+        return {"node_types": {"in.T": {"derived_from": "orchestrator.nodes.Root",
+                                        "operations": {"go": {"inputs": {"opts": {"type": "dict"}}}}}}}
+
+    @hookimpl
+    def run_operation(self, ctx: Any) -> Any:
+        opts = ctx.operation.inputs["opts"]
+        self.seen.append(json.dumps(opts, sort_keys=True))
+        opts.setdefault("by", []).append(ctx.instance.id)
+        return opts
+
+
+def test_a_hooks_changes_to_its_inputs_stay_its_own(orch):
+    plugin = InputsChanger()
+    orch.use(plugin)
+    assert orch.install("node_templates: {n: {type: in.T, instances: 3}}").ok
+    results = orch.execute("go", {"opts": {"level": 1}})
+    assert set(plugin.seen) == {'{"level": 1}'}
+    assert results == {f"n_{i}": {"level": 1, "by": [f"n_{i}"]} for i in range(3)}

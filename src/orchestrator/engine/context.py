@@ -281,11 +281,22 @@ class OperationInfo:
         self.name = name
         self.retry_number = retry_number
         self.max_retries = max_retries
-        self.inputs = dict(inputs or {})  # a custom operation's inputs (run_operation)
+        # The operation's inputs, the hook's own to change: the plan's stay as they were for
+        # every other instance (a nested one changed in place would be changed for them all).
+        self.inputs = _copied(inputs) if inputs else {}
 
     def retry(self, message: str = "operation asked to be retried", after: float | None = None) -> None:
         """Ask the engine to run this operation again (after ``after`` seconds)."""
         raise OperationRetry(message, retry_after=after)
+
+
+def _copied(value: Any) -> Any:
+    """A copy of JSON-like data down to its scalars (a fraction of copy.deepcopy's cost)."""
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    return value
 
 
 class OperationLogger:
