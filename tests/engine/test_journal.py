@@ -160,7 +160,7 @@ def test_after_a_lost_lock_instance_writes_fail_but_the_closing_events_land(stor
 def test_a_standalone_journal_publishes_nothing_it_did_not_store(tmp_path):
     store = SqliteStore(tmp_path / "state.db")
     heard: list = []
-    journal = Journal(store, "dep", None, heard.append)
+    journal = Journal(store, "dep", None, lambda *events: heard.extend(events))
     with pytest.raises(StateError):
         journal.commit(_write("ghost_0", "creating"))  # no such instance
     assert heard == []

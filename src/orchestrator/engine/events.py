@@ -108,16 +108,19 @@ class EventSink:
     def emit(self, event: Event) -> None:
         self.journal.commit(None, (event,))
 
-    def publish(self, event: Event) -> None:
-        """Tell every listener; one that raises is dropped (and said in ``dropped``): showing a run
-        must never stop it, or leave its state half written."""
+    def publish(self, *events: Event) -> None:
+        """Tell every listener, in order; one that raises is dropped (and said in ``dropped``):
+        showing a run must never stop it, or leave its state half written."""
+        if not self.listeners:
+            return
         hook = hook_output.pause()  # a listener's print is the command's output, even in a hook's thread
         try:
-            for listener in list(self.listeners):
-                try:
-                    listener(event)
-                except Exception as exc:
-                    self.listeners.remove(listener)
-                    self.dropped.append(f"stopped showing events: {type(exc).__name__}: {exc}")
+            for event in events:
+                for listener in list(self.listeners):
+                    try:
+                        listener(event)
+                    except Exception as exc:
+                        self.listeners.remove(listener)
+                        self.dropped.append(f"stopped showing events: {type(exc).__name__}: {exc}")
         finally:
             hook_output.resume(hook)

@@ -20,7 +20,12 @@ from typing import Any, TextIO
 
 Say = Callable[[str, str], None]  # (level, text): OperationLogger._say
 
-_local = threading.local()
+class _Thread(threading.local):
+    say: Say | None = None  # where this thread's writes go while it runs a hook
+    pending: dict[str, str] | None = None  # a line begun, per level, not yet ended
+
+
+_local = _Thread()
 _lock = threading.Lock()
 _users = 0
 _installed: tuple[HookStream, HookStream] | None = None
@@ -34,10 +39,12 @@ class HookStream:
         self.level = level
 
     def write(self, text: str) -> int:
-        say: Say | None = getattr(_local, "say", None)
+        say = _local.say
         if say is None:
             return self.original.write(text)
-        pending: dict[str, str] = _local.pending
+        pending = _local.pending
+        if pending is None:
+            pending = _local.pending = {}
         *lines, rest = (pending.pop(self.level, "") + text).split("\n")
         if rest:
             pending[self.level] = rest
@@ -50,15 +57,15 @@ class HookStream:
             self.write(line)
 
     def flush(self) -> None:
-        if getattr(_local, "say", None) is None:
+        if _local.say is None:
             self.original.flush()
 
     def close(self) -> None:
-        if getattr(_local, "say", None) is None:  # a hook closing "its" stdout closes nothing
+        if _local.say is None:  # a hook closing "its" stdout closes nothing
             self.original.close()
 
     def isatty(self) -> bool:
-        return False if getattr(_local, "say", None) is not None else self.original.isatty()
+        return False if _local.say is not None else self.original.isatty()
 
     def __getattr__(self, name: str) -> Any:  # fileno, encoding, buffer...: the real stream's
         return getattr(self.original, name)
@@ -66,23 +73,26 @@ class HookStream:
 
 def running(say: Say) -> object:
     """This thread now runs a hook whose output goes to ``say``; hand the token to ``done``."""
-    token = getattr(_local, "say", None), getattr(_local, "pending", None)
-    _local.say, _local.pending = say, {}
+    local = _local
+    token = local.say, local.pending
+    local.say, local.pending = say, None
     return token
 
 
 def done(token: object) -> None:
     """The hook returned: a last line without its newline is said too."""
-    say, pending = _local.say, _local.pending
-    _local.say, _local.pending = token  # type: ignore[misc]
-    for level, rest in pending.items():
-        say(level, rest)
+    local = _local
+    say, pending = local.say, local.pending
+    local.say, local.pending = token  # type: ignore[misc]
+    if pending and say is not None:
+        for level, rest in pending.items():
+            say(level, rest)
 
 
 def pause() -> Say | None:
     """Writes from this thread go to the real streams until ``resume`` (a listener printing an
     event that a hook's ``ctx.instance.update()`` published must not become a log line)."""
-    say = getattr(_local, "say", None)
+    say = _local.say
     if say is not None:
         _local.say = None
     return say

@@ -46,7 +46,7 @@ class Journal:
     """
 
     def __init__(self, store: StateStore, deployment: str, execution: int | None,
-                 publish: Callable[[Event], None]) -> None:
+                 publish: Callable[..., None]) -> None:
         self.store = store
         self.deployment = deployment
         self.execution = execution
@@ -159,8 +159,8 @@ class Journal:
                 self._lost = error
             return
         self._durable = last
-        for event in events:
-            self._publish(event)
+        if events:
+            self._publish(*events)
 
 
 def event_row(event: Event) -> tuple:
