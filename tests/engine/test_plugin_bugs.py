@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import sys
+import threading
 from typing import Any
 
 import pytest
@@ -169,3 +170,47 @@ def test_a_hooks_changes_to_its_inputs_stay_its_own(orch):
     results = orch.execute("go", {"opts": {"level": 1}})
     assert set(plugin.seen) == {'{"level": 1}'}
     assert results == {f"n_{i}": {"level": 1, "by": [f"n_{i}"]} for i in range(3)}
+
+
+class LeavesAThread:
+    """create starts a thread that saves once start (so after create returned) runs."""
+
+    __name__ = "threads"
+
+    def __init__(self) -> None:
+        self.late: list[str] = []
+        self.starting = threading.Event()
+        self.done = threading.Event()
+
+    @hookimpl
+    def register_types(self) -> dict[str, Any]:
+        return {"node_types": {"th.T": {"derived_from": "orchestrator.nodes.Root"}}}
+
+    @hookimpl
+    def create(self, ctx: Any) -> None:
+        def later() -> None:
+            self.starting.wait(5)
+            ctx.instance.runtime_properties["late"] = True
+            try:
+                ctx.instance.update()
+            except NonRecoverableError as exc:
+                self.late.append(str(exc))
+            self.done.set()
+
+        threading.Thread(target=later, daemon=True).start()
+        ctx.instance.runtime_properties["created"] = True
+
+    @hookimpl
+    def start(self, ctx: Any) -> None:
+        self.starting.set()
+        self.done.wait(5)
+
+
+def test_a_thread_a_hook_left_behind_cannot_write_after_the_hook_returned(orch):
+    plugin = LeavesAThread()
+    orch.use(plugin)
+    result = orch.install("node_templates: {n: {type: th.T}}")
+    assert result.ok, result.failures
+    assert result.runtime_properties["n_0"] == {"created": True}
+    assert plugin.late == ["ctx.instance.update() of n_0 after create returned: nothing is written "
+                           "(a thread a hook starts must end before the hook returns)"]

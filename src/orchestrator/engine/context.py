@@ -147,8 +147,8 @@ class NodeContext:
 class InstanceContext:
     """``ctx.instance``: id and runtime properties, with ``update()`` and ``refresh()``."""
 
-    __slots__ = ("_before", "_live", "_persist", "_record", "_relationships", "_snapshot", "host_id", "id",
-                 "runtime_properties")
+    __slots__ = ("_before", "_live", "_persist", "_record", "_relationships", "_returned", "_snapshot", "host_id",
+                 "id", "runtime_properties")
 
     def __init__(self, record: InstanceRecord, host_id: str | None,
                  persist: Callable[[InstanceRecord], None],
@@ -160,6 +160,7 @@ class InstanceContext:
         self._persist = persist
         self._relationships = relationships
         self._live = live  # False once the operation timed out or was abandoned
+        self._returned: str | None = None  # the hook that was given this context has returned
         with record.lock:
             self._snapshot = record.runtime_json
         self.runtime_properties: dict[str, Any] = loads_object(self._snapshot)
@@ -178,6 +179,9 @@ class InstanceContext:
 
     def update(self) -> None:
         """Persist runtime property changes now (call it right after a side effect)."""
+        if self._returned is not None:  # a thread the hook left behind: its operation is over
+            raise NonRecoverableError(f"ctx.instance.update() of {self.id} after {self._returned} returned: nothing "
+                                      f"is written (a thread a hook starts must end before the hook returns)")
         self._merge()
 
     def refresh(self) -> None:
@@ -391,6 +395,13 @@ class OperationContext:
             raise AttributeError("ctx.instance is not set in a relationship operation: use "
                                  "ctx.source.instance or ctx.target.instance")
         return self._instance
+
+    def _hook_returned(self) -> None:
+        """The hook returned (or raised): from now on ``update()`` refuses to write."""
+        name = self.operation.name
+        for inst in (self._instance, self.source and self.source.instance, self.target and self.target.instance):
+            if inst is not None:
+                inst._returned = name
 
     def describe(self) -> str:
         if self.source is not None and self.target is not None:

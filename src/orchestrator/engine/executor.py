@@ -65,6 +65,7 @@ class LocalExecutor:
         try:
             return caller(ctx=ctx)
         finally:
+            ctx._hook_returned()
             hook_output.done(token)
 
     def close(self) -> None:

@@ -139,7 +139,10 @@ class Worker:
             if caller is None:
                 raise NonRecoverableError(f"plugin '{owner}' on worker {self.name} does not implement {op} (the "
                                           f"CLI's copy does): install the same plugin version on every worker")
-            result = caller(ctx=ctx)
+            try:
+                result = caller(ctx=ctx)
+            finally:
+                ctx._hook_returned()
             _merge(ctx)
         except BaseException as exc:  # what the hook raised goes back to the CLI, which decides
             try:
