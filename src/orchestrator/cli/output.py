@@ -95,10 +95,11 @@ def stdout_for_json_only() -> Iterator[None]:
     finally:
         with _print_lock:
             out, _json_out = _json_out, None
-            try:
-                out.flush()
-            except OSError:
-                pass
+            for stream in (out, sys.stdout):  # what a thread left in sys.stdout's buffer goes to stderr too
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
             os.dup2(own, fd)
             os.close(own)
 
