@@ -7,7 +7,7 @@ Each hook appends ``hook instance [target]`` to the file named by ``ORCH_TEST_JO
 ``raise_base`` ({operation: SystemExit | KeyboardInterrupt | GeneratorExit | Custom}: a
 BaseException), ``hang`` ({operation: attempts that hang for an hour}; counted in the
 journal, since a hung attempt's runtime properties are discarded), ``log`` (a line each
-operation logs, e.g. to fill a disk), ``zone`` (changing it replaces the instance).
+operation logs, e.g. to fill a disk), ``print`` (a line each operation prints), ``zone`` (changing it replaces the instance).
 ``update`` journals the changed paths; ``check_drift`` reports what the file
 ``<journal>.drift.<instance>`` holds (JSON), if it exists: a test's out-of-band change.
 Custom operations: ``echo`` (``text`` times ``times``), ``whoami`` and ``read`` (a blueprint resource).
@@ -33,6 +33,7 @@ TYPES = {
                 "raise_base": {"type": "dict", "default": {}},
                 "hang": {"type": "dict", "default": {}},
                 "log": {"type": "string", "default": ""},
+                "print": {"type": "string", "default": ""},
                 "zone": {"type": "string", "default": "a", "replace_on_change": True},
                 "value": {"required": False},
             },
@@ -89,6 +90,8 @@ def _behave(ctx: Any, props: Any, runtime: dict) -> None:
     who = ctx.instance.id if ctx.type == "node-instance" else ctx.source.instance.id
     if props.get("log"):
         ctx.logger.info(props["log"])
+    if props.get("print"):
+        print(props["print"])
     if props.get("sleep"):
         time.sleep(props["sleep"])
     hangs = (props.get("hang") or {}).get(op, 0)

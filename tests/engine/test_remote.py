@@ -130,13 +130,13 @@ def ops(tmp_path: Path, op: str) -> list[str]:
 def test_install_and_uninstall_run_on_workers_as_they_run_here(cli, workers, tmp_path: Path):
     workers.start("w1")
     workers.start("w2")
-    (tmp_path / "bp.yaml").write_text(TWO_TIERS)
+    (tmp_path / "bp.yaml").write_text(TWO_TIERS.replace("value: v,", "value: v, print: printed,"))
     remote = cli(*celery("install", "bp.yaml", "--state", "remote.db", "--json"))
     assert remote.returncode == 0, remote.stderr
     events = [json.loads(line) for line in remote.stdout.splitlines()]
     logs = [e for e in events if e["type"] == "log"]
     assert sorted(e["message"] for e in logs if e["operation"] == "create") == [
-        "hello from {instance}"] * 3, "workers' log lines reach the CLI's event stream"
+        "hello from {instance}"] * 3 + ["printed"] * 3, "workers' log lines (and prints) reach the CLI's events"
     assert "s3cret-token" not in remote.stdout
     for op in ("create", "configure", "start"):
         assert sorted(ops(tmp_path, op)) == sorted(f"{op} {i}" for i in ("host_0", "app_0", "app_1", "app_2",
@@ -150,7 +150,7 @@ def test_install_and_uninstall_run_on_workers_as_they_run_here(cli, workers, tmp
     assert [i["state"] for i in statuses[0]["instances"]] == [i["state"] for i in statuses[1]["instances"]]
     stored = [json.loads(line) for line in cli("events", "--state", "remote.db", "--json").stdout.splitlines()]
     assert sorted(e["instance"] for e in stored if e["type"] == "log" and e["operation"] == "create") == [
-        "app_0", "app_1", "app_2"], "kept in the state too"
+        "app_0", "app_0", "app_1", "app_1", "app_2", "app_2"], "kept in the state too"
     gone = cli(*celery("uninstall", "--state", "remote.db"))
     assert gone.returncode == 0, gone.stderr
     assert sorted(ops(tmp_path, "delete"))[:5] == sorted(f"delete {i}" for i in ("host_0", "app_0", "app_1",
