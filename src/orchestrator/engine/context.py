@@ -199,7 +199,7 @@ class InstanceContext:
         same transaction as the operation's state change.
         """
         runtime = getattr(self, "runtime_properties", None)
-        if type(runtime) is not dict and not isinstance(runtime, dict):
+        if not isinstance(runtime, dict):
             what = "deleted it" if runtime is None else f"made it a {type(runtime).__name__}"
             raise NonRecoverableError(f"ctx.instance.runtime_properties of {self.id} must stay a dict; the hook {what}")
         if runtime == self._before:
@@ -208,7 +208,7 @@ class InstanceContext:
             raise NonRecoverableError(f"the operation on {self.id} timed out or was abandoned; its runtime "
                                       f"property changes are discarded")
         try:
-            current = json.dumps(self.runtime_properties, sort_keys=True, allow_nan=False)
+            current = json.dumps(runtime, sort_keys=True, allow_nan=False)
         except (TypeError, ValueError) as exc:  # NaN and infinities too: no JSON reader (nor PostgreSQL) takes them
             raise NonRecoverableError(
                 f"runtime properties of {self.id} must be JSON-serializable: {exc}") from None

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 Say = Callable[[str, str], None]  # (level, text): OperationLogger._say
 
+
 class _Thread(threading.local):
     say: Say | None = None  # where this thread's writes go while it runs a hook
     pending: dict[str, str] | None = None  # a line begun, per level, not yet ended
