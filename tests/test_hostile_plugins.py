@@ -119,6 +119,20 @@ def create(ctx):
     sys.stdout.write("no newline at the end")
 """
 
+ESCAPES = """from orchestrator import hookimpl
+
+
+@hookimpl
+def register_types():
+    return {"node_types": {"hp.Escapes": {"derived_from": "orchestrator.nodes.Root"}}}
+
+
+@hookimpl
+def create(ctx):
+    ctx.logger.info("title \\x1b]0;pwned\\x07 clear \\x1b[2J\\x1b[H bell \\x07 over \\rinstall succeeded")
+    raise RuntimeError("bad \\x1b[2J\\x9b31mthing")
+"""
+
 # entry point -> (distribution, source)
 PLUGINS = {
     "hp_good": ("hp-good", GOOD),
@@ -141,6 +155,7 @@ PLUGINS = {
     "hp_unknown_section": ("hp-unknown-section", UNKNOWN_SECTION),
     "hp_warns": ("hp-warns", WARNS),
     "hp_noisy": ("hp-noisy", NOISY),
+    "hp_escapes": ("hp-escapes", ESCAPES),
 }
 
 BLUEPRINT = "node_templates:\n  g: {type: hp.Good, properties: {endpoint: {host: example.org}}}\n  b: {type: hp.Borrower}\n"
@@ -288,3 +303,19 @@ def test_what_a_hook_prints_becomes_its_log_lines_and_json_output_stays_json(sit
     assert again.returncode == 0, again.stderr
     plain = cli(site, "install", "bp.yaml", cwd=tmp_path, plugins="hp_noisy", ORCHESTRATOR_SECRET_PW="s3cret-pw")
     assert "t_0.create INFO the password is ******" in plain.stdout and "s3cret-pw" not in plain.stdout
+
+
+def test_escape_sequences_from_a_plugin_reach_no_terminal(site: Path, tmp_path: Path) -> None:
+    # A log line or an error may clear the screen, set the title or write over a line: shown, never acted on.
+    (tmp_path / "bp.yaml").write_text("node_templates:\n  t: {type: hp.Escapes}\n")
+    shown = [cli(site, *args, cwd=tmp_path, plugins="hp_escapes")
+             for args in (("install", "bp.yaml", "--retries", "0"), ("status",), ("events",))]
+    assert [run.returncode for run in shown] == [1, 0, 0]
+    for run in shown:
+        text = run.stdout + run.stderr
+        assert not any(c in text for c in "\x1b\x07\r\x9b"), repr(text)
+    assert "title \\x1b]0;pwned\\x07 clear \\x1b[2J\\x1b[H bell \\x07 over \\rinstall succeeded" in shown[0].stdout
+    assert "create (hp_escapes) failed: RuntimeError: bad \\x1b[2J\\x9b31mthing" in shown[1].stdout
+    as_json = cli(site, "events", "--json", cwd=tmp_path, plugins="hp_escapes")
+    messages = [json.loads(line)["message"] for line in as_json.stdout.splitlines()]
+    assert "title \x1b]0;pwned\x07 clear \x1b[2J\x1b[H bell \x07 over \rinstall succeeded" in messages, "data kept as it is"

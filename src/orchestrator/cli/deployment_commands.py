@@ -69,14 +69,14 @@ def status(deployment: str | None, state: Path | str, state_recover: bool, as_js
         click.echo(f"  locked by {lock.describe()}")
     width = max((len(i["instance"]) for i in items), default=8)
     for item in items:
-        error = f"  {item['error']}" if "error" in item else ""
+        error = f"  {output.printable(str(item['error']))}" if "error" in item else ""
         click.echo(f"  {item['instance']:<{width}}  {item['state']:<13}  {item['type']}{error}")
     if row.leftovers:
         click.echo(f"warning: an uninstall with --ignore-failures may have left {len(row.leftovers)} "
                    f"resource{'s' if len(row.leftovers) != 1 else ''} behind:", err=True)
         for left in row.leftovers:
             click.echo(f"  {left['instance']}: {left['operation']} ({left['plugin'] or 'no plugin'}) failed: "
-                       f"{left['message']}", err=True)
+                       f"{output.printable(str(left['message']))}", err=True)
 
 
 @click.command()
@@ -101,7 +101,7 @@ def outputs(deployment: str | None, secrets_file: str | None, show_secrets: bool
         output.echo_json(values)
         return
     for name, value in values.items():
-        click.echo(f"{name}: {value}")
+        click.echo(f"{name}: {output.printable(str(value))}")
 
 
 @click.command()

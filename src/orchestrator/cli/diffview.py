@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from orchestrator.cli.output import printable
 from orchestrator.diff import ABSENT, Change, Diff
 
 SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
@@ -151,7 +152,8 @@ def print_drift(data: dict[str, Any]) -> None:
             detail = why if isinstance(why, str) else ""
         elif isinstance(differences, dict):
             detail = "; ".join(f"{k}: {shown(v)}" for k, v in differences.items())
-        click.echo(f"  {item['instance']:<{width}}  {item['type']}  {item['status']}" + (f"  {detail}" if detail else ""))
+        click.echo(f"  {item['instance']:<{width}}  {item['type']}  {item['status']}"
+                   + (f"  {printable(detail)}" if detail else ""))
     for failure in data["failures"]:
         click.echo(f"  {failure['instance']}: check_drift ({failure['plugin'] or 'no plugin'}) failed: "
-                   f"{failure['message']}", err=True)
+                   f"{printable(str(failure['message']))}", err=True)

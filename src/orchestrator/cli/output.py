@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -18,6 +19,20 @@ if TYPE_CHECKING:
     from orchestrator.engine.results import ExecutionResult
     from orchestrator.plan import Plan
     from orchestrator.state import LockInfo
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: what a plugin or a resource wrote (a log line, an error, a
+    container's output) may hold escape sequences that clear the screen, set the title, write
+    the clipboard, or a carriage return that writes over the line; each control character is
+    shown as its escape (``\\x1b``, ``\\r``). Newlines and tabs stay. ``--json`` needs none of
+    this: JSON escapes them itself."""
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def echo_json(data: Any) -> None:
@@ -67,7 +82,7 @@ def format_event(e: Event | Any) -> str:
     where = f" {where}" if where else ""
     plugin = f" [{e.plugin}]" if e.plugin and e.type != "log" else ""
     level = f" {e.level.upper()}" if e.type == "log" else ""
-    return f"{stamp}{where}{plugin}{level} {e.message}"
+    return f"{stamp}{where}{plugin}{level} {printable(e.message)}"
 
 
 _print_lock = threading.Lock()
@@ -147,11 +162,11 @@ def print_summary(result: ExecutionResult, debug: bool) -> None:
     click.echo(f"{result.workflow} of deployment '{result.deployment}' {verb} in {result.duration:.2f}s "
                f"({result.operations} operations, {len(result.failures)} failed)", err=err)
     for note in result.notes:
-        click.echo(f"  {note}", err=True)
+        click.echo(f"  {printable(note)}", err=True)
     for failure in result.failures:
-        click.echo(f"  {failure}", err=True)
+        click.echo(f"  {printable(str(failure))}", err=True)
         if debug and failure.traceback:
-            click.echo(failure.traceback, err=True)
+            click.echo(printable(failure.traceback), err=True)
     if result.abandoned:
         click.echo(f"  abandoned while running (recorded as in progress; a rerun runs them again): "
                    f"{'; '.join(result.abandoned)}", err=True)
@@ -191,16 +206,17 @@ def _result_text(value: Any) -> str:
 
 def print_execute(data: dict[str, Any], result: ExecutionResult, debug: bool) -> None:
     """Each instance's result (a text as it is, other values as JSON), then one summary line."""
+    shown = printable if sys.stdout.isatty() else str  # into a file or a pipe the text goes as it is
     for item in data["results"]:
         if item["status"] == "succeeded":
-            text = _result_text(item["result"]).rstrip("\n")
+            text = shown(_result_text(item["result"]).rstrip("\n"))
             if "\n" in text:
                 click.echo(f"{item['instance']}:")
                 click.echo("\n".join(f"  {line}" for line in text.split("\n")))
             else:
                 click.echo(f"{item['instance']}: {text}")
         elif item["status"] == "failed":
-            click.echo(f"{item['instance']}: FAILED: {item['error']}", err=True)
+            click.echo(f"{item['instance']}: FAILED: {printable(str(item['error']))}", err=True)
         else:
             click.echo(f"{item['instance']}: not run (the execution stopped first)", err=True)
     summary = data["summary"]
@@ -209,11 +225,11 @@ def print_execute(data: dict[str, Any], result: ExecutionResult, debug: bool) ->
     click.echo(f"{data['operation']} on {len(data['results'])} instance{'s' if len(data['results']) != 1 else ''} "
                f"of deployment '{data['deployment']}': {', '.join(parts)} in {result.duration:.2f}s", err=True)
     for note in result.notes:
-        click.echo(f"  {note}", err=True)
+        click.echo(f"  {printable(note)}", err=True)
     if debug:
         for failure in result.failures:
             if failure.traceback:
-                click.echo(failure.traceback, err=True)
+                click.echo(printable(failure.traceback), err=True)
 
 
 def print_operations(deployment: str, nodes: list[dict[str, Any]]) -> None:

@@ -16,6 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from orchestrator.cli.output import printable
 from orchestrator.engine.events import Event
 from orchestrator.engine.workflows import Workflow
 
@@ -68,7 +69,7 @@ class LiveProgress:
         if event.type == "workflow_cancelling":  # said above the view, where it stays readable
             self.stopping = True
             if self._live is not None:
-                self._live.console.print(Text(event.message, style="bold yellow"))
+                self._live.console.print(Text(printable(event.message), style="bold yellow"))
             return
         if event.instance is None or event.instance not in self.rows:
             return
@@ -77,13 +78,13 @@ class LiveProgress:
             if event.type == "operation_started":
                 row.status, row.op, row.since, row.detail = "running", event.operation or "", time.monotonic(), ""
             elif event.type == "operation_retrying":
-                row.status, row.detail = "retrying", event.message
+                row.status, row.detail = "retrying", printable(event.message)
             elif event.type == "operation_failed":
-                row.status, row.detail = "failed", event.message
+                row.status, row.detail = "failed", printable(event.message)
             elif event.type == "instance_finished":
                 row.status, row.op, row.detail = "done", "", ""
             elif event.type == "log":
-                self.logs = [*self.logs[-4:], f"{event.instance}: {event.message.splitlines()[0][:100]}"]
+                self.logs = [*self.logs[-4:], f"{event.instance}: {printable(event.message.splitlines()[0][:100])}"]
 
     def __rich__(self) -> Group:
         with self._lock:

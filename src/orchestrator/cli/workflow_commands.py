@@ -271,7 +271,7 @@ def drift(deployment: str | None, exit_code: bool, concurrency: int, secrets_fil
     else:
         diffview.print_drift(data)
         for note in result.notes:
-            click.echo(f"  {note}", err=True)
+            click.echo(f"  {output.printable(note)}", err=True)
     if not result.ok or failed:
         sys.exit(1)
     if exit_code and (data["summary"]["drifted"] or data["summary"]["gone"]):
