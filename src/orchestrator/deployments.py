@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from orchestrator.dsl.problems import BlueprintError, Mark, Problem, Problems, did_you_mean
-from orchestrator.errors import PluginError, StateError, UsageError
+from orchestrator.errors import DamagedValue, PluginError, StateError, UsageError
 from orchestrator.state import DEFAULT_STATE, display, open_store, state_exists
 
 # The engine, the diff, the loader and the plugins load where a method first needs them:
@@ -621,15 +621,18 @@ class Orchestrator:
         row = self.deployment(deployment)
         rows = self.reader.instances(row.id)
         stored = json.loads(row.plan)  # the layout of Plan.to_json
-        types = {name: node["type"] for name, node in stored["nodes"].items()}
         items = []
-        for iid, node, _host, _relationships in stored["instances"]:
-            record = rows.get(iid)
-            item = {"instance": iid, "node": node, "type": types[node],
-                    "state": record.state if record else "uninitialized"}
-            if record is not None and record.error:
-                item["error"] = record.error
-            items.append(item)
+        try:
+            types = {name: node["type"] for name, node in stored["nodes"].items()}
+            for iid, node, _host, _relationships in stored["instances"]:
+                record = rows.get(iid)
+                item = {"instance": iid, "node": node, "type": types[node],
+                        "state": record.state if record else "uninitialized"}
+                if record is not None and record.error:
+                    item["error"] = record.error
+                items.append(item)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DamagedValue.plan(exc) from None
         return row, items
 
     def outputs(self, deployment: str | None = None, secrets: Mapping[str, Any] | None = None,

@@ -52,6 +52,16 @@ class StateLockedError(OrchestratorError):
     """Another live execution holds the deployment."""
 
 
+class DamagedValue(ValueError):
+    """A value read from the state is not what was written there (SQLite keeps no checksums:
+    a flipped byte shows only when the value is read). The CLI says the state is damaged."""
+
+    @classmethod
+    def plan(cls, exc: Exception) -> DamagedValue:
+        """A stored plan whose JSON is not the layout ``Plan.to_json`` writes."""
+        return cls(f"a stored plan does not have the layout of one ({type(exc).__name__}: {exc})")
+
+
 class StateError(OrchestratorError):
     """The state cannot be used as it is: damaged, unwritable, full, incompatible or lost.
 

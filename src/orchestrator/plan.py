@@ -15,6 +15,7 @@ from collections.abc import Set
 from typing import Any
 
 from orchestrator.dsl.model import Blueprint, NodeTemplate
+from orchestrator.errors import DamagedValue
 from orchestrator.levels import levels
 from orchestrator.record import Record
 
@@ -143,11 +144,14 @@ class Plan(Record):
     @classmethod
     def from_json(cls, text: str) -> Plan:
         data = json.loads(text)
-        nodes = {name: PlannedNode(**body) for name, body in data["nodes"].items()}
-        instances = {
-            iid: PlannedInstance(iid, node, host, [PlannedRelationship(*r) for r in rels])
-            for iid, node, host, rels in data["instances"]
-        }
+        try:
+            nodes = {name: PlannedNode(**body) for name, body in data["nodes"].items()}
+            instances = {
+                iid: PlannedInstance(iid, node, host, [PlannedRelationship(*r) for r in rels])
+                for iid, node, host, rels in data["instances"]
+            }
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # JSON, but not the layout to_json writes
+            raise DamagedValue.plan(exc) from None
 
         def ancestors(inst: PlannedInstance) -> dict[str, str]:  # rebuilt from the host chain
             if inst.host_id is not None and not inst.ancestors:

@@ -8,11 +8,13 @@ lost deployments is refused, and ``--state-recover`` puts the backup back.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import sqlite3
 import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -56,16 +58,46 @@ def _newer(state: Path) -> None:
         db.execute("PRAGMA user_version = 99")
 
 
-@pytest.mark.parametrize("damage, needle", [
+def _flipped(sql: str) -> Callable[[Path], None]:
+    """A value changed where it is stored, as a flipped byte does: SQLite keeps no checksums, so
+    nothing notices before the value is read."""
+    def damage(state: Path) -> None:
+        with contextlib.closing(sqlite3.connect(state)) as db, db:
+            db.execute(sql)
+    return damage
+
+
+_NOT_JSON = _flipped("UPDATE deployments SET plan = substr(plan, 1, 40)")
+_NOT_UTF8 = _flipped("UPDATE instances SET runtime = CAST(x'7b2261223a2022ff227d' AS TEXT)")
+_NOT_A_PLAN = _flipped("UPDATE deployments SET plan = replace(plan, '\"nodes\"', '\"nodez\"')")
+DAMAGE = [
     (_garbage, "is damaged (file is not a database)"),
     (_truncated, "is damaged (database disk image is malformed"),
     (_newer, f"was written by a newer orchestrator (schema 99; this one reads up to {SCHEMA_VERSION})"),
-], ids=["not-a-database", "truncated", "newer-version"])
+    (_NOT_JSON, "is damaged (a stored value is not JSON"),
+    (_NOT_UTF8, "is damaged (a stored text is not UTF-8"),
+    (_NOT_A_PLAN, "is damaged (a stored plan does not have the layout of one"),
+]
+
+
+@pytest.mark.parametrize("damage, needle", DAMAGE, ids=["not-a-database", "truncated", "newer-version", "not-json",
+                                                       "not-utf8", "not-a-plan"])
 def test_every_command_on_a_damaged_state_says_so_in_one_line(cli, installed, damage, needle):
     damage(installed)
     commands = COMMANDS if damage is _garbage else [("status",), ("install", "bp.yaml")]  # every kind, once
     for command in commands:
         clean_failure(cli(*command, "--state", str(installed)), str(installed), needle)
+
+
+@pytest.mark.parametrize("damage", [_NOT_JSON, _NOT_UTF8, _NOT_A_PLAN], ids=["not-json", "not-utf8", "not-a-plan"])
+def test_state_recover_finds_a_damaged_value_and_puts_the_backup_back(cli, installed, damage):
+    assert cli("install", "bp.yaml", "--state", str(installed)).returncode == 0  # the backup holds the deployment
+    damage(installed)
+    result = cli("status", "--state", str(installed), "--state-recover")
+    assert result.returncode == 0, result.stderr
+    assert f"warning: restored {installed} from {installed}.backup" in result.stderr
+    assert "a_0" in result.stdout and "started" in result.stdout
+    assert cli("uninstall", "--state", str(installed)).returncode == 0
 
 
 def test_a_damaged_state_is_recovered_from_the_backup_taken_when_the_last_execution_started(cli, installed,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import click
 
 from orchestrator.dsl.problems import BlueprintError, Problems
 from orchestrator.errors import (
+    DamagedValue,
     ExecutorError,
     ExecutorUsageError,
     PluginError,
@@ -54,8 +56,21 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"error: {exc}", 2)
         except (StateLockedError, StateError, ExecutorError) as exc:
             fail(f"error: {exc}", 1)
+        except (json.JSONDecodeError, UnicodeDecodeError, DamagedValue) as exc:  # a stored value read past the store
+            fail(f"error: {_damaged(exc)}", 1)
 
     return wrapper
+
+
+def _damaged(exc: ValueError) -> str:
+    """A value read from the state that cannot be what we wrote: the state file is damaged."""
+    from orchestrator.state.sqlite import explain
+
+    ctx = click.get_current_context(silent=True)
+    state = ctx.params.get("state") if ctx is not None else None
+    if isinstance(state, Path):
+        return str(explain(state, exc))
+    return f"the state {display(state) if state else ''} holds a damaged value ({exc})".replace("  ", " ")
 
 
 def state_option(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from orchestrator.errors import LockLostError, StateError, StateLockedError, StatePathError
+from orchestrator.errors import (
+    DamagedValue,
+    LockLostError,
+    StateError,
+    StateLockedError,
+    StatePathError,
+)
 from orchestrator.state import schema
 from orchestrator.state.checkpointer import BACKSTOP_PAGES, Checkpointer
 from orchestrator.state.leases import Holder, busy_message, lease_seconds, why_free
@@ -63,14 +69,26 @@ SCHEMA_VERSION = schema.SCHEMA_VERSION
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+DAMAGE = (sqlite3.Error, OSError, UnicodeDecodeError, json.JSONDecodeError, DamagedValue)
+"""What reading a state file can raise: each is said as a ``StateError`` (``explain``)."""
+
+
 def explain(path: Path, exc: BaseException) -> StateError:
     """A ``sqlite3``/OS error as one sentence a user can act on."""
+    if isinstance(exc, UnicodeDecodeError):  # SQLite keeps no checksums: a flipped byte shows as bad text
+        return StateError(damaged_message(path, f"a stored text is not UTF-8 ({exc.reason} at byte {exc.start})"))
+    if isinstance(exc, json.JSONDecodeError):
+        return StateError(damaged_message(path, f"a stored value is not JSON ({exc})"))
+    if isinstance(exc, DamagedValue):
+        return StateError(damaged_message(path, str(exc)))
     text = str(exc)
     low = text.lower()
     if "unable to open" in low and path.exists() and not _writable(path):
         low = "readonly"
     if "not a database" in low or "malformed" in low or "file is encrypted" in low:
         return StateError(damaged_message(path, text))
+    if "could not decode to utf-8" in low:
+        return StateError(damaged_message(path, f"a stored text is not UTF-8 ({text.split(' with text')[0]})"))
     if "readonly" in low or "read-only" in low or isinstance(exc, PermissionError):
         return StateError(f"cannot write the state {path}: the file or its directory is read-only ({text}); "
                           f"fix its permissions or choose another file with --state")
@@ -105,7 +123,7 @@ def _translated(method: F) -> F:
     def wrapper(self: SqliteStore, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
-        except (sqlite3.Error, OSError) as exc:
+        except DAMAGE as exc:
             raise explain(self.path, exc) from exc
 
     return wrapper  # type: ignore[return-value]
@@ -149,7 +167,9 @@ class SqliteStore(WritesOne):
         try:
             self._attach()
             self._open(recover)
-        except (sqlite3.Error, OSError) as exc:
+            if recover and not self.recovered:
+                self._check_values()
+        except DAMAGE as exc:
             self._detach()
             error = explain(self.path, exc)
             if recover and "damaged" in str(error):
@@ -317,6 +337,24 @@ class SqliteStore(WritesOne):
                 write_lineage(self.path, Lineage(self._lineage_id, frozenset(self._ids())))
             finally:
                 db.execute("COMMIT")  # it wrote nothing: only its lock mattered
+
+    def _check_values(self) -> None:
+        """For ``--state-recover``: read every stored text and parse every JSON value. SQLite keeps
+        no checksums, so a damaged value is found only when something reads it (raises what
+        ``explain`` calls damage)."""
+        from orchestrator.plan import Plan
+
+        db = self._db
+        if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            raise sqlite3.DatabaseError("database disk image is malformed (quick_check)")
+        for table, columns in _JSON_COLUMNS.items():
+            for row in db.execute(f"SELECT {', '.join(columns)} FROM {table}"):
+                for column, value in zip(columns, row, strict=True):
+                    if value:
+                        Plan.from_json(value) if column == "plan" else json.loads(value)
+        for table in ("executions", "events", "locks", "meta"):
+            for _ in db.execute(f"SELECT * FROM {table}"):  # decoding each text is the check
+                pass
 
     def _recover(self) -> None:
         """Put the backup in place, forget the lineage that no longer holds, and open it again."""
@@ -912,6 +950,10 @@ def take_backup_as(state: Path, target: Path) -> None:
     """A copy of the state under another name (before a migration)."""
     take_backup(state)
     os.replace(backup_path(state), target)
+
+
+_JSON_COLUMNS = {"deployments": ("inputs", "plan", "leftovers"), "plans": ("plan",),
+                 "instances": ("ops", "runtime", "secret_keys")}
 
 
 def _recovery_advice(path: Path) -> str:
