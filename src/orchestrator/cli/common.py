@@ -38,7 +38,8 @@ def fail(message: str, code: int) -> None:
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Known errors become a message and an exit code; tracebacks only with --debug."""
+    """Known errors become a message and an exit code; tracebacks only with --debug (or
+    ``ORCHESTRATOR_DEBUG=1``), whatever went wrong."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -58,8 +59,47 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"error: {exc}", 1)
         except (json.JSONDecodeError, UnicodeDecodeError, DamagedValue) as exc:  # a stored value read past the store
             fail(f"error: {_damaged(exc)}", 1)
+        except (click.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+            raise
+        except Exception as exc:
+            ctx = click.get_current_context(silent=True)
+            if os.environ.get("ORCHESTRATOR_DEBUG") or (ctx is not None and ctx.params.get("debug")):
+                raise
+            fail(f"error: {_unexpected(exc)}", 1)
 
     return wrapper
+
+
+def _unexpected(exc: Exception) -> str:
+    """One line for an error nothing expected: a state file damaged in a way SQLite's own check
+    finds (pages moved, say), else a bug, with where it happened."""
+    from orchestrator.state.sqlite import damaged_message
+
+    ctx = click.get_current_context(silent=True)
+    state = ctx.params.get("state") if ctx is not None else None
+    what = f"{type(exc).__name__}: {exc}"
+    if isinstance(state, Path) and state.is_file() and not _healthy(state):
+        return damaged_message(state, f"SQLite's check fails; the command stopped on {what}")
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    where = f" at {Path(frame.tb_frame.f_code.co_filename).name}:{frame.tb_lineno}" if frame is not None else ""
+    return (f"internal error ({what}{where}); this is a bug: please report it with what the same command "
+            f"prints with ORCHESTRATOR_DEBUG=1")
+
+
+def _healthy(state: Path) -> bool:
+    import sqlite3
+    from urllib.parse import quote
+
+    try:
+        db = sqlite3.connect(f"file:{quote(str(state.resolve()))}?mode=ro", uri=True)
+        try:
+            return db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
 
 
 def _damaged(exc: ValueError) -> str:

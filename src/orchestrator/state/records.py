@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
+from orchestrator.errors import DamagedValue
+
 
 def _ops_encoder() -> Callable[[Mapping[str, str]], str]:
     """``json.dumps`` of an instance's operations, built once: ``json.dumps`` builds its C
@@ -29,7 +31,15 @@ ops_json = _ops_encoder()
 
 def loads_object(text: str) -> dict[str, Any]:
     """A stored JSON object; ``{}``, what most instances hold, without the parser."""
-    return {} if text == "{}" else json.loads(text)
+    if text == "{}":
+        return {}
+    try:
+        value = json.loads(text)
+    except TypeError:  # NULL where a NOT NULL text was written: the page was damaged
+        value = text
+    if type(value) is not dict:
+        raise DamagedValue(f"a stored value is not a JSON object: {str(text)[:60]!r}")
+    return value
 
 
 def merged_runtime(stored: str, changed: Mapping[str, Any], removed: Iterable[str]) -> str:
