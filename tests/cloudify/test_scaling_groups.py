@@ -136,13 +136,25 @@ TOO_MANY = """
         """
 
 
+def test_groups_no_policy_scales_are_labels_cloudify_does_not_check(cload: Any) -> None:
+    # Shared members, members on several hosts, even a cycle: only scaling groups must be units.
+    bp = cload(THREE_NODES + """
+        groups:
+          all: {members: [ip, disk]}
+          hosted: {members: [disk]}
+          a: {members: [b]}
+          b: {members: [a]}
+        """)
+    assert set(bp.templates) >= {"vm", "ip", "disk"}
+
+
 def test_what_cloudify_refuses_is_refused_where_it_is_written(cproblems: Any) -> None:
     lines = cproblems(THREE_NODES + """
         groups:
           vm: {members: [ip]}
           pair: {members: [ip, nope]}
         policies:
-          scale: {type: cloudify.policies.scaling, properties: {default_instances: 2}, targets: [pair]}
+          scale: {type: cloudify.policies.scaling, properties: {default_instances: 2}, targets: [pair, vm]}
         """)
     assert lines == [
         "main.yaml:10:3: group 'vm' has the name of a node template; give it another",
@@ -154,7 +166,7 @@ def test_what_cloudify_refuses_is_refused_where_it_is_written(cproblems: Any) ->
         groups:
           mixed: {members: [ip, disk]}
           a: {members: [b]}
-          b: {members: [a]}""" + TOO_MANY)
+          b: {members: [a]}""" + TOO_MANY.replace("targets: [mixed]", "targets: [mixed, a, b]"))
     assert lines == [
         "main.yaml:11:3: group 'a' contains itself: a -> b -> a",
         "main.yaml:16:17: policy 'scale': default_instances is above max_instances",  # checked all the same

@@ -21,7 +21,10 @@ _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 C = TypeVar("C", YDict, YList)
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+class _Marked:
+    """What makes a PyYAML loader ours: problems instead of exceptions, marks, the depth limit.
+    Mixed into libyaml's loader (``_Loader``) or PyYAML's pure one (``yaml11``'s fallback)."""
+
     def __init__(self, stream: str, filename: str, problems: Problems, line_offset: int = 0) -> None:
         super().__init__(stream)
         self.filename = filename
@@ -51,6 +54,10 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
         finally:
             self.depth -= 1
         return result
+
+
+class _Loader(_Marked, _BaseLoader):  # type: ignore[misc, valid-type]
+    """Our YAML 1.2 dialect, parsed by libyaml when it is there."""
 
 
 def _construct_plain(loader: _Loader, node: yaml.ScalarNode) -> Any:

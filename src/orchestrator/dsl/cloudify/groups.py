@@ -63,7 +63,7 @@ def scaling_groups(src: Mapping[str, YDict], problems: Problems) -> ScalingGroup
         if isinstance(group, dict) and group.get("policies"):
             problems.add(mark_of(group, "policies"), f"not supported: group '{shown(gname)}': policies "
                          "(monitoring, auto-heal and scale triggers need a Cloudify manager)")
-    valid = _valid_groups(groups, templates, problems)
+    valid = _valid_groups(groups, templates, problems, _scaled(src))
     counts = _policy_counts(src, problems)
     if not valid:
         return ScalingGroups()
@@ -97,7 +97,20 @@ def scaling_groups(src: Mapping[str, YDict], problems: Problems) -> ScalingGroup
 # ---------------------------------------------------------------- what Cloudify refuses
 
 
-def _valid_groups(groups: YDict, templates: Mapping[str, Any], problems: Problems) -> bool:
+def _scaled(src: Mapping[str, YDict]) -> set[str]:
+    """The groups a scaling policy targets: the ones whose shape Cloudify checks (a group that is
+    only a label, for a Cloudify manager's own use, may share members or span hosts)."""
+    groups, scaled = src["groups"], set()
+    for policy in src["policies"].values():
+        if isinstance(policy, dict) and policy.get("type") == "cloudify.policies.scaling":
+            targets = policy.get("targets")
+            scaled |= {t for t in targets if isinstance(t, str) and t in groups} if isinstance(targets, list) else set()
+    return scaled
+
+
+def _valid_groups(groups: YDict, templates: Mapping[str, Any], problems: Problems, scaled: set[str]) -> bool:
+    """Every group names existing members; the groups a policy scales also belong to one group
+    at most, hold no cycle, and stand on one host (Cloudify's ``_validate_and_update_groups``)."""
     before = len(problems)
     owner: dict[str, str] = {}
     for gname, body in groups.items():
@@ -116,6 +129,8 @@ def _valid_groups(groups: YDict, templates: Mapping[str, Any], problems: Problem
             elif member not in templates and member not in groups:
                 problems.add(mark, f"{where}: member '{shown(member)}' is neither a node template nor a group"
                              f"{did_you_mean(str(member), [*templates, *groups])}")
+            elif gname not in scaled:
+                continue
             elif member in owner and owner[member] != gname:
                 problems.add(mark, f"{where}: '{shown(member)}' is a member of group '{shown(owner[member])}' "
                              "already (a template or group belongs to one group)")
@@ -123,12 +138,13 @@ def _valid_groups(groups: YDict, templates: Mapping[str, Any], problems: Problem
                 owner[str(member)] = str(gname)
     if len(problems) > before:
         return False
-    for gname in groups:
-        chain = _cycle(str(gname), groups)
+    scaling = {g: body for g, body in groups.items() if g in scaled}
+    for gname in scaling:
+        chain = _cycle(str(gname), scaling)
         if chain:
             problems.add(key_mark(groups, gname), f"group '{shown(gname)}' contains itself: {' -> '.join(chain)}")
             return False
-    for gname in groups:
+    for gname in scaling:
         hosts = {_container(templates[m]) for m in _top_members(str(gname), groups, templates)}
         if len(hosts) > 1:
             shown_hosts = ", ".join("none" if h is None else f"'{shown(h)}'" for h in sorted(hosts, key=str))

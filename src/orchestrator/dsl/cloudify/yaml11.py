@@ -20,7 +20,7 @@ import yaml.resolver
 
 from orchestrator.dsl.limits import MAX_INT_DIGITS
 from orchestrator.dsl.problems import Mark, Problems, shown
-from orchestrator.dsl.yaml_marked import _construct_sequence, _Loader, parse_marked
+from orchestrator.dsl.yaml_marked import _construct_sequence, _Loader, _Marked, parse_marked
 from orchestrator.dsl.yaml_source import YDict, read_text
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -31,6 +31,13 @@ class _Loader11(_Loader):
 
     def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:
         return yaml.resolver.Resolver.resolve(self, kind, value, implicit)
+
+
+class _PyLoader11(_Marked, yaml.SafeLoader):  # type: ignore[misc]
+    """``_Loader11`` on PyYAML's pure-Python parser, which is Cloudify's: it reads some text
+    libyaml refuses, ``{concat:[a, b]}`` (no space after the colon) above all."""
+
+    resolve = _Loader11.resolve
 
 
 def _construct_int(loader: _Loader11, node: yaml.ScalarNode) -> Any:
@@ -87,9 +94,26 @@ for _tag in ("binary", "set", "omap", "pairs"):
     _Loader11.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse)
 
 
+_PyLoader11.yaml_constructors = dict(_Loader11.yaml_constructors)
+
+PURE_RETRY_LIMIT = 2_000_000  # characters: past this a syntax error stands (the pure parser is slow)
+
+
 def parse_yaml11(text: str, filename: str, problems: Problems) -> Any:
-    """Parse one YAML 1.1 document with positions; problems are added, the result is ``None`` then."""
-    return parse_marked(text, filename, problems, loader_class=_Loader11)
+    """Parse one YAML 1.1 document with positions; problems are added, the result is ``None`` then.
+
+    libyaml reads first (fast); a syntax error it finds is checked with the pure-Python parser
+    Cloudify uses, and what that one reads is what the blueprint means."""
+    found = Problems()
+    data = parse_marked(text, filename, found, loader_class=_Loader11)
+    if found and len(text) <= PURE_RETRY_LIMIT and all(p.message.startswith("YAML syntax error: ")
+                                                       for p in found.items):
+        again = Problems()
+        pure = parse_marked(text, filename, again, loader_class=_PyLoader11)
+        if not again:
+            return pure
+    problems.items.extend(found.items)
+    return data
 
 
 def read_yaml11(path: Path, display: str, problems: Problems) -> Any:
