@@ -89,3 +89,25 @@ def test_a_default_built_with_concat_reaches_properties_and_outputs_evaluated(cl
           n: {type: zoned, properties: {zone: {get_input: zone}}}
         """)
     assert bp.templates["n"].values["zone"] == "eu-west-1b"
+
+
+def test_a_secret_named_by_an_input(cload: Any, cproblems: Any) -> None:
+    bp = cload("""
+        inputs:
+          which: {default: db_password}
+        node_templates:
+          n: {type: cloudify.nodes.Root}
+        outputs:
+          o: {value: {get_secret: {get_input: which}}}
+          p: {value: {get_secret: [{get_input: which}, user]}}
+        """)
+    assert bp.outputs["o"].value == {"get_secret": "db_password"}
+    assert bp.outputs["p"].value == {"get_secret": ["db_password", "user"]}
+    assert "db_password" in bp.secret_names
+    problems = cproblems("""
+        node_templates:
+          n: {type: cloudify.nodes.Root}
+        outputs:
+          o: {value: {get_secret: {get_attribute: [n, name]}}}
+        """)
+    assert problems == ["main.yaml:6:27: not supported: output 'o': get_secret of a name known only at run time"]

@@ -311,8 +311,17 @@ class PlanResolver:
             self.problems.add(mark, f"{where}: {name}: {exc}")
             return None
 
-    def _fn_get_secret(self, args: Any, mark: Mark, template, where: str, _entities) -> Any:
+    def _fn_get_secret(self, args: Any, mark: Mark, template, where: str, entities) -> Any:
         path = _path_args(args)
+        if path is None and isinstance(args, (dict, list)):  # the name from a function: {get_input: which}
+            before = len(self.problems)
+            resolved = self.resolve(args, mark, template, where, entities)
+            if len(self.problems) > before:
+                return None
+            if has_runtime_function(resolved):
+                self.problems.add(mark, f"not supported: {where}: get_secret of a name known only at run time")
+                return None
+            path = _path_args(resolved)
         if path is None:
             self.problems.add(mark, f"{where}: get_secret takes a secret name or [name, key, ...]")
             return None
