@@ -406,7 +406,11 @@ PACK = CloudifyPack(
                                          "VPCs, subnets, internet and NAT gateways, route tables and routes "
                                          "only",
                  "cloudify.aws.nodes.*": "orchestrator-aws runs EC2 key pairs, security groups, elastic IPs, "
-                                         "instances, VPCs and subnets only"},
+                                         "instances, VPCs and subnets only",
+                 # the same plugin's other families: S3 through Swift, and the account resource
+                 "cloudify.nodes.swift.*": "orchestrator-aws runs EC2 resources only (no S3 through Swift)",
+                 "cloudify.nodes.resources.AmazonWebServices": "orchestrator-aws runs EC2 resources only (no "
+                                                               "account-wide resource)"},
     description="Cloudify AWS plugin 1.x and 3.x (EC2)",
 )
 

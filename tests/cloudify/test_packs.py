@@ -71,3 +71,9 @@ def test_v1_container_refuses_what_it_cannot_pass(ops: Any, message: str) -> Non
     with pytest.raises(MappingError, match=message):
         docker._container_v1(node(("cloudify.nodes.Root", "cloudify.docker.Container"), ops,
                                   image={"repository": "busybox"}))
+
+
+def test_the_aws_plugins_other_families_are_not_supported_rather_than_unknown() -> None:
+    assert "no S3 through Swift" in aws.PACK.why_unsupported("cloudify.nodes.swift.s3.Bucket")
+    assert "account-wide" in aws.PACK.why_unsupported("cloudify.nodes.resources.AmazonWebServices")
+    assert aws.PACK.why_unsupported("cloudify.nodes.Root") is None

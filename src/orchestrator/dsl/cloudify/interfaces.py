@@ -122,10 +122,13 @@ def template_interfaces(types: dict[str, dict[str, Operation]], raw: Any, where:
 
 
 def classify(op: Operation, pack_plugins: Mapping[str, str]) -> str:
-    """``noop``, ``pack`` (a task of a plugin a loaded pack stands for), ``script`` or ``plugin``."""
+    """``noop``, ``pack`` (a task of a plugin a loaded pack stands for), ``script``, ``inline``
+    (a script written in the blueprint: Cloudify's ``_is_inline_script``, several lines) or ``plugin``."""
     impl = op.implementation.strip()
     if not impl:
         return "noop"
+    if "\n" in impl:
+        return "inline"
     head = impl.split(".", 1)[0]
     if "/" in impl or impl.endswith(SCRIPT_SUFFIXES) or head == "script":
         return "script"
@@ -140,6 +143,10 @@ def refusal(kind: str, iname: str, oname: str, op: Operation, where: str) -> str
     if kind == "script":
         return (f"not supported: {where}: operation '{name}' runs the script '{shown(op.implementation)}' "
                 "(orchestrator runs plugin hooks, not scripts on hosts)")
+    if kind == "inline":
+        first = op.implementation.strip().splitlines()[0]
+        return (f"not supported: {where}: operation '{name}' is a script written in the blueprint ('{shown(first)}' "
+                "...) (orchestrator runs plugin hooks, not scripts on hosts)")
     head = op.implementation.split(".", 1)[0]
     return (f"not supported: {where}: operation '{name}' is a task of plugin '{shown(head)}', which no installed "
             "orchestrator plugin provides")

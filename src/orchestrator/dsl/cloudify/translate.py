@@ -320,7 +320,7 @@ def _check_operations(info: TemplateInfo, where: str, tr: Translation, problems:
     for iname, ops in info.interfaces.items():
         for oname, op in ops.items():
             kind = classify(op, tr.pack_plugins)
-            if kind in ("script", "plugin"):
+            if kind in ("script", "inline", "plugin"):
                 problems.add(op.mark, refusal(kind, iname, oname, op, where))
             elif kind == "pack" and iname == LIFECYCLE and oname in OUR_LIFECYCLE:
                 if op.inputs:
@@ -342,7 +342,7 @@ def _check_relationship_operations(rels: YList, rel_types: Mapping[str, Any], wh
             for iname, ops in ifaces.items():
                 for oname, op in ops.items():
                     kind = classify(op, tr.pack_plugins)
-                    if kind in ("script", "plugin"):
+                    if kind in ("script", "inline", "plugin"):
                         problems.add(op.mark, refusal(kind, iname, oname, op,
                                                       f"{where}: relationship to '{shown(rel.get('target'))}'"))
 
