@@ -149,7 +149,8 @@ def resolve_types(defined: dict[str, TypeDef], problems: Problems) -> None:
                 problems.add(
                     mark_of(t.raw, "derived_from"),
                     f"{t.kind} '{shown(t.name)}' derives from unknown {t.kind} '{shown(t.derived_from)}'"
-                    f"{did_you_mean(t.derived_from, defined)}",
+                    # never itself, nor a type deriving from the same missing one: neither can be its parent
+                    f"{did_you_mean(t.derived_from, [n for n, d in defined.items() if d.derived_from != t.derived_from])}",
                 )
                 ok = False
                 break
