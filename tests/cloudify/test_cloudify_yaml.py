@@ -40,3 +40,19 @@ def test_an_inline_script_is_refused_as_a_script_not_as_a_plugin_task(cproblems:
     assert len(problems) == 1 and problems[0].endswith(
         "not supported: node template 'n': operation 'lifecycle.create' is a script written in the blueprint "
         "('from cloudify import ctx' ...) (orchestrator runs plugin hooks, not scripts on hosts)"), problems
+
+
+def test_a_plugin_import_with_properties_is_refused_for_them_and_its_types_still_known(cproblems: Any) -> None:
+    problems = cproblems("""
+        tosca_definitions_version: cloudify_dsl_1_5
+        imports:
+          - cloudify/types/types.yaml
+          - plugin:cloudify-aws-plugin:
+              region_name: us-east-2
+        node_templates:
+          vpc:
+            type: cloudify.nodes.aws.ec2.Vpc
+            properties: {resource_config: {CidrBlock: 10.0.0.0/16}}
+        """)
+    assert problems == ["main.yaml:4:5: not supported: properties of the import 'plugin:cloudify-aws-plugin' (plugin "
+                        "properties, DSL 1.5): give them to the node templates that need them"], problems

@@ -123,6 +123,11 @@ class Reader:
         files = []
         for i, item in enumerate(raw):
             mark = mark_of(raw, i)
+            if isinstance(item, dict) and len(item) == 1 and str(next(iter(item))).startswith("plugin:"):
+                # DSL 1.5: "- plugin:NAME: {properties}" gives the plugin properties every node of it uses
+                item = str(next(iter(item)))
+                self.problems.add(mark, f"not supported: properties of the import '{shown(item)}' (plugin "
+                                  "properties, DSL 1.5): give them to the node templates that need them")
             if not isinstance(item, str):
                 self.problems.add(mark, "an import must be a path, a URL or plugin:NAME")
                 continue
