@@ -111,3 +111,17 @@ def test_a_secret_named_by_an_input(cload: Any, cproblems: Any) -> None:
           o: {value: {get_secret: {get_attribute: [n, name]}}}
         """)
     assert problems == ["main.yaml:6:27: not supported: output 'o': get_secret of a name known only at run time"]
+
+
+def test_a_manager_input_type_is_refused_once_with_none_of_its_constraints(cproblems: Any) -> None:
+    problems = cproblems("""
+        inputs:
+          other:
+            type: deployment_id
+            default: d1
+            constraints: [{name_pattern: {contains: db}}, {filter_id: f}, {labels: [{env: prod}]}]
+        node_templates:
+          n: {type: cloudify.nodes.Root}
+        """)
+    assert problems == ["main.yaml:5:11: not supported: input 'other' of type 'deployment_id' (it names something a "
+                        "Cloudify manager holds)"], problems

@@ -215,6 +215,7 @@ def _input(name: str, body: Any, problems: Problems) -> Any:
         problems.add(mark_of(body, "type"), f"not supported: input '{shown(name)}' of type '{itype}' (it names "
                      "something a Cloudify manager holds)")
         del result["type"]
+        result.pop("constraints", None)  # filter_id, labels, tenants...: what the manager would look up
     return result
 
 
