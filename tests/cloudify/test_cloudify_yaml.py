@@ -56,3 +56,37 @@ def test_a_plugin_import_with_properties_is_refused_for_them_and_its_types_still
         """)
     assert problems == ["main.yaml:4:5: not supported: properties of the import 'plugin:cloudify-aws-plugin' (plugin "
                         "properties, DSL 1.5): give them to the node templates that need them"], problems
+
+
+def test_an_import_not_available_says_so_once_and_not_what_it_may_have_declared(cproblems: Any) -> None:
+    problems = cproblems("""
+        tosca_definitions_version: cloudify_dsl_1_4
+        imports:
+          - cloudify/types/types.yaml
+          - plugin:cloudify-openstack-plugin
+        node_types:
+          my.Server: {derived_from: cloudify.openstack.nodes.Server}
+        node_templates:
+          vm: {type: my.Server, properties: {image: ubuntu, flavor: {get_property: [keypair, size]}}}
+          app:
+            type: cloudify.nodes.Root
+            relationships: [{type: cloudify.relationships.contained_in, target: host_from_the_import}]
+        outputs:
+          ip: {value: {get_attribute: [server_from_the_import, ip]}}
+        """)
+    assert problems == ["main.yaml:4:5: not available offline: plugin:cloudify-openstack-plugin (no installed "
+                        "orchestrator plugin ships it; nothing is downloaded)"], problems
+
+
+def test_without_a_missing_import_the_same_mistakes_are_all_said(cproblems: Any) -> None:
+    problems = cproblems("""
+        node_templates:
+          app:
+            type: cloudify.nodes.Root
+            relationships: [{type: cloudify.relationships.contained_in, target: host_nowhere}]
+        outputs:
+          ip: {value: {get_attribute: [server_nowhere, ip]}}
+        """)
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        "node template 'app': relationship 1: target 'host_nowhere' is not a node template",
+        "output 'ip': get_attribute of unknown node template 'server_nowhere'"], problems

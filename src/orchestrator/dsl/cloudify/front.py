@@ -10,6 +10,7 @@ is refused with ``not supported:`` where it is written, before anything runs.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,13 @@ def load_cloudify(path: Path, inputs: Mapping[str, GivenInput], type_sources: Se
     fill_blueprint(bp, tr.sections, inputs, problems, missing_secret)
     if not problems:
         _finish(bp, read, tr, problems)
+    if read.incomplete:  # the import said so already; what it may have declared is not missing
+        problems.items[:] = [p for p in problems.items if not _KNOCK_ON.search(p.message)]
     return problems if problems else bp
+
+
+_KNOCK_ON = re.compile(r"target '[^']*' is not a (node template|group)|get_attribute of unknown node template "
+                       r"|get_property: node template '[^']*' has no property |is neither a node template nor a group")
 
 
 def _finish(bp: Blueprint, read: Read, tr: Translation, problems: Problems) -> None:

@@ -132,6 +132,7 @@ class Reader:
                 self.problems.add(mark, "an import must be a path, a URL or plugin:NAME")
                 continue
             if re.match(r"^[\w.-]+--", item):
+                self.read.incomplete = True
                 self.problems.add(mark, f"not supported: namespaced import '{shown(item)}' (namespaces need a "
                                   "Cloudify manager's blueprint catalog)")
                 continue

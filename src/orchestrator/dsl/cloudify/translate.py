@@ -235,7 +235,7 @@ def _template(name: str, body: Any, src: Mapping[str, YDict], group_count: int |
     why = tr.why_unsupported(_hierarchy(type_name, src["node_types"]) or [type_name])
     if why:
         problems.add(mark_of(body, "type"), f"not supported: {where}: type '{type_name}' ({why})")
-    if why or (tr.incomplete and _unknown(type_name, src["node_types"])):
+    if why or (tr.incomplete and _reaches_unknown(type_name, src["node_types"])):
         result["type"] = "cloudify.nodes.Root"  # checked no further: the problem above says why
         result.pop("properties", None)
     count = _instances(body, where, problems)
@@ -278,7 +278,7 @@ def _relationship(rel: YDict, src: Mapping[str, YDict], where: str, tr: Translat
     why = tr.why_unsupported(_hierarchy(rtype, src["relationships"]) or [rtype])
     if why:
         problems.add(mark_of(rel, "type"), f"not supported: {where}: relationship type '{rtype}' ({why})")
-    if why or (tr.incomplete and _unknown(rtype, src["relationships"])):
+    if why or (tr.incomplete and _reaches_unknown(rtype, src["relationships"])):
         result["type"] = "cloudify.relationships.depends_on"
         result.pop("properties", None)
     return result
@@ -286,6 +286,19 @@ def _relationship(rel: YDict, src: Mapping[str, YDict], where: str, tr: Translat
 
 def _unknown(type_name: Any, declared: Mapping[str, Any]) -> bool:
     return isinstance(type_name, str) and type_name not in declared
+
+
+def _reaches_unknown(type_name: Any, declared: Mapping[str, Any]) -> bool:
+    """Whether the type, or a type it derives from, is declared nowhere we read (an import that
+    was not available may declare it: its properties are not known here)."""
+    seen: set[str] = set()
+    while isinstance(type_name, str) and type_name not in seen:
+        if type_name not in declared:
+            return True
+        seen.add(type_name)
+        body = declared[type_name]
+        type_name = body.get("derived_from") if isinstance(body, dict) else None
+    return False
 
 
 def _instances(body: YDict, where: str, problems: Problems) -> Any:
