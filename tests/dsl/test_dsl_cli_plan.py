@@ -114,3 +114,15 @@ def test_plan_with_inputs_and_a_bad_input(blueprint: str, tmp_path: Path) -> Non
     assert bad.stdout == ""
     assert bad.stderr.splitlines() == ["<-i>:1:7: input 'count': expected integer, got string 'three'",
                                        "1 problem found"]
+
+
+def test_validate_json_gives_the_problems_as_data_too(blueprint: str, tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("node_templates:\n  a: {type: nope.Type}\n")
+    result = CliRunner().invoke(cli, ["validate", "--json", "bad.yaml"])
+    assert result.exit_code == 2
+    data = json.loads(result.stdout)
+    assert data == {"valid": False, "problems": [
+        {"file": "bad.yaml", "line": 2, "column": 13, "message": "node template 'a': unknown node type 'nope.Type'"}]}
+    assert "bad.yaml:2:13: node template 'a': unknown node type 'nope.Type'" in result.stderr
+    good = CliRunner().invoke(cli, ["validate", "--json", blueprint])
+    assert json.loads(good.stdout)["valid"] is True

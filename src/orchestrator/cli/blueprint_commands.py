@@ -14,6 +14,7 @@ from orchestrator.cli.common import (
     open_orchestrator,
     state_option,
 )
+from orchestrator.dsl.problems import BlueprintError
 
 
 @click.command()
@@ -24,7 +25,14 @@ from orchestrator.cli.common import (
 def validate(blueprint: str, inputs: tuple[str, ...], as_json: bool) -> None:
     """Check a blueprint and its inputs; print every problem."""
     orch = open_orchestrator()
-    bp = orch.load(blueprint, inputs)
+    try:
+        bp = orch.load(blueprint, inputs)
+    except BlueprintError as exc:
+        if as_json:  # the problems as data too (stderr still says them, and the exit status is 2)
+            output.echo_json({"valid": False, "problems": [
+                {"file": p.mark.file, "line": p.mark.line, "column": p.mark.column, "message": p.message}
+                for p in exc.problems]})
+        raise
     count = sum(t.instances for t in bp.templates.values())
     if as_json:
         output.echo_json({"valid": True, "node_templates": len(bp.templates), "inputs": sorted(bp.inputs)})
