@@ -96,7 +96,7 @@ for _tag in ("binary", "set", "omap", "pairs"):
 
 _PyLoader11.yaml_constructors = dict(_Loader11.yaml_constructors)
 
-PURE_RETRY_LIMIT = 2_000_000  # characters: past this a syntax error stands (the pure parser is slow)
+PURE_RETRY_LIMIT = 256_000  # characters: past this libyaml's syntax error stands (the pure parser takes ~5 s a MB)
 
 
 def parse_yaml11(text: str, filename: str, problems: Problems) -> Any:
