@@ -146,6 +146,7 @@ class Reader:
             target = file.parent / item
             label = shown(display_path(target))
             if not target.is_file():
+                self.read.incomplete = True  # as for an import not available: what it declares is unknown
                 self.problems.add(mark, f"imported file '{label}' does not exist")
                 continue
             files.append((target, label))
