@@ -90,3 +90,15 @@ def test_without_a_missing_import_the_same_mistakes_are_all_said(cproblems: Any)
     assert [p.split(": ", 1)[1] for p in problems] == [
         "node template 'app': relationship 1: target 'host_nowhere' is not a node template",
         "output 'ip': get_attribute of unknown node template 'server_nowhere'"], problems
+
+
+def test_a_local_import_that_does_not_exist_holds_back_the_same(cproblems: Any) -> None:
+    problems = cproblems("""
+        tosca_definitions_version: cloudify_dsl_1_4
+        imports: [cloudify/types/types.yaml, types/k8s.yaml]
+        node_types:
+          my.Autoscaling: {derived_from: k8s.CustomResource}
+        node_templates:
+          n: {type: my.Autoscaling, properties: {definition: {}}}
+        """)
+    assert problems == ["main.yaml:2:38: imported file 'types/k8s.yaml' does not exist"], problems
