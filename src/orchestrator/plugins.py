@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
+import math
 import os
 import queue
 import sys
@@ -705,6 +706,11 @@ def _type_source(name: str, result: Any) -> tuple[TypeSource, bool]:
         result = {}
     if not isinstance(result, (str, Mapping)):
         raise _BadResult(f"register_types must return a mapping or YAML text, got {type(result).__name__}")
+    if not isinstance(result, str):
+        where = _not_plain(result, "")
+        if where is not None:
+            raise _BadResult(f"register_types: {where} (types hold plain data: strings, numbers, booleans, "
+                             f"null, lists and mappings; they are stored in every plan as JSON)")
     source = plugin_type_source(name, result)
     for section in KINDS:
         value = source.sections.get(section)
@@ -712,6 +718,30 @@ def _type_source(name: str, result: Any) -> tuple[TypeSource, bool]:
             raise _BadResult(f"register_types: '{section}' must be a mapping of type name to definition, "
                              f"got {type(value).__name__}")
     return source, isinstance(result, str)
+
+
+def _not_plain(value: Any, path: str) -> str | None:
+    """Where in a ``register_types`` mapping a value is not JSON data, and what it is; None if nowhere."""
+    kind = type(value)
+    if kind is str or kind is bool or kind is int or value is None:
+        return None
+    if kind is float:
+        return None if math.isfinite(value) else f"{path or 'a value'} is {value}, which JSON cannot hold"
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"{path or 'the mapping'} has a key {key!r} that is not a string"
+            found = _not_plain(item, f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found = _not_plain(item, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
+    return f"{path or 'a value'} is a {kind.__name__}"
 
 
 def _type_problems(sources: list[TypeSource]) -> list[Problem]:

@@ -4,6 +4,7 @@ a hook that silently does nothing, or a state file swollen by one message."""
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import sys
 import threading
@@ -214,3 +215,25 @@ def test_a_thread_a_hook_left_behind_cannot_write_after_the_hook_returned(orch):
     assert result.runtime_properties["n_0"] == {"created": True}
     assert plugin.late == ["ctx.instance.update() of n_0 after create returned: nothing is written "
                            "(a thread a hook starts must end before the hook returns)"]
+
+
+class NotPlainTypes:
+    """register_types with values JSON cannot hold: before, every install of them raised TypeError."""
+
+    def __init__(self, default: Any) -> None:
+        self.default = default
+
+    @hookimpl
+    def register_types(self) -> dict[str, Any]:
+        return {"node_types": {"np.T": {"derived_from": "orchestrator.nodes.Root",
+                                        "properties": {"when": {"default": self.default}}}}}
+
+
+@pytest.mark.parametrize(("default", "said"), [
+    (datetime.datetime(2020, 1, 1), "is a datetime"), ({1, 2}, "is a set"), (float("nan"), "is nan, which JSON"),
+    ({1: "a"}, "has a key 1 that is not a string")])
+def test_types_that_are_not_plain_data_are_a_load_error_of_their_plugin(default: Any, said: str) -> None:
+    pm = get_plugin_manager([NotPlainTypes(default)], entry_points=False, env={})
+    [error] = pm.load_errors
+    assert error.fatal and "register_types: node_types.np.T.properties.when" in str(error) and said in str(error)
+    assert "np.T" not in pm.type_owner
