@@ -36,7 +36,9 @@ def printable(text: str) -> str:
 
 
 def echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    from orchestrator import jsonable
+
+    click.echo(jsonable.dumps(data, indent=2))
 
 
 def plan_data(plan: Plan, implemented: Any) -> dict[str, Any]:

@@ -11,7 +11,6 @@ scheduler (``Deferred``) and its worker takes other work meanwhile.
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 import traceback
@@ -20,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from orchestrator import jsonable
 from orchestrator.engine.context import InstanceRecord, OperationContext
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import TRACEBACK_LIMIT, Event, EventSink, clipped
@@ -310,10 +310,7 @@ class StepRunner:
     def _custom_result(result: Any, masker: Callable[[str], str]) -> Any:
         """A custom operation's result as JSON data (what is not JSON-able becomes its ``str``),
         with every secret the deployment uses masked."""
-        try:
-            text = json.dumps(result, default=str, ensure_ascii=False, allow_nan=False)
-        except ValueError:  # NaN or an infinity somewhere: said as text, like any other non-JSON value
-            text = json.dumps(_finite(json.loads(json.dumps(result, default=str))), ensure_ascii=False)
+        text = jsonable.dumps(result, ensure_ascii=False)
         masked = masker(text)
         try:
             return json.loads(masked)
@@ -465,14 +462,3 @@ def _message(exc: BaseException) -> str:
 
 def _traceback(exc: BaseException, masker: Callable[[str], str]) -> str:
     return clipped(masker("".join(traceback.format_exception(exc))), TRACEBACK_LIMIT, tail=True)
-
-
-def _finite(value: Any) -> Any:
-    """JSON data with NaN and infinities as their text ("nan", "inf", "-inf")."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
