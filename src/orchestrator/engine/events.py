@@ -6,6 +6,7 @@ import json
 import re
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -74,6 +75,19 @@ TEXT_LIMIT = 64 * 1024
 """Characters of a message kept in an event, a failure or an instance's error: a plugin that
 raises (or logs) 20 MB must not put it in every row and summary."""
 TRACEBACK_LIMIT = 256 * 1024
+
+
+def exception_text(exc: BaseException) -> str:
+    """``str(exc)``, even of a plugin's exception whose ``__str__`` fails (it is still its failure)."""
+    try:
+        return str(exc)
+    except Exception as error:
+        return f"(its message could not be read: {type(error).__name__})"
+
+
+def traceback_text(exc: BaseException, mask: Callable[[str], str]) -> str:
+    """The traceback of ``exc``, masked, then clipped to its last ``TRACEBACK_LIMIT`` characters."""
+    return clipped(mask("".join(traceback.format_exception(exc))), TRACEBACK_LIMIT, tail=True)
 
 
 def clipped(text: str, limit: int = TEXT_LIMIT, *, tail: bool = False) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,7 +21,7 @@ import attrs
 from orchestrator import jsonable
 from orchestrator.engine.context import InstanceRecord, OperationContext
 from orchestrator.engine.dispatch import Dispatcher
-from orchestrator.engine.events import TRACEBACK_LIMIT, Event, EventSink, clipped
+from orchestrator.engine.events import Event, EventSink, clipped, exception_text, traceback_text
 from orchestrator.engine.executor import Call, Executor, LocalExecutor, Withdrawn
 from orchestrator.engine.factory import ContextFactory
 from orchestrator.engine.options import Options
@@ -322,7 +321,7 @@ class StepRunner:
         ex = self.ex
         masker = ex.sink.masker
         self.emit(ex.sink.make("operation_failed", f"{name} failed: {message}", inst.id, name, owner, "error"))
-        ex.failures.append(Failure(inst.id, name, owner, clipped(masker(message)), _traceback(exc, masker)))
+        ex.failures.append(Failure(inst.id, name, owner, clipped(masker(message)), traceback_text(exc, masker)))
         return False
 
     def emit(self, event: Event) -> None:
@@ -372,7 +371,7 @@ class StepRunner:
         rec.ops[step.key] = "failed"
         masker = ex.sink.masker
         failure = Failure(inst.id, step.op, owner, clipped(masker(message)),
-                          _traceback(exc, masker) if exc is not None else "")
+                          traceback_text(exc, masker) if exc is not None else "")
         rec.error = f"{step.op} ({owner or 'no plugin'}) failed: {failure.message}"
         ticket = self.write(rec, "failed", None, [ex.sink.make("operation_failed", f"{step.op} failed: {message}",
                                                                rec.id, step.op, owner, "error")],
@@ -451,14 +450,8 @@ def backoff(options: Options, exc: BaseException | None, attempt: int) -> float:
 
 def _message(exc: BaseException) -> str:
     name = type(exc).__name__
-    try:
-        text = str(exc).strip()
-    except Exception as error:  # a plugin's exception whose __str__ fails is still its failure
-        text = f"(its message could not be read: {type(error).__name__})"
+    text = exception_text(exc).strip()
     if isinstance(exc, (NonRecoverableError, RecoverableError)):
         return text or name
     return f"{name}: {text}" if text else name
 
-
-def _traceback(exc: BaseException, masker: Callable[[str], str]) -> str:
-    return clipped(masker("".join(traceback.format_exception(exc))), TRACEBACK_LIMIT, tail=True)

@@ -13,11 +13,10 @@ they do locally, with the worker's traceback attached as a note.
 from __future__ import annotations
 
 import json
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.engine.events import TRACEBACK_LIMIT, clipped
+from orchestrator.engine.events import clipped, exception_text, traceback_text
 from orchestrator.errors import NonRecoverableError, OperationRetry, RecoverableError, SkipOperation
 
 VERSION = 1
@@ -72,12 +71,8 @@ def failure(exc: BaseException, runtime: Mapping[str, Any], worker: str, masker:
     else:
         kind = "exit"
     mask = masker or (lambda text: text)
-    try:
-        message = str(exc)
-    except Exception as error:  # a plugin's exception whose __str__ fails
-        message = f"(its message could not be read: {type(error).__name__})"
-    error = {"kind": kind, "type": type(exc).__name__, "message": clipped(mask(message)),
-             "traceback": clipped(mask("".join(traceback.format_exception(exc))), TRACEBACK_LIMIT, tail=True),
+    error = {"kind": kind, "type": type(exc).__name__, "message": clipped(mask(exception_text(exc))),
+             "traceback": traceback_text(exc, mask),
              "retry_after": getattr(exc, "retry_after", None)}
     return json.dumps({"ok": False, "error": error, "runtime": runtime, "worker": worker}, default=str,
                       ensure_ascii=False)
