@@ -55,18 +55,24 @@ class Executor(Protocol):
     def close(self) -> None: ...
 
 
+def run_hook(caller: Any, ctx: OperationContext) -> Any:
+    """Call a hook as every executor does (here, or on a worker): what its thread prints becomes
+    its log lines, and once it returned its ``ctx`` takes no more ``update()``."""
+    token = hook_output.running(ctx.logger._say)
+    try:
+        return caller(ctx=ctx)
+    finally:
+        ctx._hook_returned()
+        hook_output.done(token)
+
+
 class LocalExecutor:
     """Hooks run in the runner's worker threads (the default)."""
 
     remote = False
 
     def call(self, caller: Any, ctx: OperationContext, call: Call | None, live: Any) -> Any:
-        token = hook_output.running(ctx.logger._say)
-        try:
-            return caller(ctx=ctx)
-        finally:
-            ctx._hook_returned()
-            hook_output.done(token)
+        return run_hook(caller, ctx)
 
     def close(self) -> None:
         pass

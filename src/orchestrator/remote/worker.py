@@ -26,6 +26,7 @@ from orchestrator.engine import hook_output
 from orchestrator.engine.context import BlueprintContext, InstanceRecord, OperationContext
 from orchestrator.engine.dispatch import Dispatcher
 from orchestrator.engine.events import Masker
+from orchestrator.engine.executor import run_hook
 from orchestrator.engine.factory import ContextFactory
 from orchestrator.errors import NonRecoverableError, PluginError, StateError
 from orchestrator.plan import Plan
@@ -121,11 +122,7 @@ class Worker:
                                 lambda: not superseded.is_set(), changes, custom)
         try:
             with hook_output.captured():  # what the hook prints becomes its log lines, as in the CLI
-                token = hook_output.running(ctx.logger._say)
-                try:
-                    return self._call(ctx, owner, op, records, given, masker)
-                finally:
-                    hook_output.done(token)
+                return self._call(ctx, owner, op, records, given, masker)
         finally:
             lines.close()
 
@@ -139,10 +136,7 @@ class Worker:
             if caller is None:
                 raise NonRecoverableError(f"plugin '{owner}' on worker {self.name} does not implement {op} (the "
                                           f"CLI's copy does): install the same plugin version on every worker")
-            try:
-                result = caller(ctx=ctx)
-            finally:
-                ctx._hook_returned()
+            result = run_hook(caller, ctx)
             _merge(ctx)
         except BaseException as exc:  # what the hook raised goes back to the CLI, which decides
             try:
