@@ -73,12 +73,12 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _unexpected(exc: Exception) -> str:
     """One line for an error nothing expected: a state file damaged in a way SQLite's own check
     finds (pages moved, say), else a bug, with where it happened."""
+    from orchestrator.state.safety import passes_quick_check
     from orchestrator.state.sqlite import damaged_message
 
-    ctx = click.get_current_context(silent=True)
-    state = ctx.params.get("state") if ctx is not None else None
+    state = _command_state()
     what = f"{type(exc).__name__}: {exc}"
-    if isinstance(state, Path) and state.is_file() and not _healthy(state):
+    if isinstance(state, Path) and state.is_file() and not passes_quick_check(state):
         return damaged_message(state, f"SQLite's check fails; the command stopped on {what}")
     frame = exc.__traceback__
     while frame is not None and frame.tb_next is not None:
@@ -88,29 +88,21 @@ def _unexpected(exc: Exception) -> str:
             f"prints with ORCHESTRATOR_DEBUG=1")
 
 
-def _healthy(state: Path) -> bool:
-    import sqlite3
-    from urllib.parse import quote
-
-    try:
-        db = sqlite3.connect(f"file:{quote(str(state.resolve()))}?mode=ro", uri=True)
-        try:
-            return db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return False
-
-
 def _damaged(exc: ValueError) -> str:
     """A value read from the state that cannot be what we wrote: the state file is damaged."""
     from orchestrator.state.sqlite import explain
 
-    ctx = click.get_current_context(silent=True)
-    state = ctx.params.get("state") if ctx is not None else None
+    state = _command_state()
     if isinstance(state, Path):
         return str(explain(state, exc))
-    return f"the state {display(state) if state else ''} holds a damaged value ({exc})".replace("  ", " ")
+    where = f" {display(state)}" if state else ""
+    return f"the state{where} holds a damaged value ({exc})"
+
+
+def _command_state() -> Path | str | None:
+    """The ``--state`` of the command running (None for a command without one)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.params.get("state") if ctx is not None else None
 
 
 def state_option(fn: Callable[..., Any]) -> Callable[..., Any]:

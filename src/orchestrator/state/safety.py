@@ -143,6 +143,20 @@ def take_backup(state: Path) -> None:
         raise
 
 
+def passes_quick_check(path: Path, *, immutable: bool = False) -> bool:
+    """SQLite's own check of a file, read only (``immutable``: a copy no process writes, so no
+    write-ahead log either); False when it fails or the file cannot be read as a database."""
+    try:
+        check = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro{'&immutable=1' if immutable else ''}",
+                                uri=True)
+        try:
+            return check.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        finally:
+            check.close()
+    except sqlite3.Error:
+        return False
+
+
 def restore_backup(state: Path) -> str:
     """Put ``STATE.backup`` in place of ``state``; the damaged files are kept as ``STATE.damaged-*``.
 
@@ -152,15 +166,7 @@ def restore_backup(state: Path) -> str:
     backup = backup_path(state)
     if not backup.is_file():
         raise StateError(f"there is no backup of {state} to recover from ({backup} does not exist)")
-    try:
-        check = sqlite3.connect(f"file:{quote(str(backup.resolve()))}?mode=ro&immutable=1", uri=True)
-        try:
-            ok = check.execute("PRAGMA quick_check").fetchone()[0] == "ok"
-        finally:
-            check.close()
-    except sqlite3.Error:
-        ok = False
-    if not ok:
+    if not passes_quick_check(backup, immutable=True):
         raise StateError(f"the backup {backup} is damaged too; nothing was changed")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     kept = state.with_name(f"{state.name}.damaged-{stamp}")
