@@ -92,12 +92,15 @@ _json_out: TextIO | None = None  # where JSON goes while a run holds stdout for 
 
 
 @contextmanager
-def stdout_for_json_only() -> Iterator[None]:
-    """While a ``--json`` run goes, file descriptor 1 leads to stderr and the JSON goes to a
-    copy of what it was: what a process started by a hook prints (it writes to the file
-    descriptor, past ``sys.stdout``) cannot land between the JSON lines, or before the
+def stdout_for_json_only(active: bool = True) -> Iterator[None]:
+    """While a ``--json`` run goes (``active``), file descriptor 1 leads to stderr and the JSON
+    goes to a copy of what it was: what a process started by a hook prints (it writes to the
+    file descriptor, past ``sys.stdout``) cannot land between the JSON lines, or before the
     document. A hook's own ``print()`` becomes a log event (``engine.hook_output``)."""
     global _json_out
+    if not active:
+        yield
+        return
     try:
         sys.stdout.flush()
         fd, err = sys.stdout.fileno(), sys.stderr.fileno()

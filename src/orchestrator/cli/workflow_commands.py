@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from pathlib import Path
@@ -248,7 +247,7 @@ def drift(deployment: str | None, exit_code: bool, concurrency: int, secrets_fil
     orch = open_orchestrator(state, state_recover)
     prepared = orch.prepare_drift(deployment, read_secrets(secrets_file))
     interrupt = Interrupt()
-    with signals.stop_requests(interrupt), output.stdout_for_json_only() if as_json else contextlib.nullcontext():
+    with signals.stop_requests(interrupt), output.stdout_for_json_only(as_json):
         result = prepared.run(run_options(concurrency=concurrency, retries=2, retry_interval=0.5), [], interrupt)
     checked, failed = [], []
     plan = prepared.plan
@@ -321,7 +320,7 @@ def execute(deployment: str | None, operation: str, nodes: tuple[str, ...], inst
             with LiveProgress(prepared.steps) as progress:
                 result = prepared.run(options, [progress], interrupt)
         else:
-            with output.stdout_for_json_only() if as_json else contextlib.nullcontext():
+            with output.stdout_for_json_only(as_json):
                 result = prepared.run(options, [output.stop_notice_listener], interrupt)
     data = output.execute_data(prepared, operation, result)
     if as_json:

@@ -97,11 +97,7 @@ class ImmutableProperties(FrozenDict):
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> ImmutableProperties:
-        props = cls(values)
-        for key, value in values.items():
-            if isinstance(value, (dict, list)):
-                dict.__setitem__(props, key, frozen(value))
-        return props
+        return cls({key: frozen(value) for key, value in values.items()})
 
     def __getitem__(self, key: str) -> Any:
         value = dict.__getitem__(self, key)
