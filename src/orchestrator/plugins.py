@@ -43,7 +43,7 @@ from orchestrator.dsl.types import (
     plugin_mark,
     resolve_types,
 )
-from orchestrator.dsl.yaml_source import YDict, YList
+from orchestrator.dsl.yaml_source import SCALAR_TYPES, YDict, YList
 from orchestrator.plugin_index import (
     Facts,
     Found,
@@ -762,7 +762,7 @@ def _type_problems(sources: list[TypeSource]) -> list[Problem]:
 
 
 def _marked(value: Any, mark: Any) -> Any:
-    if type(value) in _SCALARS:
+    if type(value) in SCALAR_TYPES:
         return value
     if isinstance(value, Mapping):
         result = YDict()
@@ -777,9 +777,6 @@ def _marked(value: Any, mark: Any) -> Any:
         items.item_marks = [mark] * len(items)
         return items
     return value
-
-
-_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def _plugin_of(file: str) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from orchestrator.dsl.limits import MAX_DEPTH
 from orchestrator.dsl.model import MISSING, Blueprint, NodeTemplate
 from orchestrator.dsl.problems import Mark, Problems, did_you_mean, shown
-from orchestrator.dsl.yaml_source import YDict, child_mark, mark_of, marked_copy
+from orchestrator.dsl.yaml_source import SCALAR_TYPES, YDict, child_mark, mark_of, marked_copy
 
 PLAN_TIME = ("get_input", "get_property", "concat")
 RUN_TIME = ("get_attribute", "get_secret")
@@ -32,9 +32,6 @@ FOREIGN_FUNCTIONS = frozenset((
     "get_attributes_dict", "get_secret_value", "token", "join", "concat_list", "evaluate",
 ))
 NOT_IN_INPUTS = ("get_attribute", "get_property", "get_input")  # inputs are known before nodes and each other
-
-
-_SCALARS = frozenset((str, int, float, bool, type(None)))
 
 
 def as_function(value: Any) -> tuple[str, Any] | None:
@@ -164,7 +161,7 @@ class PlanResolver:
             return None
         if name in template.properties:
             raw = template.properties[name]
-            if raw.__class__ in _SCALARS:  # nothing to resolve: no mark, no wording needed
+            if raw.__class__ in SCALAR_TYPES:  # nothing to resolve: no mark, no wording needed
                 self._resolved[key] = raw
                 return raw
             mark = mark_of(template.properties, name)

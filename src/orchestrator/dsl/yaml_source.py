@@ -153,6 +153,9 @@ def marked_copy(value: dict | list, mark: AnyMark) -> YDict | YList:
     return items
 
 
+SCALAR_TYPES = frozenset((str, int, float, bool, type(None)))
+"""The classes of a YAML (and JSON) scalar: a value of one holds nothing to look into."""
+
 PLAIN_TAG = "tag:orchestrator,2026:plain"
 
 
